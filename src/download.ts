@@ -1,0 +1,794 @@
+import { open, readFile, rename, stat, statfs, utimes, writeFile, type FileHandle } from "node:fs/promises";
+import { dirname, resolve } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Dispatcher } from "undici";
+import { hashFile, parseChecksum } from "./checksum.js";
+import {
+  AbortError,
+  FileError,
+  IntegrityError,
+  RangegetError,
+  RemoteChangedError,
+  UsageError,
+  errorCodeOf,
+} from "./errors.js";
+import { chooseFileName } from "./filename.js";
+import { ifRangeValue, isStrongEtag, parseHttpDate } from "./http-headers.js";
+import {
+  createDispatcher,
+  discard,
+  getFollowingRedirects,
+  isRetryableFailure,
+  toNetworkError,
+  type RequestContext,
+} from "./http.js";
+import {
+  acquireLock,
+  fileError,
+  manifestDone,
+  readManifest,
+  removeIfPresent,
+  writeManifest,
+  type Lock,
+  type Manifest,
+} from "./manifest.js";
+import { probe, statusError, type ProbeAnswer } from "./probe.js";
+import { IntervalSet, RangePlanner, type Interval } from "./ranges.js";
+import { RateLimiter } from "./rate-limit.js";
+import { retryDelay } from "./retry.js";
+import { CoalescingWriter } from "./sink.js";
+import { HttpStatsRecorder, RateMeter } from "./stats.js";
+import type { Checksum, DownloadOptions, DownloadResult } from "./types.js";
+import { runWorker, type TransferContext } from "./worker.js";
+
+export const DEFAULTS = {
+  connections: 8,
+  minSplit: 4 * 1024 * 1024,
+  retries: 5,
+  timeout: 30,
+} as const;
+
+const CHECKPOINT_INTERVAL_MS = 1000;
+const PROGRESS_INTERVAL_MS = 250;
+/** A file that keeps changing under us is not worth chasing forever. */
+const MAX_RESTARTS = 3;
+
+/**
+ * Downloads one URL to a file. Resolves with what happened; rejects with a typed
+ * error (see errors.ts) after saving whatever state makes a re-run resume.
+ */
+export async function download(url: string, options: DownloadOptions = {}): Promise<DownloadResult> {
+  const { result, error } = await downloadWithResult(url, options);
+  if (error !== undefined) throw error;
+  return result;
+}
+
+/** Like `download`, but a failure is a result with `status: "failed"`, plus the error. */
+export async function downloadWithResult(
+  url: string,
+  options: DownloadOptions = {},
+): Promise<{ result: DownloadResult; error?: unknown }> {
+  const startedAt = performance.now();
+  const stats = new HttpStatsRecorder();
+  let job: FileDownload | undefined;
+  let dispatcher: Dispatcher | undefined;
+  try {
+    const settings = resolveSettings(url, options);
+    dispatcher =
+      options.dispatcher ??
+      createDispatcher({
+        connections: settings.connections,
+        timeoutMs: settings.timeoutMs,
+        ...(options.ca === undefined ? {} : { ca: options.ca }),
+        ...(options.insecure ? { insecure: true } : {}),
+      });
+    job = new FileDownload(settings, dispatcher, stats, startedAt);
+    return { result: await job.run() };
+  } catch (caught) {
+    const error = options.signal?.aborted && !(caught instanceof AbortError) ? abortError(options.signal) : caught;
+    const result: DownloadResult = {
+      ...(job?.baseResult() ?? emptyResult(url, options, stats, startedAt)),
+      status: "failed",
+      error: { code: errorCodeOf(error), message: error instanceof Error ? error.message : String(error) },
+    };
+    return { result, error };
+  } finally {
+    if (dispatcher && !options.dispatcher) await dispatcher.destroy();
+  }
+}
+
+interface Settings {
+  url: string;
+  userOrigin: string;
+  dir: string;
+  output: string | undefined;
+  connections: number;
+  minSplit: number;
+  retries: number;
+  timeoutMs: number;
+  checksum: Checksum | undefined;
+  ifChanged: boolean;
+  force: boolean;
+  headers: Record<string, string>;
+  restartOnChange: boolean;
+  signal: AbortSignal | undefined;
+  onProgress: DownloadOptions["onProgress"];
+  warn: (message: string) => void;
+  rateLimiter: RateLimiter | undefined;
+}
+
+function resolveSettings(url: string, options: DownloadOptions): Settings {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new UsageError(`not a valid URL: ${JSON.stringify(url)}`);
+  }
+  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
+    throw new UsageError(`unsupported URL scheme ${parsed.protocol} in ${url}: only http and https`);
+  }
+  const integer = (name: string, value: number | undefined, fallback: number, min: number, max: number): number => {
+    const chosen = value ?? fallback;
+    if (!Number.isInteger(chosen) || chosen < min || chosen > max) {
+      throw new UsageError(`${name} must be an integer from ${min} to ${max}, not ${chosen}`);
+    }
+    return chosen;
+  };
+  const timeout = options.timeout ?? DEFAULTS.timeout;
+  if (!(timeout > 0) || !Number.isFinite(timeout)) throw new UsageError(`timeout must be a positive number of seconds, not ${timeout}`);
+  if (options.limitRate !== undefined && !(options.limitRate > 0)) {
+    throw new UsageError(`limitRate must be a positive number of bytes per second, not ${options.limitRate}`);
+  }
+  const dir = resolve(options.dir ?? ".");
+  return {
+    url: parsed.href,
+    userOrigin: parsed.origin,
+    dir,
+    output: options.output === undefined ? undefined : resolve(dir, options.output),
+    connections: integer("connections", options.connections, DEFAULTS.connections, 1, 64),
+    minSplit: integer("minSplit", options.minSplit, DEFAULTS.minSplit, 1, Number.MAX_SAFE_INTEGER),
+    retries: integer("retries", options.retries, DEFAULTS.retries, 0, 1000),
+    timeoutMs: Math.round(timeout * 1000),
+    checksum: typeof options.checksum === "string" ? parseChecksum(options.checksum) : options.checksum,
+    ifChanged: options.ifChanged ?? false,
+    force: options.force ?? false,
+    headers: { ...options.headers },
+    restartOnChange: options.restartOnChange ?? true,
+    signal: options.signal,
+    onProgress: options.onProgress,
+    warn: options.onWarning ?? ((message) => process.stderr.write(`rangeget: warning: ${message}\n`)),
+    rateLimiter: options.rateLimiter ?? (options.limitRate === undefined ? undefined : new RateLimiter(options.limitRate)),
+  };
+}
+
+function emptyResult(url: string, options: DownloadOptions, stats: HttpStatsRecorder, startedAt: number): DownloadResult {
+  const dir = resolve(options.dir ?? ".");
+  return {
+    url,
+    path: options.output === undefined ? "" : resolve(dir, options.output),
+    status: "failed",
+    size: null,
+    bytesTransferred: 0,
+    elapsedMs: Math.round(performance.now() - startedAt),
+    resumed: false,
+    restartedBecauseChanged: false,
+    error: null,
+    http: stats.snapshot(),
+  };
+}
+
+function abortError(signal: AbortSignal): AbortError {
+  if (signal.reason instanceof AbortError) return signal.reason;
+  return new AbortError(undefined, { signal: signal.reason === "SIGTERM" ? "SIGTERM" : "SIGINT" });
+}
+
+/** The partial data of an earlier run that we trust and will resume. */
+interface PartialState {
+  manifest: Manifest;
+  done: IntervalSet;
+}
+
+/** One file's journey: claim the output, probe, transfer, checkpoint, finish. */
+class FileDownload {
+  readonly #settings: Settings;
+  readonly #stats: HttpStatsRecorder;
+  readonly #http: RequestContext;
+  readonly #startedAt: number;
+  /** Stops the current attempt's requests; a new one per attempt, so a restart starts clean. */
+  #abort = new AbortController();
+  #path: string | undefined;
+  #lock: Lock | undefined;
+  #partial: PartialState | undefined;
+  /** Validators of the existing output, for `ifChanged`. */
+  #conditional: { ifNoneMatch?: string; ifModifiedSince?: string } | undefined;
+  #size: number | undefined;
+  #resumed = false;
+  #restartedBecauseChanged = false;
+  readonly #counters = { bytesTransferred: 0, bytesAccepted: 0, activeConnections: 0 };
+
+  constructor(settings: Settings, dispatcher: Dispatcher, stats: HttpStatsRecorder, startedAt: number) {
+    this.#settings = settings;
+    this.#stats = stats;
+    this.#startedAt = startedAt;
+    this.#http = {
+      dispatcher,
+      timeoutMs: settings.timeoutMs,
+      stats,
+      userOrigin: settings.userOrigin,
+      userHeaders: settings.headers,
+    };
+  }
+
+  baseResult(): DownloadResult {
+    return {
+      url: this.#settings.url,
+      path: this.#path ?? this.#settings.output ?? "",
+      status: this.#resumed ? "resumed" : "downloaded",
+      size: this.#size ?? null,
+      bytesTransferred: this.#counters.bytesTransferred,
+      elapsedMs: Math.round(performance.now() - this.#startedAt),
+      resumed: this.#resumed,
+      restartedBecauseChanged: this.#restartedBecauseChanged,
+      error: null,
+      http: this.#stats.snapshot(),
+    };
+  }
+
+  async run(): Promise<DownloadResult> {
+    const signal = this.#settings.signal;
+    const onAbort = () => this.#abort.abort(abortError(signal!));
+    if (signal?.aborted) throw abortError(signal);
+    signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      if (this.#settings.output !== undefined) await this.#claim(this.#settings.output);
+      for (let restarts = 0; ; restarts++) {
+        const outcome = await this.#attempt();
+        if (outcome !== "changed") return outcome;
+        if (!this.#settings.restartOnChange || restarts >= MAX_RESTARTS) {
+          throw new RemoteChangedError(
+            `the remote file at ${this.#settings.url} changed while a partial download existed` +
+              (this.#settings.restartOnChange ? ` (${restarts + 1} times)` : "") +
+              `; run again to download the new version`,
+            { url: this.#settings.url },
+          );
+        }
+        this.#settings.warn(`${this.#settings.url} changed on the server; discarding partial data and starting over`);
+        this.#restartedBecauseChanged = true;
+        await this.#discardPartial();
+      }
+    } catch (error) {
+      if (signal?.aborted) throw abortError(signal);
+      throw error;
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+      await this.#lock?.release();
+    }
+  }
+
+  /** Takes the lock on `path`, refuses to clobber, and loads trusted partial state. */
+  async #claim(path: string): Promise<void> {
+    this.#path = path;
+    const { force, ifChanged } = this.#settings;
+    await mkdirFor(path);
+    this.#lock = await acquireLock(`${path}.part.lock`, path);
+    if (force) await this.#discardPartial();
+    const check = await readManifest(`${path}.part.json`, this.#settings.url);
+    if (check?.trusted === false) {
+      this.#settings.warn(`ignoring ${path}.part.json: ${check.reason}; starting over`);
+      await this.#discardPartial();
+    } else if (check?.trusted) {
+      this.#partial = { manifest: check.manifest, done: manifestDone(check.manifest) };
+    }
+    const existing = await stat(path).catch(() => undefined);
+    if (existing?.isDirectory()) {
+      throw new FileError(`${path} is a directory; choose another output with -o`, { path, code: "ERR_FILE" });
+    }
+    if (existing && !this.#partial && !force) {
+      if (!ifChanged) {
+        throw new FileError(
+          `${path} already exists; use --force to overwrite it or --if-changed to update it when the server has a newer one`,
+          { path, code: "ERR_EXISTS" },
+        );
+      }
+      const etag = await readFile(etagSidecar(path), "utf8").then((text) => text.trim(), () => undefined);
+      this.#conditional = {
+        ...(etag ? { ifNoneMatch: etag } : {}),
+        ifModifiedSince: existing.mtime.toUTCString(),
+      };
+    }
+  }
+
+  async #discardPartial(): Promise<void> {
+    this.#partial = undefined;
+    this.#resumed = false;
+    if (this.#path === undefined) return;
+    await removeIfPresent(`${this.#path}.part`);
+    await removeIfPresent(`${this.#path}.part.json`);
+  }
+
+  /** One probe and one transfer; "changed" when the remote file changed under a partial. */
+  async #attempt(): Promise<DownloadResult | "changed"> {
+    const { minSplit, retries } = this.#settings;
+    this.#abort = new AbortController();
+    if (this.#settings.signal?.aborted) throw abortError(this.#settings.signal);
+    const partial = this.#partial;
+    let range = { start: 0, end: minSplit - 1 };
+    if (partial) {
+      const first = partial.done.missing(partial.manifest.size)[0];
+      // Nothing missing: ask past the end; the 416 confirms the size, then we finish.
+      range = first
+        ? { start: first[0], end: Math.min(first[1], first[0] + minSplit - 1) }
+        : { start: partial.manifest.size, end: partial.manifest.size };
+    }
+    const answer = await probe(
+      this.#http,
+      {
+        url: this.#settings.url,
+        range,
+        ifRange: partial ? ifRangeValue(partial.manifest) : undefined,
+        ifNoneMatch: this.#conditional?.ifNoneMatch,
+        ifModifiedSince: this.#conditional?.ifModifiedSince,
+        retries,
+      },
+      this.#abort.signal,
+    );
+    if (this.#path === undefined) {
+      await discardOnFailure(answer, () =>
+        this.#claim(resolve(this.#settings.dir, chooseFileName(answer.contentDisposition, this.#settings.url))),
+      );
+      // The manifest was read after the probe, which therefore carried no If-Range.
+      if (this.#partial && !sameVersion(this.#partial.manifest, answer)) {
+        this.#settings.warn(`${this.#path} changed on the server; discarding partial data and starting over`);
+        this.#restartedBecauseChanged = true;
+        await this.#discardPartial();
+      }
+    }
+    if (answer.status === 304) {
+      if (!this.#conditional) throw await statusError(answer.response);
+      return { ...this.baseResult(), status: "up-to-date", size: (await stat(this.#path!)).size };
+    }
+    if (answer.status === 416) return this.#afterUnsatisfiable(answer);
+    if (answer.status === 200) {
+      if (partial) {
+        await discard(answer.response);
+        return "changed";
+      }
+      if (this.#partial) {
+        this.#settings.warn(`${answer.finalUrl} no longer supports ranges; starting over`);
+        await this.#discardPartial();
+      }
+      return this.#singleStream(answer);
+    }
+    return this.#ranged(answer);
+  }
+
+  async #afterUnsatisfiable(answer: ProbeAnswer): Promise<DownloadResult | "changed"> {
+    const partial = this.#partial;
+    if (partial) {
+      if (answer.size !== partial.manifest.size) return "changed";
+      if (partial.done.bytes === partial.manifest.size) {
+        this.#size = partial.manifest.size;
+        this.#resumed = true;
+        const file = await this.#openPart(partial.manifest.size, true);
+        if (file) return this.#finish(file, partial.manifest);
+        return "changed";
+      }
+    } else if (answer.size === 0) {
+      // A range of an empty file is unsatisfiable (RFC 9110 14.1.1): the file is empty.
+      this.#size = 0;
+      const manifest = this.#newManifest(answer, 0);
+      const file = await this.#createPart(0);
+      return this.#finish(file, manifest);
+    }
+    throw new IntegrityError(
+      `${answer.finalUrl} refused a range inside the file (416, Content-Range ${JSON.stringify(answer.response.headers["content-range"] ?? null)})`,
+      { code: "ERR_BAD_RANGE" },
+    );
+  }
+
+  #newManifest(answer: ProbeAnswer, size: number): Manifest {
+    return {
+      version: 1,
+      url: this.#settings.url,
+      finalUrl: answer.finalUrl,
+      size,
+      etag: answer.etag,
+      lastModified: answer.lastModified,
+      done: [],
+    };
+  }
+
+  /** The parallel path: the probe's range is the first connection's first range. */
+  async #ranged(answer: ProbeAnswer): Promise<DownloadResult | "changed"> {
+    const size = answer.size!;
+    const probeRange = answer.contentRange!;
+    if (this.#partial && !sameVersion(this.#partial.manifest, answer)) {
+      // The probe carried If-Range, so a server that honours it would have said 200;
+      // this one did not, but the size or ETag gives it away. Its bytes are the new
+      // version's, so keep the answer and drop the old bytes.
+      this.#restartedBecauseChanged = true;
+      this.#settings.warn(`${this.#settings.url} changed on the server; discarding partial data and starting over`);
+      await this.#discardPartial();
+    }
+    let file: FileHandle | undefined;
+    let manifest: Manifest;
+    let done: IntervalSet;
+    if (this.#partial) {
+      manifest = { ...this.#partial.manifest, finalUrl: answer.finalUrl };
+      done = this.#partial.done;
+      file = await discardOnFailure(answer, () => this.#openPart(size, false));
+    } else {
+      manifest = this.#newManifest(answer, size);
+      done = new IntervalSet();
+    }
+    if (!file) {
+      this.#partial = undefined;
+      file = await discardOnFailure(answer, () => this.#createPart(size));
+      manifest = this.#newManifest(answer, size);
+      done = new IntervalSet();
+    }
+    this.#size = size;
+    this.#resumed = done.bytes > 0;
+    this.#counters.bytesAccepted = done.bytes;
+
+    const missing = IntervalSet.from(done.missing(size));
+    const planner = new RangePlanner(
+      withoutRange(missing, probeRange.start, probeRange.end),
+      this.#settings.connections,
+      this.#settings.minSplit,
+    );
+    const probeAssignment = planner.adopt(probeRange.start, probeRange.end);
+    const checkpoint = new Checkpointer(file, `${this.#path}.part.json`, manifest, done);
+    const context: TransferContext = {
+      http: this.#http,
+      url: answer.finalUrl,
+      size,
+      etag: answer.etag,
+      ifRange: ifRangeValue(answer),
+      retries: this.#settings.retries,
+      file,
+      partPath: `${this.#path}.part`,
+      planner,
+      signal: this.#abort.signal,
+      rateLimiter: this.#settings.rateLimiter,
+      onWritten: (start, end) => checkpoint.written(start, end),
+      counters: this.#counters,
+    };
+    const stopTicking = this.#tick(size, () => checkpoint.save());
+    const workers = [runWorker(context, { assignment: probeAssignment, response: answer.response })];
+    for (let index = 1; index < this.#settings.connections; index++) workers.push(runWorker(context));
+    const failure = await firstFailure(workers, this.#abort);
+    stopTicking();
+    if (failure !== undefined) {
+      const changed = failure instanceof RemoteChangedError;
+      // Save what is durable so a re-run resumes, unless those bytes are of an old version.
+      if (!changed) await checkpoint.save().catch(() => {});
+      await file.close();
+      if (changed) return "changed";
+      throw failure;
+    }
+    await checkpoint.settle();
+    if (done.bytes !== size) {
+      await checkpoint.save();
+      await file.close();
+      throw new Error(`internal error: transfer ended with ${size - done.bytes} bytes missing; run again to resume`);
+    }
+    return this.#finish(file, manifest);
+  }
+
+  /** No range support or no size: one stream from the start; nothing to resume. */
+  async #singleStream(first: ProbeAnswer): Promise<DownloadResult> {
+    const partPath = `${this.#path}.part`;
+    let answer: ProbeAnswer | undefined = first;
+    this.#size = first.size;
+    for (let attempt = 1; ; attempt++) {
+      const file = await discardOnFailure(answer, () => this.#createPart(0));
+      let written = 0;
+      const writer = new CoalescingWriter(file, (_start, end) => (written = end + 1));
+      const stopTicking = this.#tick(this.#size, async () => {});
+      try {
+        const response = answer?.response ?? (await this.#getWhole());
+        answer = undefined;
+        const size = this.#size;
+        this.#counters.bytesAccepted = 0;
+        this.#counters.activeConnections = 1;
+        let position = 0;
+        for await (const chunk of response.body as AsyncIterable<Buffer>) {
+          this.#counters.bytesTransferred += chunk.length;
+          if (this.#settings.rateLimiter) await this.#settings.rateLimiter.take(chunk.length, this.#abort.signal);
+          await writer.write(chunk, position).catch((error: unknown) => {
+            throw fileError(error, partPath, "cannot write");
+          });
+          position += chunk.length;
+          this.#counters.bytesAccepted = position;
+        }
+        await writer.flush().catch((error: unknown) => {
+          throw fileError(error, partPath, "cannot write");
+        });
+        if (size !== undefined && written !== size) {
+          throw new IntegrityError(`${first.finalUrl} sent ${written} bytes, not the ${size} it announced`, {
+            code: "ERR_BAD_RANGE",
+          });
+        }
+        this.#size = written;
+        return await this.#finish(file, this.#newManifest(first, written));
+      } catch (caught) {
+        const error = toNetworkError(caught, first.finalUrl, this.#abort.signal);
+        await file.close().catch(() => {});
+        if (this.#abort.signal.aborted || !isRetryableFailure(error) || attempt >= Math.max(1, this.#settings.retries)) {
+          await removeIfPresent(partPath).catch(() => {});
+          throw error;
+        }
+        this.#stats.retried();
+        await sleep(retryDelay(attempt, undefined), undefined, { signal: this.#abort.signal });
+      } finally {
+        this.#counters.activeConnections = 0;
+        stopTicking();
+      }
+    }
+  }
+
+  async #getWhole() {
+    const response = await getFollowingRedirects(this.#http, this.#settings.url, {}, this.#abort.signal);
+    if (response.status !== 200) throw await statusError(response);
+    return response;
+  }
+
+  /** Opens the existing `.part` of a resume, or `undefined` if it cannot be trusted. */
+  async #openPart(size: number, complete: boolean): Promise<FileHandle | undefined> {
+    const partPath = `${this.#path}.part`;
+    let file: FileHandle;
+    try {
+      file = await open(partPath, "r+");
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw fileError(error, partPath, "cannot open");
+      this.#settings.warn(`${partPath} is gone though its manifest remains; starting over`);
+      await removeIfPresent(`${this.#path}.part.json`);
+      return undefined;
+    }
+    const actual = (await file.stat()).size;
+    if (actual !== size) {
+      await file.close();
+      this.#settings.warn(`${partPath} has ${actual} bytes, not ${size}: it was changed by someone else; starting over`);
+      await this.#discardPartial();
+      return undefined;
+    }
+    if (complete) this.#counters.bytesAccepted = size;
+    return file;
+  }
+
+  /** A fresh full-length sparse `.part`, after checking the disk can hold it. */
+  async #createPart(size: number): Promise<FileHandle> {
+    const partPath = `${this.#path}.part`;
+    await ensureSpace(partPath, size);
+    try {
+      const file = await open(partPath, "w+");
+      if (size > 0) await file.truncate(size);
+      return file;
+    } catch (error) {
+      throw fileError(error, partPath, "cannot create");
+    }
+  }
+
+  /** fsync, size check, checksum, rename into place, mtime, then the bookkeeping goes. */
+  async #finish(file: FileHandle, manifest: Manifest): Promise<DownloadResult> {
+    const path = this.#path!;
+    const partPath = `${path}.part`;
+    const size = manifest.size;
+    try {
+      await file.datasync();
+      const actual = (await file.stat()).size;
+      if (actual !== size) {
+        throw new IntegrityError(`${partPath} has ${actual} bytes, expected ${size}; run again to fetch it afresh`);
+      }
+    } catch (error) {
+      throw error instanceof RangegetError ? error : fileError(error, partPath, "cannot finish");
+    } finally {
+      await file.close();
+    }
+    const checksum = this.#settings.checksum;
+    if (checksum) {
+      const actual = await hashFile(partPath, checksum.algorithm);
+      if (actual !== checksum.hex) {
+        // Bytes that hash wrong are no use to a re-run: it must fetch clean ones.
+        await removeIfPresent(partPath);
+        await removeIfPresent(`${path}.part.json`);
+        throw new IntegrityError(
+          `checksum mismatch for ${this.#settings.url}: ${checksum.algorithm} is ${actual}, expected ${checksum.hex}; the partial file was removed`,
+          { code: "ERR_CHECKSUM" },
+        );
+      }
+    }
+    try {
+      await rename(partPath, path);
+      await syncDirectory(dirname(path));
+      const modified = parseHttpDate(manifest.lastModified);
+      if (modified !== undefined) await utimes(path, new Date(), new Date(modified));
+      await removeIfPresent(`${path}.part.json`);
+      if (this.#settings.ifChanged) {
+        // If-None-Match compares weakly (RFC 9110 13.1.2), so a weak ETag serves too.
+        if (manifest.etag) await writeFile(etagSidecar(path), `${manifest.etag}\n`);
+        else await removeIfPresent(etagSidecar(path));
+      }
+    } catch (error) {
+      throw fileError(error, path, "cannot move the finished download to");
+    }
+    this.#size = size;
+    this.#settings.onProgress?.({
+      path,
+      bytesDone: size,
+      size,
+      bytesPerSecond: 0,
+      activeConnections: 0,
+    });
+    return this.baseResult();
+  }
+
+  /** Progress a few times a second, and the checkpoint once a second. */
+  #tick(size: number | undefined, save: () => Promise<void>): () => void {
+    const meter = new RateMeter();
+    let lastAccepted = this.#counters.bytesAccepted;
+    let sinceCheckpoint = 0;
+    const timer = setInterval(() => {
+      const now = performance.now();
+      meter.add(Math.max(0, this.#counters.bytesAccepted - lastAccepted), now);
+      lastAccepted = this.#counters.bytesAccepted;
+      this.#settings.onProgress?.({
+        path: this.#path!,
+        bytesDone: this.#counters.bytesAccepted,
+        size,
+        bytesPerSecond: meter.bytesPerSecond(now),
+        activeConnections: this.#counters.activeConnections,
+      });
+      sinceCheckpoint += PROGRESS_INTERVAL_MS;
+      if (sinceCheckpoint >= CHECKPOINT_INTERVAL_MS) {
+        sinceCheckpoint = 0;
+        save().catch(() => {});
+      }
+    }, PROGRESS_INTERVAL_MS);
+    timer.unref();
+    return () => clearInterval(timer);
+  }
+}
+
+/**
+ * Makes the done record durable: fsync the data, then replace the manifest. The
+ * snapshot is taken before the fsync, so the manifest never claims a byte that
+ * the fsync did not cover. Saves never overlap.
+ */
+class Checkpointer {
+  readonly #file: FileHandle;
+  readonly #path: string;
+  readonly #manifest: Manifest;
+  readonly #done: IntervalSet;
+  #dirty = false;
+  #saving: Promise<void> = Promise.resolve();
+
+  constructor(file: FileHandle, path: string, manifest: Manifest, done: IntervalSet) {
+    this.#file = file;
+    this.#path = path;
+    this.#manifest = manifest;
+    this.#done = done;
+  }
+
+  written(start: number, end: number): void {
+    this.#done.add(start, end);
+    this.#dirty = true;
+  }
+
+  save(): Promise<void> {
+    this.#saving = this.#saving.catch(() => {}).then(() => this.#saveNow());
+    return this.#saving;
+  }
+
+  /** Waits for a save in progress; the file may be closed after this. */
+  async settle(): Promise<void> {
+    await this.#saving.catch(() => {});
+  }
+
+  async #saveNow(): Promise<void> {
+    if (!this.#dirty) return;
+    this.#dirty = false;
+    const snapshot = this.#done.toArray();
+    try {
+      await this.#file.datasync();
+    } catch (error) {
+      this.#dirty = true;
+      throw fileError(error, this.#path, "cannot sync the data of");
+    }
+    await writeManifest(this.#path, { ...this.#manifest, done: snapshot });
+  }
+}
+
+/**
+ * Runs the workers; the first failure stops the rest (their own errors, caused by
+ * that stop, are noise). Resolves with the failure, or the caller's abort reason.
+ */
+async function firstFailure(workers: Promise<void>[], abort: AbortController): Promise<unknown> {
+  let failure: unknown;
+  await Promise.all(
+    workers.map((worker) =>
+      worker.catch((error: unknown) => {
+        if (!abort.signal.aborted) {
+          failure = error;
+          abort.abort(error);
+        } else if (failure === undefined) {
+          failure = abort.signal.reason ?? error;
+        }
+      }),
+    ),
+  );
+  return failure;
+}
+
+function withoutRange(set: IntervalSet, start: number, end: number): Interval[] {
+  const result = new IntervalSet();
+  for (const [a, b] of set.toArray()) {
+    if (a < start) result.add(a, Math.min(b, start - 1));
+    if (b > end) result.add(Math.max(a, end + 1), b);
+  }
+  return result.toArray();
+}
+
+/** Same size and, where the server gave them, the same validators. */
+function sameVersion(manifest: Manifest, answer: ProbeAnswer): boolean {
+  if (answer.size !== manifest.size) return false;
+  if (isStrongEtag(manifest.etag) || isStrongEtag(answer.etag)) return manifest.etag === answer.etag;
+  if (manifest.lastModified !== null || answer.lastModified !== null) return manifest.lastModified === answer.lastModified;
+  return true;
+}
+
+/** If `step` fails, the probe's body must not keep a socket busy. */
+async function discardOnFailure<T>(answer: ProbeAnswer | undefined, step: () => Promise<T>): Promise<T> {
+  try {
+    return await step();
+  } catch (error) {
+    if (answer) await discard(answer.response);
+    throw error;
+  }
+}
+
+async function ensureSpace(partPath: string, size: number): Promise<void> {
+  if (size === 0) return;
+  let free: number;
+  try {
+    const info = await statfs(dirname(partPath));
+    free = info.bavail * info.bsize;
+  } catch {
+    return;
+  }
+  if (free < size) {
+    throw new FileError(
+      `not enough space for ${partPath}: the file needs ${size} bytes and ${free} are free; free some space or choose another --dir`,
+      { path: partPath, code: "ERR_NO_SPACE" },
+    );
+  }
+}
+
+async function mkdirFor(path: string): Promise<void> {
+  const directory = dirname(path);
+  const info = await stat(directory).catch((error: NodeJS.ErrnoException) => {
+    throw new FileError(`directory ${directory} does not exist (${error.code}); create it or choose another --dir`, {
+      path: directory,
+      code: "ERR_FILE",
+    });
+  });
+  if (!info.isDirectory()) {
+    throw new FileError(`${directory} is not a directory; choose another --dir`, { path: directory, code: "ERR_FILE" });
+  }
+}
+
+/** The rename is durable only once the directory entry is. */
+async function syncDirectory(directory: string): Promise<void> {
+  const handle = await open(directory, "r");
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Where `ifChanged` keeps the ETag the previous download saw. */
+export function etagSidecar(path: string): string {
+  return `${path}.etag`;
+}

@@ -1,0 +1,217 @@
+import { EnvHttpProxyAgent, type Dispatcher } from "undici";
+import { HttpStatusError, IntegrityError, NetworkError, RangegetError } from "./errors.js";
+import { isRetryableStatus } from "./retry.js";
+import type { HttpStatsRecorder } from "./stats.js";
+
+export const USER_AGENT = "rangeget";
+const MAX_REDIRECTS = 10;
+const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
+// Credentials must not follow a redirect to another origin (RFC 9110 15.4; curl and
+// fetch behave the same), and neither must the user's own -H headers, which often
+// carry API keys under custom names.
+const CREDENTIAL_HEADERS = new Set(["authorization", "cookie", "proxy-authorization"]);
+
+export interface DispatcherOptions {
+  connections: number;
+  timeoutMs: number;
+  ca?: string | Buffer;
+  insecure?: boolean;
+}
+
+/**
+ * One keep-alive dispatcher per download: `connections` sockets per origin, no
+ * pipelining (a stalled range must not block the next one on the same socket), and
+ * HTTP_PROXY / HTTPS_PROXY / NO_PROXY from the environment.
+ */
+export function createDispatcher(options: DispatcherOptions): Dispatcher {
+  const tls = {
+    ...(options.ca === undefined ? {} : { ca: [options.ca] }),
+    ...(options.insecure ? { rejectUnauthorized: false } : {}),
+  };
+  return new EnvHttpProxyAgent({
+    connections: options.connections,
+    pipelining: 1,
+    keepAliveTimeout: 30_000,
+    connect: { timeout: options.timeoutMs, ...tls },
+    requestTls: tls,
+  });
+}
+
+export interface HttpResponse {
+  status: number;
+  headers: Record<string, string | undefined>;
+  body: Dispatcher.ResponseData["body"];
+  /** The URL this response came from, after redirects. */
+  url: string;
+}
+
+export interface RequestContext {
+  dispatcher: Dispatcher;
+  timeoutMs: number;
+  stats: HttpStatsRecorder;
+  /** The origin the user's headers belong to. */
+  userOrigin: string;
+  userHeaders: Record<string, string>;
+}
+
+/**
+ * Sends one GET. Header hygiene lives here: `Accept-Encoding: identity` always (a
+ * range of a gzip-encoded representation is not a range of the file), the user's
+ * headers only to their own origin.
+ */
+export async function get(
+  context: RequestContext,
+  url: string,
+  headers: Record<string, string>,
+  signal: AbortSignal,
+): Promise<HttpResponse> {
+  const target = new URL(url);
+  const sameOrigin = target.origin === context.userOrigin;
+  const requestHeaders: Record<string, string> = { "user-agent": USER_AGENT };
+  for (const [name, value] of Object.entries(context.userHeaders)) {
+    if (sameOrigin) requestHeaders[name.toLowerCase()] = value;
+  }
+  Object.assign(requestHeaders, headers, { "accept-encoding": "identity" });
+
+  context.stats.requestStarted();
+  const startedAt = performance.now();
+  let response: Dispatcher.ResponseData;
+  try {
+    response = await context.dispatcher.request({
+      origin: target.origin,
+      path: target.pathname + target.search,
+      method: "GET",
+      headers: requestHeaders,
+      signal,
+      headersTimeout: context.timeoutMs,
+      bodyTimeout: context.timeoutMs,
+    });
+  } catch (error) {
+    throw toNetworkError(error, url, signal);
+  }
+  context.stats.responseReceived(response.statusCode, performance.now() - startedAt);
+  return { status: response.statusCode, headers: flattenHeaders(response.headers), body: response.body, url };
+}
+
+/**
+ * GET that follows redirects itself (not undici's interceptor) so the hop limit, the
+ * loop check, the scheme check and credential stripping are ours and tested.
+ */
+export async function getFollowingRedirects(
+  context: RequestContext,
+  url: string,
+  headers: Record<string, string>,
+  signal: AbortSignal,
+): Promise<HttpResponse> {
+  const visited = new Set<string>();
+  let current = url;
+  for (let hop = 0; ; hop++) {
+    visited.add(current);
+    const response = await get(context, current, headers, signal);
+    if (!REDIRECT_STATUSES.has(response.status)) return response;
+    await discard(response);
+    const location = response.headers["location"];
+    if (location === undefined) {
+      throw new HttpStatusError(`${response.status} redirect without a Location header from ${current}`, {
+        status: response.status,
+        url: current,
+        code: "ERR_BAD_REDIRECT",
+      });
+    }
+    const next = new URL(location, current);
+    if (next.protocol !== "http:" && next.protocol !== "https:") {
+      throw new HttpStatusError(`redirect from ${current} to unsupported scheme ${next.protocol} refused`, {
+        status: response.status,
+        url: current,
+        code: "ERR_BAD_REDIRECT",
+      });
+    }
+    next.hash = "";
+    if (visited.has(next.href)) {
+      throw new HttpStatusError(`redirect loop: ${current} leads back to ${next.href}`, {
+        status: response.status,
+        url,
+        code: "ERR_REDIRECT_LOOP",
+      });
+    }
+    if (hop >= MAX_REDIRECTS) {
+      throw new HttpStatusError(`more than ${MAX_REDIRECTS} redirects starting at ${url}`, {
+        status: response.status,
+        url,
+        code: "ERR_TOO_MANY_REDIRECTS",
+      });
+    }
+    if (next.origin !== new URL(current).origin) headers = withoutCredentials(headers);
+    current = next.href;
+  }
+}
+
+function withoutCredentials(headers: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(headers).filter(([name]) => !CREDENTIAL_HEADERS.has(name.toLowerCase())));
+}
+
+/** Throws away a body we will not read, so the socket can be reused or closed. */
+export async function discard(response: HttpResponse): Promise<void> {
+  try {
+    await response.body.dump({ limit: 64 * 1024 });
+  } catch {
+    // The socket is being torn down anyway; nothing to report.
+  }
+}
+
+function flattenHeaders(headers: Dispatcher.ResponseData["headers"]): Record<string, string | undefined> {
+  const flat: Record<string, string | undefined> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    flat[name] = Array.isArray(value) ? value.join(", ") : value;
+  }
+  return flat;
+}
+
+const TLS_CODES = new Set([
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "CERT_HAS_EXPIRED",
+  "CERT_NOT_YET_VALID",
+  "ERR_TLS_CERT_ALTNAME_INVALID",
+]);
+const TIMEOUT_CODES = new Set(["UND_ERR_CONNECT_TIMEOUT", "UND_ERR_HEADERS_TIMEOUT", "UND_ERR_BODY_TIMEOUT", "ETIMEDOUT"]);
+
+/**
+ * Whether a failed attempt is worth another: network trouble (but not TLS trust),
+ * a retryable status, and a wrong range from the server (a broken cache node may
+ * answer right the next time).
+ */
+export function isRetryableFailure(error: unknown): boolean {
+  if (error instanceof NetworkError) return error.code !== "ERR_TLS";
+  if (error instanceof HttpStatusError) return isRetryableStatus(error.status) && error.code === "ERR_HTTP_STATUS";
+  return error instanceof IntegrityError && error.code === "ERR_BAD_RANGE";
+}
+
+/** Maps whatever undici or the socket threw to one of our errors. */
+export function toNetworkError(error: unknown, url: string, signal?: AbortSignal): Error {
+  if (error instanceof RangegetError) return error;
+  if (signal?.aborted) return signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason));
+  const code = errorCode(error);
+  if (code !== undefined && TLS_CODES.has(code)) {
+    return new NetworkError(
+      `TLS certificate of ${new URL(url).host} is not trusted (${code}); pass --ca <file> with its CA, or --insecure to skip the check`,
+      { url, code: "ERR_TLS", cause: error },
+    );
+  }
+  if (code !== undefined && TIMEOUT_CODES.has(code)) {
+    return new NetworkError(`timed out waiting for ${url} (${code})`, { url, code: "ERR_TIMEOUT", cause: error });
+  }
+  const detail = error instanceof Error ? error.message : String(error);
+  return new NetworkError(`network error on ${url}: ${detail}${code ? ` (${code})` : ""}`, { url, cause: error });
+}
+
+function errorCode(error: unknown): string | undefined {
+  for (let current: unknown = error, depth = 0; current && depth < 4; depth++) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === "string" && code !== "UND_ERR_SOCKET") return code;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return (error as { code?: string } | undefined)?.code;
+}

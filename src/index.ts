@@ -1,0 +1,22 @@
+export { download } from "./download.js";
+export { downloadAll } from "./batch.js";
+export {
+  AbortError,
+  FileError,
+  HttpStatusError,
+  IntegrityError,
+  NetworkError,
+  RangegetError,
+  RemoteChangedError,
+  UsageError,
+  exitCodeForErrorCode,
+} from "./errors.js";
+export type {
+  Checksum,
+  DownloadAllOptions,
+  DownloadItem,
+  DownloadOptions,
+  DownloadResult,
+  HttpStats,
+  ProgressEvent,
+} from "./types.js";

@@ -1,0 +1,199 @@
+import { open, readFile, rename, unlink } from "node:fs/promises";
+import { hostname } from "node:os";
+import { FileError } from "./errors.js";
+import { IntervalSet, type Interval } from "./ranges.js";
+
+/** `<output>.part.json`: the serialised record of durable bytes, nothing more. */
+export interface Manifest {
+  version: 1;
+  url: string;
+  finalUrl: string;
+  size: number;
+  etag: string | null;
+  lastModified: string | null;
+  done: Interval[];
+}
+
+export type ManifestCheck = { trusted: true; manifest: Manifest } | { trusted: false; reason: string };
+
+/**
+ * Validates a manifest's text. Anything unexpected makes it untrusted: a manifest
+ * that cannot be fully believed is worth less than the bytes it would put at risk.
+ */
+export function parseManifest(text: string, url: string): ManifestCheck {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return { trusted: false, reason: "it is not valid JSON" };
+  }
+  if (typeof value !== "object" || value === null) return { trusted: false, reason: "it is not a JSON object" };
+  const m = value as Record<string, unknown>;
+  if (m["version"] !== 1) return { trusted: false, reason: `it has version ${JSON.stringify(m["version"])}, not 1` };
+  if (m["url"] !== url) return { trusted: false, reason: "it belongs to another URL" };
+  if (typeof m["finalUrl"] !== "string") return { trusted: false, reason: "finalUrl is missing" };
+  const size = m["size"];
+  if (typeof size !== "number" || !Number.isSafeInteger(size) || size < 0) {
+    return { trusted: false, reason: "size is not a non-negative integer" };
+  }
+  const etag = m["etag"];
+  const lastModified = m["lastModified"];
+  if (etag !== null && typeof etag !== "string") return { trusted: false, reason: "etag is malformed" };
+  if (lastModified !== null && typeof lastModified !== "string") {
+    return { trusted: false, reason: "lastModified is malformed" };
+  }
+  const done = m["done"];
+  if (!Array.isArray(done)) return { trusted: false, reason: "done is not a list" };
+  let previousEnd = -2;
+  for (const interval of done) {
+    if (
+      !Array.isArray(interval) ||
+      interval.length !== 2 ||
+      !Number.isSafeInteger(interval[0]) ||
+      !Number.isSafeInteger(interval[1])
+    ) {
+      return { trusted: false, reason: "done holds a malformed interval" };
+    }
+    const [start, end] = interval as [number, number];
+    if (start < 0 || end < start || end >= size) return { trusted: false, reason: "done reaches outside the file" };
+    // Sorted and merged is part of the format: anything else was not written by us.
+    if (start <= previousEnd + 1) return { trusted: false, reason: "done is not sorted and merged" };
+    previousEnd = end;
+  }
+  return {
+    trusted: true,
+    manifest: {
+      version: 1,
+      url,
+      finalUrl: m["finalUrl"] as string,
+      size,
+      etag: etag as string | null,
+      lastModified: lastModified as string | null,
+      done: (done as [number, number][]).map(([start, end]) => [start, end] as const),
+    },
+  };
+}
+
+/** Reads the manifest at `path`; `undefined` when there is none. */
+export async function readManifest(path: string, url: string): Promise<ManifestCheck | undefined> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw fileError(error, path, "cannot read the download manifest");
+  }
+  return parseManifest(text, url);
+}
+
+export function manifestDone(manifest: Manifest): IntervalSet {
+  return IntervalSet.from(manifest.done);
+}
+
+/** Temp file, fsync, rename: a crash leaves the old manifest or the new one, never half of one. */
+export async function writeManifest(path: string, manifest: Manifest): Promise<void> {
+  const temp = `${path}.tmp`;
+  try {
+    const handle = await open(temp, "w");
+    try {
+      await handle.writeFile(JSON.stringify(manifest));
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temp, path);
+  } catch (error) {
+    throw fileError(error, path, "cannot write the download manifest");
+  }
+}
+
+export async function removeIfPresent(path: string): Promise<void> {
+  try {
+    await unlink(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw fileError(error, path, "cannot remove");
+  }
+}
+
+/** `<output>.part.lock`: one process per output. */
+export interface Lock {
+  release(): Promise<void>;
+}
+
+/**
+ * Takes the lock with O_EXCL. A lock whose process is gone (SIGKILL, power loss) is
+ * taken over; a live one, including our own process's, is refused.
+ */
+export async function acquireLock(path: string, output: string): Promise<Lock> {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      const handle = await open(path, "wx");
+      await handle.writeFile(JSON.stringify({ pid: process.pid, host: hostname() }));
+      await handle.close();
+      return { release: () => removeIfPresent(path) };
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw fileError(error, path, "cannot create the lock file");
+    }
+    const owner = await readLockOwner(path);
+    if (owner !== undefined && owner.host === hostname() && isAlive(owner.pid)) {
+      throw new FileError(
+        `${output} is being downloaded by another rangeget process (pid ${owner.pid}); wait for it, or stop it first`,
+        { path: output, code: "ERR_LOCKED" },
+      );
+    }
+    if (owner !== undefined && owner.host !== hostname()) {
+      throw new FileError(`${output} is locked by a rangeget process on host ${owner.host}; remove ${path} if it is gone`, {
+        path: output,
+        code: "ERR_LOCKED",
+      });
+    }
+    await removeIfPresent(path);
+  }
+  throw new FileError(`cannot take the lock ${path}: another process keeps taking it`, { path: output, code: "ERR_LOCKED" });
+}
+
+async function readLockOwner(path: string): Promise<{ pid: number; host: string } | undefined> {
+  try {
+    const value = JSON.parse(await readFile(path, "utf8")) as { pid?: unknown; host?: unknown };
+    if (Number.isSafeInteger(value.pid) && typeof value.host === "string") {
+      return { pid: value.pid as number, host: value.host };
+    }
+  } catch {
+    // Unreadable or half-written by a process that died while writing it: stale.
+  }
+  return undefined;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** Turns an fs error into a FileError whose message says what to do. */
+export function fileError(error: unknown, path: string, what: string): FileError {
+  if (error instanceof FileError) return error;
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  if (code === "ENOSPC" || code === "EDQUOT" || code === "EFBIG") {
+    return new FileError(`${what} ${path}: no space left (${code}); free some space and run again to resume`, {
+      path,
+      code: "ERR_NO_SPACE",
+      cause: error,
+    });
+  }
+  if (code === "EACCES" || code === "EPERM" || code === "EROFS") {
+    return new FileError(`${what} ${path}: permission denied (${code}); choose another --dir or -o`, {
+      path,
+      code: "ERR_PERMISSION",
+      cause: error,
+    });
+  }
+  if (code === "EISDIR") {
+    return new FileError(`${what} ${path}: it is a directory; choose another -o`, { path, code: "ERR_FILE", cause: error });
+  }
+  const detail = error instanceof Error ? error.message : String(error);
+  return new FileError(`${what} ${path}: ${detail}`, { path, code: "ERR_FILE", cause: error });
+}

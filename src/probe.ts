@@ -1,0 +1,125 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { HttpStatusError, IntegrityError } from "./errors.js";
+import { parseContentLength, parseContentRange, parseUnsatisfiedRange, type ContentRange } from "./http-headers.js";
+import { discard, getFollowingRedirects, isRetryableFailure, type HttpResponse, type RequestContext } from "./http.js";
+import { isRetryableStatus, parseRetryAfter, retryDelay } from "./retry.js";
+
+export interface ProbeRequest {
+  url: string;
+  range: { start: number; end: number };
+  /** Validator of the partial data being resumed (RFC 9110 13.1.5). */
+  ifRange?: string | undefined;
+  /** For `ifChanged`: the existing output's validators (RFC 9110 13.1.2, 13.1.3). */
+  ifNoneMatch?: string | undefined;
+  ifModifiedSince?: string | undefined;
+  retries: number;
+}
+
+/** What the first answer taught us. The body is unread for 200 and 206, gone otherwise. */
+export interface ProbeAnswer {
+  response: HttpResponse;
+  status: 200 | 206 | 304 | 416;
+  finalUrl: string;
+  /** Complete length: Content-Range's on 206 and 416, Content-Length's on 200. */
+  size: number | undefined;
+  contentRange: ContentRange | undefined;
+  etag: string | null;
+  lastModified: string | null;
+  contentDisposition: string | undefined;
+}
+
+/**
+ * The first request: a ranged GET, never HEAD (presigned URLs are often signed for
+ * GET only, and this body is the first chunk of the file, not wasted).
+ */
+export async function probe(context: RequestContext, request: ProbeRequest, signal: AbortSignal): Promise<ProbeAnswer> {
+  const headers: Record<string, string> = { range: `bytes=${request.range.start}-${request.range.end}` };
+  if (request.ifRange !== undefined) headers["if-range"] = request.ifRange;
+  if (request.ifNoneMatch !== undefined) headers["if-none-match"] = request.ifNoneMatch;
+  if (request.ifModifiedSince !== undefined) headers["if-modified-since"] = request.ifModifiedSince;
+
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const response = await getFollowingRedirects(context, request.url, headers, signal);
+      return await readAnswer(response, request.range.start, request.range.end);
+    } catch (error) {
+      if (signal.aborted || !isRetryableFailure(error) || attempt >= Math.max(1, request.retries)) throw error;
+      context.stats.retried();
+      const retryAfterMs = error instanceof HttpStatusError ? error.retryAfterMs : undefined;
+      await sleep(retryDelay(attempt, retryAfterMs), undefined, { signal });
+    }
+  }
+}
+
+async function readAnswer(response: HttpResponse, askedStart: number, askedEnd: number): Promise<ProbeAnswer> {
+  const status = response.status;
+  if (status !== 200 && status !== 206 && status !== 304 && status !== 416) throw await statusError(response);
+  const headers = response.headers;
+  let size: number | undefined;
+  let contentRange: ContentRange | undefined;
+  if (status === 206) {
+    contentRange = parseContentRange(headers["content-range"]);
+    size = contentRange?.size;
+    if (
+      contentRange === undefined ||
+      size === undefined ||
+      contentRange.start !== askedStart ||
+      contentRange.end !== Math.min(askedEnd, size - 1)
+    ) {
+      await discard(response);
+      throw badRange(response.url, `bytes ${askedStart}-${askedEnd}`, headers["content-range"]);
+    }
+  } else if (status === 416) {
+    size = parseUnsatisfiedRange(headers["content-range"]);
+    await discard(response);
+  } else if (status === 200) {
+    size = parseContentLength(headers["content-length"]);
+  } else {
+    await discard(response);
+  }
+  return {
+    response,
+    status,
+    finalUrl: response.url,
+    size,
+    contentRange,
+    etag: headers["etag"] ?? null,
+    lastModified: headers["last-modified"] ?? null,
+    contentDisposition: headers["content-disposition"],
+  };
+}
+
+export function badRange(url: string, asked: string, got: string | undefined): IntegrityError {
+  return new IntegrityError(
+    `${url} answered ${asked} with Content-Range ${JSON.stringify(got ?? null)}; the server sends wrong ranges, try again later or with -c 1`,
+    { code: "ERR_BAD_RANGE" },
+  );
+}
+
+/** An error status as our error, with the server's own words (one short line of its body). */
+export async function statusError(response: HttpResponse): Promise<HttpStatusError> {
+  const status = response.status;
+  let reason = "";
+  try {
+    for await (const chunk of response.body) {
+      reason += String(chunk);
+      if (reason.length >= 200) break;
+    }
+  } catch {
+    // No reason, then; the status says enough.
+  }
+  reason = reason.replace(/\s+/g, " ").trim().slice(0, 200);
+  const advice =
+    status === 401 || status === 403
+      ? "check the URL's credentials or pass them with -H"
+      : status === 404 || status === 410
+        ? "check the URL"
+        : isRetryableStatus(status)
+          ? "the server kept failing; try again later"
+          : "check the URL and headers";
+  return new HttpStatusError(`HTTP ${status} from ${response.url}${reason ? ` (${reason})` : ""}: ${advice}`, {
+    status,
+    url: response.url,
+    retryAfterMs: parseRetryAfter(response.headers["retry-after"], Date.now()),
+  });
+}

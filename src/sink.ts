@@ -1,0 +1,85 @@
+import type { FileHandle } from "node:fs/promises";
+
+/** About 1 MiB per write: large enough for the disk, small enough to bound memory per connection. */
+export const COALESCE_BYTES = 1024 * 1024;
+
+/**
+ * Positional writes into the `.part` file. Bytes are written at their own offsets,
+ * so connections never wait for each other and a sparse file fills in any order.
+ */
+export async function writeAt(file: FileHandle, buffers: Buffer[], position: number): Promise<void> {
+  let pending = buffers;
+  let offset = position;
+  // pwritev may write less than asked (a signal, a quota); finish the rest ourselves.
+  for (;;) {
+    const { bytesWritten } = await file.writev(pending, offset);
+    const total = pending.reduce((sum, buffer) => sum + buffer.length, 0);
+    if (bytesWritten >= total) return;
+    offset += bytesWritten;
+    pending = dropPrefix(pending, bytesWritten);
+  }
+}
+
+function dropPrefix(buffers: Buffer[], bytes: number): Buffer[] {
+  const rest: Buffer[] = [];
+  let skip = bytes;
+  for (const buffer of buffers) {
+    if (skip >= buffer.length) {
+      skip -= buffer.length;
+      continue;
+    }
+    rest.push(skip > 0 ? buffer.subarray(skip) : buffer);
+    skip = 0;
+  }
+  return rest;
+}
+
+/**
+ * One connection's writer: gathers contiguous chunks (without copying them) into
+ * writes of about `COALESCE_BYTES`, keeps at most one write in flight, and reports
+ * each written interval. `write` resolves when the caller may send more, which is
+ * how a slow disk pushes back on the socket instead of filling memory.
+ */
+export class CoalescingWriter {
+  readonly #file: FileHandle;
+  readonly #onWritten: (start: number, end: number) => void;
+  readonly #coalesceBytes: number;
+  #chunks: Buffer[] = [];
+  #chunksStart = 0;
+  #chunksBytes = 0;
+  #inFlight: Promise<void> = Promise.resolve();
+
+  constructor(file: FileHandle, onWritten: (start: number, end: number) => void, coalesceBytes = COALESCE_BYTES) {
+    this.#file = file;
+    this.#onWritten = onWritten;
+    this.#coalesceBytes = coalesceBytes;
+  }
+
+  async write(chunk: Buffer, position: number): Promise<void> {
+    if (this.#chunksBytes > 0 && position !== this.#chunksStart + this.#chunksBytes) await this.#startWrite();
+    if (this.#chunksBytes === 0) this.#chunksStart = position;
+    this.#chunks.push(chunk);
+    this.#chunksBytes += chunk.length;
+    if (this.#chunksBytes >= this.#coalesceBytes) await this.#startWrite();
+  }
+
+  /** Writes everything gathered so far and waits for it. */
+  async flush(): Promise<void> {
+    if (this.#chunksBytes > 0) await this.#startWrite();
+    await this.#inFlight;
+  }
+
+  async #startWrite(): Promise<void> {
+    // At most one write in flight: wait for the previous one (and surface its error).
+    await this.#inFlight;
+    const chunks = this.#chunks;
+    const start = this.#chunksStart;
+    const end = start + this.#chunksBytes - 1;
+    this.#chunks = [];
+    this.#chunksBytes = 0;
+    const written = writeAt(this.#file, chunks, start).then(() => this.#onWritten(start, end));
+    // Marked handled here; the next write or flush awaits it and sees the error.
+    written.catch(() => {});
+    this.#inFlight = written;
+  }
+}

@@ -1,0 +1,105 @@
+import type { Dispatcher } from "undici";
+import type { RateLimiter } from "./rate-limit.js";
+
+/** A snapshot of one download's progress, given to `onProgress` a few times a second. */
+export interface ProgressEvent {
+  /** The output path (absolute), known once the server has answered. */
+  path: string;
+  /** Bytes of the file written so far, including bytes from an earlier run. */
+  bytesDone: number;
+  /** Total size in bytes, or `undefined` while the server has not said. */
+  size: number | undefined;
+  /** Recent throughput, bytes per second, over the last few seconds. */
+  bytesPerSecond: number;
+  /** Connections currently transferring bytes. */
+  activeConnections: number;
+}
+
+/** A checksum to verify before the output appears: `{ algorithm: "sha256", hex: "…" }`. */
+export interface Checksum {
+  algorithm: "sha256" | "sha512" | "sha1" | "md5";
+  /** Lower-case hex digest. */
+  hex: string;
+}
+
+export interface DownloadOptions {
+  /** Output path. Default: the server's Content-Disposition name, else the URL's last path segment, else `download`, inside `dir`. */
+  output?: string;
+  /** Directory for an output named by the server or URL. Default: the current directory. Ignored for an absolute `output`. */
+  dir?: string;
+  /** Parallel connections for this file, 1..64. Default 8. */
+  connections?: number;
+  /** Smallest range, in bytes, worth its own connection; also the probe's size. Default 4 MiB. */
+  minSplit?: number;
+  /** Attempts without a new byte before a range fails. Default 5. */
+  retries?: number;
+  /** Connect and idle-read timeout, in seconds. Default 30. */
+  timeout?: number;
+  /** Total download rate cap in bytes per second for this file. Default: none. */
+  limitRate?: number;
+  /** Verify the finished bytes against this digest before renaming into place. A string `algo=hex` is accepted too. */
+  checksum?: Checksum | string;
+  /** If the output exists, fetch only when the server says it changed (If-None-Match / If-Modified-Since). Default false. */
+  ifChanged?: boolean;
+  /** Overwrite an existing output and discard any partial state. Default false. */
+  force?: boolean;
+  /** Extra request headers, sent only to the origin of `url` (never across a redirect to another origin). */
+  headers?: Record<string, string>;
+  /** Aborting stops the download cleanly with its state saved; the call rejects with `AbortError`. */
+  signal?: AbortSignal;
+  /** Called a few times a second, and once at the end. */
+  onProgress?: (progress: ProgressEvent) => void;
+  /** When the remote file changed under a partial download: start over (default true) or throw `RemoteChangedError`. */
+  restartOnChange?: boolean;
+  /** Extra trusted CA certificates (PEM text) for HTTPS. */
+  ca?: string | Buffer;
+  /** Skip TLS certificate checks. Default false. */
+  insecure?: boolean;
+  /** Receives one-line warnings (untrusted manifest, restart after a change…). Default: `process.stderr`. */
+  onWarning?: (message: string) => void;
+  /** Use this undici dispatcher instead of creating one (tests, custom proxies). It is not closed. */
+  dispatcher?: Dispatcher;
+  /** A rate limiter shared with other downloads (downloadAll shares one across files). */
+  rateLimiter?: RateLimiter;
+}
+
+/** What one download did: the `--json` result of the CLI. */
+export interface DownloadResult {
+  url: string;
+  /** The output path (absolute). */
+  path: string;
+  status: "downloaded" | "resumed" | "up-to-date" | "failed";
+  /** File size in bytes, `null` if never learned. */
+  size: number | null;
+  /** Bytes received over the network in this run (body bytes, including any discarded). */
+  bytesTransferred: number;
+  elapsedMs: number;
+  /** True when bytes from an earlier run were kept. */
+  resumed: boolean;
+  /** True when partial data was discarded because the remote file changed. */
+  restartedBecauseChanged: boolean;
+  error: { code: string; message: string } | null;
+  http: HttpStats;
+}
+
+export interface HttpStats {
+  requests: number;
+  /** Responses by status code, e.g. `{ "206": 8, "503": 1 }`. */
+  statusCounts: Record<string, number>;
+  retries: number;
+  /** Time to response headers, milliseconds. `null` when no request was answered. */
+  latencyMs: { p50: number | null; p95: number | null; p99: number | null };
+}
+
+/** One entry for downloadAll: a URL, or a URL with its own options. */
+export type DownloadItem = string | ({ url: string } & DownloadOptions);
+
+export interface DownloadAllOptions extends Omit<DownloadOptions, "output" | "signal" | "onProgress" | "rateLimiter"> {
+  /** Files downloaded at once. Default 4. */
+  jobs?: number;
+  signal?: AbortSignal;
+  /** Progress of each file, tagged with its index in `items`. */
+  onProgress?: (index: number, progress: ProgressEvent) => void;
+  /** Called as each file ends, in completion order, with the same result `downloadAll` returns for it. */
+  onFileEnd?: (index: number, result: DownloadResult) => void;
+}
