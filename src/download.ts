@@ -438,7 +438,13 @@ class FileDownload {
       this.#settings.minSplit,
     );
     const probeAssignment = planner.adopt(probeRange.start, probeRange.end);
-    const checkpoint = new Checkpointer(file, `${this.#path}.part.json`, manifest, done);
+    const writers = new Set<CoalescingWriter>();
+    // Bytes a connection still holds in memory are not on disk: flush them first, so
+    // a crash loses at most about one checkpoint interval of each connection's bytes.
+    const flushWriters = async () => {
+      await Promise.all([...writers].map((writer) => writer.flush()));
+    };
+    const checkpoint = new Checkpointer(file, `${this.#path}.part.json`, manifest, done, flushWriters);
     const context: TransferContext = {
       http: this.#http,
       url: answer.finalUrl,
@@ -453,6 +459,7 @@ class FileDownload {
       rateLimiter: this.#settings.rateLimiter,
       onWritten: (start, end) => checkpoint.written(start, end),
       counters: this.#counters,
+      writers,
     };
     const stopTicking = this.#tick(size, () => checkpoint.save());
     const workers = [runWorker(context, { assignment: probeAssignment, response: answer.response })];
@@ -661,14 +668,16 @@ class Checkpointer {
   readonly #path: string;
   readonly #manifest: Manifest;
   readonly #done: IntervalSet;
+  readonly #beforeSave: () => Promise<void>;
   #dirty = false;
   #saving: Promise<void> = Promise.resolve();
 
-  constructor(file: FileHandle, path: string, manifest: Manifest, done: IntervalSet) {
+  constructor(file: FileHandle, path: string, manifest: Manifest, done: IntervalSet, beforeSave: () => Promise<void>) {
     this.#file = file;
     this.#path = path;
     this.#manifest = manifest;
     this.#done = done;
+    this.#beforeSave = beforeSave;
   }
 
   written(start: number, end: number): void {
@@ -687,6 +696,7 @@ class Checkpointer {
   }
 
   async #saveNow(): Promise<void> {
+    await this.#beforeSave();
     if (!this.#dirty) return;
     this.#dirty = false;
     const snapshot = this.#done.toArray();

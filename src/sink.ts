@@ -63,15 +63,20 @@ export class CoalescingWriter {
     if (this.#chunksBytes >= this.#coalesceBytes) await this.#startWrite();
   }
 
-  /** Writes everything gathered so far and waits for it. */
+  /** Writes everything gathered so far and waits for it. Safe to call while `write` runs. */
   async flush(): Promise<void> {
     if (this.#chunksBytes > 0) await this.#startWrite();
     await this.#inFlight;
   }
 
   async #startWrite(): Promise<void> {
-    // At most one write in flight: wait for the previous one (and surface its error).
-    await this.#inFlight;
+    // At most one write in flight: wait until none is (surfacing its error). A flush
+    // from the checkpoint may race the connection's own write, so look again.
+    for (let current = this.#inFlight; ; current = this.#inFlight) {
+      await current;
+      if (current === this.#inFlight) break;
+    }
+    if (this.#chunksBytes === 0) return;
     const chunks = this.#chunks;
     const start = this.#chunksStart;
     const end = start + this.#chunksBytes - 1;

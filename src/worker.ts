@@ -28,6 +28,8 @@ export interface TransferContext {
   /** Called once the bytes `[start, end]` are written to the file (not yet durable). */
   onWritten: (start: number, end: number) => void;
   counters: { bytesTransferred: number; bytesAccepted: number; activeConnections: number };
+  /** Writers of the ranges in progress, so a checkpoint can flush what they hold. */
+  writers: Set<CoalescingWriter>;
 }
 
 /**
@@ -58,6 +60,7 @@ export async function runWorker(
  */
 async function fetchRange(context: TransferContext, assignment: Assignment, response?: HttpResponse): Promise<void> {
   const writer = new CoalescingWriter(context.file, context.onWritten);
+  context.writers.add(writer);
   let failuresWithoutProgress = 0;
   try {
     while (assignment.next <= assignment.end) {
@@ -78,6 +81,7 @@ async function fetchRange(context: TransferContext, assignment: Assignment, resp
       }
     }
   } finally {
+    context.writers.delete(writer);
     await writer.flush().catch((error: unknown) => {
       throw fileError(error, context.partPath, "cannot write");
     });

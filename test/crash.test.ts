@@ -1,0 +1,63 @@
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterEach, expect, it } from "vitest";
+import { download } from "../src/index.js";
+import { IntervalSet } from "../src/ranges.js";
+import { makeContent, sha256 } from "./support/content.js";
+import { startRangeServer, type RangeServer } from "./support/range-server.js";
+import { tempDir, waitFor } from "./support/temp.js";
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+// The child runs the built library, as a user's build script would (`npm test` builds first).
+const library = fileURLToPath(new URL("../dist/index.js", import.meta.url));
+let server: RangeServer | undefined;
+
+afterEach(async () => {
+  await server?.close();
+});
+
+it("resumes after SIGKILL with exact bytes, asking only for what the manifest lacked", async () => {
+  const connections = 4;
+  const rate = 512 * KiB;
+  const content = makeContent(6 * MiB, 9);
+  server = await startRangeServer({ content, bytesPerSecond: rate });
+  const output = join(await tempDir(), "crash.bin");
+  const script = `
+    const { download } = await import(${JSON.stringify(library)});
+    await download(process.argv[1], { output: process.argv[2], connections: ${connections}, minSplit: ${256 * KiB}, onWarning() {} });
+  `;
+  const child = spawn(process.execPath, ["--input-type=module", "-e", script, server.url(), output], { stdio: "ignore" });
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+
+  // Kill it mid-transfer, after at least one checkpoint.
+  await waitFor(() => server!.bytesServed() >= 2 * MiB, 20_000);
+  await waitFor(() => existsSync(`${output}.part.json`), 5_000);
+  child.kill("SIGKILL");
+  await exited;
+
+  const manifest = JSON.parse(await readFile(`${output}.part.json`, "utf8")) as { done: [number, number][]; size: number };
+  const done = IntervalSet.from(manifest.done);
+  expect(done.bytes).toBeGreaterThan(0);
+  expect(done.bytes).toBeLessThan(content.length);
+  const firstRunRequests = server.requests.length;
+
+  server.bytesPerSecond = undefined;
+  const result = await download(server.url(), { output, connections, minSplit: 256 * KiB, onWarning() {} });
+  expect(result.status).toBe("resumed");
+  expect(sha256(await readFile(output))).toBe(sha256(content));
+
+  // Only the missing bytes were asked for...
+  const asked = new IntervalSet();
+  for (const request of server.requests.slice(firstRunRequests)) {
+    if (request.range) asked.add(request.range.start, Math.min(request.range.end ?? Infinity, content.length - 1));
+  }
+  expect(asked.toArray()).toEqual(done.missing(content.length));
+  // ...and what was fetched twice is at most what the connections had in flight since
+  // the last checkpoint: about one checkpoint interval (plus the probe's tick) each.
+  const refetched = server.bytesServed() - content.length;
+  expect(refetched).toBeLessThanOrEqual(connections * rate * 2.5);
+});
