@@ -290,11 +290,7 @@ class FileDownload {
           { path, code: "ERR_EXISTS" },
         );
       }
-      const etag = await readFile(etagSidecar(path), "utf8").then((text) => text.trim(), () => undefined);
-      this.#conditional = {
-        ...(etag ? { ifNoneMatch: etag } : {}),
-        ifModifiedSince: existing.mtime.toUTCString(),
-      };
+      this.#conditional = await conditionalHeaders(path, existing.mtime);
     }
   }
 
@@ -320,6 +316,14 @@ class FileDownload {
         ? { start: first[0], end: Math.min(first[1], first[0] + minSplit - 1) }
         : { start: partial.manifest.size, end: partial.manifest.size };
     }
+    // Without -o the name is known only after the probe; for ifChanged, the URL's
+    // name is the best guess of which existing file the condition is about.
+    let guessedPath: string | undefined;
+    if (this.#path === undefined && this.#settings.ifChanged) {
+      guessedPath = resolve(this.#settings.dir, chooseFileName(undefined, this.#settings.url));
+      const existing = await stat(guessedPath).catch(() => undefined);
+      if (existing?.isFile()) this.#conditional = await conditionalHeaders(guessedPath, existing.mtime);
+    }
     const answer = await probe(
       this.#http,
       {
@@ -332,6 +336,7 @@ class FileDownload {
       },
       this.#abort.signal,
     );
+    if (answer.status === 304 && this.#path === undefined && this.#conditional) this.#path = guessedPath;
     if (this.#path === undefined) {
       await discardOnFailure(answer, () =>
         this.#claim(resolve(this.#settings.dir, chooseFileName(answer.contentDisposition, this.#settings.url))),
@@ -796,6 +801,15 @@ async function syncDirectory(directory: string): Promise<void> {
   } finally {
     await handle.close();
   }
+}
+
+/** If-None-Match from the sidecar, If-Modified-Since from the output's mtime (set from Last-Modified). */
+async function conditionalHeaders(path: string, mtime: Date): Promise<{ ifNoneMatch?: string; ifModifiedSince: string }> {
+  const etag = await readFile(etagSidecar(path), "utf8").then(
+    (text) => text.trim(),
+    () => undefined,
+  );
+  return { ...(etag ? { ifNoneMatch: etag } : {}), ifModifiedSince: mtime.toUTCString() };
 }
 
 /** Where `ifChanged` keeps the ETag the previous download saw. */

@@ -650,3 +650,58 @@ describe("abort", () => {
     expect(server.requests).toHaveLength(0);
   });
 });
+
+describe("verification and conditional updates", () => {
+  it("verifies a checksum before the output appears", async () => {
+    const content = makeContent(300 * KiB);
+    const server = await serve({ content });
+    const result = await download(server.url(), { ...quick(), dir: await tempDir(), checksum: `sha256=${sha256(content)}` });
+    expect(sha256(await readFile(result.path))).toBe(sha256(content));
+  });
+
+  it("on a checksum mismatch leaves no output and removes the .part so a re-run fetches clean bytes", async () => {
+    const content = makeContent(300 * KiB);
+    const server = await serve({ content });
+    const dir = await tempDir();
+    const failure = download(server.url(), { ...quick(), dir, checksum: `sha256=${"0".repeat(64)}` });
+    await expect(failure).rejects.toBeInstanceOf(IntegrityError);
+    await expect(failure).rejects.toMatchObject({ code: "ERR_CHECKSUM", exitCode: 5 });
+    expect(await readdir(dir)).toEqual([]);
+  });
+
+  it("with ifChanged, answers up-to-date on 304 and leaves the file untouched", async () => {
+    const content = makeContent(100 * KiB);
+    const server = await serve({ content });
+    const dir = await tempDir();
+    const first = await download(server.url(), { ...quick(), dir, ifChanged: true });
+    expect(await readFile(`${first.path}.etag`, "utf8")).toBe(`${defaultEtag(content)}\n`);
+    const before = server.requests.length;
+    const second = await download(server.url(), { ...quick(), dir, ifChanged: true });
+    expect(second.status).toBe("up-to-date");
+    expect(server.requests[before]?.headers["if-none-match"]).toBe(defaultEtag(content));
+    expect(server.requests[before]?.headers["if-modified-since"]).toBe("Tue, 02 Jan 2024 03:04:05 GMT");
+    expect(server.requests[before]?.status).toBe(304);
+  });
+
+  it("with ifChanged, replaces the file only once the new version is complete", async () => {
+    const content = makeContent(100 * KiB, 1);
+    const server = await serve({ content });
+    const dir = await tempDir();
+    const first = await download(server.url(), { ...quick(), dir, ifChanged: true });
+    const next = makeContent(150 * KiB, 2);
+    server.setContent(next);
+    const second = await download(server.url(), { ...quick(), dir, ifChanged: true });
+    expect(second.status).toBe("downloaded");
+    expect(second.path).toBe(first.path);
+    expect(sha256(await readFile(second.path))).toBe(sha256(next));
+  });
+
+  it("keeps the total rate under limitRate", async () => {
+    const content = makeContent(1536 * KiB);
+    const server = await serve({ content });
+    const started = Date.now();
+    await download(server.url(), { ...quick({ connections: 4, minSplit: 128 * KiB }), dir: await tempDir(), limitRate: 1 * MiB });
+    // 1.5 MiB at 1 MiB/s cannot take less than about 1.4 s (the bucket starts empty).
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1300);
+  });
+});
