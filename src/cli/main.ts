@@ -1,0 +1,186 @@
+import { AbortError, RangegetError, exitCodeForErrorCode } from "../errors.js";
+import { downloadAll } from "../index.js";
+import type { DownloadResult } from "../types.js";
+import { parseArgs, readText, type CliConfig } from "./args.js";
+import { createProgressReporter, fileLabel, type ProgressReporter, type ProgressStream } from "./progress.js";
+
+type InterruptSignal = "SIGINT" | "SIGTERM";
+
+/** Where SIGINT and SIGTERM arrive from: the process, or an emitter in tests. */
+export interface SignalSource {
+  on(event: InterruptSignal, listener: (signal: InterruptSignal) => void): unknown;
+  off(event: InterruptSignal, listener: (signal: InterruptSignal) => void): unknown;
+}
+
+export interface CliIo {
+  stdout: ProgressStream;
+  stderr: ProgressStream;
+  stdin: NodeJS.ReadableStream;
+  env: NodeJS.ProcessEnv;
+  signals: SignalSource;
+  /** Ends the process at once: the second Ctrl-C does not wait for anything. */
+  exit: (code: number) => void;
+}
+
+const processIo: CliIo = {
+  stdout: process.stdout,
+  stderr: process.stderr,
+  stdin: process.stdin,
+  env: process.env,
+  signals: process,
+  exit: (code) => process.exit(code),
+};
+
+const EXIT_BY_SIGNAL: Record<InterruptSignal, number> = { SIGINT: 130, SIGTERM: 143 };
+
+/** Runs the rangeget command line and resolves with the process exit code. */
+export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<number> {
+  const cli: CliIo = { ...processIo, ...io };
+  let config: CliConfig;
+  try {
+    const command = await parseArgs(argv, { readStdin: () => readText(cli.stdin), columns: cli.stdout.columns });
+    if (command.kind !== "download") {
+      cli.stdout.write(`${command.text}\n`);
+      return 0;
+    }
+    config = command.config;
+  } catch (error) {
+    return reportThrown(error, cli);
+  }
+  for (const warning of config.warnings) cli.stderr.write(`rangeget: ${warning}\n`);
+
+  const reporter = createProgressReporter({ stream: cli.stderr, quiet: config.quiet, urls: config.items.map((item) => item.url) });
+  const interrupt = watchSignals(cli, reporter);
+  try {
+    const results = await runDownloads(config, cli, reporter, interrupt.controller.signal);
+    reporter.stop();
+    const signal = interrupt.received();
+    // A signal after the last file finished interrupted nothing.
+    if (signal !== undefined && results.some((result) => result.error?.code === "ERR_ABORTED")) {
+      cli.stderr.write("rangeget: interrupted: state saved; run the same command again to resume\n");
+      return EXIT_BY_SIGNAL[signal];
+    }
+    return exitCodeOfBatch(results);
+  } catch (error) {
+    reporter.stop();
+    return reportThrown(error, cli);
+  } finally {
+    interrupt.dispose();
+  }
+}
+
+async function runDownloads(config: CliConfig, cli: CliIo, reporter: ProgressReporter, signal: AbortSignal): Promise<DownloadResult[]> {
+  const finished = new Set<number>();
+  // Each file is reported once, as soon as it ends, so `--json` streams into pipes.
+  const finishFile = (index: number, result: DownloadResult): void => {
+    if (finished.has(index)) return;
+    finished.add(index);
+    reporter.fileEnd(index, result);
+    if (result.error !== null && result.error.code !== "ERR_ABORTED") reporter.log(`rangeget: ${result.error.message}`);
+    if (config.stats) reporter.log(formatStats(result));
+    if (config.json) cli.stdout.write(`${JSON.stringify(jsonResult(result))}\n`);
+  };
+  const results = await downloadAll(config.items, {
+    ...config.options,
+    signal,
+    onProgress: (index, event) => reporter.update(index, event),
+    onFileEnd: finishFile,
+    onWarning: (message) => reporter.log(`rangeget: warning: ${message}`),
+  });
+  results.forEach((result, index) => finishFile(index, result));
+  return results;
+}
+
+/**
+ * First signal: abort, so every download checkpoints and returns. Second: the state
+ * is already on disk (checkpoints are atomic), so leave at once.
+ */
+function watchSignals(cli: CliIo, reporter: ProgressReporter) {
+  const controller = new AbortController();
+  let received: InterruptSignal | undefined;
+  const onSignal = (signal: InterruptSignal): void => {
+    if (received !== undefined) {
+      reporter.stop();
+      cli.exit(EXIT_BY_SIGNAL[signal]);
+      return;
+    }
+    received = signal;
+    controller.abort(new AbortError(undefined, { signal }));
+  };
+  cli.signals.on("SIGINT", onSignal);
+  cli.signals.on("SIGTERM", onSignal);
+  return {
+    controller,
+    received: () => received,
+    dispose: () => {
+      cli.signals.off("SIGINT", onSignal);
+      cli.signals.off("SIGTERM", onSignal);
+    },
+  };
+}
+
+/** The first failure's exit code in input order, so `-i` runs are reproducible. */
+export function exitCodeOfBatch(results: readonly DownloadResult[]): number {
+  const failure = results.find((result) => result.error !== null)?.error;
+  return failure === null || failure === undefined ? 0 : exitCodeForErrorCode(failure.code);
+}
+
+function reportThrown(error: unknown, cli: CliIo): number {
+  const debug = debugEnabled(cli.env);
+  if (error instanceof RangegetError) {
+    const hint = error.code === "ERR_USAGE" ? " (see rangeget --help)" : "";
+    cli.stderr.write(`rangeget: ${oneLine(error.message)}${hint}\n`);
+    if (debug && error.stack !== undefined) cli.stderr.write(`${error.stack}\n`);
+    return error.exitCode;
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  cli.stderr.write(`rangeget: internal error: ${oneLine(message)}; this is a bug, please report it (DEBUG=rangeget shows the stack)\n`);
+  if (debug && error instanceof Error && error.stack !== undefined) cli.stderr.write(`${error.stack}\n`);
+  return 1;
+}
+
+/** `DEBUG=rangeget`, as in the `debug` package: a comma- or space-separated list, `*` for all. */
+export function debugEnabled(env: NodeJS.ProcessEnv): boolean {
+  return (env.DEBUG ?? "").split(/[\s,]+/).some((name) => name === "*" || name === "rangeget" || name.startsWith("rangeget:"));
+}
+
+function oneLine(text: string): string {
+  return text.replace(/\s*\n\s*/g, " ");
+}
+
+/** The `--json` object, built field by field so the documented shape is the contract. */
+export function jsonResult(result: DownloadResult) {
+  return {
+    url: result.url,
+    path: result.path,
+    status: result.status,
+    size: result.size,
+    bytesTransferred: result.bytesTransferred,
+    elapsedMs: result.elapsedMs,
+    resumed: result.resumed,
+    restartedBecauseChanged: result.restartedBecauseChanged,
+    error: result.error === null ? null : { code: result.error.code, message: result.error.message },
+    http: {
+      requests: result.http.requests,
+      statusCounts: result.http.statusCounts,
+      retries: result.http.retries,
+      latencyMs: { p50: result.http.latencyMs.p50, p95: result.http.latencyMs.p95, p99: result.http.latencyMs.p99 },
+    },
+  };
+}
+
+/** `rangeget: stats big.iso: 9 requests (206: 8, 503: 1), 1 retry, latency p50 12 ms, p95 40 ms, p99 41 ms` */
+export function formatStats(result: DownloadResult): string {
+  const { requests, statusCounts, retries, latencyMs } = result.http;
+  const byStatus = Object.entries(statusCounts)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([status, count]) => `${status}: ${count}`)
+    .join(", ");
+  const ms = (value: number | null): string => (value === null ? "n/a" : `${Math.round(value)} ms`);
+  return (
+    `rangeget: stats ${fileLabel(result.url, result.path)}: ` +
+    `${requests} request${requests === 1 ? "" : "s"}${byStatus === "" ? "" : ` (${byStatus})`}, ` +
+    `${retries} retr${retries === 1 ? "y" : "ies"}, ` +
+    `latency p50 ${ms(latencyMs.p50)}, p95 ${ms(latencyMs.p95)}, p99 ${ms(latencyMs.p99)}`
+  );
+}

@@ -1,0 +1,156 @@
+import { PassThrough } from "node:stream";
+import { afterEach, describe, expect, it } from "vitest";
+import { createProgressReporter, fileLabel, PLAIN_LINE_INTERVAL_MS, type ProgressReporter, type ProgressStream } from "../src/cli/progress.js";
+import type { DownloadResult, ProgressEvent } from "../src/types.js";
+
+const MiB = 1024 * 1024;
+
+function fakeStream(isTTY: boolean): { stream: ProgressStream; text: () => string } {
+  const stream = new PassThrough() as PassThrough & { isTTY?: boolean; columns?: number };
+  stream.isTTY = isTTY;
+  stream.columns = 120;
+  let written = "";
+  stream.on("data", (chunk: Buffer) => (written += chunk.toString("utf8")));
+  return { stream, text: () => written };
+}
+
+function progress(overrides: Partial<ProgressEvent> = {}): ProgressEvent {
+  return { path: "/tmp/out/big.iso", bytesDone: 64 * MiB, size: 256 * MiB, bytesPerSecond: 16 * MiB, activeConnections: 8, ...overrides };
+}
+
+function result(overrides: Partial<DownloadResult> = {}): DownloadResult {
+  return {
+    url: "http://example.test/big.iso",
+    path: "/tmp/out/big.iso",
+    status: "downloaded",
+    size: 256 * MiB,
+    bytesTransferred: 256 * MiB,
+    elapsedMs: 16_000,
+    resumed: false,
+    restartedBecauseChanged: false,
+    error: null,
+    http: { requests: 8, statusCounts: { "206": 8 }, retries: 0, latencyMs: { p50: 3, p95: 5, p99: 5 } },
+    ...overrides,
+  };
+}
+
+/** Lets stream `data` events run. */
+const flush = () => new Promise((resolve) => setImmediate(resolve));
+
+let reporter: ProgressReporter | undefined;
+afterEach(() => reporter?.stop());
+
+describe("progress without a TTY", () => {
+  it("prints a plain line per file at most every 10 seconds, and a final line", async () => {
+    const { stream, text } = fakeStream(false);
+    let now = 0;
+    reporter = createProgressReporter({ stream, quiet: false, urls: ["http://example.test/big.iso"], now: () => now });
+    reporter.update(0, progress({ bytesDone: 0 }));
+    for (now = 1000; now < PLAIN_LINE_INTERVAL_MS; now += 1000) reporter.update(0, progress());
+    await flush();
+    expect(text()).toBe("");
+    now = PLAIN_LINE_INTERVAL_MS;
+    reporter.update(0, progress());
+    now += 5000;
+    reporter.update(0, progress({ bytesDone: 128 * MiB }));
+    reporter.fileEnd(0, result());
+    await flush();
+    expect(text().split("\n")).toEqual([
+      "big.iso: 25% (64.0 MiB of 256 MiB), 16.0 MiB/s, 8 connections, ETA 12s",
+      "big.iso: downloaded 256 MiB in 16s, 16.0 MiB/s",
+      "",
+    ]);
+  });
+
+  it("keeps a clock per file", async () => {
+    const { stream, text } = fakeStream(false);
+    let now = 0;
+    reporter = createProgressReporter({ stream, quiet: false, urls: ["http://a.test/a", "http://a.test/b"], now: () => now });
+    reporter.update(0, progress({ path: "/d/a" }));
+    now = 6000;
+    reporter.update(1, progress({ path: "/d/b" }));
+    now = 10_000;
+    reporter.update(0, progress({ path: "/d/a" }));
+    reporter.update(1, progress({ path: "/d/b" }));
+    await flush();
+    expect(text().split("\n").map((line) => line.split(":")[0])).toEqual(["a", ""]);
+  });
+
+  it("says how far an interrupted file got and leaves other failures to the error line", async () => {
+    const { stream, text } = fakeStream(false);
+    reporter = createProgressReporter({ stream, quiet: false, urls: ["http://a.test/a", "http://a.test/b"], now: () => 0 });
+    reporter.update(0, progress({ path: "/d/a" }));
+    reporter.fileEnd(0, result({ path: "/d/a", status: "failed", error: { code: "ERR_ABORTED", message: "aborted" } }));
+    reporter.fileEnd(1, result({ path: "/d/b", status: "failed", error: { code: "ERR_HTTP_STATUS", message: "404" } }));
+    await flush();
+    expect(text()).toBe("a: interrupted at 25% (64.0 MiB of 256 MiB)\n");
+  });
+
+  it.each<[DownloadResult["status"], Partial<DownloadResult>, string]>([
+    ["resumed", { bytesTransferred: 64 * MiB, elapsedMs: 4000 }, "big.iso: resumed and finished 256 MiB in 4s (64.0 MiB fetched this run, 16.0 MiB/s)"],
+    ["up-to-date", { bytesTransferred: 0, elapsedMs: 20 }, "big.iso: up to date, not downloaded again"],
+  ])("ends a %s file with one line", async (status, overrides, line) => {
+    const { stream, text } = fakeStream(false);
+    reporter = createProgressReporter({ stream, quiet: false, urls: ["http://example.test/big.iso"] });
+    reporter.fileEnd(0, result({ status, ...overrides }));
+    await flush();
+    expect(text()).toBe(`${line}\n`);
+  });
+});
+
+describe("progress with -q", () => {
+  it("prints no progress, but still the lines main logs", async () => {
+    for (const isTTY of [false, true]) {
+      const { stream, text } = fakeStream(isTTY);
+      let now = 0;
+      const quiet = createProgressReporter({ stream, quiet: true, urls: ["http://a.test/x"], now: () => now });
+      quiet.update(0, progress());
+      now = 60_000;
+      quiet.update(0, progress());
+      quiet.fileEnd(0, result());
+      quiet.log("rangeget: an error");
+      quiet.stop();
+      await flush();
+      expect(text()).toBe("rangeget: an error\n");
+    }
+  });
+});
+
+describe("progress on a TTY", () => {
+  it("draws one bar per active file with bytes, percent, speed, ETA and connections, plus a total", async () => {
+    const { stream, text } = fakeStream(true);
+    reporter = createProgressReporter({ stream, quiet: false, urls: ["http://a.test/first.bin", "http://a.test/second.bin"] });
+    reporter.update(0, progress({ path: "/d/first.bin" }));
+    reporter.update(1, progress({ path: "/d/second.bin", bytesDone: 0, size: undefined, bytesPerSecond: 0, activeConnections: 1 }));
+    reporter.stop();
+    await flush();
+    const screen = text();
+    expect(screen).toMatch(/first\.bin .* 25% 64\.0 MiB\/256 MiB +16\.0 MiB\/s +ETA 12s +8 conn/);
+    expect(screen).toMatch(/second\.bin .* {2}\?% 0 B\/\? +0 B\/s +ETA -- +1 conn/);
+    expect(screen).toMatch(/total .* 64\.0 MiB\/\? +16\.0 MiB\/s +ETA -- +0\/2 files/);
+  });
+
+  it("logs a finished file above the bars", async () => {
+    const { stream, text } = fakeStream(true);
+    reporter = createProgressReporter({ stream, quiet: false, urls: ["http://a.test/first.bin"] });
+    reporter.update(0, progress({ path: "/d/first.bin" }));
+    reporter.fileEnd(0, result({ path: "/d/first.bin" }));
+    reporter.log("rangeget: stats first.bin: 8 requests");
+    reporter.stop();
+    await flush();
+    expect(text()).toContain("first.bin: downloaded 256 MiB in 16s, 16.0 MiB/s\n");
+    expect(text()).toContain("rangeget: stats first.bin: 8 requests\n");
+    expect(text()).not.toContain("total");
+  });
+});
+
+describe("fileLabel", () => {
+  it.each<[string, string | undefined, string]>([
+    ["http://a.test/dir/file.iso", "/out/named.iso", "named.iso"],
+    ["http://a.test/dir/my%20file.iso", undefined, "my file.iso"],
+    ["http://a.test/dir/", "", "http://a.test/dir/"],
+    ["http://a.test/bad%zz", undefined, "http://a.test/bad%zz"],
+  ])("%s with path %s is %s", (url, path, label) => {
+    expect(fileLabel(url, path)).toBe(label);
+  });
+});
