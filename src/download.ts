@@ -1,4 +1,4 @@
-import { open, readFile, rename, stat, statfs, utimes, writeFile, type FileHandle } from "node:fs/promises";
+import { mkdir, open, readFile, rename, stat, statfs, utimes, writeFile, type FileHandle } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Dispatcher } from "undici";
@@ -639,6 +639,8 @@ class FileDownload {
   /** Progress a few times a second, and the checkpoint once a second. */
   #tick(size: number | undefined, save: () => Promise<void>): () => void {
     const meter = new RateMeter();
+    // Counted from now: the first tick's bytes took a whole tick to arrive.
+    meter.add(0, performance.now());
     let lastAccepted = this.#counters.bytesAccepted;
     let sinceCheckpoint = 0;
     const timer = setInterval(() => {
@@ -780,16 +782,13 @@ async function ensureSpace(partPath: string, size: number): Promise<void> {
   }
 }
 
+/** Like wget and aria2, create the output's directory if it is missing. */
 async function mkdirFor(path: string): Promise<void> {
   const directory = dirname(path);
-  const info = await stat(directory).catch((error: NodeJS.ErrnoException) => {
-    throw new FileError(`directory ${directory} does not exist (${error.code}); create it or choose another --dir`, {
-      path: directory,
-      code: "ERR_FILE",
-    });
-  });
-  if (!info.isDirectory()) {
-    throw new FileError(`${directory} is not a directory; choose another --dir`, { path: directory, code: "ERR_FILE" });
+  try {
+    await mkdir(directory, { recursive: true });
+  } catch (error) {
+    throw fileError(error, directory, "cannot create the directory");
   }
 }
 
