@@ -1,4 +1,5 @@
-import { open, readFile, rename, unlink } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import { link, open, readFile, rename, unlink, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { FileError } from "./errors.js";
 import { IntervalSet, type Interval } from "./ranges.js";
@@ -103,6 +104,7 @@ export async function writeManifest(path: string, manifest: Manifest): Promise<v
     }
     await rename(temp, path);
   } catch (error) {
+    await unlink(temp).catch(() => {});
     throw fileError(error, path, "cannot write the download manifest");
   }
 }
@@ -126,13 +128,17 @@ export interface Lock {
  */
 export async function acquireLock(path: string, output: string): Promise<Lock> {
   for (let attempt = 0; attempt < 3; attempt++) {
+    // Written in full under a private name, then linked into place: the lock file is
+    // never visible without its owner, so unreadable content really means stale.
+    const temp = `${path}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
     try {
-      const handle = await open(path, "wx");
-      await handle.writeFile(JSON.stringify({ pid: process.pid, host: hostname() }));
-      await handle.close();
+      await writeFile(temp, JSON.stringify({ pid: process.pid, host: hostname() }), { flag: "wx" });
+      await link(temp, path);
       return { release: () => removeIfPresent(path) };
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw fileError(error, path, "cannot create the lock file");
+    } finally {
+      await unlink(temp).catch(() => {});
     }
     const owner = await readLockOwner(path);
     if (owner !== undefined && owner.host === hostname() && isAlive(owner.pid)) {

@@ -15,6 +15,7 @@ export async function writeAt(file: FileHandle, buffers: Buffer[], position: num
     const { bytesWritten } = await file.writev(pending, offset);
     const total = pending.reduce((sum, buffer) => sum + buffer.length, 0);
     if (bytesWritten >= total) return;
+    if (bytesWritten === 0) throw Object.assign(new Error(`no progress writing at offset ${offset}`), { code: "EIO" });
     offset += bytesWritten;
     pending = dropPrefix(pending, bytesWritten);
   }
