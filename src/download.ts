@@ -33,13 +33,14 @@ import {
   type Manifest,
 } from "./manifest.js";
 import { probe, statusError, type ProbeAnswer } from "./probe.js";
-import { IntervalSet, RangePlanner, type Interval } from "./ranges.js";
+import { PaceTracker } from "./pace.js";
+import { IntervalSet, RangePlanner, remaining, type Assignment, type Interval } from "./ranges.js";
 import { RateLimiter } from "./rate-limit.js";
 import { retryDelay } from "./retry.js";
 import { CoalescingWriter } from "./sink.js";
 import { HttpStatsRecorder, RateMeter } from "./stats.js";
 import type { Checksum, DownloadOptions, DownloadResult } from "./types.js";
-import { runWorker, type TransferContext } from "./worker.js";
+import { runWorker, type Source, type TransferContext } from "./worker.js";
 
 export const DEFAULTS = {
   connections: 8,
@@ -57,7 +58,7 @@ const MAX_RESTARTS = 3;
  * Downloads one URL to a file. Resolves with what happened; rejects with a typed
  * error (see errors.ts) after saving whatever state makes a re-run resume.
  */
-export async function download(url: string, options: DownloadOptions = {}): Promise<DownloadResult> {
+export async function download(url: string | readonly string[], options: DownloadOptions = {}): Promise<DownloadResult> {
   const { result, error } = await downloadWithResult(url, options);
   if (error !== undefined) throw error;
   return result;
@@ -65,15 +66,16 @@ export async function download(url: string, options: DownloadOptions = {}): Prom
 
 /** Like `download`, but a failure is a result with `status: "failed"`, plus the error. */
 export async function downloadWithResult(
-  url: string,
+  urls: string | readonly string[],
   options: DownloadOptions = {},
 ): Promise<{ result: DownloadResult; error?: unknown }> {
+  const [url = "", ...mirrors] = typeof urls === "string" ? [urls] : urls;
   const startedAt = performance.now();
   const stats = new HttpStatsRecorder();
   let job: FileDownload | undefined;
   let dispatcher: Dispatcher | undefined;
   try {
-    const settings = resolveSettings(url, options);
+    const settings = resolveSettings(url, mirrors, options);
     dispatcher =
       options.dispatcher ??
       createDispatcher({
@@ -99,6 +101,8 @@ export async function downloadWithResult(
 
 interface Settings {
   url: string;
+  /** Other copies of the same file. */
+  mirrors: string[];
   userOrigin: string;
   dir: string;
   output: string | undefined;
@@ -117,7 +121,7 @@ interface Settings {
   rateLimiter: RateLimiter | undefined;
 }
 
-function resolveSettings(url: string, options: DownloadOptions): Settings {
+function parseHttpUrl(url: string): URL {
   let parsed: URL;
   try {
     parsed = new URL(url);
@@ -127,6 +131,11 @@ function resolveSettings(url: string, options: DownloadOptions): Settings {
   if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
     throw new UsageError(`unsupported URL scheme ${parsed.protocol} in ${url}: only http and https`);
   }
+  return parsed;
+}
+
+function resolveSettings(url: string, mirrors: readonly string[], options: DownloadOptions): Settings {
+  const parsed = parseHttpUrl(url);
   const integer = (name: string, value: number | undefined, fallback: number, min: number, max: number): number => {
     const chosen = value ?? fallback;
     if (!Number.isInteger(chosen) || chosen < min || chosen > max) {
@@ -142,6 +151,7 @@ function resolveSettings(url: string, options: DownloadOptions): Settings {
   const dir = resolve(options.dir ?? ".");
   return {
     url: parsed.href,
+    mirrors: mirrors.map((mirror) => parseHttpUrl(mirror).href),
     userOrigin: parsed.origin,
     dir,
     output: options.output === undefined ? undefined : resolve(dir, options.output),
@@ -450,12 +460,13 @@ class FileDownload {
       await Promise.all([...writers].map((writer) => writer.flush()));
     };
     const checkpoint = new Checkpointer(file, `${this.#path}.part.json`, manifest, done, flushWriters);
+    const pace = new PaceTracker();
+    const interrupts = new Map<number, AbortController>();
+    const sources = [primarySource(answer), ...(await this.#probeMirrors(size))];
     const context: TransferContext = {
       http: this.#http,
-      url: answer.finalUrl,
+      sources,
       size,
-      etag: answer.etag,
-      ifRange: ifRangeValue(answer),
       retries: this.#settings.retries,
       file,
       partPath: `${this.#path}.part`,
@@ -465,10 +476,24 @@ class FileDownload {
       onWritten: (start, end) => checkpoint.written(start, end),
       counters: this.#counters,
       writers,
+      interrupts,
+      pickHedge: () => {
+        const hedge = pickHedgeVictim(planner, pace);
+        if (hedge) this.#stats.hedged();
+        return hedge;
+      },
+      warn: this.#settings.warn,
     };
-    const stopTicking = this.#tick(size, () => checkpoint.save());
-    const workers = [runWorker(context, { assignment: probeAssignment, response: answer.response })];
-    for (let index = 1; index < this.#settings.connections; index++) workers.push(runWorker(context));
+    const stopTicking = this.#tick(size, async (elapsedSeconds) => {
+      for (const straggler of pace.check(planner.inFlight, elapsedSeconds)) {
+        planner.rescue(straggler);
+        interrupts.get(straggler.id)?.abort();
+        this.#stats.rescued();
+      }
+      await checkpoint.save();
+    });
+    const workers = [runWorker(context, 0, { assignment: probeAssignment, response: answer.response })];
+    for (let index = 1; index < this.#settings.connections; index++) workers.push(runWorker(context, index));
     const failure = await firstFailure(workers, this.#abort);
     stopTicking();
     if (failure !== undefined) {
@@ -636,13 +661,13 @@ class FileDownload {
     return this.baseResult();
   }
 
-  /** Progress a few times a second, and the checkpoint once a second. */
-  #tick(size: number | undefined, save: () => Promise<void>): () => void {
+  /** Progress a few times a second; once a second, `everySecond` (pace check, checkpoint). */
+  #tick(size: number | undefined, everySecond: (elapsedSeconds: number) => Promise<void>): () => void {
     const meter = new RateMeter();
     // Counted from now: the first tick's bytes took a whole tick to arrive.
-    meter.add(0, performance.now());
+    let lastSecond = performance.now();
+    meter.add(0, lastSecond);
     let lastAccepted = this.#counters.bytesAccepted;
-    let sinceCheckpoint = 0;
     const timer = setInterval(() => {
       const now = performance.now();
       meter.add(Math.max(0, this.#counters.bytesAccepted - lastAccepted), now);
@@ -654,15 +679,74 @@ class FileDownload {
         bytesPerSecond: meter.bytesPerSecond(now),
         activeConnections: this.#counters.activeConnections,
       });
-      sinceCheckpoint += PROGRESS_INTERVAL_MS;
-      if (sinceCheckpoint >= CHECKPOINT_INTERVAL_MS) {
-        sinceCheckpoint = 0;
-        save().catch(() => {});
+      if (now - lastSecond >= CHECKPOINT_INTERVAL_MS - PROGRESS_INTERVAL_MS / 2) {
+        const elapsedSeconds = (now - lastSecond) / 1000;
+        lastSecond = now;
+        everySecond(elapsedSeconds).catch(() => {});
       }
     }, PROGRESS_INTERVAL_MS);
     timer.unref();
     return () => clearInterval(timer);
   }
+
+  /**
+   * Mirrors are probed with a one-byte range for their size and validators. One
+   * whose size differs is a different file: refused with a warning, as is one that
+   * does not answer.
+   */
+  async #probeMirrors(size: number): Promise<Source[]> {
+    const mirrors: Source[] = [];
+    for (const url of this.#settings.mirrors) {
+      try {
+        const answer = await probe(this.#http, { url, range: { start: 0, end: 0 }, retries: 1 }, this.#abort.signal);
+        await discard(answer.response);
+        if (answer.status !== 206 || answer.size !== size) {
+          this.#settings.warn(
+            answer.status === 206
+              ? `ignoring mirror ${url}: it has ${answer.size} bytes, not ${size}`
+              : `ignoring mirror ${url}: it does not serve ranges (${answer.status})`,
+          );
+          continue;
+        }
+        mirrors.push({ ...primarySource(answer), primary: false });
+      } catch (error) {
+        if (this.#abort.signal.aborted) throw error;
+        this.#settings.warn(`ignoring mirror ${url}: ${error instanceof Error ? error.message : String(error)}`);
+      }
+    }
+    return mirrors;
+  }
+}
+
+function primarySource(answer: ProbeAnswer): Source {
+  return {
+    url: answer.finalUrl,
+    origin: new URL(answer.finalUrl).origin,
+    etag: answer.etag,
+    ifRange: ifRangeValue(answer),
+    primary: true,
+    failed: false,
+  };
+}
+
+/** Hedging a range that ends within this long is not worth a connection. */
+const HEDGE_MIN_SECONDS = 1;
+/** Below twice this, a hedge races for the whole rest rather than its back half. */
+const HEDGE_MIN_BYTES = 64 * 1024;
+
+/** The in-flight range that will finish last at its recent rate, if worth racing. */
+function pickHedgeVictim(planner: RangePlanner, pace: PaceTracker): Assignment | undefined {
+  let victim: Assignment | undefined;
+  let victimSeconds = HEDGE_MIN_SECONDS;
+  for (const assignment of planner.inFlight) {
+    if (assignment.hedge || assignment.hedgeOf || remaining(assignment) <= 0) continue;
+    const seconds = pace.secondsLeft(assignment);
+    if (seconds !== undefined && seconds > victimSeconds) {
+      victim = assignment;
+      victimSeconds = seconds;
+    }
+  }
+  return victim && planner.hedge(victim, HEDGE_MIN_BYTES);
 }
 
 /**

@@ -99,43 +99,57 @@ export function splitMissing(missing: readonly Interval[], connections: number, 
 }
 
 /**
- * A range being fetched. The owner reads `end` before accepting each chunk: a steal
- * lowers it, and the owner stops there. `next` is the first byte not yet accepted.
+ * A range being fetched. The owner reads `end` before accepting each chunk: a steal,
+ * a rescue or a lost hedge race lowers it, and the owner stops there. `next` is the
+ * first byte not yet accepted.
  */
 export interface Assignment {
   readonly id: number;
   readonly start: number;
   end: number;
   next: number;
+  /** How many times these bytes were moved off a slow connection. */
+  readonly rescues: number;
+  /** On a range being hedged: the duplicate racing for its back part. */
+  hedge?: Assignment | undefined;
+  /** On a hedge: the range whose back part it races for. */
+  hedgeOf?: Assignment | undefined;
+}
+
+interface Queued {
+  start: number;
+  end: number;
+  rescues: number;
 }
 
 /**
- * Hands out ranges to workers. Unassigned ranges go first, in file order; when none
- * are left, a worker steals the back half of the in-flight range with the most bytes
- * remaining, if that leaves both halves at least `minSplit` long.
+ * Hands out ranges to workers. Queued ranges go first (rescued ones before the rest,
+ * then in file order); when none are left, a worker steals the back half of the
+ * in-flight range with the most bytes remaining, if that leaves both halves at least
+ * `minSplit` long. Rescue and hedging handle the tail that stealing cannot split.
  */
 export class RangePlanner {
-  readonly #unassigned: Interval[];
+  readonly #queue: Queued[];
   readonly #inFlight = new Map<number, Assignment>();
   readonly #minSplit: number;
   #nextId = 0;
 
   constructor(missing: readonly Interval[], connections: number, minSplit: number) {
     this.#minSplit = minSplit;
-    this.#unassigned = splitMissing(missing, connections, minSplit);
+    this.#queue = splitMissing(missing, connections, minSplit).map(([start, end]) => ({ start, end, rescues: 0 }));
   }
 
   /** Registers a range that is already being fetched (the probe's). */
-  adopt(start: number, end: number): Assignment {
-    const assignment: Assignment = { id: this.#nextId++, start, end, next: start };
+  adopt(start: number, end: number, rescues = 0): Assignment {
+    const assignment: Assignment = { id: this.#nextId++, start, end, next: start, rescues };
     this.#inFlight.set(assignment.id, assignment);
     return assignment;
   }
 
-  /** The next range for an idle worker, or undefined when nothing is left to hand out. */
+  /** The next range for an idle worker, or undefined when there is nothing to hand out. */
   next(): Assignment | undefined {
-    const queued = this.#unassigned.shift();
-    if (queued) return this.adopt(queued[0], queued[1]);
+    const queued = this.#queue.shift();
+    if (queued) return this.adopt(queued.start, queued.end, queued.rescues);
     return this.splitLargestInFlight();
   }
 
@@ -143,25 +157,89 @@ export class RangePlanner {
   splitLargestInFlight(): Assignment | undefined {
     let victim: Assignment | undefined;
     for (const assignment of this.#inFlight.values()) {
+      if (isHedged(assignment)) continue;
       if (!victim || remaining(assignment) > remaining(victim)) victim = assignment;
     }
     if (!victim || remaining(victim) < 2 * this.#minSplit) return undefined;
     const oldEnd = victim.end;
     const splitAt = victim.next + Math.ceil(remaining(victim) / 2);
     victim.end = splitAt - 1;
-    return this.adopt(splitAt, oldEnd);
+    return this.adopt(splitAt, oldEnd, victim.rescues);
   }
 
   /**
-   * The worker is done with this assignment. Bytes it did not accept (it failed, or
-   * was rescued) return to the queue for someone else.
+   * Moves the unaccepted rest of a slow range to the front of the queue, for a fresh
+   * connection. The owner must be interrupted: its `end` now lies behind it.
    */
-  release(assignment: Assignment): void {
-    this.#inFlight.delete(assignment.id);
-    if (assignment.next <= assignment.end) {
-      this.#unassigned.push([assignment.next, assignment.end]);
-      this.#unassigned.sort((a, b) => a[0] - b[0]);
+  rescue(assignment: Assignment): void {
+    if (isHedged(assignment) || remaining(assignment) <= 0) return;
+    this.#queue.unshift({ start: assignment.next, end: assignment.end, rescues: assignment.rescues + 1 });
+    assignment.end = assignment.next - 1;
+  }
+
+  /**
+   * Endgame: a duplicate request for the back half of `victim` (all of it when less
+   * than `2 * minBytes` is left), which keeps its end. They race; `settleHedge`
+   * decides the winner when the victim reaches the hedge's start.
+   */
+  hedge(victim: Assignment, minBytes: number): Assignment | undefined {
+    if (isHedged(victim) || remaining(victim) <= 0) return undefined;
+    // The back half; a small rest is raced for whole.
+    const start = remaining(victim) >= 2 * minBytes ? victim.next + Math.ceil(remaining(victim) / 2) : victim.next;
+    const hedge = this.adopt(start, victim.end, victim.rescues);
+    hedge.hedgeOf = victim;
+    victim.hedge = hedge;
+    return hedge;
+  }
+
+  /**
+   * Called when the hedged range's owner reaches its hedge's start. Whoever wrote
+   * into the back half first keeps it; the other stops. Returns the loser (its
+   * request is to be interrupted) or undefined when the hedge wins.
+   */
+  settleHedge(victim: Assignment): Assignment | undefined {
+    const hedge = victim.hedge;
+    if (!hedge) return undefined;
+    victim.hedge = undefined;
+    hedge.hedgeOf = undefined;
+    if (hedge.next > hedge.start) {
+      victim.end = hedge.start - 1;
+      return undefined;
     }
+    hedge.end = hedge.next - 1;
+    return hedge;
+  }
+
+  /**
+   * The worker is done with this assignment. Bytes it did not accept (it failed) go
+   * back to the queue; a hedge race ends with each side keeping what it has. Returns
+   * a victim left with nothing to do, still waiting on its connection: interrupt it.
+   */
+  release(assignment: Assignment): Assignment | undefined {
+    this.#inFlight.delete(assignment.id);
+    let idle: Assignment | undefined;
+    let end = assignment.end;
+    const hedge = assignment.hedge;
+    const victim = assignment.hedgeOf;
+    if (hedge) {
+      // The hedge carries on alone with the back half.
+      hedge.hedgeOf = undefined;
+      assignment.hedge = undefined;
+      end = Math.min(end, hedge.start - 1);
+    }
+    if (victim) {
+      // The victim has not reached our start (it would have settled the race), so it
+      // keeps its front part and our rest is queued like any other.
+      victim.hedge = undefined;
+      assignment.hedgeOf = undefined;
+      victim.end = Math.min(victim.end, assignment.start - 1);
+      if (remaining(victim) <= 0 && this.#inFlight.has(victim.id)) idle = victim;
+    }
+    if (assignment.next <= end) {
+      this.#queue.push({ start: assignment.next, end, rescues: assignment.rescues });
+      this.#queue.sort((a, b) => b.rescues - a.rescues || a.start - b.start);
+    }
+    return idle;
   }
 
   get inFlight(): readonly Assignment[] {
@@ -169,10 +247,19 @@ export class RangePlanner {
   }
 
   get unassigned(): readonly Interval[] {
-    return this.#unassigned;
+    return this.#queue.map(({ start, end }) => [start, end] as const);
+  }
+
+  /** True when every byte is accepted: nothing queued, nothing in flight. */
+  get finished(): boolean {
+    return this.#queue.length === 0 && this.#inFlight.size === 0;
   }
 }
 
-function remaining(assignment: Assignment): number {
+export function remaining(assignment: Assignment): number {
   return assignment.end - assignment.next + 1;
+}
+
+function isHedged(assignment: Assignment): boolean {
+  return assignment.hedge !== undefined || assignment.hedgeOf !== undefined;
 }

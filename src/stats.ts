@@ -24,11 +24,39 @@ function roundToTenth(ms: number | null): number | null {
 export class HttpStatsRecorder {
   #requests = 0;
   #retries = 0;
+  #rescues = 0;
+  #hedges = 0;
   readonly #statusCounts = new Map<number, number>();
   readonly #latenciesMs: number[] = [];
+  readonly #origins = new Map<string, { requests: number; bytes: number }>();
 
-  requestStarted(): void {
+  requestStarted(origin?: string): void {
     this.#requests += 1;
+    if (origin !== undefined) this.#origin(origin).requests += 1;
+  }
+
+  /** Body bytes kept from `origin` (added once per range, not per chunk). */
+  bytesFrom(origin: string, bytes: number): void {
+    this.#origin(origin).bytes += bytes;
+  }
+
+  /** A slow connection's range was moved to a fresh connection. */
+  rescued(): void {
+    this.#rescues += 1;
+  }
+
+  /** An idle connection raced the slowest range for its back half. */
+  hedged(): void {
+    this.#hedges += 1;
+  }
+
+  #origin(origin: string): { requests: number; bytes: number } {
+    let entry = this.#origins.get(origin);
+    if (!entry) {
+      entry = { requests: 0, bytes: 0 };
+      this.#origins.set(origin, entry);
+    }
+    return entry;
   }
 
   /** `latencyMs`: time from sending the request to its response headers. */
@@ -51,6 +79,9 @@ export class HttpStatsRecorder {
       requests: this.#requests,
       statusCounts,
       retries: this.#retries,
+      rescues: this.#rescues,
+      hedges: this.#hedges,
+      origins: Object.fromEntries([...this.#origins].map(([origin, entry]) => [origin, { ...entry }])),
       latencyMs: {
         p50: roundToTenth(percentile(sorted, 50)),
         p95: roundToTenth(percentile(sorted, 95)),

@@ -87,12 +87,21 @@ export interface HttpStats {
   /** Responses by status code, e.g. `{ "206": 8, "503": 1 }`. */
   statusCounts: Record<string, number>;
   retries: number;
+  /** Ranges moved off a connection far slower than its peers, onto a fresh one. */
+  rescues: number;
+  /** Endgame races: an idle connection fetching the back half of the slowest range. */
+  hedges: number;
+  /** Per origin (the URL and each mirror): requests sent and body bytes kept. */
+  origins: Record<string, { requests: number; bytes: number }>;
   /** Time to response headers, milliseconds. `null` when no request was answered. */
   latencyMs: { p50: number | null; p95: number | null; p99: number | null };
 }
 
-/** One entry for downloadAll: a URL, or a URL with its own options. */
-export type DownloadItem = string | ({ url: string } & DownloadOptions);
+/**
+ * One entry for downloadAll: a URL, or a URL with its own options. A list of URLs
+ * names copies of one file: the first is the URL, the rest are mirrors.
+ */
+export type DownloadItem = string | readonly string[] | ({ url: string | readonly string[] } & DownloadOptions);
 
 export interface DownloadAllOptions extends Omit<DownloadOptions, "output" | "signal" | "onProgress" | "rateLimiter"> {
   /** Files downloaded at once. Default 4. */

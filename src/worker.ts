@@ -1,6 +1,6 @@
 import type { FileHandle } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
-import { HttpStatusError, NetworkError, RemoteChangedError } from "./errors.js";
+import { HttpStatusError, NetworkError, RangegetError, RemoteChangedError } from "./errors.js";
 import { formatRange, isStrongEtag, parseContentRange, parseUnsatisfiedRange } from "./http-headers.js";
 import { discard, get, isRetryableFailure, toNetworkError, type HttpResponse, type RequestContext } from "./http.js";
 import { fileError } from "./manifest.js";
@@ -10,15 +10,27 @@ import type { RateLimiter } from "./rate-limit.js";
 import { retryDelay } from "./retry.js";
 import { CoalescingWriter } from "./sink.js";
 
+/** One copy of the file: the URL itself or a mirror. */
+export interface Source {
+  /** Where ranges are asked for (after redirects). */
+  url: string;
+  origin: string;
+  etag: string | null;
+  /** This copy's own validator: mirrors rarely share ETags. */
+  ifRange: string | undefined;
+  /** The URL the user gave; a change there restarts the download, a mirror's only drops the mirror. */
+  primary: boolean;
+  failed: boolean;
+}
+
+/** How often an idle connection looks again for work while others still run. */
+const IDLE_POLL_MS = 200;
+
 /** What every connection of one download shares. */
 export interface TransferContext {
   http: RequestContext;
-  /** The URL after redirects: ranges go straight there. */
-  url: string;
+  sources: Source[];
   size: number;
-  etag: string | null;
-  /** Sent with every ranged request so a changed file answers 200, not mixed bytes. */
-  ifRange: string | undefined;
   retries: number;
   file: FileHandle;
   partPath: string;
@@ -30,27 +42,67 @@ export interface TransferContext {
   counters: { bytesTransferred: number; bytesAccepted: number; activeConnections: number };
   /** Writers of the ranges in progress, so a checkpoint can flush what they hold. */
   writers: Set<CoalescingWriter>;
+  /** Per in-flight assignment id: aborts just that range's request (rescue, lost race). */
+  interrupts: Map<number, AbortController>;
+  /** Endgame: a hedge of the slowest range for an idle connection, if one is worth it. */
+  pickHedge: () => Assignment | undefined;
+  warn: (message: string) => void;
 }
 
 /**
  * One connection's loop: fetch the assigned range, then ask the planner for more
- * (queued ranges first, then a steal) until nothing is left.
+ * (queued ranges, a steal, an endgame hedge), idling while others finish, until
+ * every byte is accepted.
  */
 export async function runWorker(
   context: TransferContext,
+  preferredSource: number,
   first?: { assignment: Assignment; response: HttpResponse },
 ): Promise<void> {
-  let assignment = first?.assignment ?? context.planner.next();
+  let assignment: Assignment | undefined = first?.assignment;
   let response = first?.response;
-  while (assignment && !context.signal.aborted) {
+  while (!context.signal.aborted) {
+    assignment ??= context.planner.next() ?? context.pickHedge();
+    if (!assignment) {
+      if (context.planner.finished) return;
+      await sleep(IDLE_POLL_MS, undefined, { signal: context.signal });
+      continue;
+    }
+    const source = pickSource(context.sources, preferredSource);
     try {
-      await fetchRange(context, assignment, response);
+      await fetchRange(context, assignment, source, response);
+    } catch (error) {
+      if (!dropMirror(context, source, error)) throw error;
     } finally {
-      context.planner.release(assignment);
+      const idle = context.planner.release(assignment);
+      if (idle) context.interrupts.get(idle.id)?.abort();
     }
     response = undefined;
-    assignment = context.planner.next();
+    assignment = undefined;
   }
+}
+
+/** The worker's own copy if it still works, else the first that does. */
+function pickSource(sources: readonly Source[], preferred: number): Source {
+  const own = sources[preferred % sources.length];
+  if (own && !own.failed) return own;
+  const working = sources.find((source) => !source.failed);
+  if (!working) throw new Error("internal error: no working source left");
+  return working;
+}
+
+/**
+ * A mirror that fails for good is dropped, and its ranges go to the other copies.
+ * The last working copy's failure is the download's.
+ */
+function dropMirror(context: TransferContext, source: Source, error: unknown): boolean {
+  if (context.signal.aborted || error instanceof RangegetError === false) return false;
+  if (error instanceof RemoteChangedError && source.primary) return false;
+  const others = context.sources.filter((other) => other !== source && !other.failed);
+  if (others.length === 0) return false;
+  source.failed = true;
+  context.warn(`dropping ${source.url}: ${(error as Error).message}; continuing with the other ${others.length === 1 ? "copy" : "copies"}`);
+  return true;
 }
 
 /**
@@ -58,9 +110,18 @@ export async function runWorker(
  * last accepted byte; the range gives up after `retries` attempts in a row that
  * brought no new byte.
  */
-async function fetchRange(context: TransferContext, assignment: Assignment, response?: HttpResponse): Promise<void> {
+async function fetchRange(
+  context: TransferContext,
+  assignment: Assignment,
+  source: Source,
+  response?: HttpResponse,
+): Promise<void> {
   const writer = new CoalescingWriter(context.file, context.onWritten);
+  const interrupt = new AbortController();
+  const signal = AbortSignal.any([context.signal, interrupt.signal]);
   context.writers.add(writer);
+  context.interrupts.set(assignment.id, interrupt);
+  const startedAt = assignment.next;
   let failuresWithoutProgress = 0;
   try {
     while (assignment.next <= assignment.end) {
@@ -68,98 +129,123 @@ async function fetchRange(context: TransferContext, assignment: Assignment, resp
       // What this request asks for; a steal may lower `assignment.end` while it runs.
       const asked = { start: assignment.next, end: assignment.end };
       try {
-        const answer = response ?? (await requestRange(context, asked));
+        const answer = response ?? (await requestRange(context, source, asked, signal));
         response = undefined;
-        await receive(context, assignment, asked, answer, writer);
+        await receive(context, assignment, source, asked, answer, writer, signal);
       } catch (error) {
-        if (context.signal.aborted || !isRetryableFailure(error)) throw error;
+        if (context.signal.aborted) throw error;
+        // Rescued, stolen to the end, or lost a hedge race: the rest is someone else's.
+        if (assignment.next > assignment.end) break;
+        if (!isRetryableFailure(error)) throw error;
         failuresWithoutProgress = assignment.next > before ? 1 : failuresWithoutProgress + 1;
         if (failuresWithoutProgress >= Math.max(1, context.retries)) throw error;
         context.http.stats.retried();
         const retryAfterMs = error instanceof HttpStatusError ? error.retryAfterMs : undefined;
-        await sleep(retryDelay(failuresWithoutProgress, retryAfterMs), undefined, { signal: context.signal });
+        await sleep(retryDelay(failuresWithoutProgress, retryAfterMs), undefined, { signal }).catch((error: unknown) => {
+          // Interrupted while waiting: the loop sees the range is no longer ours.
+          if (context.signal.aborted) throw error;
+        });
       }
     }
   } finally {
+    context.interrupts.delete(assignment.id);
     context.writers.delete(writer);
+    context.http.stats.bytesFrom(source.origin, assignment.next - startedAt);
     await writer.flush().catch((error: unknown) => {
       throw fileError(error, context.partPath, "cannot write");
     });
   }
 }
 
-async function requestRange(context: TransferContext, asked: { start: number; end: number }): Promise<HttpResponse> {
+async function requestRange(
+  context: TransferContext,
+  source: Source,
+  asked: { start: number; end: number },
+  signal: AbortSignal,
+): Promise<HttpResponse> {
   const headers: Record<string, string> = { range: formatRange(asked.start, asked.end) };
-  if (context.ifRange !== undefined) headers["if-range"] = context.ifRange;
-  return get(context.http, context.url, headers, context.signal);
+  if (source.ifRange !== undefined) headers["if-range"] = source.ifRange;
+  return get(context.http, source.url, headers, signal);
 }
 
 /** Checks the answer is exactly the bytes asked, of the same file, then streams it in. */
 async function receive(
   context: TransferContext,
   assignment: Assignment,
+  source: Source,
   asked: { start: number; end: number },
   response: HttpResponse,
   writer: CoalescingWriter,
+  signal: AbortSignal,
 ): Promise<void> {
   const { start: askedStart, end: askedEnd } = asked;
   if (response.status === 200) {
     await discard(response);
-    throw changed(context, "answered a ranged request with the whole file (200)");
+    throw changed(source, "answered a ranged request with the whole file (200)");
   }
   if (response.status === 416) {
     const size = parseUnsatisfiedRange(response.headers["content-range"]);
-    if (size !== undefined && size !== context.size) throw changed(context, `now has ${size} bytes, not ${context.size}`);
-    throw badRange(context.url, formatRange(askedStart, askedEnd), response.headers["content-range"]);
+    if (size !== undefined && size !== context.size) throw changed(source, `now has ${size} bytes, not ${context.size}`);
+    throw badRange(source.url, formatRange(askedStart, askedEnd), response.headers["content-range"]);
   }
   if (response.status !== 206) throw await statusError(response);
   const contentRange = parseContentRange(response.headers["content-range"]);
   if (contentRange?.size !== undefined && contentRange.size !== context.size) {
     await discard(response);
-    throw changed(context, `now has ${contentRange.size} bytes, not ${context.size}`);
+    throw changed(source, `now has ${contentRange.size} bytes, not ${context.size}`);
   }
   const etag = response.headers["etag"];
-  if (isStrongEtag(context.etag) && isStrongEtag(etag) && etag !== context.etag) {
+  if (isStrongEtag(source.etag) && isStrongEtag(etag) && etag !== source.etag) {
     await discard(response);
-    throw changed(context, `has a new ETag ${etag}`);
+    throw changed(source, `has a new ETag ${etag}`);
   }
   if (contentRange === undefined || contentRange.start !== askedStart || contentRange.end !== askedEnd) {
     await discard(response);
-    throw badRange(context.url, formatRange(askedStart, askedEnd), response.headers["content-range"]);
+    throw badRange(source.url, formatRange(askedStart, askedEnd), response.headers["content-range"]);
   }
 
   context.counters.activeConnections++;
   try {
     for await (const chunk of response.body as AsyncIterable<Buffer>) {
       context.counters.bytesTransferred += chunk.length;
-      if (context.rateLimiter) await context.rateLimiter.take(chunk.length, context.signal);
-      // Read `end` only now: a steal may have moved it while we waited.
-      const room = assignment.end - assignment.next + 1;
-      if (room <= 0) break;
-      const piece = chunk.length > room ? chunk.subarray(0, room) : chunk;
-      const position = assignment.next;
-      assignment.next += piece.length;
-      context.counters.bytesAccepted += piece.length;
-      await writer.write(piece, position).catch((error: unknown) => {
-        throw fileError(error, context.partPath, "cannot write");
-      });
-      if (assignment.next > assignment.end) break;
+      if (context.rateLimiter) await context.rateLimiter.take(chunk.length, signal);
+      let offset = 0;
+      while (offset < chunk.length) {
+        // Read `end` only now: a steal may have moved it while we waited.
+        const hedge = assignment.hedge;
+        if (hedge && assignment.next >= hedge.start) {
+          const loser = context.planner.settleHedge(assignment);
+          if (loser) context.interrupts.get(loser.id)?.abort();
+        }
+        const limit = assignment.hedge ? assignment.hedge.start - 1 : assignment.end;
+        const room = limit - assignment.next + 1;
+        if (room <= 0) return;
+        const piece = chunk.subarray(offset, offset + Math.min(room, chunk.length - offset));
+        const position = assignment.next;
+        assignment.next += piece.length;
+        offset += piece.length;
+        context.counters.bytesAccepted += piece.length;
+        await writer.write(piece, position).catch((error: unknown) => {
+          throw fileError(error, context.partPath, "cannot write");
+        });
+      }
+      if (assignment.next > assignment.end) return;
     }
   } catch (error) {
-    throw toNetworkError(error, context.url, context.signal);
+    throw toNetworkError(error, source.url, signal);
   } finally {
     context.counters.activeConnections--;
   }
   if (assignment.next <= assignment.end) {
     throw new NetworkError(
-      `connection to ${context.url} closed after ${assignment.next - askedStart} of ${askedEnd - askedStart + 1} bytes`,
-      { url: context.url },
+      `connection to ${source.url} closed after ${assignment.next - askedStart} of ${askedEnd - askedStart + 1} bytes`,
+      { url: source.url },
     );
   }
 }
 
-function changed(context: TransferContext, what: string): RemoteChangedError {
-  return new RemoteChangedError(`the remote file at ${context.url} changed during the download: it ${what}`, {
-    url: context.url,
+function changed(source: Source, what: string): RemoteChangedError {
+  return new RemoteChangedError(`the remote file at ${source.url} changed during the download: it ${what}`, {
+    url: source.url,
   });
 }

@@ -66,6 +66,9 @@ describe("HttpStatsRecorder", () => {
       requests: 0,
       statusCounts: {},
       retries: 0,
+      rescues: 0,
+      hedges: 0,
+      origins: {},
       latencyMs: { p50: null, p95: null, p99: null },
     });
   });
@@ -110,12 +113,19 @@ describe("HttpStatsRecorder", () => {
 
   it("serialises as the --json http field", () => {
     const stats = new HttpStatsRecorder();
-    stats.requestStarted();
+    stats.requestStarted("http://127.0.0.1:8080");
     stats.responseReceived(206, 12.34);
+    stats.bytesFrom("http://127.0.0.1:8080", 1000);
+    stats.rescued();
+    stats.hedged();
+    stats.hedged();
     expect(JSON.parse(JSON.stringify(stats.snapshot()))).toEqual({
       requests: 1,
       statusCounts: { "206": 1 },
       retries: 0,
+      rescues: 1,
+      hedges: 2,
+      origins: { "http://127.0.0.1:8080": { requests: 1, bytes: 1000 } },
       latencyMs: { p50: 12.3, p95: 12.3, p99: 12.3 },
     });
   });

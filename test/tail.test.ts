@@ -1,0 +1,114 @@
+import { readFile } from "node:fs/promises";
+import { afterEach, describe, expect, it } from "vitest";
+import { download, type DownloadOptions } from "../src/index.js";
+import { makeContent, sha256 } from "./support/content.js";
+import { startRangeServer, type RangeServer, type RangeServerOptions } from "./support/range-server.js";
+import { tempDir } from "./support/temp.js";
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const servers: RangeServer[] = [];
+
+async function serve(options: RangeServerOptions): Promise<RangeServer> {
+  const server = await startRangeServer(options);
+  servers.push(server);
+  return server;
+}
+
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((server) => server.close()));
+});
+
+function quick(extra: DownloadOptions = {}): DownloadOptions & { warnings: string[] } {
+  const warnings: string[] = [];
+  return { minSplit: 256 * KiB, timeout: 30, retries: 3, onWarning: (message) => warnings.push(message), warnings, ...extra };
+}
+
+describe("never stuck at 99%", () => {
+  it("moves a range served at 1/20 of its peers' speed off its connection", async () => {
+    const content = makeContent(6 * MiB, 11);
+    const server = await serve({ content, bytesPerSecond: 1 * MiB });
+    // The first range after the probe crawls; a fresh request for the same bytes does not.
+    server.onRequest = (request) => (request.index === 1 ? { bytesPerSecond: 50 * KiB } : undefined);
+    const result = await download(server.url(), { ...quick({ connections: 4 }), dir: await tempDir() });
+    expect(sha256(await readFile(result.path))).toBe(sha256(content));
+    expect(result.http.rescues + result.http.hedges).toBeGreaterThanOrEqual(1);
+    const slow = server.requests[1]!;
+    // It was abandoned long before it could finish its range.
+    expect(slow.bytesSent).toBeLessThan((slow.range!.end! - slow.range!.start + 1) / 2);
+  });
+
+  it("catches a connection that trickles a few bytes a second, which no idle timeout would", async () => {
+    const content = makeContent(4 * MiB, 12);
+    const server = await serve({ content, bytesPerSecond: 2 * MiB });
+    server.onRequest = (request) => (request.index === 2 ? { bytesPerSecond: 64 } : undefined);
+    const result = await download(server.url(), { ...quick({ connections: 4 }), dir: await tempDir() });
+    expect(sha256(await readFile(result.path))).toBe(sha256(content));
+    expect(result.http.rescues + result.http.hedges).toBeGreaterThanOrEqual(1);
+    expect(server.requests[2]!.bytesSent).toBeLessThan(4 * KiB);
+  });
+
+  it("leaves a uniformly slow network alone", async () => {
+    const content = makeContent(3 * MiB, 13);
+    const server = await serve({ content, bytesPerSecond: 256 * KiB });
+    const result = await download(server.url(), { ...quick({ connections: 4 }), dir: await tempDir() });
+    expect(sha256(await readFile(result.path))).toBe(sha256(content));
+    expect(result.http.rescues).toBe(0);
+  });
+
+  it("hedges the slowest range at the end: the first writer wins and no byte is lost", async () => {
+    const content = makeContent(2 * MiB, 14);
+    const server = await serve({ content, bytesPerSecond: 2 * MiB });
+    // The second range crawls from the start, below the size a steal would split.
+    server.onRequest = (request) => (request.index === 1 ? { bytesPerSecond: 16 * KiB } : undefined);
+    const result = await download(server.url(), { ...quick({ connections: 2, minSplit: 1 * MiB }), dir: await tempDir() });
+    expect(sha256(await readFile(result.path))).toBe(sha256(content));
+    expect(result.http.hedges + result.http.rescues).toBeGreaterThanOrEqual(1);
+  });
+});
+
+describe("mirrors", () => {
+  it("spreads ranges over two copies by their speed", async () => {
+    const content = makeContent(8 * MiB, 15);
+    const fast = await serve({ content, bytesPerSecond: 2 * MiB });
+    const slow = await serve({ content, bytesPerSecond: 512 * KiB });
+    const result = await download([slow.url(), fast.url()], { ...quick({ connections: 4 }), dir: await tempDir() });
+    expect(sha256(await readFile(result.path))).toBe(sha256(content));
+    const bytesFast = result.http.origins[fast.origin]!.bytes;
+    const bytesSlow = result.http.origins[slow.origin]!.bytes;
+    expect(bytesFast + bytesSlow).toBe(content.length);
+    expect(bytesFast).toBeGreaterThan(2 * bytesSlow);
+  });
+
+  it("drops a mirror that dies part-way and finishes from the others", async () => {
+    const content = makeContent(4 * MiB, 16);
+    const primary = await serve({ content, bytesPerSecond: 1 * MiB });
+    const mirror = await serve({ content, bytesPerSecond: 1 * MiB });
+    mirror.onRequest = (request) => (request.index === 0 ? undefined : request.index === 1 ? { dropAfterBytes: 100 * KiB } : { status: 503 });
+    const options = quick({ connections: 4, retries: 2 });
+    const result = await download([primary.url(), mirror.url()], { ...options, dir: await tempDir() });
+    expect(sha256(await readFile(result.path))).toBe(sha256(content));
+    expect(options.warnings.join("\n")).toMatch(/dropping .*127\.0\.0\.1:\d+.*continuing with the other copy/);
+  });
+
+  it("refuses a mirror whose size differs, with a warning", async () => {
+    const content = makeContent(1 * MiB, 17);
+    const primary = await serve({ content });
+    const other = await serve({ content: makeContent(1 * MiB + 1, 17) });
+    const options = quick({ connections: 4 });
+    const result = await download([primary.url(), other.url()], { ...options, dir: await tempDir() });
+    expect(sha256(await readFile(result.path))).toBe(sha256(content));
+    expect(options.warnings).toEqual([`ignoring mirror ${other.url()}: it has ${content.length + 1} bytes, not ${content.length}`]);
+    expect(other.requests).toHaveLength(1);
+  });
+
+  it("sends each copy its own validator in If-Range", async () => {
+    const content = makeContent(2 * MiB, 18);
+    const primary = await serve({ content, etag: '"a"' });
+    const mirror = await serve({ content, etag: '"b"' });
+    await download([primary.url(), mirror.url()], { ...quick({ connections: 4 }), dir: await tempDir() });
+    expect(primary.requests.slice(1).every((request) => request.headers["if-range"] === '"a"')).toBe(true);
+    expect(mirror.requests.slice(1).every((request) => request.headers["if-range"] === '"b"')).toBe(true);
+    expect(mirror.requests.length).toBeGreaterThan(1);
+  });
+});
