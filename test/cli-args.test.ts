@@ -163,7 +163,8 @@ describe("parseArgs: bad input is one clear UsageError", () => {
   it.each<[string[], RegExp]>([
     [["--bogus", "http://x.test/"], /unknown option --bogus/],
     [["-z", "http://x.test/"], /unknown option -z/],
-    [["--mirror", "http://m.test/", "http://x.test/"], /unknown option --mirror/],
+    [["--mirror", "http://m.test/", "http://x.test/", "http://y.test/"], /--mirror names copies of one file but 2 URLs were given/],
+    [["--mirror", "ftp://m.test/", "http://x.test/"], /not an http or https URL/],
     [["--no-json", "http://x.test/"], /unknown option --no-json/],
     [[], /no URL given/],
     [["-q"], /no URL given/],

@@ -112,3 +112,27 @@ describe("mirrors", () => {
     expect(mirror.requests.length).toBeGreaterThan(1);
   });
 });
+
+describe("mirrors on the command line", () => {
+  it("--mirror spreads one file over copies; --json and --stats report bytes per origin", async () => {
+    const { execFile } = await import("node:child_process");
+    const { promisify } = await import("node:util");
+    const { join } = await import("node:path");
+    const content = makeContent(2 * MiB, 19);
+    const first = await serve({ content, bytesPerSecond: 1 * MiB });
+    const second = await serve({ content, bytesPerSecond: 1 * MiB });
+    const dir = await tempDir();
+    const bin = new URL("../bin/rangeget.js", import.meta.url).pathname;
+    const { stdout, stderr } = await promisify(execFile)(
+      process.execPath,
+      [bin, "-q", "--json", "--stats", "-c", "4", "--min-split", "256K", "-d", dir, first.url(), "--mirror", second.url()],
+      { timeout: 30_000 },
+    );
+    const result = JSON.parse(stdout) as { status: string; http: { origins: Record<string, { bytes: number }> } };
+    expect(result.status).toBe("downloaded");
+    expect(result.http.origins[first.origin]!.bytes + result.http.origins[second.origin]!.bytes).toBe(content.length);
+    expect(result.http.origins[second.origin]!.bytes).toBeGreaterThan(0);
+    expect(stderr).toMatch(new RegExp(`by origin: ${first.origin} .*, ${second.origin} `));
+    expect(sha256(await readFile(join(dir, "file.bin")))).toBe(sha256(content));
+  });
+});

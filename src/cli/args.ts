@@ -15,6 +15,8 @@ export type CliDownloadOptions = Omit<DownloadAllOptions, "signal" | "onProgress
 /** One file to fetch, from the arguments or a line of the `-i` file. */
 export interface CliItem {
   url: string;
+  /** Other copies of the same file. */
+  mirrors?: string[];
   output?: string;
 }
 
@@ -101,7 +103,13 @@ function buildParser(argv: string[], columns: number | undefined) {
         type: "string",
         requiresArg: true,
         group: GROUP_OUTPUT,
-        describe: "<file> URLs, one per line: \"<url> [output]\"; '#' comments; '-' = stdin",
+        describe: "<file> URLs, one per line: \"<url>[<TAB>mirror...] [output]\"; '#' comments; '-' = stdin",
+      })
+      .option("mirror", {
+        type: "string",
+        requiresArg: true,
+        group: GROUP_CONNECTIONS,
+        describe: "<url> another copy of the same file; ranges are spread over all copies by speed (repeatable)",
       })
       .option("force", { alias: "f", type: "boolean", group: GROUP_OUTPUT, describe: "overwrite an existing output and discard partial state" })
       .option("if-changed", {
@@ -186,6 +194,14 @@ async function buildConfig(parsed: ParsedArgs, env: ArgsEnvironment): Promise<Cl
     throw new UsageError(`--checksum verifies one file but ${items.length} URLs were given`);
   }
   if (output !== undefined && items[0] !== undefined) items[0].output = requireNonEmpty(output, "-o/--output");
+  const mirrors = allStrings(parsed, "mirror");
+  if (mirrors.length > 0) {
+    if (items.length > 1) {
+      throw new UsageError(`--mirror names copies of one file but ${items.length} URLs were given; in an -i file, put a file's copies on its line, tab-separated`);
+    }
+    for (const mirror of mirrors) parseHttpUrl(mirror);
+    if (items[0] !== undefined) items[0].mirrors = [...(items[0].mirrors ?? []), ...mirrors];
+  }
   rejectSharedOutputs(items, dir);
 
   const options: CliDownloadOptions = {};
@@ -230,7 +246,11 @@ async function collectItems(parsed: ParsedArgs, env: ArgsEnvironment): Promise<C
   if (inputFile !== undefined) {
     const text = inputFile === "-" ? await env.readStdin() : await readUserFile(inputFile, "input file", env);
     for (const entry of parseInputFile(text, source)) {
-      items.push(entry.output === undefined ? { url: entry.url } : { url: entry.url, output: entry.output });
+      items.push({
+        url: entry.url,
+        ...(entry.mirrors.length > 0 ? { mirrors: entry.mirrors } : {}),
+        ...(entry.output === undefined ? {} : { output: entry.output }),
+      });
     }
   }
   if (items.length === 0) throw new UsageError(source === undefined ? "no URL given" : `no URL in ${source}`);

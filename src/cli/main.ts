@@ -1,5 +1,6 @@
 import { AbortError, RangegetError, exitCodeForErrorCode } from "../errors.js";
 import { downloadAll } from "../index.js";
+import { formatBytes } from "../size.js";
 import type { DownloadResult } from "../types.js";
 import { parseArgs, readText, type CliConfig } from "./args.js";
 import { createProgressReporter, fileLabel, type ProgressReporter, type ProgressStream } from "./progress.js";
@@ -80,7 +81,11 @@ async function runDownloads(config: CliConfig, cli: CliIo, reporter: ProgressRep
     if (config.stats) reporter.log(formatStats(result));
     if (config.json) cli.stdout.write(`${JSON.stringify(jsonResult(result))}\n`);
   };
-  const results = await downloadAll(config.items, {
+  const items = config.items.map(({ url, mirrors, output }) => ({
+    url: mirrors ? [url, ...mirrors] : url,
+    ...(output === undefined ? {} : { output }),
+  }));
+  const results = await downloadAll(items, {
     ...config.options,
     signal,
     onProgress: (index, event) => reporter.update(index, event),
@@ -164,23 +169,38 @@ export function jsonResult(result: DownloadResult) {
       requests: result.http.requests,
       statusCounts: result.http.statusCounts,
       retries: result.http.retries,
+      rescues: result.http.rescues,
+      hedges: result.http.hedges,
+      origins: result.http.origins,
       latencyMs: { p50: result.http.latencyMs.p50, p95: result.http.latencyMs.p95, p99: result.http.latencyMs.p99 },
     },
   };
 }
 
-/** `rangeget: stats big.iso: 9 requests (206: 8, 503: 1), 1 retry, latency p50 12 ms, p95 40 ms, p99 41 ms` */
+/**
+ * `rangeget: stats big.iso: 9 requests (206: 8, 503: 1), 1 retry, latency p50 12 ms, p95 40 ms, p99 41 ms`,
+ * plus rescues, hedges and bytes per origin when there is something to tell.
+ */
 export function formatStats(result: DownloadResult): string {
-  const { requests, statusCounts, retries, latencyMs } = result.http;
+  const { requests, statusCounts, retries, rescues, hedges, origins, latencyMs } = result.http;
   const byStatus = Object.entries(statusCounts)
     .sort(([a], [b]) => a.localeCompare(b))
     .map(([status, count]) => `${status}: ${count}`)
     .join(", ");
   const ms = (value: number | null): string => (value === null ? "n/a" : `${Math.round(value)} ms`);
+  const tail = [
+    ...(rescues > 0 ? [`${rescues} slow connection${rescues === 1 ? "" : "s"} rescued`] : []),
+    ...(hedges > 0 ? [`${hedges} hedge${hedges === 1 ? "" : "s"}`] : []),
+  ];
+  const perOrigin = Object.entries(origins);
+  const originText =
+    perOrigin.length > 1 ? `; by origin: ${perOrigin.map(([origin, entry]) => `${origin} ${formatBytes(entry.bytes)}`).join(", ")}` : "";
   return (
     `rangeget: stats ${fileLabel(result.url, result.path)}: ` +
     `${requests} request${requests === 1 ? "" : "s"}${byStatus === "" ? "" : ` (${byStatus})`}, ` +
     `${retries} retr${retries === 1 ? "y" : "ies"}, ` +
-    `latency p50 ${ms(latencyMs.p50)}, p95 ${ms(latencyMs.p95)}, p99 ${ms(latencyMs.p99)}`
+    `latency p50 ${ms(latencyMs.p50)}, p95 ${ms(latencyMs.p95)}, p99 ${ms(latencyMs.p99)}` +
+    (tail.length > 0 ? `, ${tail.join(", ")}` : "") +
+    originText
   );
 }
