@@ -73,7 +73,7 @@ export async function get(
   }
   Object.assign(requestHeaders, headers, { "accept-encoding": "identity" });
 
-  context.stats.requestStarted();
+  context.stats.requestStarted(target.origin);
   const startedAt = performance.now();
   let response: Dispatcher.ResponseData;
   try {
