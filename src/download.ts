@@ -214,6 +214,8 @@ class FileDownload {
   #size: number | undefined;
   #resumed = false;
   #restartedBecauseChanged = false;
+  /** An earlier run had finished the file but died before tidying up. */
+  #finishedEarlier = false;
   readonly #counters = { bytesTransferred: 0, bytesAccepted: 0, activeConnections: 0 };
 
   constructor(settings: Settings, dispatcher: Dispatcher, stats: HttpStatsRecorder, startedAt: number) {
@@ -251,6 +253,7 @@ class FileDownload {
     signal?.addEventListener("abort", onAbort, { once: true });
     try {
       if (this.#settings.output !== undefined) await this.#claim(this.#settings.output);
+      if (this.#finishedEarlier) return { ...this.baseResult(), status: "up-to-date" };
       for (let restarts = 0; ; restarts++) {
         const outcome = await this.#attempt();
         if (outcome !== "changed") return outcome;
@@ -290,6 +293,7 @@ class FileDownload {
       this.#partial = { manifest: check.manifest, done: manifestDone(check.manifest) };
     }
     const existing = await stat(path).catch(() => undefined);
+    if (existing && this.#partial && (await this.#finishedBeforeCrash(existing.size))) return;
     if (existing?.isDirectory()) {
       throw new FileError(`${path} is a directory; choose another output with -o`, { path, code: "ERR_FILE" });
     }
@@ -302,6 +306,22 @@ class FileDownload {
       }
       this.#conditional = await conditionalHeaders(path, existing.mtime);
     }
+  }
+
+  /**
+   * A crash between the rename and the manifest's removal leaves the finished output
+   * beside a complete manifest and no `.part`: the file is whole (it was synced and
+   * verified before the rename), so only the bookkeeping is left to tidy.
+   */
+  async #finishedBeforeCrash(outputSize: number): Promise<boolean> {
+    const manifest = this.#partial!.manifest;
+    const complete = this.#partial!.done.bytes === manifest.size && outputSize === manifest.size;
+    if (!complete || (await stat(`${this.#path}.part`).catch(() => undefined))) return false;
+    await removeIfPresent(`${this.#path}.part.json`);
+    this.#partial = undefined;
+    this.#size = manifest.size;
+    this.#finishedEarlier = true;
+    return true;
   }
 
   async #discardPartial(): Promise<void> {
@@ -351,6 +371,10 @@ class FileDownload {
       await discardOnFailure(answer, () =>
         this.#claim(resolve(this.#settings.dir, chooseFileName(answer.contentDisposition, this.#settings.url))),
       );
+      if (this.#finishedEarlier) {
+        await discard(answer.response);
+        return { ...this.baseResult(), status: "up-to-date" };
+      }
       // The manifest was read after the probe, which therefore carried no If-Range.
       if (this.#partial && !sameVersion(this.#partial.manifest, answer)) {
         this.#settings.warn(`${this.#path} changed on the server; discarding partial data and starting over`);
@@ -637,8 +661,10 @@ class FileDownload {
       }
     }
     try {
+      // No directory fsync: on a crash the journal keeps these renames and unlinks in
+      // order, so either the output appeared or the .part and its complete manifest
+      // remain, and the next run finishes it. The data itself was synced above.
       await rename(partPath, path);
-      await syncDirectory(dirname(path));
       const modified = parseHttpDate(manifest.lastModified);
       if (modified !== undefined) await utimes(path, new Date(), new Date(modified));
       await removeIfPresent(`${path}.part.json`);
@@ -873,16 +899,6 @@ async function mkdirFor(path: string): Promise<void> {
     await mkdir(directory, { recursive: true });
   } catch (error) {
     throw fileError(error, directory, "cannot create the directory");
-  }
-}
-
-/** The rename is durable only once the directory entry is. */
-async function syncDirectory(directory: string): Promise<void> {
-  const handle = await open(directory, "r");
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
   }
 }
 

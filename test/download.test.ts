@@ -705,3 +705,29 @@ describe("verification and conditional updates", () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(1300);
   });
 });
+
+describe("a crash during the finish step", () => {
+  it("finds the finished file when the crash came after the rename, and only tidies up", async () => {
+    const content = makeContent(300 * KiB);
+    const server = await serve({ content });
+    const output = join(await tempDir(), "f.bin");
+    await writeFile(output, content);
+    await writeFile(
+      `${output}.part.json`,
+      JSON.stringify({
+        version: 1,
+        url: server.url(),
+        finalUrl: server.url(),
+        size: content.length,
+        etag: defaultEtag(content),
+        lastModified: null,
+        done: [[0, content.length - 1]],
+      }),
+    );
+    const result = await download(server.url(), { ...quick(), output });
+    expect(result.status).toBe("up-to-date");
+    expect(server.requests).toHaveLength(0);
+    expect(await readdir(join(output, ".."))).toEqual(["f.bin"]);
+    expect(sha256(await readFile(output))).toBe(sha256(content));
+  });
+});
