@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import { mkdir, open, readFile, rename, stat, statfs, utimes, writeFile, type FileHandle } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -336,6 +337,8 @@ class FileDownload {
   async #attempt(): Promise<DownloadResult | "changed"> {
     const { minSplit, retries } = this.#settings;
     this.#abort = new AbortController();
+    // Every connection listens to it (its request, its backoff): more than the default 10.
+    setMaxListeners(0, this.#abort.signal);
     if (this.#settings.signal?.aborted) throw abortError(this.#settings.signal);
     const partial = this.#partial;
     let range = { start: 0, end: minSplit - 1 };
