@@ -1,6 +1,11 @@
 #!/usr/bin/env node
+import { setFlagsFromString } from "node:v8";
+
 // Every connection keeps a write in flight, and the checkpoint fsyncs: libuv's default
 // pool of 4 threads would queue writes behind an fsync. Set before the pool starts.
 process.env.UV_THREADPOOL_SIZE ??= "16";
+// undici parses HTTP with llhttp in WebAssembly; optimising it in the background costs
+// ~35 MB of peak memory and buys nothing for a body-heavy download.
+setFlagsFromString("--liftoff-only");
 const { main } = await import("../dist/cli/main.js");
 process.exitCode = await main(process.argv.slice(2));
