@@ -41,7 +41,7 @@ import { retryDelay } from "./retry.js";
 import { CoalescingWriter } from "./sink.js";
 import { HttpStatsRecorder, RateMeter } from "./stats.js";
 import type { Checksum, DownloadOptions, DownloadResult } from "./types.js";
-import { runWorker, type Source, type TransferContext } from "./worker.js";
+import { IdleConnections, runWorker, type Source, type TransferContext } from "./worker.js";
 
 export const DEFAULTS = {
   connections: 8,
@@ -489,6 +489,7 @@ class FileDownload {
     const checkpoint = new Checkpointer(file, `${this.#path}.part.json`, manifest, done, flushWriters);
     const pace = new PaceTracker();
     const interrupts = new Map<number, AbortController>();
+    const idle = new IdleConnections();
     const sources = [primarySource(answer), ...(await this.#probeMirrors(size))];
     const context: TransferContext = {
       http: this.#http,
@@ -504,6 +505,7 @@ class FileDownload {
       counters: this.#counters,
       writers,
       interrupts,
+      idle,
       pickHedge: () => {
         const hedge = pickHedgeVictim(planner, pace);
         if (hedge) this.#stats.hedged();
@@ -516,11 +518,14 @@ class FileDownload {
         planner.rescue(straggler);
         interrupts.get(straggler.id)?.abort();
         this.#stats.rescued();
+        idle.notify();
       }
       await checkpoint.save();
     });
     const workers = [runWorker(context, 0, { assignment: probeAssignment, response: answer.response })];
-    for (let index = 1; index < this.#settings.connections; index++) workers.push(runWorker(context, index));
+    // One connection per range, plus one spare to steal or hedge; no more than asked.
+    const connections = Math.min(this.#settings.connections, planner.unassigned.length + 2);
+    for (let index = 1; index < connections; index++) workers.push(runWorker(context, index));
     const failure = await firstFailure(workers, this.#abort);
     stopTicking();
     if (failure !== undefined) {

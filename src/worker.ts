@@ -23,8 +23,35 @@ export interface Source {
   failed: boolean;
 }
 
-/** How often an idle connection looks again for work while others still run. */
+/** How often an idle connection looks again for a range to hedge while others run. */
 const IDLE_POLL_MS = 200;
+
+/**
+ * Where idle connections wait: woken at once when a range is released or rescued
+ * (new work, or the end), else after a poll interval (a range may have slowed down
+ * enough to hedge).
+ */
+export class IdleConnections {
+  readonly #waiting = new Set<() => void>();
+
+  wait(ms: number, signal: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        signal.removeEventListener("abort", done);
+        this.#waiting.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      signal.addEventListener("abort", done, { once: true });
+      this.#waiting.add(done);
+    });
+  }
+
+  notify(): void {
+    for (const wake of [...this.#waiting]) wake();
+  }
+}
 
 /** What every connection of one download shares. */
 export interface TransferContext {
@@ -44,6 +71,7 @@ export interface TransferContext {
   writers: Set<CoalescingWriter>;
   /** Per in-flight assignment id: aborts just that range's request (rescue, lost race). */
   interrupts: Map<number, AbortController>;
+  idle: IdleConnections;
   /** Endgame: a hedge of the slowest range for an idle connection, if one is worth it. */
   pickHedge: () => Assignment | undefined;
   warn: (message: string) => void;
@@ -65,7 +93,7 @@ export async function runWorker(
     assignment ??= context.planner.next() ?? context.pickHedge();
     if (!assignment) {
       if (context.planner.finished) return;
-      await sleep(IDLE_POLL_MS, undefined, { signal: context.signal });
+      await context.idle.wait(IDLE_POLL_MS, context.signal);
       continue;
     }
     const source = pickSource(context.sources, preferredSource);
@@ -76,6 +104,7 @@ export async function runWorker(
     } finally {
       const idle = context.planner.release(assignment);
       if (idle) context.interrupts.get(idle.id)?.abort();
+      context.idle.notify();
     }
     response = undefined;
     assignment = undefined;
@@ -225,9 +254,11 @@ async function receive(
         assignment.next += piece.length;
         offset += piece.length;
         context.counters.bytesAccepted += piece.length;
-        await writer.write(piece, position).catch((error: unknown) => {
+        try {
+          await writer.write(piece, position);
+        } catch (error) {
           throw fileError(error, context.partPath, "cannot write");
-        });
+        }
       }
       if (assignment.next > assignment.end) return;
     }
