@@ -565,9 +565,11 @@ class FileDownload {
         for await (const chunk of response.body as AsyncIterable<Buffer>) {
           this.#counters.bytesTransferred += chunk.length;
           if (this.#settings.rateLimiter) await this.#settings.rateLimiter.take(chunk.length, this.#abort.signal);
-          await writer.write(chunk, position).catch((error: unknown) => {
+          try {
+            await writer.write(chunk, position);
+          } catch (error) {
             throw fileError(error, partPath, "cannot write");
-          });
+          }
           position += chunk.length;
           this.#counters.bytesAccepted = position;
         }

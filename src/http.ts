@@ -1,6 +1,6 @@
 import { EnvHttpProxyAgent, type Dispatcher } from "undici";
 import { HttpStatusError, IntegrityError, NetworkError, RangegetError } from "./errors.js";
-import { isRetryableStatus } from "./retry.js";
+import { isRetryableStatus, parseRetryAfter } from "./retry.js";
 import type { HttpStatsRecorder } from "./stats.js";
 
 export const USER_AGENT = "rangeget";
@@ -66,13 +66,7 @@ export async function get(
   signal: AbortSignal,
 ): Promise<HttpResponse> {
   const target = new URL(url);
-  const sameOrigin = target.origin === context.userOrigin;
-  const requestHeaders: Record<string, string> = { "user-agent": USER_AGENT };
-  for (const [name, value] of Object.entries(context.userHeaders)) {
-    if (sameOrigin) requestHeaders[name.toLowerCase()] = value;
-  }
-  Object.assign(requestHeaders, headers, { "accept-encoding": "identity" });
-
+  const requestHeaders = headersFor(context, target, headers);
   context.stats.requestStarted(target.origin);
   const startedAt = performance.now();
   let response: Dispatcher.ResponseData;
@@ -91,6 +85,146 @@ export async function get(
   }
   context.stats.responseReceived(response.statusCode, performance.now() - startedAt);
   return { status: response.statusCode, headers: flattenHeaders(response.headers), body: response.body, url };
+}
+
+/** Returned by a body handler that has all it wants: the request ends early. */
+export const STOP = Symbol("stop");
+
+export interface BodyHandler {
+  /** Status and headers: throw to refuse the answer (the request fails with that error). */
+  onHeaders(status: number, headers: Record<string, string | undefined>): void;
+  /** A body chunk: STOP to end early, a promise to stop reading until it settles. */
+  onData(chunk: Buffer): Promise<void> | typeof STOP | undefined;
+}
+
+/**
+ * GET whose body is pushed to `handler` straight from the parser: no stream, no
+ * promise per chunk, and backpressure by pausing the socket. The hot path of every
+ * range. A status other than `expected` that `onHeaders` lets through fails with an
+ * HttpStatusError carrying the server's reason.
+ */
+export function streamGet(
+  context: RequestContext,
+  url: string,
+  headers: Record<string, string>,
+  signal: AbortSignal,
+  expected: number,
+  handler: BodyHandler,
+): Promise<void> {
+  const target = new URL(url);
+  const requestHeaders = headersFor(context, target, headers);
+  return new Promise<void>((resolve, reject) => {
+    let controller: Dispatcher.DispatchController | undefined;
+    let settled = false;
+    let errorStatus: { status: number; retryAfter: string | undefined; reason: string } | undefined;
+    const settle = (error?: unknown) => {
+      if (settled) return;
+      settled = true;
+      signal.removeEventListener("abort", onAbort);
+      if (error === undefined) resolve();
+      else reject(error);
+    };
+    const fail = (error: unknown) => {
+      settle(error);
+      controller?.abort(error instanceof Error ? error : new Error(String(error)));
+    };
+    const onAbort = () => fail(signal.reason);
+    if (signal.aborted) {
+      reject(signal.reason);
+      return;
+    }
+    signal.addEventListener("abort", onAbort, { once: true });
+    context.stats.requestStarted(target.origin);
+    const startedAt = performance.now();
+    context.dispatcher.dispatch(
+      {
+        origin: target.origin,
+        path: target.pathname + target.search,
+        method: "GET",
+        headers: requestHeaders,
+        headersTimeout: context.timeoutMs,
+        bodyTimeout: context.timeoutMs,
+      },
+      {
+        onRequestStart(requestController) {
+          controller = requestController;
+          if (settled) requestController.abort(new Error("request no longer needed"));
+        },
+        onResponseStart(_controller, status, rawHeaders) {
+          context.stats.responseReceived(status, performance.now() - startedAt);
+          const flat = flattenHeaders(rawHeaders);
+          try {
+            handler.onHeaders(status, flat);
+          } catch (error) {
+            fail(error);
+            return;
+          }
+          if (status !== expected) errorStatus = { status, retryAfter: flat["retry-after"], reason: "" };
+        },
+        onResponseData(requestController, chunk) {
+          // undici hands over an empty chunk on every resume; pausing for it again
+          // would spin on microtasks forever.
+          if (settled || chunk.length === 0) return;
+          if (errorStatus) {
+            if (errorStatus.reason.length < 200) errorStatus.reason += String(chunk);
+            return;
+          }
+          let next: ReturnType<BodyHandler["onData"]>;
+          try {
+            next = handler.onData(chunk);
+          } catch (error) {
+            fail(error);
+            return;
+          }
+          if (next === STOP) {
+            settle();
+            requestController.abort(new Error("range complete"));
+          } else if (next) {
+            requestController.pause();
+            next.then(
+              () => {
+                if (!settled) requestController.resume();
+              },
+              fail,
+            );
+          }
+        },
+        onResponseEnd() {
+          if (errorStatus) settle(httpStatusError(errorStatus.status, url, errorStatus.reason, errorStatus.retryAfter));
+          else settle();
+        },
+        onResponseError(_controller, error) {
+          settle(toNetworkError(error, url, signal));
+        },
+      },
+    );
+  });
+}
+
+/** An error status as our error: what failed, where, the server's reason, what to do. */
+export function httpStatusError(status: number, url: string, reason: string, retryAfter: string | undefined): HttpStatusError {
+  const oneLine = reason.replace(/\s+/g, " ").trim().slice(0, 200);
+  const advice =
+    status === 401 || status === 403
+      ? "check the URL's credentials or pass them with -H"
+      : status === 404 || status === 410
+        ? "check the URL"
+        : isRetryableStatus(status)
+          ? "the server kept failing; try again later"
+          : "check the URL and headers";
+  return new HttpStatusError(`HTTP ${status} from ${url}${oneLine ? ` (${oneLine})` : ""}: ${advice}`, {
+    status,
+    url,
+    retryAfterMs: parseRetryAfter(retryAfter, Date.now()),
+  });
+}
+
+function headersFor(context: RequestContext, target: URL, headers: Record<string, string>): Record<string, string> {
+  const requestHeaders: Record<string, string> = { "user-agent": USER_AGENT };
+  if (target.origin === context.userOrigin) {
+    for (const [name, value] of Object.entries(context.userHeaders)) requestHeaders[name.toLowerCase()] = value;
+  }
+  return Object.assign(requestHeaders, headers, { "accept-encoding": "identity" });
 }
 
 /**
@@ -159,7 +293,7 @@ export async function discard(response: HttpResponse): Promise<void> {
   }
 }
 
-function flattenHeaders(headers: Dispatcher.ResponseData["headers"]): Record<string, string | undefined> {
+function flattenHeaders(headers: Dispatcher.ResponseData["headers"] | import("node:http").IncomingHttpHeaders): Record<string, string | undefined> {
   const flat: Record<string, string | undefined> = {};
   for (const [name, value] of Object.entries(headers)) {
     flat[name] = Array.isArray(value) ? value.join(", ") : value;

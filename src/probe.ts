@@ -1,8 +1,15 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { HttpStatusError, IntegrityError } from "./errors.js";
 import { parseContentLength, parseContentRange, parseUnsatisfiedRange, type ContentRange } from "./http-headers.js";
-import { discard, getFollowingRedirects, isRetryableFailure, type HttpResponse, type RequestContext } from "./http.js";
-import { isRetryableStatus, parseRetryAfter, retryDelay } from "./retry.js";
+import {
+  discard,
+  getFollowingRedirects,
+  httpStatusError,
+  isRetryableFailure,
+  type HttpResponse,
+  type RequestContext,
+} from "./http.js";
+import { retryDelay } from "./retry.js";
 
 export interface ProbeRequest {
   url: string;
@@ -98,7 +105,6 @@ export function badRange(url: string, asked: string, got: string | undefined): I
 
 /** An error status as our error, with the server's own words (one short line of its body). */
 export async function statusError(response: HttpResponse): Promise<HttpStatusError> {
-  const status = response.status;
   let reason = "";
   try {
     for await (const chunk of response.body) {
@@ -108,18 +114,5 @@ export async function statusError(response: HttpResponse): Promise<HttpStatusErr
   } catch {
     // No reason, then; the status says enough.
   }
-  reason = reason.replace(/\s+/g, " ").trim().slice(0, 200);
-  const advice =
-    status === 401 || status === 403
-      ? "check the URL's credentials or pass them with -H"
-      : status === 404 || status === 410
-        ? "check the URL"
-        : isRetryableStatus(status)
-          ? "the server kept failing; try again later"
-          : "check the URL and headers";
-  return new HttpStatusError(`HTTP ${status} from ${response.url}${reason ? ` (${reason})` : ""}: ${advice}`, {
-    status,
-    url: response.url,
-    retryAfterMs: parseRetryAfter(response.headers["retry-after"], Date.now()),
-  });
+  return httpStatusError(response.status, response.url, reason, response.headers["retry-after"]);
 }

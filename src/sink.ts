@@ -56,12 +56,18 @@ export class CoalescingWriter {
     this.#coalesceBytes = coalesceBytes;
   }
 
-  async write(chunk: Buffer, position: number): Promise<void> {
-    if (this.#chunksBytes > 0 && position !== this.#chunksStart + this.#chunksBytes) await this.#startWrite();
+  /**
+   * Gathers `chunk`; returns a promise only when the caller must wait before giving
+   * more (a batch is full and the previous write has not finished).
+   */
+  write(chunk: Buffer, position: number): Promise<void> | undefined {
+    if (this.#chunksBytes > 0 && position !== this.#chunksStart + this.#chunksBytes) {
+      return this.#startWrite().then(() => this.write(chunk, position));
+    }
     if (this.#chunksBytes === 0) this.#chunksStart = position;
     this.#chunks.push(chunk);
     this.#chunksBytes += chunk.length;
-    if (this.#chunksBytes >= this.#coalesceBytes) await this.#startWrite();
+    return this.#chunksBytes >= this.#coalesceBytes ? this.#startWrite() : undefined;
   }
 
   /** Writes everything gathered so far and waits for it. Safe to call while `write` runs. */

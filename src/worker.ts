@@ -2,9 +2,9 @@ import type { FileHandle } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { HttpStatusError, NetworkError, RangegetError, RemoteChangedError } from "./errors.js";
 import { formatRange, isStrongEtag, parseContentRange, parseUnsatisfiedRange } from "./http-headers.js";
-import { discard, get, isRetryableFailure, toNetworkError, type HttpResponse, type RequestContext } from "./http.js";
+import { isRetryableFailure, STOP, streamGet, toNetworkError, type HttpResponse, type RequestContext } from "./http.js";
 import { fileError } from "./manifest.js";
-import { badRange, statusError } from "./probe.js";
+import { badRange } from "./probe.js";
 import type { Assignment, RangePlanner } from "./ranges.js";
 import type { RateLimiter } from "./rate-limit.js";
 import { retryDelay } from "./retry.js";
@@ -158,9 +158,9 @@ async function fetchRange(
       // What this request asks for; a steal may lower `assignment.end` while it runs.
       const asked = { start: assignment.next, end: assignment.end };
       try {
-        const answer = response ?? (await requestRange(context, source, asked, signal));
+        const probeAnswer = response;
         response = undefined;
-        await receive(context, assignment, source, asked, answer, writer, signal);
+        await receive(context, assignment, source, asked, writer, signal, probeAnswer);
       } catch (error) {
         if (context.signal.aborted) throw error;
         // Rescued, stolen to the end, or lost a hedge race: the rest is someone else's.
@@ -186,81 +186,34 @@ async function fetchRange(
   }
 }
 
-async function requestRange(
-  context: TransferContext,
-  source: Source,
-  asked: { start: number; end: number },
-  signal: AbortSignal,
-): Promise<HttpResponse> {
-  const headers: Record<string, string> = { range: formatRange(asked.start, asked.end) };
-  if (source.ifRange !== undefined) headers["if-range"] = source.ifRange;
-  return get(context.http, source.url, headers, signal);
-}
-
-/** Checks the answer is exactly the bytes asked, of the same file, then streams it in. */
+/**
+ * One request for `asked`, its body taken in as it arrives. The probe's answer,
+ * already under way as a stream, is read the same way.
+ */
 async function receive(
   context: TransferContext,
   assignment: Assignment,
   source: Source,
   asked: { start: number; end: number },
-  response: HttpResponse,
   writer: CoalescingWriter,
   signal: AbortSignal,
+  response: HttpResponse | undefined,
 ): Promise<void> {
-  const { start: askedStart, end: askedEnd } = asked;
-  if (response.status === 200) {
-    await discard(response);
-    throw changed(source, "answered a ranged request with the whole file (200)");
-  }
-  if (response.status === 416) {
-    const size = parseUnsatisfiedRange(response.headers["content-range"]);
-    if (size !== undefined && size !== context.size) throw changed(source, `now has ${size} bytes, not ${context.size}`);
-    throw badRange(source.url, formatRange(askedStart, askedEnd), response.headers["content-range"]);
-  }
-  if (response.status !== 206) throw await statusError(response);
-  const contentRange = parseContentRange(response.headers["content-range"]);
-  if (contentRange?.size !== undefined && contentRange.size !== context.size) {
-    await discard(response);
-    throw changed(source, `now has ${contentRange.size} bytes, not ${context.size}`);
-  }
-  const etag = response.headers["etag"];
-  if (isStrongEtag(source.etag) && isStrongEtag(etag) && etag !== source.etag) {
-    await discard(response);
-    throw changed(source, `has a new ETag ${etag}`);
-  }
-  if (contentRange === undefined || contentRange.start !== askedStart || contentRange.end !== askedEnd) {
-    await discard(response);
-    throw badRange(source.url, formatRange(askedStart, askedEnd), response.headers["content-range"]);
-  }
-
   context.counters.activeConnections++;
   try {
-    for await (const chunk of response.body as AsyncIterable<Buffer>) {
-      context.counters.bytesTransferred += chunk.length;
-      if (context.rateLimiter) await context.rateLimiter.take(chunk.length, signal);
-      let offset = 0;
-      while (offset < chunk.length) {
-        // Read `end` only now: a steal may have moved it while we waited.
-        const hedge = assignment.hedge;
-        if (hedge && assignment.next >= hedge.start) {
-          const loser = context.planner.settleHedge(assignment);
-          if (loser) context.interrupts.get(loser.id)?.abort();
-        }
-        const limit = assignment.hedge ? assignment.hedge.start - 1 : assignment.end;
-        const room = limit - assignment.next + 1;
-        if (room <= 0) return;
-        const piece = chunk.subarray(offset, offset + Math.min(room, chunk.length - offset));
-        const position = assignment.next;
-        assignment.next += piece.length;
-        offset += piece.length;
-        context.counters.bytesAccepted += piece.length;
-        try {
-          await writer.write(piece, position);
-        } catch (error) {
-          throw fileError(error, context.partPath, "cannot write");
-        }
+    if (response) {
+      for await (const chunk of response.body as AsyncIterable<Buffer>) {
+        const next = accept(context, assignment, writer, chunk, signal);
+        if (next === STOP) break;
+        await next;
       }
-      if (assignment.next > assignment.end) return;
+    } else {
+      const headers: Record<string, string> = { range: formatRange(asked.start, asked.end) };
+      if (source.ifRange !== undefined) headers["if-range"] = source.ifRange;
+      await streamGet(context.http, source.url, headers, signal, 206, {
+        onHeaders: (status, responseHeaders) => checkAnswer(context, source, asked, status, responseHeaders),
+        onData: (chunk) => accept(context, assignment, writer, chunk, signal),
+      });
     }
   } catch (error) {
     throw toNetworkError(error, source.url, signal);
@@ -269,10 +222,83 @@ async function receive(
   }
   if (assignment.next <= assignment.end) {
     throw new NetworkError(
-      `connection to ${source.url} closed after ${assignment.next - askedStart} of ${askedEnd - askedStart + 1} bytes`,
+      `connection to ${source.url} closed after ${assignment.next - asked.start} of ${asked.end - asked.start + 1} bytes`,
       { url: source.url },
     );
   }
+}
+
+/** A ranged answer is written only if it is exactly the bytes asked, of the same file. */
+function checkAnswer(
+  context: TransferContext,
+  source: Source,
+  asked: { start: number; end: number },
+  status: number,
+  headers: Record<string, string | undefined>,
+): void {
+  if (status === 200) throw changed(source, "answered a ranged request with the whole file (200)");
+  if (status === 416) {
+    const size = parseUnsatisfiedRange(headers["content-range"]);
+    if (size !== undefined && size !== context.size) throw changed(source, `now has ${size} bytes, not ${context.size}`);
+    throw badRange(source.url, formatRange(asked.start, asked.end), headers["content-range"]);
+  }
+  // Any other status fails the request with its reason (streamGet reads it).
+  if (status !== 206) return;
+  const contentRange = parseContentRange(headers["content-range"]);
+  if (contentRange?.size !== undefined && contentRange.size !== context.size) {
+    throw changed(source, `now has ${contentRange.size} bytes, not ${context.size}`);
+  }
+  const etag = headers["etag"];
+  if (isStrongEtag(source.etag) && isStrongEtag(etag) && etag !== source.etag) throw changed(source, `has a new ETag ${etag}`);
+  if (contentRange === undefined || contentRange.start !== asked.start || contentRange.end !== asked.end) {
+    throw badRange(source.url, formatRange(asked.start, asked.end), headers["content-range"]);
+  }
+}
+
+/**
+ * Takes one body chunk into the range: STOP once the range is complete (a steal, a
+ * rescue or a lost race may have moved its end), else a promise when the disk or the
+ * rate limit asks us to wait.
+ */
+function accept(
+  context: TransferContext,
+  assignment: Assignment,
+  writer: CoalescingWriter,
+  chunk: Buffer,
+  signal: AbortSignal,
+): Promise<void> | typeof STOP | undefined {
+  context.counters.bytesTransferred += chunk.length;
+  let wait: Promise<void> | undefined;
+  let offset = 0;
+  while (offset < chunk.length) {
+    const hedge = assignment.hedge;
+    if (hedge && assignment.next >= hedge.start) {
+      const loser = context.planner.settleHedge(assignment);
+      if (loser) context.interrupts.get(loser.id)?.abort();
+    }
+    const limit = assignment.hedge ? assignment.hedge.start - 1 : assignment.end;
+    const room = limit - assignment.next + 1;
+    if (room <= 0) break;
+    const piece = chunk.subarray(offset, offset + Math.min(room, chunk.length - offset));
+    const position = assignment.next;
+    assignment.next += piece.length;
+    offset += piece.length;
+    context.counters.bytesAccepted += piece.length;
+    const written = writer.write(piece, position);
+    if (written) wait = wait ? wait.then(() => written) : written;
+  }
+  // Charged even for the last chunk, so the next connection waits for it.
+  const tokens = context.rateLimiter?.take(chunk.length, signal);
+  if (assignment.next > assignment.end) {
+    // The bytes are gathered; the writer's flush at the range's end writes them.
+    wait?.catch(() => {});
+    tokens?.catch(() => {});
+    return STOP;
+  }
+  if (tokens) wait = wait ? Promise.all([wait, tokens]).then(() => {}) : tokens;
+  return wait?.catch((error: unknown) => {
+    throw fileError(error, context.partPath, "cannot write");
+  });
 }
 
 function changed(source: Source, what: string): RemoteChangedError {
