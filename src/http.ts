@@ -1,3 +1,5 @@
+import { readFileSync } from "node:fs";
+import nodeTls from "node:tls";
 import { EnvHttpProxyAgent, type Dispatcher } from "undici";
 import { HttpStatusError, IntegrityError, NetworkError, RangegetError } from "./errors.js";
 import { isRetryableStatus, parseRetryAfter } from "./retry.js";
@@ -25,7 +27,7 @@ export interface DispatcherOptions {
  */
 export function createDispatcher(options: DispatcherOptions): Dispatcher {
   const tls = {
-    ...(options.ca === undefined ? {} : { ca: [options.ca] }),
+    ...(options.ca === undefined ? {} : { ca: [...defaultCaCertificates(), options.ca] }),
     ...(options.insecure ? { rejectUnauthorized: false } : {}),
   };
   return new EnvHttpProxyAgent({
@@ -35,6 +37,26 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     connect: { timeout: options.timeoutMs, ...tls },
     requestTls: tls,
   });
+}
+
+/**
+ * What Node trusts without `--ca`: Mozilla's roots plus NODE_EXTRA_CA_CERTS. A `ca`
+ * option replaces that set, and `--ca` means "also trust", so it is added to this.
+ */
+function defaultCaCertificates(): string[] {
+  const { getCACertificates } = nodeTls as { getCACertificates?: (type: "default") => string[] };
+  // Node 22.15+ answers itself; on older Nodes we read NODE_EXTRA_CA_CERTS as Node does.
+  if (getCACertificates) return getCACertificates("default");
+  const extra = process.env["NODE_EXTRA_CA_CERTS"];
+  let extraPem: string[] = [];
+  if (extra) {
+    try {
+      extraPem = readFileSync(extra, "utf8").match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? [];
+    } catch {
+      // Node has already warned about an unreadable NODE_EXTRA_CA_CERTS at start-up.
+    }
+  }
+  return [...nodeTls.rootCertificates, ...extraPem];
 }
 
 export interface HttpResponse {
@@ -70,18 +92,22 @@ export async function get(
   context.stats.requestStarted(target.origin);
   const startedAt = performance.now();
   let response: Dispatcher.ResponseData;
+  const deadline = new AbortController();
+  const timer = setTimeout(() => deadline.abort(headersTimeout(url, context.timeoutMs)), context.timeoutMs);
   try {
     response = await context.dispatcher.request({
       origin: target.origin,
       path: target.pathname + target.search,
       method: "GET",
       headers: requestHeaders,
-      signal,
+      signal: AbortSignal.any([signal, deadline.signal]),
       headersTimeout: context.timeoutMs,
       bodyTimeout: context.timeoutMs,
     });
   } catch (error) {
     throw toNetworkError(error, url, signal);
+  } finally {
+    clearTimeout(timer);
   }
   context.stats.responseReceived(response.statusCode, performance.now() - startedAt);
   return { status: response.statusCode, headers: flattenHeaders(response.headers), body: response.body, url };
@@ -120,6 +146,7 @@ export function streamGet(
     const settle = (error?: unknown) => {
       if (settled) return;
       settled = true;
+      clearTimeout(timer);
       signal.removeEventListener("abort", onAbort);
       if (error === undefined) resolve();
       else reject(error);
@@ -136,6 +163,7 @@ export function streamGet(
     signal.addEventListener("abort", onAbort, { once: true });
     context.stats.requestStarted(target.origin);
     const startedAt = performance.now();
+    const timer = setTimeout(() => fail(headersTimeout(url, context.timeoutMs)), context.timeoutMs);
     context.dispatcher.dispatch(
       {
         origin: target.origin,
@@ -151,6 +179,8 @@ export function streamGet(
           if (settled) requestController.abort(new Error("request no longer needed"));
         },
         onResponseStart(_controller, status, rawHeaders) {
+          if (status < 200) return;
+          clearTimeout(timer);
           context.stats.responseReceived(status, performance.now() - startedAt);
           const flat = flattenHeaders(rawHeaders);
           try {
@@ -201,6 +231,18 @@ export function streamGet(
   });
 }
 
+/**
+ * undici's headersTimeout starts again with every informational 1xx answer, so a
+ * server sending them forever would hold a request open for ever; this deadline
+ * does not move.
+ */
+function headersTimeout(url: string, timeoutMs: number): NetworkError {
+  return new NetworkError(`timed out waiting for ${url} to answer (no final response within ${timeoutMs / 1000} s)`, {
+    url,
+    code: "ERR_TIMEOUT",
+  });
+}
+
 /** An error status as our error: what failed, where, the server's reason, what to do. */
 export function httpStatusError(status: number, url: string, reason: string, retryAfter: string | undefined): HttpStatusError {
   const oneLine = reason.replace(/\s+/g, " ").trim().slice(0, 200);
@@ -245,8 +287,9 @@ export async function getFollowingRedirects(
     if (!REDIRECT_STATUSES.has(response.status)) return response;
     await discard(response);
     const location = response.headers["location"];
-    if (location === undefined) {
-      throw new HttpStatusError(`${response.status} redirect without a Location header from ${current}`, {
+    if (location === undefined || !URL.canParse(location, current)) {
+      const what = location === undefined ? "without a Location header" : `to ${JSON.stringify(location)}, which is not a URL,`;
+      throw new HttpStatusError(`${response.status} redirect ${what} from ${current}`, {
         status: response.status,
         url: current,
         code: "ERR_BAD_REDIRECT",

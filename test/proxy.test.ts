@@ -1,0 +1,184 @@
+// HTTP_PROXY / HTTPS_PROXY / NO_PROXY through undici's EnvHttpProxyAgent: the built CLI
+// in a child whose environment names a recording forward proxy on 127.0.0.1.
+import { existsSync } from "node:fs";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { makeContent, sha256 } from "./support/content.js";
+import { startForwardProxy, type ForwardProxy } from "./support/forward-proxy.js";
+import { startRangeServer, type RangeServer } from "./support/range-server.js";
+import { assertBuilt, lines, runCli, type CliRun } from "./support/run-cli.js";
+import { serverCert, testCa } from "./support/tls-fixtures.js";
+import { startTlsTerminator } from "./support/tls-terminator.js";
+
+const KiB = 1024;
+const closers: Array<() => Promise<void>> = [];
+let workDir: string;
+
+beforeAll(assertBuilt);
+
+beforeEach(async () => {
+  workDir = await mkdtemp(join(tmpdir(), "rangeget-proxy-"));
+});
+
+afterEach(async () => {
+  await Promise.all(closers.splice(0).map((close) => close()));
+  await rm(workDir, { recursive: true, force: true });
+});
+
+async function origin(content = makeContent(400 * KiB, 41)): Promise<RangeServer> {
+  const server = await startRangeServer({ content });
+  closers.push(() => server.close());
+  return server;
+}
+
+async function proxy(options: { refuse?: number } = {}): Promise<ForwardProxy> {
+  const started = await startForwardProxy(options);
+  closers.push(() => started.close());
+  return started;
+}
+
+function cli(args: string[], env: Record<string, string>): Promise<CliRun> {
+  return runCli(["-q", "-c", "3", "--min-split", "64K", "--timeout", "5", ...args], { cwd: workDir, env, timeoutMs: 15_000 });
+}
+
+async function downloaded(name: string): Promise<string> {
+  return sha256(await readFile(join(workDir, name)));
+}
+
+describe("HTTP_PROXY", () => {
+  it("sends every request for an http:// URL through the proxy, with exact bytes", async () => {
+    const server = await origin();
+    const forward = await proxy();
+    const run = await cli(["-o", "out.bin", server.url()], { HTTP_PROXY: forward.url });
+    expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 0, stderr: "" });
+    expect(await downloaded("out.bin")).toBe(sha256(server.content));
+    // undici tunnels plain http:// through CONNECT too; either way the proxy carried it.
+    expect(forward.requests.length).toBeGreaterThanOrEqual(1);
+    for (const request of forward.requests) expect(request.target).toContain(`127.0.0.1:${server.port}`);
+    expect(server.requests.filter((request) => request.status === 206).length).toBeGreaterThanOrEqual(3);
+  });
+
+  it("credentials in HTTP_PROXY go to the proxy as Proxy-Authorization, never to the server", async () => {
+    const server = await origin();
+    const forward = await proxy();
+    const run = await cli(["-o", "out.bin", server.url()], { HTTP_PROXY: `http://alice:s%3Acret@127.0.0.1:${forward.port}` });
+    expect(run.code, run.stderr).toBe(0);
+    const expected = `Basic ${Buffer.from("alice:s:cret").toString("base64")}`;
+    expect(forward.requests.length).toBeGreaterThanOrEqual(1);
+    expect(forward.requests.every((request) => request.headers["proxy-authorization"] === expected)).toBe(true);
+    expect(server.requests.every((request) => request.headers["proxy-authorization"] === undefined)).toBe(true);
+  });
+
+  it("the lower-case http_proxy works as well", async () => {
+    const server = await origin();
+    const forward = await proxy();
+    const run = await cli(["-o", "out.bin", server.url()], { http_proxy: forward.url });
+    expect(run.code, run.stderr).toBe(0);
+    expect(forward.requests.length).toBeGreaterThanOrEqual(1);
+  });
+
+  it("a proxy that refuses (407) is a clear network error, exit 4, not a crash", async () => {
+    const server = await origin();
+    const forward = await proxy({ refuse: 407 });
+    const run = await cli(["--retries", "1", "-o", "out.bin", server.url()], { HTTP_PROXY: forward.url });
+    expect(run.timedOut).toBe(false);
+    expect(run.code).toBe(4);
+    expect(lines(run.stderr)).toEqual([expect.stringMatching(/^rangeget: .*407/)]);
+    expect(server.requests).toHaveLength(0);
+    expect(existsSync(join(workDir, "out.bin"))).toBe(false);
+  });
+
+  it("a proxy that is down is a clear network error, exit 4", async () => {
+    const server = await origin();
+    const gone = await startForwardProxy();
+    await gone.close();
+    const run = await cli(["--retries", "1", "-o", "out.bin", server.url()], { HTTP_PROXY: gone.url });
+    expect(run.timedOut).toBe(false);
+    expect(run.code).toBe(4);
+    expect(lines(run.stderr)).toHaveLength(1);
+    expect(server.requests).toHaveLength(0);
+  });
+});
+
+describe("HTTPS_PROXY", () => {
+  async function httpsOrigin() {
+    const server = await origin();
+    const tls = await startTlsTerminator({ targetPort: server.port, cert: serverCert.cert, key: serverCert.key });
+    closers.push(() => tls.close());
+    return { server, tls };
+  }
+
+  it("tunnels an https:// URL with CONNECT; TLS is still verified end to end (--ca)", async () => {
+    const { server, tls } = await httpsOrigin();
+    const forward = await proxy();
+    const run = await cli(["--ca", testCa.certPath, "-o", "out.bin", tls.url()], { HTTPS_PROXY: forward.url });
+    expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 0, stderr: "" });
+    expect(await downloaded("out.bin")).toBe(sha256(server.content));
+    expect(forward.requests.length).toBeGreaterThanOrEqual(1);
+    expect(forward.requests.every((request) => request.method === "CONNECT" && request.target === `127.0.0.1:${tls.port}`)).toBe(true);
+  });
+
+  it("through the tunnel, an untrusted certificate still fails (exit 4)", async () => {
+    const { tls } = await httpsOrigin();
+    const forward = await proxy();
+    const run = await cli(["-o", "out.bin", tls.url()], { HTTPS_PROXY: forward.url });
+    expect(run.code).toBe(4);
+    expect(lines(run.stderr)).toEqual([expect.stringMatching(/^rangeget: TLS certificate of .* is not trusted/)]);
+    expect(forward.requests.map((request) => request.method)).toContain("CONNECT");
+  });
+
+  // undici's rule (curl differs): without HTTPS_PROXY, https:// URLs use HTTP_PROXY.
+  it("without it, https:// URLs use HTTP_PROXY", async () => {
+    const { tls } = await httpsOrigin();
+    const forward = await proxy();
+    const run = await cli(["--ca", testCa.certPath, "-o", "out.bin", tls.url()], { HTTP_PROXY: forward.url });
+    expect(run.code, run.stderr).toBe(0);
+    expect(forward.requests.map((request) => `${request.method} ${request.target}`)).toContain(`CONNECT 127.0.0.1:${tls.port}`);
+  });
+
+  it("is not used for http:// URLs", async () => {
+    const server = await origin();
+    const forward = await proxy();
+    const run = await cli(["-o", "out.bin", server.url()], { HTTPS_PROXY: forward.url });
+    expect(run.code, run.stderr).toBe(0);
+    expect(forward.requests).toHaveLength(0);
+  });
+});
+
+describe("NO_PROXY", () => {
+  it.each([
+    ["127.0.0.1", "the exact host"],
+    ["example.com, 127.0.0.1", "one entry of a list"],
+    ["*", "the wildcard"],
+  ])("NO_PROXY=%s (%s) bypasses the proxy", async (noProxy) => {
+    const server = await origin();
+    const forward = await proxy();
+    const run = await cli(["-o", "out.bin", server.url()], { HTTP_PROXY: forward.url, NO_PROXY: noProxy });
+    expect(run.code, run.stderr).toBe(0);
+    expect(await downloaded("out.bin")).toBe(sha256(server.content));
+    expect(forward.requests).toHaveLength(0);
+  });
+
+  it("NO_PROXY=127.0.0.1:<port> bypasses only that port", async () => {
+    const direct = await origin();
+    const other = await origin(makeContent(100 * KiB, 42));
+    const forward = await proxy();
+    const env = { HTTP_PROXY: forward.url, NO_PROXY: `127.0.0.1:${direct.port}` };
+    expect((await cli(["-o", "direct.bin", direct.url()], env)).code).toBe(0);
+    expect(forward.requests).toHaveLength(0);
+    expect((await cli(["-o", "other.bin", other.url()], env)).code).toBe(0);
+    expect(forward.requests.length).toBeGreaterThanOrEqual(1);
+    expect(forward.requests.every((request) => request.target.includes(`127.0.0.1:${other.port}`))).toBe(true);
+  });
+
+  // Matching is by name, as in curl: "localhost" does not cover 127.0.0.1 (no DNS lookup, no CIDR).
+  it("NO_PROXY=localhost does not cover a URL that says 127.0.0.1", async () => {
+    const server = await origin();
+    const forward = await proxy();
+    const run = await cli(["-o", "out.bin", server.url()], { HTTP_PROXY: forward.url, NO_PROXY: "localhost" });
+    expect(run.code, run.stderr).toBe(0);
+    expect(forward.requests.length).toBeGreaterThanOrEqual(1);
+  });
+});
