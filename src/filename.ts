@@ -143,7 +143,9 @@ export function parseContentDisposition(value: string | null | undefined): strin
   return reinterpretUtf8(plain.value);
 }
 
-const MAX_NAME_BYTES = 255;
+// Names are limited to 255 bytes, and rangeget adds up to 32 of its own
+// (`.part.lock.<pid>.<random>.tmp`) next to the output, so a name keeps room for them.
+const MAX_NAME_BYTES = 255 - 32;
 const MAX_KEPT_EXTENSION_CHARS = 16;
 
 // Windows device names, also with any extension ("nul.tar.gz" is NUL). Microsoft's
@@ -185,7 +187,7 @@ function extensionOf(name: string): string {
   return dot === -1 ? "" : tail.slice(dot);
 }
 
-/** Most file systems limit a name to 255 bytes; keep the extension so the type survives. */
+/** Cut to MAX_NAME_BYTES, keeping the extension so the type survives. */
 function truncateName(name: string): string {
   if (utf8Length(name) <= MAX_NAME_BYTES) return name;
   const extension = extensionOf(name);
@@ -196,7 +198,7 @@ function truncateName(name: string): string {
 /**
  * A base name that is safe to create inside the output directory on Linux, macOS and
  * Windows, or `undefined` when nothing usable is left. Never a path, never hidden,
- * never `.` or `..`, never a device, at most 255 UTF-8 bytes.
+ * never `.` or `..`, never a device, at most 223 UTF-8 bytes.
  */
 export function sanitizeFileName(name: string): string | undefined {
   const baseName = name.slice(Math.max(name.lastIndexOf("/"), name.lastIndexOf("\\")) + 1);
