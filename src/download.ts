@@ -1,4 +1,5 @@
 import { setMaxListeners } from "node:events";
+import { constants } from "node:fs";
 import { mkdir, open, readFile, rename, stat, statfs, utimes, writeFile, type FileHandle } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -257,6 +258,12 @@ class FileDownload {
       if (this.#finishedEarlier) return { ...this.baseResult(), status: "up-to-date" };
       for (let restarts = 0; ; restarts++) {
         const outcome = await this.#attempt();
+        if (outcome === "lost") {
+          // Our own partial file went missing (already warned about): not a remote
+          // change. With no partial left, the next attempt cannot lose it again.
+          await this.#discardPartial();
+          continue;
+        }
         if (outcome !== "changed") return outcome;
         if (!this.#settings.restartOnChange || restarts >= MAX_RESTARTS) {
           throw new RemoteChangedError(
@@ -333,8 +340,11 @@ class FileDownload {
     await removeIfPresent(`${this.#path}.part.json`);
   }
 
-  /** One probe and one transfer; "changed" when the remote file changed under a partial. */
-  async #attempt(): Promise<DownloadResult | "changed"> {
+/**
+   * One probe and one transfer; "changed" when the remote file changed under a
+   * partial, "lost" when the local partial file turned out to be gone.
+   */
+  async #attempt(): Promise<DownloadResult | "changed" | "lost"> {
     const { minSplit, retries } = this.#settings;
     this.#abort = new AbortController();
     // Every connection listens to it (its request, its backoff): more than the default 10.
@@ -404,7 +414,7 @@ class FileDownload {
     return this.#ranged(answer);
   }
 
-  async #afterUnsatisfiable(answer: ProbeAnswer): Promise<DownloadResult | "changed"> {
+  async #afterUnsatisfiable(answer: ProbeAnswer): Promise<DownloadResult | "changed" | "lost"> {
     const partial = this.#partial;
     if (partial) {
       if (answer.size !== partial.manifest.size) return "changed";
@@ -412,8 +422,7 @@ class FileDownload {
         this.#size = partial.manifest.size;
         this.#resumed = true;
         const file = await this.#openPart(partial.manifest.size, true);
-        if (file) return this.#finish(file, partial.manifest);
-        return "changed";
+        return file ? this.#finish(file, partial.manifest) : "lost";
       }
     } else if (answer.size === 0) {
       // A range of an empty file is unsatisfiable (RFC 9110 14.1.1): the file is empty.
@@ -610,9 +619,16 @@ class FileDownload {
     const partPath = `${this.#path}.part`;
     let file: FileHandle;
     try {
-      file = await open(partPath, "r+");
+      // Never through a symlink: someone else's file is not our partial download.
+      file = await open(partPath, constants.O_RDWR | constants.O_NOFOLLOW);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw fileError(error, partPath, "cannot open");
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === "ELOOP") {
+        this.#settings.warn(`${partPath} is a symbolic link, not our partial file; starting over`);
+        await this.#discardPartial();
+        return undefined;
+      }
+      if (code !== "ENOENT") throw fileError(error, partPath, "cannot open");
       this.#settings.warn(`${partPath} is gone though its manifest remains; starting over`);
       await removeIfPresent(`${this.#path}.part.json`);
       return undefined;
@@ -632,8 +648,10 @@ class FileDownload {
   async #createPart(size: number): Promise<FileHandle> {
     const partPath = `${this.#path}.part`;
     await ensureSpace(partPath, size);
+    // A stray `.part` (even a planted symlink) is replaced, never written through.
+    await removeIfPresent(partPath);
     try {
-      const file = await open(partPath, "w+");
+      const file = await open(partPath, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o666);
       if (size > 0) await file.truncate(size);
       return file;
     } catch (error) {
@@ -671,9 +689,13 @@ class FileDownload {
       }
     }
     try {
+      // The manifest says "complete" before the rename, so a crash just after it leaves
+      // an output that the next run recognises (#finishedBeforeCrash) instead of a
+      // manifest with gaps and no .part, which would mean fetching the file again.
       // No directory fsync: on a crash the journal keeps these renames and unlinks in
       // order, so either the output appeared or the .part and its complete manifest
       // remain, and the next run finishes it. The data itself was synced above.
+      if (size > 0) await writeManifest(`${path}.part.json`, { ...manifest, done: [[0, size - 1]] });
       await rename(partPath, path);
       const modified = parseHttpDate(manifest.lastModified);
       if (modified !== undefined) await utimes(path, new Date(), new Date(modified));

@@ -132,7 +132,8 @@ export async function acquireLock(path: string, output: string): Promise<Lock> {
     // never visible without its owner, so unreadable content really means stale.
     const temp = `${path}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
     try {
-      await writeFile(temp, JSON.stringify({ pid: process.pid, host: hostname() }), { flag: "wx" });
+      const owner: LockOwner = { pid: process.pid, host: hostname(), started: await startTimeOf(process.pid) };
+      await writeFile(temp, JSON.stringify(owner), { flag: "wx" });
       await link(temp, path);
       return { release: () => removeIfPresent(path) };
     } catch (error) {
@@ -141,7 +142,7 @@ export async function acquireLock(path: string, output: string): Promise<Lock> {
       await unlink(temp).catch(() => {});
     }
     const owner = await readLockOwner(path);
-    if (owner !== undefined && owner.host === hostname() && isAlive(owner.pid)) {
+    if (owner !== undefined && owner.host === hostname() && (await isStillRunning(owner))) {
       throw new FileError(
         `${output} is being downloaded by another rangeget process (pid ${owner.pid}); wait for it, or stop it first`,
         { path: output, code: "ERR_LOCKED" },
@@ -158,16 +159,42 @@ export async function acquireLock(path: string, output: string): Promise<Lock> {
   throw new FileError(`cannot take the lock ${path}: another process keeps taking it`, { path: output, code: "ERR_LOCKED" });
 }
 
-async function readLockOwner(path: string): Promise<{ pid: number; host: string } | undefined> {
+interface LockOwner {
+  pid: number;
+  host: string;
+  /** When the process started, where the system tells (Linux): pids are reused. */
+  started: string | undefined;
+}
+
+async function readLockOwner(path: string): Promise<LockOwner | undefined> {
   try {
-    const value = JSON.parse(await readFile(path, "utf8")) as { pid?: unknown; host?: unknown };
+    const value = JSON.parse(await readFile(path, "utf8")) as { pid?: unknown; host?: unknown; started?: unknown };
     if (Number.isSafeInteger(value.pid) && typeof value.host === "string") {
-      return { pid: value.pid as number, host: value.host };
+      return { pid: value.pid as number, host: value.host, started: typeof value.started === "string" ? value.started : undefined };
     }
   } catch {
     // Unreadable or half-written by a process that died while writing it: stale.
   }
   return undefined;
+}
+
+/** The lock's process is alive, and is the same process, not a later one given its pid. */
+async function isStillRunning(owner: LockOwner): Promise<boolean> {
+  if (!isAlive(owner.pid)) return false;
+  if (owner.started === undefined) return true;
+  const started = await startTimeOf(owner.pid);
+  return started === undefined || started === owner.started;
+}
+
+/** Field 22 of /proc/<pid>/stat (start time in clock ticks since boot); undefined off Linux. */
+async function startTimeOf(pid: number): Promise<string | undefined> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+    // The command name (field 2) may hold spaces and parentheses; fields 3.. follow its last ")".
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+  } catch {
+    return undefined;
+  }
 }
 
 function isAlive(pid: number): boolean {

@@ -392,7 +392,7 @@ describe("acquireLock", () => {
 
   it("creates the lock file naming this process and host", async () => {
     const lock = await acquireLock(lockPath, output);
-    expect(JSON.parse(await readFile(lockPath, "utf8"))).toEqual({ pid: process.pid, host: hostname() });
+    expect(JSON.parse(await readFile(lockPath, "utf8"))).toEqual({ pid: process.pid, host: hostname(), started: expect.stringMatching(/^\d+$/) });
     await lock.release();
   });
 
@@ -403,7 +403,7 @@ describe("acquireLock", () => {
     expect(error.exitCode).toBe(6);
     expect(error.message).toContain(output);
     // The refused attempt must not have disturbed the holder's lock.
-    expect(JSON.parse(await readFile(lockPath, "utf8"))).toEqual({ pid: process.pid, host: hostname() });
+    expect(JSON.parse(await readFile(lockPath, "utf8"))).toEqual({ pid: process.pid, host: hostname(), started: expect.stringMatching(/^\d+$/) });
     await lock.release();
   });
 
@@ -426,7 +426,7 @@ describe("acquireLock", () => {
     const pid = await deadPid();
     await writeFile(lockPath, JSON.stringify({ pid, host: hostname() }));
     const lock = await acquireLock(lockPath, output);
-    expect(JSON.parse(await readFile(lockPath, "utf8"))).toEqual({ pid: process.pid, host: hostname() });
+    expect(JSON.parse(await readFile(lockPath, "utf8"))).toEqual({ pid: process.pid, host: hostname(), started: expect.stringMatching(/^\d+$/) });
     await lock.release();
   });
 
@@ -435,7 +435,7 @@ describe("acquireLock", () => {
     async (content) => {
       await writeFile(lockPath, content);
       const lock = await acquireLock(lockPath, output);
-      expect(JSON.parse(await readFile(lockPath, "utf8"))).toEqual({ pid: process.pid, host: hostname() });
+      expect(JSON.parse(await readFile(lockPath, "utf8"))).toEqual({ pid: process.pid, host: hostname(), started: expect.stringMatching(/^\d+$/) });
       await lock.release();
     },
   );
