@@ -35,7 +35,7 @@ import {
   type Manifest,
 } from "./manifest.js";
 import { probe, statusError, type ProbeAnswer } from "./probe.js";
-import { PaceTracker } from "./pace.js";
+import { PaceTracker, RangeRates } from "./pace.js";
 import { IntervalSet, RangePlanner, remaining, type Assignment, type Interval } from "./ranges.js";
 import { RateLimiter } from "./rate-limit.js";
 import { retryDelay } from "./retry.js";
@@ -497,6 +497,7 @@ class FileDownload {
     };
     const checkpoint = new Checkpointer(file, `${this.#path}.part.json`, manifest, done, flushWriters);
     const pace = new PaceTracker();
+    const rates = new RangeRates();
     const interrupts = new Map<number, AbortController>();
     const idle = new IdleConnections();
     const sources = [primarySource(answer), ...(await this.#probeMirrors(size))];
@@ -515,8 +516,9 @@ class FileDownload {
       writers,
       interrupts,
       idle,
+      rates,
       pickHedge: () => {
-        const hedge = pickHedgeVictim(planner, pace);
+        const hedge = pickHedgeVictim(planner, rates, performance.now());
         if (hedge) this.#stats.hedged();
         return hedge;
       },
@@ -792,19 +794,30 @@ const HEDGE_MIN_SECONDS = 1;
 /** Below twice this, a hedge races for the whole rest rather than its back half. */
 const HEDGE_MIN_BYTES = 64 * 1024;
 
-/** The in-flight range that will finish last at its recent rate, if worth racing. */
-function pickHedgeVictim(planner: RangePlanner, pace: PaceTracker): Assignment | undefined {
+/**
+ * The in-flight range that will finish last at its rate, if worth racing, hedged so
+ * that both parts end about together: the victim at its own rate, the hedge at what
+ * the other connections have been doing.
+ */
+function pickHedgeVictim(planner: RangePlanner, rates: RangeRates, nowMs: number): Assignment | undefined {
   let victim: Assignment | undefined;
+  let victimRate = 0;
   let victimSeconds = HEDGE_MIN_SECONDS;
   for (const assignment of planner.inFlight) {
     if (assignment.hedge || assignment.hedgeOf || remaining(assignment) <= 0) continue;
-    const seconds = pace.secondsLeft(assignment);
-    if (seconds !== undefined && seconds > victimSeconds) {
+    const rate = rates.rateOf(assignment, nowMs);
+    if (rate === undefined) continue;
+    const seconds = rate > 0 ? remaining(assignment) / rate : Number.POSITIVE_INFINITY;
+    if (seconds > victimSeconds) {
       victim = assignment;
+      victimRate = rate;
       victimSeconds = seconds;
     }
   }
-  return victim && planner.hedge(victim, HEDGE_MIN_BYTES);
+  if (!victim) return undefined;
+  const typical = rates.typical(planner.inFlight, victim, nowMs);
+  const share = typical !== undefined ? victimRate / (victimRate + typical) : 0.5;
+  return planner.hedge(victim, HEDGE_MIN_BYTES, share);
 }
 
 /**

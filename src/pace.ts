@@ -98,3 +98,49 @@ export function median(values: readonly number[]): number | undefined {
   const middle = sorted.length >> 1;
   return sorted.length % 2 === 1 ? sorted[middle] : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2;
 }
+
+/** A rate measured over less than this is too noisy to plan with. */
+const MIN_MEASURE_MS = 250;
+/** Rates of this many finished ranges are remembered. */
+const FINISHED_KEPT = 8;
+
+/**
+ * Per-range throughput since its current request started (connect and first byte
+ * included: what a fresh connection pays too), and the rates of recently finished
+ * ranges. The endgame plans with it: in the endgame the slowest range is often the
+ * only one left in flight, so the once-a-second pace check has no peers and no
+ * history yet. Times are passed in, so it stays free of clocks.
+ */
+export class RangeRates {
+  readonly #since = new Map<number, { ms: number; next: number }>();
+  readonly #finished: number[] = [];
+
+  started(assignment: Assignment, nowMs: number): void {
+    this.#since.set(assignment.id, { ms: nowMs, next: assignment.next });
+  }
+
+  /** The range is released: its rate joins the recent ones. */
+  finished(assignment: Assignment, nowMs: number): void {
+    const rate = this.rateOf(assignment, nowMs);
+    this.#since.delete(assignment.id);
+    if (rate === undefined || rate === 0) return;
+    this.#finished.push(rate);
+    if (this.#finished.length > FINISHED_KEPT) this.#finished.shift();
+  }
+
+  /** Bytes per second since the range's request started; undefined when too recent. */
+  rateOf(assignment: Assignment, nowMs: number): number | undefined {
+    const since = this.#since.get(assignment.id);
+    if (!since || nowMs - since.ms < MIN_MEASURE_MS) return undefined;
+    return ((assignment.next - since.next) * 1000) / (nowMs - since.ms);
+  }
+
+  /** What a connection other than `except` does: the median of the others in flight and the recently finished. */
+  typical(inFlight: readonly Assignment[], except: Assignment, nowMs: number): number | undefined {
+    const others = inFlight.flatMap((other) => {
+      const rate = other === except ? undefined : this.rateOf(other, nowMs);
+      return rate === undefined || rate === 0 ? [] : [rate];
+    });
+    return median([...others, ...this.#finished]);
+  }
+}

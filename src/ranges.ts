@@ -178,14 +178,18 @@ export class RangePlanner {
   }
 
   /**
-   * Endgame: a duplicate request for the back half of `victim` (all of it when less
-   * than `2 * minBytes` is left), which keeps its end. They race; `settleHedge`
-   * decides the winner when the victim reaches the hedge's start.
+   * Endgame: a duplicate request for the back part of `victim` (all of it when less
+   * than `2 * minBytes` is left), which keeps its end. The victim keeps `victimShare`
+   * of the rest (half by default; less when it is slower than a fresh connection
+   * would be, so both parts end about together), and at least `minBytes`. They race;
+   * `settleHedge` decides the winner when the victim reaches the hedge's start.
    */
-  hedge(victim: Assignment, minBytes: number): Assignment | undefined {
+  hedge(victim: Assignment, minBytes: number, victimShare = 0.5): Assignment | undefined {
     if (isHedged(victim) || remaining(victim) <= 0) return undefined;
-    // The back half; a small rest is raced for whole.
-    const start = remaining(victim) >= 2 * minBytes ? victim.next + Math.ceil(remaining(victim) / 2) : victim.next;
+    const left = remaining(victim);
+    const kept = Math.min(left - minBytes, Math.max(minBytes, Math.ceil(left * Math.min(Math.max(victimShare, 0), 0.5))));
+    // A small rest is raced for whole.
+    const start = left >= 2 * minBytes ? victim.next + kept : victim.next;
     const hedge = this.adopt(start, victim.end, victim.rescues);
     hedge.hedgeOf = victim;
     victim.hedge = hedge;

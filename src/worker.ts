@@ -5,6 +5,7 @@ import { formatRange, isStrongEtag, parseContentRange, parseUnsatisfiedRange } f
 import { isRetryableFailure, STOP, streamGet, toNetworkError, type HttpResponse, type RequestContext } from "./http.js";
 import { fileError } from "./manifest.js";
 import { badRange } from "./probe.js";
+import type { RangeRates } from "./pace.js";
 import type { Assignment, RangePlanner } from "./ranges.js";
 import type { RateLimiter } from "./rate-limit.js";
 import { retryDelay } from "./retry.js";
@@ -74,6 +75,8 @@ export interface TransferContext {
   idle: IdleConnections;
   /** Endgame: a hedge of the slowest range for an idle connection, if one is worth it. */
   pickHedge: () => Assignment | undefined;
+  /** Each range's rate since its request started, for the endgame's plans. */
+  rates: RangeRates;
   warn: (message: string) => void;
 }
 
@@ -102,6 +105,7 @@ export async function runWorker(
     } catch (error) {
       if (!dropMirror(context, source, error)) throw error;
     } finally {
+      context.rates.finished(assignment, performance.now());
       const idle = context.planner.release(assignment);
       if (idle) context.interrupts.get(idle.id)?.abort();
       context.idle.notify();
@@ -157,6 +161,7 @@ async function fetchRange(
       const before = assignment.next;
       // What this request asks for; a steal may lower `assignment.end` while it runs.
       const asked = { start: assignment.next, end: assignment.end };
+      context.rates.started(assignment, performance.now());
       try {
         const probeAnswer = response;
         response = undefined;

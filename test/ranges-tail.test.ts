@@ -155,6 +155,22 @@ describe("rescues and hedges", () => {
     expect([whole.start, whole.end]).toEqual([40, 99]);
   });
 
+  it("a hedge leaves a slow victim only its share of the rest, never less than minBytes", () => {
+    const planner = new RangePlanner([[0, 10_999]], 1, 100);
+    const victim = planner.next()!;
+    // A victim at 1/10 of a fresh connection's rate keeps 1/11 of the rest.
+    const hedge = planner.hedge(victim, 100, 1 / 11)!;
+    expect([hedge.start, hedge.end]).toEqual([1000, 10_999]);
+
+    const stalled = new RangePlanner([[0, 999]], 1, 100);
+    const stuck = stalled.next()!;
+    expect(stalled.hedge(stuck, 100, 0)!.start).toBe(100);
+
+    // A share above half (the victim is the faster one) still hedges only the back half.
+    const fast = new RangePlanner([[0, 999]], 1, 100);
+    expect(fast.hedge(fast.next()!, 100, 0.9)!.start).toBe(500);
+  });
+
   it("the first to write into the back half wins it", () => {
     const hedgeWins = new RangePlanner([[0, 999]], 1, 100);
     const victim = hedgeWins.next()!;
