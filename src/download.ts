@@ -691,17 +691,22 @@ class FileDownload {
       }
     }
     try {
-      // The manifest says "complete" before the rename, so a crash just after it leaves
-      // an output that the next run recognises (#finishedBeforeCrash) instead of a
+      // A manifest on disk says "complete" before the rename, so a crash just after it
+      // leaves an output the next run recognises (#finishedBeforeCrash) instead of a
       // manifest with gaps and no .part, which would mean fetching the file again.
+      // Without one (a download shorter than a checkpoint), there is nothing to fix up:
+      // skipping the write saves small files an fsync each.
       // No directory fsync: on a crash the journal keeps these renames and unlinks in
       // order, so either the output appeared or the .part and its complete manifest
       // remain, and the next run finishes it. The data itself was synced above.
-      if (size > 0) await writeManifest(`${path}.part.json`, { ...manifest, done: [[0, size - 1]] });
+      const manifestPath = `${path}.part.json`;
+      if (size > 0 && (await stat(manifestPath).catch(() => undefined))) {
+        await writeManifest(manifestPath, { ...manifest, done: [[0, size - 1]] });
+      }
       await rename(partPath, path);
       const modified = parseHttpDate(manifest.lastModified);
       if (modified !== undefined) await utimes(path, new Date(), new Date(modified));
-      await removeIfPresent(`${path}.part.json`);
+      await removeIfPresent(manifestPath);
       if (this.#settings.ifChanged) {
         // If-None-Match compares weakly (RFC 9110 13.1.2), so a weak ETag serves too.
         if (manifest.etag) await writeFile(etagSidecar(path), `${manifest.etag}\n`);
