@@ -401,21 +401,21 @@ describe("change detection", () => {
     const content = makeContent(2 * MiB, 1);
     const next = makeContent(2 * MiB, 4);
     const server = await serve({ content, bytesPerSecond: 1 * MiB });
+    // Each old-version range breaks after 200 KiB, so every worker must ask again; the
+    // file changes once the workers are under way (past the 128 KiB probe), before any
+    // of them can reach that break, however slow the machine.
     let changed = false;
-    server.onRequest = () => {
-      if (!changed && server.bytesServed() > 256 * KiB) {
+    server.onRequest = (request) => (!changed && request.range && request.range.start > 0 ? { dropAfterBytes: 200 * KiB } : undefined);
+    const watch = setInterval(() => {
+      if (server.bytesServed() > 160 * KiB) {
+        clearInterval(watch);
         changed = true;
         server.setContent(next);
       }
-      return undefined;
-    };
-    setTimeout(() => {
-      if (!changed) {
-        changed = true;
-        server.setContent(next);
-      }
-    }, 400);
-    const result = await download(server.url(), { ...quick({ connections: 4, minSplit: 128 * KiB }), dir: await tempDir() });
+    }, 5);
+    const result = await download(server.url(), { ...quick({ connections: 4, minSplit: 128 * KiB }), dir: await tempDir() }).finally(() =>
+      clearInterval(watch),
+    );
     expect(result.restartedBecauseChanged).toBe(true);
     expect(sha256(await readFile(result.path))).toBe(sha256(next));
   });
