@@ -1,7 +1,11 @@
 import type { FileHandle } from "node:fs/promises";
 
-/** About 1 MiB per write: large enough for the disk, small enough to bound memory per connection. */
-export const COALESCE_BYTES = 1024 * 1024;
+/**
+ * About 256 KiB per write: large enough that syscalls are not the cost (4,096 writes
+ * per GiB), small enough to bound memory per connection. Measured at -c 16 on 1 GiB:
+ * 1 MiB writes peaked at 185-192 MB RSS, 256 KiB at 125-130 MB, with no more CPU.
+ */
+export const COALESCE_BYTES = 256 * 1024;
 
 /**
  * Positional writes into the `.part` file. Bytes are written at their own offsets,

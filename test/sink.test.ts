@@ -205,34 +205,34 @@ describe("CoalescingWriter", () => {
     }
   });
 
-  it("coalesces 64 contiguous 16 KiB chunks into at most 2 writes", async () => {
-    expect(COALESCE_BYTES).toBe(1024 * KiB);
+  it("coalesces 16 contiguous 16 KiB chunks into at most 2 writes", async () => {
+    expect(COALESCE_BYTES).toBe(256 * KiB);
     const { file, calls } = spyOn(handle);
-    const { reports, onWritten } = reportCounter(1024 * KiB);
+    const { reports, onWritten } = reportCounter(256 * KiB);
     const writer = new CoalescingWriter(file, onWritten);
-    const data = pattern(0, 1024 * KiB);
-    for (let index = 0; index < 64; index++) {
+    const data = pattern(0, 256 * KiB);
+    for (let index = 0; index < 16; index++) {
       await writer.write(data.subarray(index * 16 * KiB, (index + 1) * 16 * KiB), index * 16 * KiB);
     }
     await writer.flush();
     expect(calls.length).toBeGreaterThanOrEqual(1);
     expect(calls.length).toBeLessThanOrEqual(2);
-    expect(calls.reduce((sum, call) => sum + call.bytes, 0)).toBe(1024 * KiB);
-    expect(reports.reduce((sum, [start, end]) => sum + end - start + 1, 0)).toBe(1024 * KiB);
+    expect(calls.reduce((sum, call) => sum + call.bytes, 0)).toBe(256 * KiB);
+    expect(reports.reduce((sum, [start, end]) => sum + end - start + 1, 0)).toBe(256 * KiB);
     expectSameBytes(await readFile(filePath), data);
   });
 
-  it("writes about 1 MiB at a time: a 3 MiB stream takes about three writes", async () => {
+  it("writes about 256 KiB at a time: a 768 KiB stream takes about three writes", async () => {
     const { file, calls } = spyOn(handle);
     const writer = new CoalescingWriter(file, () => {});
-    const data = pattern(0, 3 * 1024 * KiB);
+    const data = pattern(0, 768 * KiB);
     for (let offset = 0; offset < data.length; offset += 16 * KiB) {
       await writer.write(data.subarray(offset, offset + 16 * KiB), offset);
     }
     await writer.flush();
     expect(calls.length).toBeGreaterThanOrEqual(3);
     expect(calls.length).toBeLessThanOrEqual(4);
-    for (const call of calls) expect(call.bytes).toBeLessThanOrEqual(1024 * KiB + 16 * KiB);
+    for (const call of calls) expect(call.bytes).toBeLessThanOrEqual(256 * KiB + 16 * KiB);
     expectSameBytes(await readFile(filePath), data);
   });
 
