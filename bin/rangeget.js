@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import module from "node:module";
 import { setFlagsFromString } from "node:v8";
 
 // Every connection keeps a write in flight, and the checkpoint fsyncs: libuv's default
@@ -7,5 +8,8 @@ process.env.UV_THREADPOOL_SIZE ??= "16";
 // undici parses HTTP with llhttp in WebAssembly; optimising it in the background costs
 // ~35 MB of peak memory and buys nothing for a body-heavy download.
 setFlagsFromString("--liftoff-only");
+// Node 22.1+ can cache compiled code between runs (about 30 ms of a 0.2 s start on
+// Node 24); older Nodes have no such API and start as before.
+module.enableCompileCache?.();
 const { main } = await import("../dist/cli/main.js");
 process.exitCode = await main(process.argv.slice(2));
