@@ -340,7 +340,7 @@ class FileDownload {
     await removeIfPresent(`${this.#path}.part.json`);
   }
 
-/**
+  /**
    * One probe and one transfer; "changed" when the remote file changed under a
    * partial, "lost" when the local partial file turned out to be gone.
    */
