@@ -196,7 +196,11 @@ export function streamGet(
           // would spin on microtasks forever.
           if (settled || chunk.length === 0) return;
           if (errorStatus) {
-            if (errorStatus.reason.length < 200) errorStatus.reason += String(chunk);
+            errorStatus.reason += String(chunk);
+            // Enough for the one-line reason: no need to read a large error body.
+            if (errorStatus.reason.length >= 200) {
+              fail(httpStatusError(errorStatus.status, url, errorStatus.reason, errorStatus.retryAfter));
+            }
             return;
           }
           let next: ReturnType<BodyHandler["onData"]>;
