@@ -8,6 +8,7 @@ import { chmod, mkdir, mkdtemp, open, readdir, readFile, rm, stat, truncate, unl
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import type { Manifest } from "../src/manifest.js";
 import { IntervalSet, type Interval } from "../src/ranges.js";
 import { makeContent, sha256 } from "./support/content.js";
 import { defaultEtag, startRangeServer, type RangeServer, type RangeServerOptions } from "./support/range-server.js";
@@ -39,16 +40,6 @@ async function server(options: RangeServerOptions): Promise<RangeServer> {
 
 function cli(args: string[], options: Partial<CliOptions> = {}): Promise<CliRun> {
   return runCli(["-q", "--timeout", "5", ...args], { cwd: workDir, timeoutMs: 15_000, ...options });
-}
-
-interface Manifest {
-  version: 1;
-  url: string;
-  finalUrl: string;
-  size: number;
-  etag: string | null;
-  lastModified: string | null;
-  done: Interval[];
 }
 
 async function readManifest(output: string): Promise<Manifest> {

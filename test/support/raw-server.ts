@@ -1,4 +1,5 @@
-import { createServer, type AddressInfo, type Socket } from "node:net";
+import { createServer, type Socket } from "node:net";
+import { listenOnLoopback } from "./listen.js";
 
 export interface RawRequest {
   method: string;
@@ -60,11 +61,7 @@ export async function startRawServer(
     };
     socket.on("data", onData);
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => resolve());
-  });
-  const port = (server.address() as AddressInfo).port;
+  const port = await listenOnLoopback(server);
   return {
     port,
     url: (path = "/file.bin") => `http://127.0.0.1:${port}${path.startsWith("/") ? path : `/${path}`}`,

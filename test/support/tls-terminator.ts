@@ -1,5 +1,6 @@
-import { connect, type AddressInfo, type Socket } from "node:net";
+import { connect, type Socket } from "node:net";
 import { createServer, type TLSSocket } from "node:tls";
+import { listenOnLoopback } from "./listen.js";
 
 export interface TlsTerminator {
   readonly port: number;
@@ -40,11 +41,7 @@ export async function startTlsTerminator(options: { targetPort: number; cert: st
     socket.on("close", () => sockets.delete(socket));
   });
   server.on("tlsClientError", () => (failed += 1));
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => resolve());
-  });
-  const port = (server.address() as AddressInfo).port;
+  const port = await listenOnLoopback(server);
   return {
     port,
     url: (path = "/file.bin", host = "127.0.0.1") => `https://${host}:${port}${path.startsWith("/") ? path : `/${path}`}`,
