@@ -340,7 +340,7 @@ export async function discard(response: HttpResponse): Promise<void> {
   }
 }
 
-function flattenHeaders(headers: Dispatcher.ResponseData["headers"] | import("node:http").IncomingHttpHeaders): Record<string, string | undefined> {
+function flattenHeaders(headers: Dispatcher.ResponseData["headers"]): Record<string, string | undefined> {
   const flat: Record<string, string | undefined> = {};
   for (const [name, value] of Object.entries(headers)) {
     flat[name] = Array.isArray(value) ? value.join(", ") : value;

@@ -84,12 +84,6 @@ export class PaceTracker {
     return rates.reduce((sum, rate) => sum + rate, 0) / rates.length;
   }
 
-  /** Seconds this range needs at its recent rate; Infinity when it has stalled. */
-  secondsLeft(assignment: Assignment): number | undefined {
-    const rate = this.rateOf(assignment);
-    if (rate === undefined) return undefined;
-    return rate > 0 ? remaining(assignment) / rate : Number.POSITIVE_INFINITY;
-  }
 }
 
 export function median(values: readonly number[]): number | undefined {

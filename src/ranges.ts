@@ -187,9 +187,12 @@ export class RangePlanner {
   hedge(victim: Assignment, minBytes: number, victimShare = 0.5): Assignment | undefined {
     if (isHedged(victim) || remaining(victim) <= 0) return undefined;
     const left = remaining(victim);
-    const kept = Math.min(left - minBytes, Math.max(minBytes, Math.ceil(left * Math.min(Math.max(victimShare, 0), 0.5))));
-    // A small rest is raced for whole.
-    const start = left >= 2 * minBytes ? victim.next + kept : victim.next;
+    // A small rest is raced for whole; else each side gets at least minBytes.
+    let start = victim.next;
+    if (left >= 2 * minBytes) {
+      const share = Math.min(Math.max(victimShare, 0), 0.5);
+      start += Math.min(left - minBytes, Math.max(minBytes, Math.ceil(left * share)));
+    }
     const hedge = this.adopt(start, victim.end, victim.rescues);
     hedge.hedgeOf = victim;
     victim.hedge = hedge;

@@ -33,7 +33,7 @@ export interface DownloadOptions {
   minSplit?: number;
   /** Attempts without a new byte before a range fails. Default 5. */
   retries?: number;
-  /** Connect and idle-read timeout, in seconds. Default 30. */
+  /** Connect timeout, wait for the response headers, and idle-read timeout, in seconds. Default 30. */
   timeout?: number;
   /** Total download rate cap in bytes per second for this file. Default: none. */
   limitRate?: number;

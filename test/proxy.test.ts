@@ -1,14 +1,14 @@
 // HTTP_PROXY / HTTPS_PROXY / NO_PROXY through undici's EnvHttpProxyAgent: the built CLI
 // in a child whose environment names a recording forward proxy on 127.0.0.1.
 import { existsSync } from "node:fs";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { makeContent, sha256 } from "./support/content.js";
 import { startForwardProxy, type ForwardProxy } from "./support/forward-proxy.js";
 import { startRangeServer, type RangeServer } from "./support/range-server.js";
 import { assertBuilt, lines, runCli, type CliRun } from "./support/run-cli.js";
+import { tempDir } from "./support/temp.js";
 import { serverCert, testCa } from "./support/tls-fixtures.js";
 import { startTlsTerminator } from "./support/tls-terminator.js";
 
@@ -19,12 +19,11 @@ let workDir: string;
 beforeAll(assertBuilt);
 
 beforeEach(async () => {
-  workDir = await mkdtemp(join(tmpdir(), "rangeget-proxy-"));
+  workDir = await tempDir();
 });
 
 afterEach(async () => {
   await Promise.all(closers.splice(0).map((close) => close()));
-  await rm(workDir, { recursive: true, force: true });
 });
 
 async function origin(content = makeContent(400 * KiB, 41)): Promise<RangeServer> {

@@ -1,15 +1,16 @@
 // HTTPS with test certificates: the built CLI against the range server behind a TLS
 // terminator on 127.0.0.1. Certificates are checked-in fixtures (test/fixtures/tls).
 import { existsSync } from "node:fs";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { createServer, type AddressInfo, type Socket } from "node:net";
-import { tmpdir } from "node:os";
+import { readFile } from "node:fs/promises";
+import { createServer, type Socket } from "node:net";
 import { join } from "node:path";
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { download, NetworkError } from "../src/index.js";
 import { makeContent, sha256 } from "./support/content.js";
 import { startRangeServer, type RangeServer } from "./support/range-server.js";
+import { listenOnLoopback } from "./support/listen.js";
 import { assertBuilt, lines, runCli, type CliRun } from "./support/run-cli.js";
+import { tempDir } from "./support/temp.js";
 import { selfSignedCert, serverCert, testCa, wrongHostCert, type CertAndKey } from "./support/tls-fixtures.js";
 import { startTlsTerminator, type TlsTerminator } from "./support/tls-terminator.js";
 
@@ -20,12 +21,11 @@ let workDir: string;
 beforeAll(assertBuilt);
 
 beforeEach(async () => {
-  workDir = await mkdtemp(join(tmpdir(), "rangeget-tls-"));
+  workDir = await tempDir();
 });
 
 afterEach(async () => {
   await Promise.all(closers.splice(0).map((close) => close()));
-  await rm(workDir, { recursive: true, force: true });
 });
 
 /** The range server behind HTTPS presenting `identity`. */
@@ -173,7 +173,7 @@ describe("TLS that is not there", () => {
   it("a server that never completes the handshake times out instead of hanging", async () => {
     const held: Socket[] = [];
     const silent = createServer((socket) => held.push(socket.on("error", () => {})));
-    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    const port = await listenOnLoopback(silent);
     closers.push(
       () =>
         new Promise<void>((resolve) => {
@@ -181,7 +181,6 @@ describe("TLS that is not there", () => {
           silent.close(() => resolve());
         }),
     );
-    const port = (silent.address() as AddressInfo).port;
     const run = await cli(["-q", "--retries", "1", "--timeout", "1", "-o", "out.bin", `https://127.0.0.1:${port}/file.bin`]);
     expect(run.timedOut).toBe(false);
     expect(run.code).toBe(4);

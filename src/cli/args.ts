@@ -135,7 +135,7 @@ function buildParser(argv: string[], columns: number | undefined) {
         group: GROUP_RETRIES,
         describe: "<n> attempts without progress before a range fails (default 5)",
       })
-      .option("timeout", { type: "string", requiresArg: true, group: GROUP_RETRIES, describe: "<seconds> connect and idle-read timeout (default 30)" })
+      .option("timeout", { type: "string", requiresArg: true, group: GROUP_RETRIES, describe: "<seconds> connect, response-header and idle-read timeout (default 30)" })
       .option("checksum", {
         type: "string",
         requiresArg: true,
