@@ -7,7 +7,7 @@ import { UsageError } from "../errors.js";
 import { parseRate, parseSize } from "../size.js";
 import type { DownloadAllOptions } from "../types.js";
 import { parseInputFile } from "./input-file.js";
-import { parseHttpUrl } from "./url.js";
+import { parseHttpUrl } from "../options.js";
 
 /** The download options the command line sets; callbacks and the signal are main's. */
 export type CliDownloadOptions = Omit<DownloadAllOptions, "signal" | "onProgress" | "onFileEnd" | "onWarning" | "dispatcher">;
