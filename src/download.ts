@@ -11,7 +11,8 @@ import { claimOutput, conditionalHeaders, discardPartial, type ConditionalHeader
 import { AbortError, IntegrityError, RemoteChangedError, errorCodeOf } from "./errors.js";
 import { chooseFileName } from "./filename.js";
 import { ifRangeValue, isStrongEtag } from "./http-headers.js";
-import { createDispatcher, discard, type RequestContext } from "./http.js";
+import { createDispatcher } from "./dispatcher.js";
+import { discard, type RequestContext } from "./http.js";
 import type { Lock, Manifest } from "./manifest.js";
 import { resolveSettings, type InternalOptions, type Settings } from "./options.js";
 import { createPart, finishPart, openPart } from "./part-file.js";
