@@ -1,4 +1,5 @@
 import { UsageError } from "../errors.js";
+import { redactText } from "../redact.js";
 
 /**
  * Checks that `text` is an absolute http or https URL, so a typo fails with exit 2
@@ -9,10 +10,10 @@ export function parseHttpUrl(text: string): URL {
   try {
     url = new URL(text);
   } catch {
-    throw new UsageError(`"${text}" is not a URL; give an absolute http:// or https:// URL`);
+    throw new UsageError(`"${redactText(text)}" is not a URL; give an absolute http:// or https:// URL`);
   }
   if (url.protocol !== "http:" && url.protocol !== "https:") {
-    throw new UsageError(`"${text}" is not an http or https URL (rangeget speaks HTTP only)`);
+    throw new UsageError(`"${redactText(text)}" is not an http or https URL (rangeget speaks HTTP only)`);
   }
   return url;
 }
