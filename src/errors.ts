@@ -144,6 +144,7 @@ const EXIT_CODES_BY_ERROR_CODE: Record<string, number> = {
   ERR_EXISTS: 6,
   ERR_LOCKED: 6,
   ERR_NO_SPACE: 6,
+  ERR_FILE_TOO_LARGE: 6,
   ERR_PERMISSION: 6,
   ERR_ABORTED: 130,
 };

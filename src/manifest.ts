@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { link, open, readFile, rename, unlink, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { FileError } from "./errors.js";
+import { fileTooLargeOnWrite } from "./file-size-limit.js";
 import { IntervalSet, type Interval } from "./ranges.js";
 
 /** `<output>.part.json`: the serialised record of durable bytes, nothing more. */
@@ -210,7 +211,8 @@ function isAlive(pid: number): boolean {
 export function fileError(error: unknown, path: string, what: string): FileError {
   if (error instanceof FileError) return error;
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
-  if (code === "ENOSPC" || code === "EDQUOT" || code === "EFBIG") {
+  if (code === "EFBIG") return fileTooLargeOnWrite(path, what, error);
+  if (code === "ENOSPC" || code === "EDQUOT") {
     return new FileError(`${what} ${path}: no space left (${code}); free some space and run again to resume`, {
       path,
       code: "ERR_NO_SPACE",

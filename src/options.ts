@@ -7,6 +7,7 @@ import { resolve } from "node:path";
 import { parseChecksum } from "./checksum.js";
 import { systemClock, type Clock } from "./clock.js";
 import { UsageError } from "./errors.js";
+import { redactText } from "./redact.js";
 import { RateLimiter } from "./rate-limit.js";
 import type { Checksum, DownloadOptions } from "./types.js";
 
@@ -59,10 +60,10 @@ export function parseHttpUrl(text: string): URL {
   try {
     url = new URL(text);
   } catch {
-    throw new UsageError(`"${text}" is not a URL; give an absolute http:// or https:// URL`);
+    throw new UsageError(`"${redactText(text)}" is not a URL; give an absolute http:// or https:// URL`);
   }
   if (url.protocol !== "http:" && url.protocol !== "https:") {
-    throw new UsageError(`"${text}" is not an http or https URL (rangeget speaks HTTP only)`);
+    throw new UsageError(`"${redactText(text)}" is not an http or https URL (rangeget speaks HTTP only)`);
   }
   return url;
 }

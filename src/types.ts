@@ -43,6 +43,18 @@ export interface DownloadOptions {
   ifChanged?: boolean;
   /** Overwrite an existing output and discard any partial state. Default false. */
   force?: boolean;
+  /**
+   * Adopt an existing output that another tool (a browser, curl, wget) left partial:
+   * its bytes are taken as a done prefix and only the rest is fetched. No validator
+   * vouches for that prefix (a warning says so), so `checksum` then matters. Default false.
+   */
+  continue?: boolean;
+  /**
+   * Total connections to one host (host and port) across every file of a run; a host
+   * that answers 429/503 while other connections deliver gets fewer for the rest of
+   * the run. Default 16, or `connections` when that is larger.
+   */
+  maxConnectionsPerHost?: number;
   /** Extra request headers, sent only to the origin of `url` (never across a redirect to another origin). */
   headers?: Record<string, string>;
   /** Aborting stops the download cleanly with its state saved; the call rejects with `AbortError`. */

@@ -57,6 +57,9 @@ describe("parseArgs: options become download options", () => {
     [["--if-changed"], { ifChanged: true }],
     [["-f"], { force: true }],
     [["--force"], { force: true }],
+    [["--continue"], { continue: true }],
+    [["--max-connections-per-host", "2"], { maxConnectionsPerHost: 2 }],
+    [["--max-connections-per-host", "4", "-c", "8"], { maxConnectionsPerHost: 4, connections: 8 }],
     [["-d", "out"], { dir: "out" }],
     [["-H", "Authorization: Bearer x"], { headers: { Authorization: "Bearer x" } }],
     [["--ca", "ca.pem"], { ca: PEM }],
@@ -142,7 +145,7 @@ describe("parseArgs: help and version", () => {
       expect(text).toContain(group);
     }
     for (const flag of ["--output", "--dir", "--input-file", "--connections", "--jobs", "--min-split", "--retries", "--timeout",
-      "--limit-rate", "--checksum", "--if-changed", "--force", "--header", "--ca", "--insecure", "--json", "--stats", "--quiet"]) {
+      "--limit-rate", "--checksum", "--if-changed", "--force", "--continue", "--max-connections-per-host", "--header", "--ca", "--insecure", "--json", "--stats", "--quiet"]) {
       expect(text).toContain(flag);
     }
     expect(text.split("Examples:")[1]?.trim().split("\n").filter((line) => line.trim().startsWith("rangeget "))).toHaveLength(3);
@@ -189,7 +192,12 @@ describe("parseArgs: bad input is one clear UsageError", () => {
     [["-o", "out.bin", "http://x.test/a", "http://x.test/b"], /-o\/--output names one file but 2 URLs/],
     [["-o", "out.bin", "-i", "urls.txt"], /-o\/--output names one file but 2 URLs/],
     [["-o", "", "http://x.test/a"], /-o\/--output must not be empty/],
+    [["--max-connections-per-host", "0", "http://x.test/a"], /--max-connections-per-host must be a whole number 1 or more, got "0"/],
+    [["--max-connections-per-host", "two", "http://x.test/a"], /--max-connections-per-host must be a whole number/],
+    [["--max-connections-per-host", "-1", "http://x.test/a"], /--max-connections-per-host/],
+    [["--continue", "--force", "http://x.test/a"], /--continue keeps a partial output and --force discards it/],
     [["ftp://x.test/file"], /"ftp:\/\/x.test\/file" is not an http or https URL/],
+    [["ftp://user:secret@x.test/file"], /"ftp:\/\/user:\*\*\*@x.test\/file" is not an http or https URL/],
     [["file:///etc/passwd"], /not an http or https URL/],
     [["example.com/file"], /"example.com\/file" is not a URL/],
     [["-H", "no colon here", "http://x.test/"], /-H\/--header "no colon here" is not "Name: value"/],

@@ -150,6 +150,7 @@ describe("fileLabel", () => {
     ["http://a.test/dir/my%20file.iso", undefined, "my file.iso"],
     ["http://a.test/dir/", "", "http://a.test/dir/"],
     ["http://a.test/bad%zz", undefined, "http://a.test/bad%zz"],
+    ["http://user:secret@a.test/dir/", undefined, "http://user:***@a.test/dir/"],
   ])("%s with path %s is %s", (url, path, label) => {
     expect(fileLabel(url, path)).toBe(label);
   });

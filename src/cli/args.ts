@@ -4,6 +4,7 @@ import { fileURLToPath } from "node:url";
 import yargs, { type Argv } from "yargs";
 import { parseChecksum } from "../checksum.js";
 import { UsageError } from "../errors.js";
+import { redactUrl } from "../redact.js";
 import { parseRate, parseSize } from "../size.js";
 import type { DownloadAllOptions } from "../types.js";
 import { parseInputFile } from "./input-file.js";
@@ -112,6 +113,11 @@ function buildParser(argv: string[], columns: number | undefined) {
         describe: "<url> another copy of the same file; ranges are spread over all copies by speed (repeatable)",
       })
       .option("force", { alias: "f", type: "boolean", group: GROUP_OUTPUT, describe: "overwrite an existing output and discard partial state" })
+      .option("continue", {
+        type: "boolean",
+        group: GROUP_OUTPUT,
+        describe: "adopt a partial output left by another tool (curl, wget, a browser) and fetch only the rest",
+      })
       .option("if-changed", {
         type: "boolean",
         group: GROUP_OUTPUT,
@@ -124,6 +130,12 @@ function buildParser(argv: string[], columns: number | undefined) {
         requiresArg: true,
         group: GROUP_CONNECTIONS,
         describe: "<size> smallest range worth its own connection (default 4MiB)",
+      })
+      .option("max-connections-per-host", {
+        type: "string",
+        requiresArg: true,
+        group: GROUP_CONNECTIONS,
+        describe: "<n> total connections to one host across all files (default 16, or -c when larger)",
       })
       .option("limit-rate", { type: "string", requiresArg: true, group: GROUP_CONNECTIONS, describe: "<rate> total download rate cap, e.g. 10M (bytes/s)" })
       .option("header", { alias: "H", type: "string", requiresArg: true, group: GROUP_CONNECTIONS, describe: "<line> extra request header \"Name: value\", repeatable" })
@@ -221,6 +233,14 @@ async function buildConfig(parsed: ParsedArgs, env: ArgsEnvironment): Promise<Cl
   if (checksumText !== undefined) options.checksum = withFlag("--checksum", () => parseChecksum(checksumText));
   if (parsed["if-changed"] === true) options.ifChanged = true;
   if (parsed.force === true) options.force = true;
+  if (parsed.continue === true) {
+    if (options.force) throw new UsageError("--continue keeps a partial output and --force discards it; give one of them");
+    options.continue = true;
+  }
+  const perHost = lastString(parsed, "max-connections-per-host");
+  if (perHost !== undefined) {
+    options.maxConnectionsPerHost = parseInteger(perHost, "--max-connections-per-host", 1, Number.MAX_SAFE_INTEGER);
+  }
   const headerLines = allStrings(parsed, "header");
   if (headerLines.length > 0) options.headers = parseHeaders(headerLines);
   const caPath = lastString(parsed, "ca");
@@ -269,7 +289,7 @@ function rejectSharedOutputs(items: CliItem[], dir: string | undefined): void {
     const path = resolve(dir ?? ".", item.output);
     const previous = seen.get(path);
     if (previous !== undefined) {
-      throw new UsageError(`${previous} and ${item.url} would both be saved as ${item.output}; give each its own output name`);
+      throw new UsageError(`${redactUrl(previous)} and ${redactUrl(item.url)} would both be saved as ${item.output}; give each its own output name`);
     }
     seen.set(path, item.url);
   }
