@@ -185,6 +185,7 @@ function emptyResult(url: string, options: DownloadOptions, stats: HttpStatsReco
     resumed: false,
     restartedBecauseChanged: false,
     error: null,
+    checksum: null,
     http: stats.snapshot(),
   };
 }
@@ -218,6 +219,8 @@ class FileDownload {
   #restartedBecauseChanged = false;
   /** An earlier run had finished the file but died before tidying up. */
   #finishedEarlier = false;
+  /** The digest computed of the bytes, when a checksum was asked for. */
+  #digest: Checksum | null = null;
   readonly #counters = { bytesTransferred: 0, bytesAccepted: 0, activeConnections: 0 };
 
   constructor(settings: Settings, dispatcher: Dispatcher, stats: HttpStatsRecorder, startedAt: number) {
@@ -244,6 +247,7 @@ class FileDownload {
       resumed: this.#resumed,
       restartedBecauseChanged: this.#restartedBecauseChanged,
       error: null,
+      checksum: this.#digest,
       http: this.#stats.snapshot(),
     };
   }
@@ -680,6 +684,7 @@ class FileDownload {
     const checksum = this.#settings.checksum;
     if (checksum) {
       const actual = await hashFile(partPath, checksum.algorithm);
+      this.#digest = { algorithm: checksum.algorithm, hex: actual };
       if (actual !== checksum.hex) {
         // Bytes that hash wrong are no use to a re-run: it must fetch clean ones.
         await removeIfPresent(partPath);
