@@ -145,5 +145,6 @@ const EXIT_CODES_BY_ERROR_CODE: Record<string, number> = {
   ERR_LOCKED: 6,
   ERR_NO_SPACE: 6,
   ERR_PERMISSION: 6,
+  ERR_OUTPUT_CLOSED: 6,
   ERR_ABORTED: 130,
 };
