@@ -22,7 +22,7 @@ import { streamWhole } from "./single-stream.js";
 import { HttpStatsRecorder } from "./stats.js";
 import type { TransferCounters } from "./ticker.js";
 import { transferRanges } from "./transfer.js";
-import type { DownloadOptions, DownloadResult } from "./types.js";
+import type { Checksum, DownloadOptions, DownloadResult } from "./types.js";
 
 export { DEFAULTS } from "./options.js";
 
@@ -86,6 +86,7 @@ function emptyResult(url: string, options: DownloadOptions, stats: HttpStatsReco
     resumed: false,
     restartedBecauseChanged: false,
     error: null,
+    checksum: null,
     http: stats.snapshot(),
   };
 }
@@ -121,6 +122,8 @@ class FileDownload {
   #size: number | undefined;
   #resumed = false;
   #restarts = 0;
+  /** The digest computed of the bytes, when a checksum was asked for. */
+  #digest: Checksum | null = null;
   readonly #counters: TransferCounters = { bytesTransferred: 0, bytesAccepted: 0, activeConnections: 0 };
 
   constructor(settings: Settings, dispatcher: Dispatcher, stats: HttpStatsRecorder) {
@@ -148,6 +151,7 @@ class FileDownload {
       resumed: this.#resumed,
       restartedBecauseChanged: this.#restarts > 0,
       error: null,
+      checksum: this.#digest,
       http: this.#stats.snapshot(),
     };
   }
@@ -381,7 +385,7 @@ class FileDownload {
   async #finish(file: FileHandle, manifest: Manifest): Promise<AttemptOutcome> {
     const path = this.#path!;
     const { url, checksum, ifChanged } = this.#settings;
-    await finishPart(file, manifest, { path, url, checksum, ifChanged });
+    this.#digest = await finishPart(file, manifest, { path, url, checksum, ifChanged });
     this.#size = manifest.size;
     this.#settings.onProgress?.({ path, bytesDone: manifest.size, size: manifest.size, bytesPerSecond: 0, activeConnections: 0 });
     return { kind: "finished", result: this.baseResult() };

@@ -152,11 +152,12 @@ export interface FinishOptions {
 
 /**
  * fsync, size check, checksum, rename into place, mtime from Last-Modified, then the
- * bookkeeping goes. Closes `file`.
+ * bookkeeping goes. Closes `file`. Resolves with the digest computed when a checksum
+ * was asked for, else null.
  * @throws IntegrityError on a size or checksum mismatch (a mismatching `.part` is removed:
  *   its bytes are no use to a re-run); FileError when the file system refuses.
  */
-export async function finishPart(file: FileHandle, manifest: Manifest, options: FinishOptions): Promise<void> {
+export async function finishPart(file: FileHandle, manifest: Manifest, options: FinishOptions): Promise<Checksum | null> {
   const { path } = options;
   const partPath = `${path}.part`;
   const size = manifest.size;
@@ -172,8 +173,10 @@ export async function finishPart(file: FileHandle, manifest: Manifest, options: 
     await file.close();
   }
   const checksum = options.checksum;
+  let digest: Checksum | null = null;
   if (checksum) {
     const actual = await hashFile(partPath, checksum.algorithm);
+    digest = { algorithm: checksum.algorithm, hex: actual };
     if (actual !== checksum.hex) {
       await discardPartial(path);
       throw new IntegrityError(
@@ -207,4 +210,5 @@ export async function finishPart(file: FileHandle, manifest: Manifest, options: 
   } catch (error) {
     throw fileError(error, path, "cannot move the finished download to");
   }
+  return digest;
 }

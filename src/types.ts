@@ -1,3 +1,4 @@
+import type { Readable } from "node:stream";
 import type { Dispatcher } from "undici";
 import type { RateLimiter } from "./rate-limit.js";
 
@@ -37,8 +38,30 @@ export interface DownloadOptions {
   timeout?: number;
   /** Total download rate cap in bytes per second for this file. Default: none. */
   limitRate?: number;
-  /** Verify the finished bytes against this digest before renaming into place. A string `algo=hex` is accepted too. */
+  /**
+   * Verify the bytes against this digest before the output (or the `extract` directory)
+   * appears. A string `algo=hex` is accepted too. The digest is computed while the bytes
+   * arrive (a resumed file first hashes what it already has), never by reading the
+   * finished file again; the result's `checksum` reports it.
+   */
   checksum?: Checksum | string;
+  /**
+   * The download is a tar archive (plain, gzip, or zstd where Node's zlib has it: Node
+   * 22.15+ or 23.8+), unpacked into this directory while it arrives; no file is saved
+   * and nothing resumes. It is unpacked into a temporary sibling and renamed to this
+   * path only once the archive ended cleanly and any `checksum` matched. Entries never
+   * land outside it: absolute paths are made relative; `..` paths, links leading out
+   * and device files are skipped with a warning. An existing non-empty directory is
+   * refused (`FileError` `ERR_EXISTS`) unless `force`. A corrupt or cut archive is an
+   * `IntegrityError`; bzip2 and xz are refused with a `UsageError`.
+   */
+  extract?: string;
+  /**
+   * For `downloadStream` and `extract`: bytes fetched ahead of the write position and
+   * held in memory, at least 1 MiB. Default: two ranges of `minSplit` per connection,
+   * capped at 64 MiB (8 MiB at 4 connections and a 1 MiB `minSplit`).
+   */
+  streamWindow?: number;
   /** If the output exists, fetch only when the server says it changed (If-None-Match / If-Modified-Since). Default false. */
   ifChanged?: boolean;
   /** Overwrite an existing output and discard any partial state. Default false. */
@@ -91,7 +114,35 @@ export interface DownloadResult {
   /** True when partial data was discarded because the remote file changed. */
   restartedBecauseChanged: boolean;
   error: { code: string; message: string } | null;
+  /** The digest computed while the bytes arrived, when a `checksum` was asked for; else `null`. */
+  checksum: Checksum | null;
   http: HttpStats;
+}
+
+/**
+ * Options of `downloadStream`: those of `download` that make sense without a file on
+ * disk. There is no `.part`, no manifest and no resume.
+ */
+export type DownloadStreamOptions = Omit<DownloadOptions, "output" | "dir" | "force" | "ifChanged" | "extract" | "restartOnChange">;
+
+/**
+ * What `downloadStream(url, options)` returns: the file as a stream, in order, while
+ * ranges are fetched over several connections ahead of the reader.
+ *
+ * - `body`: the file's bytes in order. Reading slowly slows the fetching: at most
+ *   `streamWindow` bytes are held. Destroying it (or a pipe whose reader goes away)
+ *   stops every request at once and `done` rejects with `FileError`
+ *   `ERR_OUTPUT_CLOSED` (exit 6). When the download fails, `body` errors with the same
+ *   error `done` rejects with.
+ * - `done`: the result, once every byte has been handed to `body`. Rejects with the
+ *   typed errors of `download` (`HttpStatusError`, `NetworkError`, `IntegrityError`
+ *   for a wrong size or `checksum` — the bytes have already been read by then, so a
+ *   consumer must treat its output as void until `done` resolves — `AbortError`).
+ *   Handle it even when only `body` is used, as with any promise.
+ */
+export interface DownloadStream {
+  body: Readable;
+  done: Promise<DownloadResult>;
 }
 
 export interface HttpStats {

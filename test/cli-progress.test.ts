@@ -29,6 +29,7 @@ function result(overrides: Partial<DownloadResult> = {}): DownloadResult {
     resumed: false,
     restartedBecauseChanged: false,
     error: null,
+    checksum: null,
     http: { requests: 8, statusCounts: { "206": 8 }, retries: 0, latencyMs: { p50: 3, p95: 5, p99: 5 } },
     ...overrides,
   };

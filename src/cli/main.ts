@@ -166,6 +166,7 @@ export function jsonResult(result: DownloadResult) {
     resumed: result.resumed,
     restartedBecauseChanged: result.restartedBecauseChanged,
     error: result.error === null ? null : { code: result.error.code, message: redactText(result.error.message) },
+    checksum: result.checksum === null ? null : { algorithm: result.checksum.algorithm, hex: result.checksum.hex },
     http: {
       requests: result.http.requests,
       statusCounts: result.http.statusCounts,
