@@ -153,10 +153,10 @@ export function netrcCredentials(netrc: Netrc): CredentialSource {
 }
 
 /**
- * The warning for a netrc that others can read (as ftp(1) refuses and curl warns),
- * or `undefined`. `mode` is the file's `stat` mode.
+ * The warning for a netrc that group or others can read or write (ftp(1) refuses such
+ * a file; we warn and still use it), or `undefined`. `mode` is the file's `stat` mode.
  */
 export function netrcPermissionWarning(path: string, mode: number): string | undefined {
   if ((mode & 0o077) === 0) return undefined;
-  return `netrc ${path} can be read by other users (mode ${(mode & 0o777).toString(8).padStart(4, "0")}); run chmod 600 ${path}`;
+  return `netrc ${path} is open to other users (mode ${(mode & 0o777).toString(8).padStart(4, "0")}); run chmod 600 ${path}`;
 }

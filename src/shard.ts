@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import { UsageError } from "./errors.js";
 
 /** Share `index` (0-based) of `count` shares of a list. */
@@ -29,7 +29,7 @@ export function parseShard(text: string): Shard {
  * of the items, so most partial downloads stay where they were started.
  */
 export function shareOf(key: string, count: number): number {
-  return jumpConsistentHash(createHash("sha256").update(key, "utf8").digest().readBigUInt64BE(0), count);
+  return jumpConsistentHash(hash("sha256", key, "buffer").readBigUInt64BE(0), count);
 }
 
 /** The jump consistent hash of a 64-bit `key` into `count` buckets, as the paper's C++ computes it. */

@@ -100,7 +100,7 @@ describe("netrc", () => {
     const run = await rangeget(["-o", "a.bin", source.url()]);
     expect(run.code).toBe(3);
     expect(source.requests[0]?.headers.authorization).toBe(basic("alice", "s3cret"));
-    expect(lines(run.stderr)[0]).toBe(`rangeget: warning: netrc ${path} can be read by other users (mode 0644); run chmod 600 ${path}`);
+    expect(lines(run.stderr)[0]).toBe(`rangeget: warning: netrc ${path} is open to other users (mode 0644); run chmod 600 ${path}`);
     expect(run.stderr).not.toContain("s3cret");
     expect(run.stderr).not.toContain(basic("alice", "s3cret").slice(6));
   });

@@ -159,7 +159,7 @@ describe("netrc and cookies from the command line", () => {
   it("warns about a netrc others can read, naming the file but not the password", async () => {
     const env = environment({ [NETRC]: "machine a.test login alice password s3cret\n" }, {}, { [NETRC]: 0o100644 });
     const config = await configOf([URL], env);
-    expect(config.warnings).toEqual([`warning: netrc ${NETRC} can be read by other users (mode 0644); run chmod 600 ${NETRC}`]);
+    expect(config.warnings).toEqual([`warning: netrc ${NETRC} is open to other users (mode 0644); run chmod 600 ${NETRC}`]);
   });
 
   it("refuses a missing --netrc-file and a netrc it cannot parse, with the line", async () => {

@@ -119,7 +119,7 @@ describe("netrcPermissionWarning", () => {
     expect(netrcPermissionWarning("/home/u/.netrc", 0o100600)).toBeUndefined();
     expect(netrcPermissionWarning("/home/u/.netrc", 0o100400)).toBeUndefined();
     expect(netrcPermissionWarning("/home/u/.netrc", 0o100644)).toBe(
-      "netrc /home/u/.netrc can be read by other users (mode 0644); run chmod 600 /home/u/.netrc",
+      "netrc /home/u/.netrc is open to other users (mode 0644); run chmod 600 /home/u/.netrc",
     );
     expect(netrcPermissionWarning("/n", 0o100640)).toMatch(/mode 0640/);
   });
