@@ -137,6 +137,8 @@ class FileDownload {
       clock: settings.clock,
       userOrigin: settings.userOrigin,
       userHeaders: settings.headers,
+      userAgent: settings.userAgent,
+      credentials: settings.credentials,
     };
   }
 

@@ -20,3 +20,4 @@ export type {
   HttpStats,
   ProgressEvent,
 } from "./types.js";
+export type { CredentialSource } from "./credentials.js";

@@ -5,6 +5,7 @@ import { formatBytes } from "../size.js";
 import type { DownloadResult } from "../types.js";
 import { parseArgs, readText, type CliConfig } from "./args.js";
 import { createProgressReporter, fileLabel, type ProgressReporter, type ProgressStream } from "./progress.js";
+import { formatBatchSummary } from "./summary.js";
 
 type InterruptSignal = "SIGINT" | "SIGTERM";
 
@@ -40,7 +41,7 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
   const cli: CliIo = { ...processIo, ...io };
   let config: CliConfig;
   try {
-    const command = await parseArgs(argv, { readStdin: () => readText(cli.stdin), columns: cli.stdout.columns });
+    const command = await parseArgs(argv, { readStdin: () => readText(cli.stdin), variables: cli.env, columns: cli.stdout.columns });
     if (command.kind !== "download") {
       cli.stdout.write(`${command.text}\n`);
       return 0;
@@ -50,12 +51,15 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
     return reportThrown(error, cli);
   }
   for (const warning of config.warnings) cli.stderr.write(`rangeget: ${warning}\n`);
+  if (!config.quiet) for (const note of config.notes) cli.stderr.write(`rangeget: ${note}\n`);
 
   const reporter = createProgressReporter({ stream: cli.stderr, quiet: config.quiet, urls: config.items.map((item) => item.url) });
   const interrupt = watchSignals(cli, reporter);
+  const startedAt = performance.now();
   try {
     const results = await runDownloads(config, cli, reporter, interrupt.controller.signal);
     reporter.stop();
+    if (config.batch && !config.quiet) cli.stderr.write(`${formatBatchSummary(results, performance.now() - startedAt)}\n`);
     const signal = interrupt.received();
     // A signal after the last file finished interrupted nothing.
     if (signal !== undefined && results.some((result) => result.error?.code === "ERR_ABORTED")) {
