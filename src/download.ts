@@ -12,7 +12,7 @@ import {
   RangegetError,
   RemoteChangedError,
   UsageError,
-  errorCodeOf,
+  summarizeError,
 } from "./errors.js";
 import { chooseFileName } from "./filename.js";
 import { ifRangeValue, isStrongEtag, parseHttpDate } from "./http-headers.js";
@@ -21,12 +21,10 @@ import {
   discard,
   getFollowingRedirects,
   isRetryableFailure,
-  toNetworkError,
   type RequestContext,
 } from "./http.js";
 import {
   acquireLock,
-  fileError,
   manifestDone,
   readManifest,
   removeIfPresent,
@@ -41,7 +39,8 @@ import { RateLimiter } from "./rate-limit.js";
 import { retryDelay } from "./retry.js";
 import { CoalescingWriter } from "./sink.js";
 import { HttpStatsRecorder, RateMeter } from "./stats.js";
-import type { Checksum, DownloadOptions, DownloadResult } from "./types.js";
+import { fileError, toNetworkError } from "./to-error.js";
+import type { BatchFileOptions, Checksum, DownloadOptions, DownloadResult, FinishedDownload } from "./types.js";
 import { IdleConnections, runWorker, type Source, type TransferContext } from "./worker.js";
 
 export const DEFAULTS = {
@@ -60,16 +59,24 @@ const MAX_RESTARTS = 3;
  * Downloads one URL to a file. Resolves with what happened; rejects with a typed
  * error (see errors.ts) after saving whatever state makes a re-run resume.
  */
-export async function download(url: string | readonly string[], options: DownloadOptions = {}): Promise<DownloadResult> {
+export async function download(url: string | readonly string[], options: DownloadOptions = {}): Promise<FinishedDownload> {
   const { result, error } = await downloadWithResult(url, options);
   if (error !== undefined) throw error;
-  return result;
+  return asFinished(result);
+}
+
+/** A result that did not fail, typed as such: every way to succeed learns the size. */
+function asFinished(result: DownloadResult): FinishedDownload {
+  if (result.status === "failed" || result.size === null || result.error !== null) {
+    throw new Error(`internal error: the download of ${result.url} ended without failing or learning the size`);
+  }
+  return { ...result, status: result.status, size: result.size, error: null };
 }
 
 /** Like `download`, but a failure is a result with `status: "failed"`, plus the error. */
 export async function downloadWithResult(
   urls: string | readonly string[],
-  options: DownloadOptions = {},
+  options: BatchFileOptions = {},
 ): Promise<{ result: DownloadResult; error?: unknown }> {
   const [url = "", ...mirrors] = typeof urls === "string" ? [urls] : urls;
   const startedAt = performance.now();
@@ -93,7 +100,7 @@ export async function downloadWithResult(
     const result: DownloadResult = {
       ...(job?.baseResult() ?? emptyResult(url, options, stats, startedAt)),
       status: "failed",
-      error: { code: errorCodeOf(error), message: error instanceof Error ? error.message : String(error) },
+      error: summarizeError(error),
     };
     return { result, error };
   } finally {
@@ -136,7 +143,7 @@ function parseHttpUrl(url: string): URL {
   return parsed;
 }
 
-function resolveSettings(url: string, mirrors: readonly string[], options: DownloadOptions): Settings {
+function resolveSettings(url: string, mirrors: readonly string[], options: BatchFileOptions): Settings {
   const parsed = parseHttpUrl(url);
   const integer = (name: string, value: number | undefined, fallback: number, min: number, max: number): number => {
     const chosen = value ?? fallback;

@@ -1,9 +1,10 @@
 import { readFileSync } from "node:fs";
 import nodeTls from "node:tls";
 import { EnvHttpProxyAgent, type Dispatcher } from "undici";
-import { HttpStatusError, IntegrityError, NetworkError, RangegetError } from "./errors.js";
-import { isRetryableStatus, parseRetryAfter } from "./retry.js";
+import { HttpStatusError, IntegrityError, NetworkError } from "./errors.js";
+import { isRetryableStatus } from "./retry.js";
 import type { HttpStatsRecorder } from "./stats.js";
+import { httpStatusError, toNetworkError } from "./to-error.js";
 
 export const USER_AGENT = "rangeget";
 const MAX_REDIRECTS = 10;
@@ -247,24 +248,6 @@ function headersTimeout(url: string, timeoutMs: number): NetworkError {
   });
 }
 
-/** An error status as our error: what failed, where, the server's reason, what to do. */
-export function httpStatusError(status: number, url: string, reason: string, retryAfter: string | undefined): HttpStatusError {
-  const oneLine = reason.replace(/\s+/g, " ").trim().slice(0, 200);
-  const advice =
-    status === 401 || status === 403
-      ? "check the URL's credentials or pass them with -H"
-      : status === 404 || status === 410
-        ? "check the URL"
-        : isRetryableStatus(status)
-          ? "the server kept failing; try again later"
-          : "check the URL and headers";
-  return new HttpStatusError(`HTTP ${status} from ${url}${oneLine ? ` (${oneLine})` : ""}: ${advice}`, {
-    status,
-    url,
-    retryAfterMs: parseRetryAfter(retryAfter, Date.now()),
-  });
-}
-
 function headersFor(context: RequestContext, target: URL, headers: Record<string, string>): Record<string, string> {
   const requestHeaders: Record<string, string> = { "user-agent": USER_AGENT };
   if (target.origin === context.userOrigin) {
@@ -348,17 +331,6 @@ function flattenHeaders(headers: Dispatcher.ResponseData["headers"]): Record<str
   return flat;
 }
 
-const TLS_CODES = new Set([
-  "DEPTH_ZERO_SELF_SIGNED_CERT",
-  "SELF_SIGNED_CERT_IN_CHAIN",
-  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
-  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
-  "CERT_HAS_EXPIRED",
-  "CERT_NOT_YET_VALID",
-  "ERR_TLS_CERT_ALTNAME_INVALID",
-]);
-const TIMEOUT_CODES = new Set(["UND_ERR_CONNECT_TIMEOUT", "UND_ERR_HEADERS_TIMEOUT", "UND_ERR_BODY_TIMEOUT", "ETIMEDOUT"]);
-
 /**
  * Whether a failed attempt is worth another: network trouble (but not TLS trust),
  * a retryable status, and a wrong range from the server (a broken cache node may
@@ -368,31 +340,4 @@ export function isRetryableFailure(error: unknown): boolean {
   if (error instanceof NetworkError) return error.code !== "ERR_TLS";
   if (error instanceof HttpStatusError) return isRetryableStatus(error.status) && error.code === "ERR_HTTP_STATUS";
   return error instanceof IntegrityError && error.code === "ERR_BAD_RANGE";
-}
-
-/** Maps whatever undici or the socket threw to one of our errors. */
-export function toNetworkError(error: unknown, url: string, signal?: AbortSignal): Error {
-  if (error instanceof RangegetError) return error;
-  if (signal?.aborted) return signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason));
-  const code = errorCode(error);
-  if (code !== undefined && TLS_CODES.has(code)) {
-    return new NetworkError(
-      `TLS certificate of ${new URL(url).host} is not trusted (${code}); pass --ca <file> with its CA, or --insecure to skip the check`,
-      { url, code: "ERR_TLS", cause: error },
-    );
-  }
-  if (code !== undefined && TIMEOUT_CODES.has(code)) {
-    return new NetworkError(`timed out waiting for ${url} (${code})`, { url, code: "ERR_TIMEOUT", cause: error });
-  }
-  const detail = error instanceof Error ? error.message : String(error);
-  return new NetworkError(`network error on ${url}: ${detail}${code ? ` (${code})` : ""}`, { url, cause: error });
-}
-
-function errorCode(error: unknown): string | undefined {
-  for (let current: unknown = error, depth = 0; current && depth < 4; depth++) {
-    const code = (current as { code?: unknown }).code;
-    if (typeof code === "string" && code !== "UND_ERR_SOCKET") return code;
-    current = (current as { cause?: unknown }).cause;
-  }
-  return (error as { code?: string } | undefined)?.code;
 }

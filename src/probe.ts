@@ -1,15 +1,15 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { HttpStatusError, IntegrityError } from "./errors.js";
+import { HttpStatusError } from "./errors.js";
 import { parseContentLength, parseContentRange, parseUnsatisfiedRange, type ContentRange } from "./http-headers.js";
 import {
   discard,
   getFollowingRedirects,
-  httpStatusError,
   isRetryableFailure,
   type HttpResponse,
   type RequestContext,
 } from "./http.js";
 import { retryDelay } from "./retry.js";
+import { badRange, httpStatusError } from "./to-error.js";
 
 export interface ProbeRequest {
   url: string;
@@ -94,13 +94,6 @@ async function readAnswer(response: HttpResponse, askedStart: number, askedEnd: 
     lastModified: headers["last-modified"] ?? null,
     contentDisposition: headers["content-disposition"],
   };
-}
-
-export function badRange(url: string, asked: string, got: string | undefined): IntegrityError {
-  return new IntegrityError(
-    `${url} answered ${asked} with Content-Range ${JSON.stringify(got ?? null)}; the server sends wrong ranges, try again later or with -c 1`,
-    { code: "ERR_BAD_RANGE" },
-  );
 }
 
 /** An error status as our error, with the server's own words (one short line of its body). */

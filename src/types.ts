@@ -1,4 +1,5 @@
 import type { Dispatcher } from "undici";
+import type { ErrorSummary } from "./errors.js";
 import type { RateLimiter } from "./rate-limit.js";
 
 /** A snapshot of one download's progress, given to `onProgress` a few times a second. */
@@ -59,7 +60,11 @@ export interface DownloadOptions {
   onWarning?: (message: string) => void;
   /** Use this undici dispatcher instead of creating one (tests, custom proxies). It is not closed. */
   dispatcher?: Dispatcher;
-  /** A rate limiter shared with other downloads (downloadAll shares one across files). */
+}
+
+/** Options of one file of a batch: the caller's, plus what downloadAll shares between files. Internal. */
+export interface BatchFileOptions extends DownloadOptions {
+  /** One rate limit for every file of the batch. */
   rateLimiter?: RateLimiter;
 }
 
@@ -78,8 +83,16 @@ export interface DownloadResult {
   resumed: boolean;
   /** True when partial data was discarded because the remote file changed. */
   restartedBecauseChanged: boolean;
-  error: { code: string; message: string } | null;
+  /** Why the download failed; `null` unless `status` is `"failed"`. */
+  error: ErrorSummary | null;
   http: HttpStats;
+}
+
+/** What a resolved `download()` returns: it did not fail, so the size is known. */
+export interface FinishedDownload extends DownloadResult {
+  status: "downloaded" | "resumed" | "up-to-date";
+  size: number;
+  error: null;
 }
 
 export interface HttpStats {
@@ -103,7 +116,7 @@ export interface HttpStats {
  */
 export type DownloadItem = string | readonly string[] | ({ url: string | readonly string[] } & DownloadOptions);
 
-export interface DownloadAllOptions extends Omit<DownloadOptions, "output" | "signal" | "onProgress" | "rateLimiter"> {
+export interface DownloadAllOptions extends Omit<DownloadOptions, "output" | "signal" | "onProgress"> {
   /** Files downloaded at once. Default 4. */
   jobs?: number;
   signal?: AbortSignal;

@@ -2,14 +2,13 @@ import type { FileHandle } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { HttpStatusError, NetworkError, RangegetError, RemoteChangedError } from "./errors.js";
 import { formatRange, isStrongEtag, parseContentRange, parseUnsatisfiedRange } from "./http-headers.js";
-import { isRetryableFailure, STOP, streamGet, toNetworkError, type HttpResponse, type RequestContext } from "./http.js";
-import { fileError } from "./manifest.js";
-import { badRange } from "./probe.js";
+import { isRetryableFailure, STOP, streamGet, type HttpResponse, type RequestContext } from "./http.js";
 import type { RangeRates } from "./pace.js";
 import type { Assignment, RangePlanner } from "./ranges.js";
 import type { RateLimiter } from "./rate-limit.js";
 import { retryDelay } from "./retry.js";
 import { CoalescingWriter } from "./sink.js";
+import { badRange, fileError, toNetworkError } from "./to-error.js";
 
 /** One copy of the file: the URL itself or a mirror. */
 export interface Source {
