@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { constants } from "node:fs";
 import { link, open, readFile, rename, unlink, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { FileError } from "./errors.js";
@@ -96,7 +97,8 @@ export function manifestDone(manifest: Manifest): IntervalSet {
 export async function writeManifest(path: string, manifest: Manifest): Promise<void> {
   const temp = `${path}.tmp`;
   try {
-    const handle = await open(temp, "w");
+    // Like the .part: a symlink planted at the temp name must not redirect the write.
+    const handle = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o666);
     try {
       await handle.writeFile(JSON.stringify(manifest));
       await handle.sync();
