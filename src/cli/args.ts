@@ -1,5 +1,6 @@
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
+import { text as streamText } from "node:stream/consumers";
 import { fileURLToPath } from "node:url";
 import yargs, { type Argv } from "yargs";
 import { parseChecksum } from "../checksum.js";
@@ -46,15 +47,9 @@ export interface ArgsEnvironment {
 
 const defaultEnvironment: ArgsEnvironment = {
   readTextFile: (path) => readFile(path, "utf8"),
-  readStdin: () => readText(process.stdin),
+  // `-i -` takes the whole list before starting.
+  readStdin: () => streamText(process.stdin),
 };
-
-/** Reads a stream to its end as UTF-8: `-i -` takes the whole list before starting. */
-export async function readText(stream: NodeJS.ReadableStream): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(typeof chunk === "string" ? Buffer.from(chunk) : chunk);
-  return Buffer.concat(chunks).toString("utf8");
-}
 
 const GROUP_OUTPUT = "Output:";
 const GROUP_CONNECTIONS = "Connections:";

@@ -1,8 +1,9 @@
+import { text } from "node:stream/consumers";
 import { AbortError, INTERNAL_ERROR_EXIT_CODE, RangegetError, interruptExitCode, type InterruptSignal } from "../errors.js";
 import { downloadAll } from "../index.js";
 import { formatBytes } from "../size.js";
 import type { DownloadResult } from "../types.js";
-import { parseArgs, readText, type CliConfig } from "./args.js";
+import { parseArgs, type CliConfig } from "./args.js";
 import { createProgressReporter, fileLabel, type ProgressReporter, type ProgressStream } from "./progress.js";
 
 /** Where SIGINT and SIGTERM arrive from: the process, or an emitter in tests. */
@@ -35,7 +36,7 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
   const cli: CliIo = { ...processIo, ...io };
   let config: CliConfig;
   try {
-    const command = await parseArgs(argv, { readStdin: () => readText(cli.stdin), columns: cli.stdout.columns });
+    const command = await parseArgs(argv, { readStdin: () => text(cli.stdin), columns: cli.stdout.columns });
     if (command.kind !== "download") {
       cli.stdout.write(`${command.text}\n`);
       return 0;
