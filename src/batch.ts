@@ -1,6 +1,6 @@
 import pLimit from "p-limit";
 import { DEFAULTS, downloadWithResult } from "./download.js";
-import { createDispatcher } from "./http.js";
+import { createDispatcher } from "./dispatcher.js";
 import { RateLimiter } from "./rate-limit.js";
 import type { DownloadAllOptions, DownloadItem, DownloadResult } from "./types.js";
 

@@ -16,8 +16,15 @@ export type NetworkErrorCode = "ERR_NETWORK" | "ERR_TIMEOUT" | "ERR_TLS";
 export type IntegrityErrorCode = "ERR_INTEGRITY" | "ERR_CHECKSUM" | "ERR_BAD_RANGE";
 /** `RemoteChangedError`. */
 export type RemoteChangedErrorCode = "ERR_REMOTE_CHANGED";
-/** `FileError`: the output, its lock, its directory or the disk. */
-export type FileErrorCode = "ERR_FILE" | "ERR_EXISTS" | "ERR_LOCKED" | "ERR_NO_SPACE" | "ERR_PERMISSION";
+/** `FileError`: the output, its lock, its directory, the disk, or the reader of `-o -`. */
+export type FileErrorCode =
+  | "ERR_FILE"
+  | "ERR_EXISTS"
+  | "ERR_LOCKED"
+  | "ERR_NO_SPACE"
+  | "ERR_FILE_TOO_LARGE"
+  | "ERR_PERMISSION"
+  | "ERR_OUTPUT_CLOSED";
 /** `AbortError`. */
 export type AbortErrorCode = "ERR_ABORTED";
 
@@ -64,7 +71,9 @@ const EXIT_CODES: Readonly<Record<ErrorCode, number>> = {
   ERR_EXISTS: 6,
   ERR_LOCKED: 6,
   ERR_NO_SPACE: 6,
+  ERR_FILE_TOO_LARGE: 6,
   ERR_PERMISSION: 6,
+  ERR_OUTPUT_CLOSED: 6,
   ERR_ABORTED: interruptExitCode("SIGINT"),
 };
 
@@ -155,7 +164,7 @@ export class RemoteChangedError extends RangegetError {
   }
 }
 
-/** Output exists, locked by another process, disk full, permission denied. Exit 6. */
+/** Output exists, locked by another process, disk full, file too large, permission denied, `-o -` reader gone. Exit 6. */
 export class FileError extends RangegetError {
   declare readonly code: FileErrorCode;
   readonly path: string;

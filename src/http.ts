@@ -1,8 +1,12 @@
-import { readFileSync } from "node:fs";
-import nodeTls from "node:tls";
-import { EnvHttpProxyAgent, type Dispatcher } from "undici";
-import { HttpStatusError, IntegrityError, NetworkError } from "./errors.js";
-import { isRetryableStatus } from "./retry.js";
+/**
+ * Sending a GET: the one request path (header hygiene, counting, the answer deadline,
+ * the error body's reason) and redirects followed by our own rules. What undici throws
+ * becomes our error in to-error.ts.
+ */
+import { Readable } from "node:stream";
+import type { Dispatcher } from "undici";
+import type { Clock } from "./clock.js";
+import { HttpStatusError, NetworkError } from "./errors.js";
 import type { HttpStatsRecorder } from "./stats.js";
 import { httpStatusError, toNetworkError } from "./to-error.js";
 
@@ -14,56 +18,11 @@ const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 // carry API keys under custom names.
 const CREDENTIAL_HEADERS = new Set(["authorization", "cookie", "proxy-authorization"]);
 
-export interface DispatcherOptions {
-  connections: number;
-  timeoutMs: number;
-  ca?: string | Buffer;
-  insecure?: boolean;
-}
-
-/**
- * One keep-alive dispatcher per download: `connections` sockets per origin, no
- * pipelining (a stalled range must not block the next one on the same socket), and
- * HTTP_PROXY / HTTPS_PROXY / NO_PROXY from the environment.
- */
-export function createDispatcher(options: DispatcherOptions): Dispatcher {
-  const tls = {
-    ...(options.ca === undefined ? {} : { ca: [...defaultCaCertificates(), options.ca] }),
-    ...(options.insecure ? { rejectUnauthorized: false } : {}),
-  };
-  return new EnvHttpProxyAgent({
-    connections: options.connections,
-    pipelining: 1,
-    keepAliveTimeout: 30_000,
-    connect: { timeout: options.timeoutMs, ...tls },
-    requestTls: tls,
-  });
-}
-
-/**
- * What Node trusts without `--ca`: Mozilla's roots plus NODE_EXTRA_CA_CERTS. A `ca`
- * option replaces that set, and `--ca` means "also trust", so it is added to this.
- */
-function defaultCaCertificates(): string[] {
-  const { getCACertificates } = nodeTls as { getCACertificates?: (type: "default") => string[] };
-  // Node 22.15+ answers itself; on older Nodes we read NODE_EXTRA_CA_CERTS as Node does.
-  if (getCACertificates) return getCACertificates("default");
-  const extra = process.env["NODE_EXTRA_CA_CERTS"];
-  let extraPem: string[] = [];
-  if (extra) {
-    try {
-      extraPem = readFileSync(extra, "utf8").match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? [];
-    } catch {
-      // Node has already warned about an unreadable NODE_EXTRA_CA_CERTS at start-up.
-    }
-  }
-  return [...nodeTls.rootCertificates, ...extraPem];
-}
-
 export interface HttpResponse {
   status: number;
   headers: Record<string, string | undefined>;
-  body: Dispatcher.ResponseData["body"];
+  /** The body as it arrives; destroying it ends the request. */
+  body: Readable;
   /** The URL this response came from, after redirects. */
   url: string;
 }
@@ -72,82 +31,50 @@ export interface RequestContext {
   dispatcher: Dispatcher;
   timeoutMs: number;
   stats: HttpStatsRecorder;
+  clock: Clock;
   /** The origin the user's headers belong to. */
   userOrigin: string;
   userHeaders: Record<string, string>;
-}
-
-/**
- * Sends one GET. Header hygiene lives here: `Accept-Encoding: identity` always (a
- * range of a gzip-encoded representation is not a range of the file), the user's
- * headers only to their own origin.
- */
-export async function get(
-  context: RequestContext,
-  url: string,
-  headers: Record<string, string>,
-  signal: AbortSignal,
-): Promise<HttpResponse> {
-  const target = new URL(url);
-  const requestHeaders = headersFor(context, target, headers);
-  context.stats.requestStarted(target.origin);
-  const startedAt = performance.now();
-  let response: Dispatcher.ResponseData;
-  const deadline = new AbortController();
-  const timer = setTimeout(() => deadline.abort(headersTimeout(url, context.timeoutMs)), context.timeoutMs);
-  try {
-    response = await context.dispatcher.request({
-      origin: target.origin,
-      path: target.pathname + target.search,
-      method: "GET",
-      headers: requestHeaders,
-      signal: AbortSignal.any([signal, deadline.signal]),
-      headersTimeout: context.timeoutMs,
-      bodyTimeout: context.timeoutMs,
-    });
-  } catch (error) {
-    throw toNetworkError(error, url, signal);
-  } finally {
-    clearTimeout(timer);
-  }
-  context.stats.responseReceived(response.statusCode, performance.now() - startedAt);
-  return { status: response.statusCode, headers: flattenHeaders(response.headers), body: response.body, url };
 }
 
 /** Returned by a body handler that has all it wants: the request ends early. */
 export const STOP = Symbol("stop");
 
 export interface BodyHandler {
-  /** Status and headers: throw to refuse the answer (the request fails with that error). */
+  /** Status and headers of the final answer: throw to refuse it (the request fails with that error). */
   onHeaders(status: number, headers: Record<string, string | undefined>): void;
   /** A body chunk: STOP to end early, a promise to stop reading until it settles. */
   onData(chunk: Buffer): Promise<void> | typeof STOP | undefined;
 }
 
 /**
- * GET whose body is pushed to `handler` straight from the parser: no stream, no
- * promise per chunk, and backpressure by pausing the socket. The hot path of every
- * range. A status other than `expected` that `onHeaders` lets through fails with an
- * HttpStatusError carrying the server's reason.
+ * The one way rangeget sends a GET. The body is pushed to `handler` straight from
+ * undici's parser: no stream, no promise per chunk, and backpressure by pausing the
+ * socket (the hot path of every range). Header hygiene, request counting, latency,
+ * the fixed deadline for the answer and the error body's reason all live here.
+ * A status that `accepts` refuses fails with an HttpStatusError carrying the server's
+ * reason (the first 200 characters of its body); `handler` never sees that body.
  */
 export function streamGet(
   context: RequestContext,
   url: string,
   headers: Record<string, string>,
   signal: AbortSignal,
-  expected: number,
+  accepts: (status: number) => boolean,
   handler: BodyHandler,
 ): Promise<void> {
   const target = new URL(url);
   const requestHeaders = headersFor(context, target, headers);
+  const { clock } = context;
   return new Promise<void>((resolve, reject) => {
     let controller: Dispatcher.DispatchController | undefined;
     let settled = false;
     let errorStatus: { status: number; retryAfter: string | undefined; reason: string } | undefined;
+    const deadline = new AbortController();
     const settle = (error?: unknown) => {
       if (settled) return;
       settled = true;
-      clearTimeout(timer);
+      deadline.abort();
       signal.removeEventListener("abort", onAbort);
       if (error === undefined) resolve();
       else reject(error);
@@ -163,15 +90,21 @@ export function streamGet(
     }
     signal.addEventListener("abort", onAbort, { once: true });
     context.stats.requestStarted(target.origin);
-    const startedAt = performance.now();
-    const timer = setTimeout(() => fail(headersTimeout(url, context.timeoutMs)), context.timeoutMs);
+    const startedAt = clock.now();
+    // undici's own headersTimeout starts again with every informational 1xx answer, so
+    // a server sending them forever would hold a request open for ever; this deadline
+    // does not move, and it is the only one for the answer.
+    clock.sleep(context.timeoutMs, deadline.signal).then(
+      () => fail(answerTimeout(url, context.timeoutMs)),
+      () => {},
+    );
     context.dispatcher.dispatch(
       {
         origin: target.origin,
         path: target.pathname + target.search,
         method: "GET",
         headers: requestHeaders,
-        headersTimeout: context.timeoutMs,
+        headersTimeout: 0,
         bodyTimeout: context.timeoutMs,
       },
       {
@@ -180,17 +113,19 @@ export function streamGet(
           if (settled) requestController.abort(new Error("request no longer needed"));
         },
         onResponseStart(_controller, status, rawHeaders) {
-          if (status < 200) return;
-          clearTimeout(timer);
-          context.stats.responseReceived(status, performance.now() - startedAt);
+          if (status < 200 || settled) return;
+          deadline.abort();
+          context.stats.responseReceived(status, clock.now() - startedAt);
           const flat = flattenHeaders(rawHeaders);
+          if (!accepts(status)) {
+            errorStatus = { status, retryAfter: flat["retry-after"], reason: "" };
+            return;
+          }
           try {
             handler.onHeaders(status, flat);
           } catch (error) {
             fail(error);
-            return;
           }
-          if (status !== expected) errorStatus = { status, retryAfter: flat["retry-after"], reason: "" };
         },
         onResponseData(requestController, chunk) {
           // undici hands over an empty chunk on every resume; pausing for it again
@@ -237,11 +172,68 @@ export function streamGet(
 }
 
 /**
- * undici's headersTimeout starts again with every informational 1xx answer, so a
- * server sending them forever would hold a request open for ever; this deadline
- * does not move.
+ * Bytes a response body may hold in memory before the socket is paused: large enough
+ * that a fast single stream is not paused and resumed for every socket read.
  */
-function headersTimeout(url: string, timeoutMs: number): NetworkError {
+const BODY_BUFFER_BYTES = 1024 * 1024;
+
+/**
+ * `streamGet` with the body as a Readable, for answers whose reader is decided only
+ * after the headers are seen (the probe, redirects, the single stream). Resolves at
+ * the headers of a status that `accepts` allows; destroying the body ends the request.
+ */
+export function get(
+  context: RequestContext,
+  url: string,
+  headers: Record<string, string>,
+  signal: AbortSignal,
+  accepts: (status: number) => boolean,
+): Promise<HttpResponse> {
+  return new Promise<HttpResponse>((resolve, reject) => {
+    let body: Readable | undefined;
+    let wake: (() => void) | undefined;
+    let ended = false;
+    const unwanted = new AbortController();
+    const request = streamGet(context, url, headers, AbortSignal.any([signal, unwanted.signal]), accepts, {
+      onHeaders(status, responseHeaders) {
+        body = new Readable({
+          highWaterMark: BODY_BUFFER_BYTES,
+          read() {
+            const resume = wake;
+            wake = undefined;
+            resume?.();
+          },
+          destroy(error, callback) {
+            if (!ended) unwanted.abort(new Error("response body no longer needed"));
+            callback(error);
+          },
+        });
+        // A failure reaches the body's reader through its iteration; a body nobody reads
+        // yet (a probe answer still being judged) must not crash the process with it.
+        body.on("error", () => {});
+        resolve({ status, headers: responseHeaders, body, url });
+      },
+      onData(chunk) {
+        if (body!.push(chunk)) return undefined;
+        return new Promise<void>((resume) => (wake = resume));
+      },
+    });
+    request.then(
+      () => {
+        ended = true;
+        body?.push(null);
+      },
+      (error: unknown) => {
+        ended = true;
+        if (body) body.destroy(error instanceof Error ? error : new Error(String(error)));
+        else reject(error);
+      },
+    );
+  });
+}
+
+/** No final answer within the fixed deadline. */
+function answerTimeout(url: string, timeoutMs: number): NetworkError {
   return new NetworkError(`timed out waiting for ${url} to answer (no final response within ${timeoutMs / 1000} s)`, {
     url,
     code: "ERR_TIMEOUT",
@@ -265,12 +257,14 @@ export async function getFollowingRedirects(
   url: string,
   headers: Record<string, string>,
   signal: AbortSignal,
+  accepts: (status: number) => boolean,
 ): Promise<HttpResponse> {
   const visited = new Set<string>();
+  const acceptsOrRedirect = (status: number) => REDIRECT_STATUSES.has(status) || accepts(status);
   let current = url;
   for (let hop = 0; ; hop++) {
     visited.add(current);
-    const response = await get(context, current, headers, signal);
+    const response = await get(context, current, headers, signal, acceptsOrRedirect);
     if (!REDIRECT_STATUSES.has(response.status)) return response;
     await discard(response);
     const location = response.headers["location"];
@@ -314,10 +308,18 @@ function withoutCredentials(headers: Record<string, string>): Record<string, str
   return Object.fromEntries(Object.entries(headers).filter(([name]) => !CREDENTIAL_HEADERS.has(name.toLowerCase())));
 }
 
-/** Throws away a body we will not read, so the socket can be reused or closed. */
+/** A body larger than this is not worth reading to keep its socket: the request is ended. */
+const DISCARD_LIMIT_BYTES = 64 * 1024;
+
+/** Throws away a body we will not read: a short one is drained so the socket can be reused. */
 export async function discard(response: HttpResponse): Promise<void> {
+  let bytes = 0;
   try {
-    await response.body.dump({ limit: 64 * 1024 });
+    for await (const chunk of response.body as AsyncIterable<Buffer>) {
+      bytes += chunk.length;
+      // Leaving the loop destroys the body, which ends the request.
+      if (bytes > DISCARD_LIMIT_BYTES) break;
+    }
   } catch {
     // The socket is being torn down anyway; nothing to report.
   }
@@ -329,15 +331,4 @@ function flattenHeaders(headers: Dispatcher.ResponseData["headers"]): Record<str
     flat[name] = Array.isArray(value) ? value.join(", ") : value;
   }
   return flat;
-}
-
-/**
- * Whether a failed attempt is worth another: network trouble (but not TLS trust),
- * a retryable status, and a wrong range from the server (a broken cache node may
- * answer right the next time).
- */
-export function isRetryableFailure(error: unknown): boolean {
-  if (error instanceof NetworkError) return error.code !== "ERR_TLS";
-  if (error instanceof HttpStatusError) return isRetryableStatus(error.status) && error.code === "ERR_HTTP_STATUS";
-  return error instanceof IntegrityError && error.code === "ERR_BAD_RANGE";
 }

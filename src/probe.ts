@@ -1,15 +1,7 @@
-import { setTimeout as sleep } from "node:timers/promises";
-import { HttpStatusError } from "./errors.js";
 import { parseContentLength, parseContentRange, parseUnsatisfiedRange, type ContentRange } from "./http-headers.js";
-import {
-  discard,
-  getFollowingRedirects,
-  isRetryableFailure,
-  type HttpResponse,
-  type RequestContext,
-} from "./http.js";
-import { retryDelay } from "./retry.js";
-import { badRange, httpStatusError } from "./to-error.js";
+import { discard, getFollowingRedirects, type HttpResponse, type RequestContext } from "./http.js";
+import { withRetries } from "./retry.js";
+import { badRange } from "./to-error.js";
 
 export interface ProbeRequest {
   url: string;
@@ -45,22 +37,18 @@ export async function probe(context: RequestContext, request: ProbeRequest, sign
   if (request.ifNoneMatch !== undefined) headers["if-none-match"] = request.ifNoneMatch;
   if (request.ifModifiedSince !== undefined) headers["if-modified-since"] = request.ifModifiedSince;
 
-  for (let attempt = 1; ; attempt++) {
-    try {
-      const response = await getFollowingRedirects(context, request.url, headers, signal);
-      return await readAnswer(response, request.range.start, request.range.end);
-    } catch (error) {
-      if (signal.aborted || !isRetryableFailure(error) || attempt >= Math.max(1, request.retries)) throw error;
-      context.stats.retried();
-      const retryAfterMs = error instanceof HttpStatusError ? error.retryAfterMs : undefined;
-      await sleep(retryDelay(attempt, retryAfterMs), undefined, { signal });
-    }
-  }
+  // 304 answers only a conditional request; to any other it is an error status.
+  const conditional = request.ifNoneMatch !== undefined || request.ifModifiedSince !== undefined;
+  const accepts = (status: number) => status === 200 || status === 206 || status === 416 || (conditional && status === 304);
+  const loop = { retries: request.retries, clock: context.clock, signal, onRetry: () => context.stats.retried() };
+  return withRetries(loop, async () => {
+    const response = await getFollowingRedirects(context, request.url, headers, signal, accepts);
+    return readAnswer(response, request.range.start, request.range.end);
+  });
 }
 
 async function readAnswer(response: HttpResponse, askedStart: number, askedEnd: number): Promise<ProbeAnswer> {
-  const status = response.status;
-  if (status !== 200 && status !== 206 && status !== 304 && status !== 416) throw await statusError(response);
+  const status = response.status as ProbeAnswer["status"];
   const headers = response.headers;
   let size: number | undefined;
   let contentRange: ContentRange | undefined;
@@ -94,18 +82,4 @@ async function readAnswer(response: HttpResponse, askedStart: number, askedEnd: 
     lastModified: headers["last-modified"] ?? null,
     contentDisposition: headers["content-disposition"],
   };
-}
-
-/** An error status as our error, with the server's own words (one short line of its body). */
-export async function statusError(response: HttpResponse): Promise<HttpStatusError> {
-  let reason = "";
-  try {
-    for await (const chunk of response.body) {
-      reason += String(chunk);
-      if (reason.length >= 200) break;
-    }
-  } catch {
-    // No reason, then; the status says enough.
-  }
-  return httpStatusError(response.status, response.url, reason, response.headers["retry-after"]);
 }

@@ -112,20 +112,38 @@ interface Queued {
   rescues: number;
 }
 
+/** How an ordered stream (`-o -`, `--extract`) narrows what the planner hands out. */
+export interface PlannerOptions {
+  /** No queued range is handed out longer than this many bytes. Default: no cap. */
+  maxRange?: number;
+}
+
 /**
  * Hands out ranges to workers. Queued ranges go first (rescued ones before the rest,
  * then in file order); when none are left, a worker steals the back half of the
  * in-flight range with the most bytes remaining, if that leaves both halves at least
  * `minSplit` long. Rescue and hedging handle the tail that stealing cannot split.
+ *
+ * For an ordered stream, `limit` keeps every handed-out byte inside the window ahead
+ * of the write position: queued bytes at or past it wait, and since steals and hedges
+ * only split ranges already in flight, they stay inside it too.
  */
 export class RangePlanner {
   readonly #queue: Queued[];
   readonly #inFlight = new Map<number, Assignment>();
   readonly #minSplit: number;
+  readonly #maxRange: number;
   #nextId = 0;
+  /**
+   * Queued bytes at or past this offset are not handed out. A piece cut short by it
+   * is handed out only when at least `minSplit` long (or the whole queued rest), so a
+   * window that opens a few KiB at a time does not become a flood of tiny requests.
+   */
+  limit = Number.POSITIVE_INFINITY;
 
-  constructor(missing: readonly Interval[], connections: number, minSplit: number) {
+  constructor(missing: readonly Interval[], connections: number, minSplit: number, options: PlannerOptions = {}) {
     this.#minSplit = minSplit;
+    this.#maxRange = options.maxRange ?? Number.POSITIVE_INFINITY;
     this.#queue = splitMissing(missing, connections, minSplit).map(([start, end]) => ({ start, end, rescues: 0 }));
   }
 
@@ -138,9 +156,23 @@ export class RangePlanner {
 
   /** The next range for an idle worker, or undefined when there is nothing to hand out. */
   next(): Assignment | undefined {
-    const queued = this.#queue.shift();
-    if (queued) return this.adopt(queued.start, queued.end, queued.rescues);
-    return this.splitLargestInFlight();
+    return this.#fromQueue() ?? this.splitLargestInFlight();
+  }
+
+  /** The first queued range (in queue order) with a worthwhile piece below `limit`, cut to `maxRange`. */
+  #fromQueue(): Assignment | undefined {
+    for (let index = 0; index < this.#queue.length; index++) {
+      const queued = this.#queue[index]!;
+      const end = Math.min(queued.end, queued.start + this.#maxRange - 1, this.limit - 1);
+      if (end < queued.start) continue;
+      const whole = end === queued.end;
+      if (!whole && end < queued.start + this.#minSplit - 1 && end < queued.start + this.#maxRange - 1) continue;
+      if (whole) this.#queue.splice(index, 1);
+      const assignment = this.adopt(queued.start, end, queued.rescues);
+      queued.start = end + 1;
+      return assignment;
+    }
+    return undefined;
   }
 
   /** Steals the back half of the in-flight range with the most bytes left. */

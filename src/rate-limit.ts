@@ -2,20 +2,7 @@
  * `--limit-rate`: one token bucket shared by every connection of every file, so the
  * cap is on the total, however many workers there are.
  */
-import { setTimeout as sleepFor } from "node:timers/promises";
-
-/** Time source for the limiter; tests pass a fake one. */
-export interface RateLimiterClock {
-  /** Milliseconds, monotonic. */
-  now(): number;
-  /** Resolves after `ms`; rejects promptly when `signal` aborts. */
-  sleep(ms: number, signal?: AbortSignal): Promise<void>;
-}
-
-const realClock: RateLimiterClock = {
-  now: () => performance.now(),
-  sleep: (ms, signal) => sleepFor(ms, undefined, { signal }),
-};
+import { systemClock, type Clock } from "./clock.js";
 
 /** The bucket never holds less than this, so a slow cap still lets a whole read through. */
 const MIN_CAPACITY_BYTES = 16 * 1024;
@@ -40,7 +27,7 @@ interface Waiter {
 export class RateLimiter {
   readonly #bytesPerSecond: number;
   readonly #capacity: number;
-  readonly #clock: RateLimiterClock;
+  readonly #clock: Pick<Clock, "now" | "sleep">;
   readonly #queue: Waiter[] = [];
   /** Starts empty, so the total over any interval since creation is at most rate × time + capacity. */
   #tokens = 0;
@@ -49,7 +36,7 @@ export class RateLimiter {
   /** Cuts the current sleep short when the waiter it is for goes away. */
   #wake: AbortController | undefined;
 
-  constructor(bytesPerSecond: number, clock: RateLimiterClock = realClock) {
+  constructor(bytesPerSecond: number, clock: Pick<Clock, "now" | "sleep"> = systemClock) {
     if (!(bytesPerSecond > 0) || !Number.isFinite(bytesPerSecond)) {
       throw new RangeError(`rate limit must be a positive number of bytes per second, got ${bytesPerSecond}`);
     }

@@ -1,7 +1,10 @@
 /**
- * Pure retry policy: which statuses are worth another attempt, and how long to wait
- * before it. The caller owns the clock and the attempt count.
+ * The retry policy and the one retry loop. What is worth another attempt and how long
+ * to wait are pure (`isRetryableFailure`, `retryDelay`); `withRetries` is the loop the
+ * probe, every range and the single stream share, with its clock passed in.
  */
+import type { Clock } from "./clock.js";
+import { HttpStatusError, IntegrityError, NetworkError } from "./errors.js";
 import { parseHttpDate } from "./http-headers.js";
 
 /**
@@ -45,4 +48,56 @@ export function retryDelay(attempt: number, retryAfterMs: number | undefined, ra
   if (retryAfterMs !== undefined) return Math.min(Math.max(retryAfterMs, 0), MAX_RETRY_AFTER_MS);
   const backoff = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** Math.max(attempt - 1, 0));
   return random() * backoff;
+}
+
+/**
+ * Whether a failed attempt is worth another: network trouble (but not TLS trust: a
+ * certificate does not become trusted by asking again), a retryable status, and a
+ * wrong range from the server (a broken cache node may answer right the next time).
+ */
+export function isRetryableFailure(error: unknown): boolean {
+  if (error instanceof NetworkError) return error.code !== "ERR_TLS";
+  if (error instanceof HttpStatusError) return isRetryableStatus(error.status) && error.code === "ERR_HTTP_STATUS";
+  return error instanceof IntegrityError && error.code === "ERR_BAD_RANGE";
+}
+
+/** What one retry loop needs: its budget, its clock, and when to stop waiting. */
+export interface RetryLoop {
+  /** Attempts in a row without progress before the last failure is thrown (at least 1 attempt). */
+  retries: number;
+  clock: Pick<Clock, "sleep">;
+  /** Aborts the loop, including a backoff in progress (the sleep rejects with its reason). */
+  signal: AbortSignal;
+  /** Called before each backoff, to count the retry. */
+  onRetry?: () => void;
+  /**
+   * How far the work has come (bytes accepted). A failed attempt that moved it counts
+   * as the first failure of a new run, so a long range on a flaky link is not given up
+   * while it keeps advancing. Without it every failure counts.
+   */
+  progress?: () => number;
+}
+
+/**
+ * Runs `attempt` until it resolves. A failure that `isRetryableFailure` accepts is
+ * retried after `retryDelay` (the server's Retry-After wins); the loop gives up with
+ * that failure after `retries` failures in a row without progress. Anything else,
+ * and any failure once `signal` has aborted, is thrown at once.
+ */
+export async function withRetries<T>(loop: RetryLoop, attempt: (attemptNumber: number) => Promise<T>): Promise<T> {
+  let failuresWithoutProgress = 0;
+  for (let attemptNumber = 1; ; attemptNumber++) {
+    const before = loop.progress?.();
+    try {
+      return await attempt(attemptNumber);
+    } catch (error) {
+      if (loop.signal.aborted || !isRetryableFailure(error)) throw error;
+      const progressed = loop.progress !== undefined && loop.progress() !== before;
+      failuresWithoutProgress = progressed ? 1 : failuresWithoutProgress + 1;
+      if (failuresWithoutProgress >= Math.max(1, loop.retries)) throw error;
+      loop.onRetry?.();
+      const retryAfterMs = error instanceof HttpStatusError ? error.retryAfterMs : undefined;
+      await loop.clock.sleep(retryDelay(failuresWithoutProgress, retryAfterMs), loop.signal);
+    }
+  }
 }

@@ -1,6 +1,6 @@
 /**
  * What `--stats` and `--json` report about HTTP (requests by status, retries,
- * latency percentiles), and the sliding-window throughput behind progress speed.
+ * latency percentiles, rescues, hedges, bytes per origin).
  */
 import type { HttpStats } from "./types.js";
 
@@ -88,65 +88,5 @@ export class HttpStatsRecorder {
         p99: roundToTenth(percentile(sorted, 99)),
       },
     };
-  }
-}
-
-const BUCKET_MS = 250;
-
-/**
- * Bytes per second over the last `windowMs`, kept in a fixed ring of 250 ms buckets
- * so memory does not grow with the number of chunks. Short enough to follow a
- * changing speed, long enough that the ETA does not jitter with every chunk.
- */
-export class RateMeter {
-  readonly #windowMs: number;
-  /** Which 250 ms interval (time / BUCKET_MS) each slot currently holds. */
-  readonly #bucketIds: number[];
-  readonly #bucketBytes: number[];
-  #firstAddMs: number | undefined;
-
-  constructor(windowMs = 3000) {
-    if (!(windowMs >= BUCKET_MS) || !Number.isFinite(windowMs)) {
-      throw new RangeError(`rate window must be at least ${BUCKET_MS} ms, got ${windowMs}`);
-    }
-    const buckets = Math.ceil(windowMs / BUCKET_MS);
-    this.#windowMs = buckets * BUCKET_MS;
-    this.#bucketIds = new Array<number>(buckets).fill(Number.NEGATIVE_INFINITY);
-    this.#bucketBytes = new Array<number>(buckets).fill(0);
-  }
-
-  add(bytes: number, nowMs: number): void {
-    this.#firstAddMs ??= nowMs;
-    const bucketId = Math.floor(nowMs / BUCKET_MS);
-    const slot = this.#slotOf(bucketId);
-    const heldId = this.#bucketIds[slot] ?? Number.NEGATIVE_INFINITY;
-    if (heldId === bucketId) {
-      this.#bucketBytes[slot] = (this.#bucketBytes[slot] ?? 0) + bytes;
-    } else if (heldId < bucketId) {
-      this.#bucketIds[slot] = bucketId;
-      this.#bucketBytes[slot] = bytes;
-    }
-    // else: a sample older than the window; it no longer counts.
-  }
-
-  bytesPerSecond(nowMs: number): number {
-    const currentId = Math.floor(nowMs / BUCKET_MS);
-    const oldestId = currentId - this.#bucketIds.length + 1;
-    let bytes = 0;
-    this.#bucketIds.forEach((id, slot) => {
-      if (id >= oldestId && id <= currentId) bytes += this.#bucketBytes[slot] ?? 0;
-    });
-    if (bytes === 0 || this.#firstAddMs === undefined) return 0;
-    // Divide by the time the buckets actually cover: right after the first bytes
-    // arrive, dividing by the whole window would understate the speed. At least one
-    // bucket, so the very first chunk does not read as an infinite rate.
-    const coveredSinceMs = Math.max(this.#firstAddMs, oldestId * BUCKET_MS);
-    const elapsedMs = Math.min(this.#windowMs, Math.max(BUCKET_MS, nowMs - coveredSinceMs));
-    return (bytes * 1000) / elapsedMs;
-  }
-
-  #slotOf(bucketId: number): number {
-    const count = this.#bucketIds.length;
-    return ((bucketId % count) + count) % count;
   }
 }

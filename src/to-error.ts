@@ -4,17 +4,19 @@
  * failure as a value.
  */
 import { FileError, HttpStatusError, IntegrityError, NetworkError, RangegetError } from "./errors.js";
+import { fileTooLargeOnWrite } from "./file-size-limit.js";
 import { isRetryableStatus, parseRetryAfter } from "./retry.js";
 
 /**
- * An fs error as a FileError: ENOSPC, EDQUOT, EFBIG are `ERR_NO_SPACE`; EACCES,
- * EPERM, EROFS are `ERR_PERMISSION`; anything else is `ERR_FILE`. `what` starts the
+ * An fs error as a FileError: EFBIG is `ERR_FILE_TOO_LARGE`; ENOSPC, EDQUOT are
+ * `ERR_NO_SPACE`; EACCES, EPERM, EROFS are `ERR_PERMISSION`; anything else is `ERR_FILE`. `what` starts the
  * message ("cannot write"), `path` follows it. A FileError is returned as it is.
  */
 export function fileError(error: unknown, path: string, what: string): FileError {
   if (error instanceof FileError) return error;
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
-  if (code === "ENOSPC" || code === "EDQUOT" || code === "EFBIG") {
+  if (code === "EFBIG") return fileTooLargeOnWrite(path, what, error);
+  if (code === "ENOSPC" || code === "EDQUOT") {
     return new FileError(`${what} ${path}: no space left (${code}); free some space and run again to resume`, {
       path,
       code: "ERR_NO_SPACE",

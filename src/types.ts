@@ -1,6 +1,6 @@
+import type { Readable } from "node:stream";
 import type { Dispatcher } from "undici";
 import type { ErrorSummary } from "./errors.js";
-import type { RateLimiter } from "./rate-limit.js";
 
 /** A snapshot of one download's progress, given to `onProgress` a few times a second. */
 export interface ProgressEvent {
@@ -38,12 +38,46 @@ export interface DownloadOptions {
   timeout?: number;
   /** Total download rate cap in bytes per second for this file. Default: none. */
   limitRate?: number;
-  /** Verify the finished bytes against this digest before renaming into place. A string `algo=hex` is accepted too. */
+  /**
+   * Verify the bytes against this digest before the output (or the `extract` directory)
+   * appears. A string `algo=hex` is accepted too. The digest is computed while the bytes
+   * arrive (a resumed file first hashes what it already has), never by reading the
+   * finished file again; the result's `checksum` reports it.
+   */
   checksum?: Checksum | string;
+  /**
+   * The download is a tar archive (plain, gzip, or zstd where Node's zlib has it: Node
+   * 22.15+ or 23.8+), unpacked into this directory while it arrives; no file is saved
+   * and nothing resumes. It is unpacked into a temporary sibling and renamed to this
+   * path only once the archive ended cleanly and any `checksum` matched. Entries never
+   * land outside it: absolute paths are made relative; `..` paths, links leading out
+   * and device files are skipped with a warning. An existing non-empty directory is
+   * refused (`FileError` `ERR_EXISTS`) unless `force`. A corrupt or cut archive is an
+   * `IntegrityError`; bzip2 and xz are refused with a `UsageError`.
+   */
+  extract?: string;
+  /**
+   * For `downloadStream` and `extract`: bytes fetched ahead of the write position and
+   * held in memory, at least 1 MiB. Default: two ranges of `minSplit` per connection,
+   * capped at 64 MiB (8 MiB at 4 connections and a 1 MiB `minSplit`).
+   */
+  streamWindow?: number;
   /** If the output exists, fetch only when the server says it changed (If-None-Match / If-Modified-Since). Default false. */
   ifChanged?: boolean;
   /** Overwrite an existing output and discard any partial state. Default false. */
   force?: boolean;
+  /**
+   * Adopt an existing output that another tool (a browser, curl, wget) left partial:
+   * its bytes are taken as a done prefix and only the rest is fetched. No validator
+   * vouches for that prefix (a warning says so), so `checksum` then matters. Default false.
+   */
+  continue?: boolean;
+  /**
+   * Total connections to one host (host and port) across every file of a run; a host
+   * that answers 429/503 while other connections deliver gets fewer for the rest of
+   * the run. Default 16, or `connections` when that is larger.
+   */
+  maxConnectionsPerHost?: number;
   /** Extra request headers, sent only to the origin of `url` (never across a redirect to another origin). */
   headers?: Record<string, string>;
   /** Aborting stops the download cleanly with its state saved; the call rejects with `AbortError`. */
@@ -60,12 +94,6 @@ export interface DownloadOptions {
   onWarning?: (message: string) => void;
   /** Use this undici dispatcher instead of creating one (tests, custom proxies). It is not closed. */
   dispatcher?: Dispatcher;
-}
-
-/** Options of one file of a batch: the caller's, plus what downloadAll shares between files. Internal. */
-export interface BatchFileOptions extends DownloadOptions {
-  /** One rate limit for every file of the batch. */
-  rateLimiter?: RateLimiter;
 }
 
 /** What one download did: the `--json` result of the CLI. */
@@ -85,6 +113,8 @@ export interface DownloadResult {
   restartedBecauseChanged: boolean;
   /** Why the download failed; `null` unless `status` is `"failed"`. */
   error: ErrorSummary | null;
+  /** The digest computed while the bytes arrived, when a `checksum` was asked for; else `null`. */
+  checksum: Checksum | null;
   http: HttpStats;
 }
 
@@ -93,6 +123,32 @@ export interface FinishedDownload extends DownloadResult {
   status: "downloaded" | "resumed" | "up-to-date";
   size: number;
   error: null;
+}
+
+/**
+ * Options of `downloadStream`: those of `download` that make sense without a file on
+ * disk. There is no `.part`, no manifest and no resume.
+ */
+export type DownloadStreamOptions = Omit<DownloadOptions, "output" | "dir" | "force" | "ifChanged" | "extract" | "restartOnChange">;
+
+/**
+ * What `downloadStream(url, options)` returns: the file as a stream, in order, while
+ * ranges are fetched over several connections ahead of the reader.
+ *
+ * - `body`: the file's bytes in order. Reading slowly slows the fetching: at most
+ *   `streamWindow` bytes are held. Destroying it (or a pipe whose reader goes away)
+ *   stops every request at once and `done` rejects with `FileError`
+ *   `ERR_OUTPUT_CLOSED` (exit 6). When the download fails, `body` errors with the same
+ *   error `done` rejects with.
+ * - `done`: the result, once every byte has been handed to `body`. Rejects with the
+ *   typed errors of `download` (`HttpStatusError`, `NetworkError`, `IntegrityError`
+ *   for a wrong size or `checksum` — the bytes have already been read by then, so a
+ *   consumer must treat its output as void until `done` resolves — `AbortError`).
+ *   Handle it even when only `body` is used, as with any promise.
+ */
+export interface DownloadStream {
+  body: Readable;
+  done: Promise<DownloadResult>;
 }
 
 export interface HttpStats {

@@ -1,12 +1,11 @@
 import type { FileHandle } from "node:fs/promises";
-import { setTimeout as sleep } from "node:timers/promises";
-import { HttpStatusError, NetworkError, RangegetError, RemoteChangedError } from "./errors.js";
+import { NetworkError, RangegetError, RemoteChangedError } from "./errors.js";
 import { formatRange, isStrongEtag, parseContentRange, parseUnsatisfiedRange } from "./http-headers.js";
-import { isRetryableFailure, STOP, streamGet, type HttpResponse, type RequestContext } from "./http.js";
-import type { RangeRates } from "./pace.js";
+import { STOP, streamGet, type HttpResponse, type RequestContext } from "./http.js";
 import type { Assignment, RangePlanner } from "./ranges.js";
 import type { RateLimiter } from "./rate-limit.js";
-import { retryDelay } from "./retry.js";
+import type { RateSampler } from "./rates.js";
+import { withRetries } from "./retry.js";
 import { CoalescingWriter } from "./sink.js";
 import { badRange, fileError, toNetworkError } from "./to-error.js";
 
@@ -33,19 +32,23 @@ const IDLE_POLL_MS = 200;
  */
 export class IdleConnections {
   readonly #waiting = new Set<() => void>();
+  readonly #sleep: RequestContext["clock"]["sleep"];
 
-  wait(ms: number, signal: AbortSignal): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        signal.removeEventListener("abort", done);
-        this.#waiting.delete(done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      signal.addEventListener("abort", done, { once: true });
-      this.#waiting.add(done);
-    });
+  constructor(sleep: RequestContext["clock"]["sleep"]) {
+    this.#sleep = sleep;
+  }
+
+  async wait(ms: number, signal: AbortSignal): Promise<void> {
+    const woken = new AbortController();
+    const wake = () => woken.abort();
+    this.#waiting.add(wake);
+    try {
+      await this.#sleep(ms, AbortSignal.any([signal, woken.signal]));
+    } catch {
+      // Woken early or aborted: either way the caller looks at the plan again.
+    } finally {
+      this.#waiting.delete(wake);
+    }
   }
 
   notify(): void {
@@ -74,8 +77,8 @@ export interface TransferContext {
   idle: IdleConnections;
   /** Endgame: a hedge of the slowest range for an idle connection, if one is worth it. */
   pickHedge: () => Assignment | undefined;
-  /** Each range's rate since its request started, for the endgame's plans. */
-  rates: RangeRates;
+  /** The download's rate sampler: each range's request is reported to it. */
+  rates: RateSampler;
   warn: (message: string) => void;
 }
 
@@ -104,7 +107,7 @@ export async function runWorker(
     } catch (error) {
       if (!dropMirror(context, source, error)) throw error;
     } finally {
-      context.rates.finished(assignment, performance.now());
+      context.rates.finished(assignment, context.http.clock.now());
       const idle = context.planner.release(assignment);
       if (idle) context.interrupts.get(idle.id)?.abort();
       context.idle.notify();
@@ -154,32 +157,34 @@ async function fetchRange(
   context.writers.add(writer);
   context.interrupts.set(assignment.id, interrupt);
   const startedAt = assignment.next;
-  let failuresWithoutProgress = 0;
+  const retryLoop = {
+    retries: context.retries,
+    clock: context.http.clock,
+    signal,
+    onRetry: () => context.http.stats.retried(),
+    progress: () => assignment.next,
+  };
+  let firstResponse = response;
   try {
-    while (assignment.next <= assignment.end) {
-      const before = assignment.next;
+    await withRetries(retryLoop, async () => {
+      if (assignment.next > assignment.end) return;
       // What this request asks for; a steal may lower `assignment.end` while it runs.
       const asked = { start: assignment.next, end: assignment.end };
-      context.rates.started(assignment, performance.now());
+      const probeAnswer = firstResponse;
+      firstResponse = undefined;
+      context.rates.started(assignment, context.http.clock.now());
       try {
-        const probeAnswer = response;
-        response = undefined;
         await receive(context, assignment, source, asked, writer, signal, probeAnswer);
       } catch (error) {
-        if (context.signal.aborted) throw error;
         // Rescued, stolen to the end, or lost a hedge race: the rest is someone else's.
-        if (assignment.next > assignment.end) break;
-        if (!isRetryableFailure(error)) throw error;
-        failuresWithoutProgress = assignment.next > before ? 1 : failuresWithoutProgress + 1;
-        if (failuresWithoutProgress >= Math.max(1, context.retries)) throw error;
-        context.http.stats.retried();
-        const retryAfterMs = error instanceof HttpStatusError ? error.retryAfterMs : undefined;
-        await sleep(retryDelay(failuresWithoutProgress, retryAfterMs), undefined, { signal }).catch((error: unknown) => {
-          // Interrupted while waiting: the loop sees the range is no longer ours.
-          if (context.signal.aborted) throw error;
-        });
+        if (!context.signal.aborted && assignment.next > assignment.end) return;
+        throw error;
       }
-    }
+    }).catch((error: unknown) => {
+      // Interrupted in a backoff (a rescue, a lost race): the range is no longer ours.
+      if (!context.signal.aborted && assignment.next > assignment.end) return;
+      throw error;
+    });
   } finally {
     context.interrupts.delete(assignment.id);
     context.writers.delete(writer);
@@ -214,7 +219,7 @@ async function receive(
     } else {
       const headers: Record<string, string> = { range: formatRange(asked.start, asked.end) };
       if (source.ifRange !== undefined) headers["if-range"] = source.ifRange;
-      await streamGet(context.http, source.url, headers, signal, 206, {
+      await streamGet(context.http, source.url, headers, signal, answersRange, {
         onHeaders: (status, responseHeaders) => checkAnswer(context, source, asked, status, responseHeaders),
         onData: (chunk) => accept(context, assignment, writer, chunk, signal),
       });
@@ -232,6 +237,11 @@ async function receive(
   }
 }
 
+/** 206 is what was asked for; 200 and 416 are let through to be judged (checkAnswer); anything else fails. */
+function answersRange(status: number): boolean {
+  return status === 206 || status === 200 || status === 416;
+}
+
 /** A ranged answer is written only if it is exactly the bytes asked, of the same file. */
 function checkAnswer(
   context: TransferContext,
@@ -246,8 +256,6 @@ function checkAnswer(
     if (size !== undefined && size !== context.size) throw changed(source, `now has ${size} bytes, not ${context.size}`);
     throw badRange(source.url, formatRange(asked.start, asked.end), headers["content-range"]);
   }
-  // Any other status fails the request with its reason (streamGet reads it).
-  if (status !== 206) return;
   const contentRange = parseContentRange(headers["content-range"]);
   if (contentRange?.size !== undefined && contentRange.size !== context.size) {
     throw changed(source, `now has ${contentRange.size} bytes, not ${context.size}`);

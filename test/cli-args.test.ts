@@ -57,10 +57,15 @@ describe("parseArgs: options become download options", () => {
     [["--if-changed"], { ifChanged: true }],
     [["-f"], { force: true }],
     [["--force"], { force: true }],
+    [["--continue"], { continue: true }],
+    [["--max-connections-per-host", "2"], { maxConnectionsPerHost: 2 }],
+    [["--max-connections-per-host", "4", "-c", "8"], { maxConnectionsPerHost: 4, connections: 8 }],
     [["-d", "out"], { dir: "out" }],
     [["-H", "Authorization: Bearer x"], { headers: { Authorization: "Bearer x" } }],
     [["--ca", "ca.pem"], { ca: PEM }],
     [["--insecure"], { insecure: true }],
+    [["--extract", "out"], { extract: "out" }],
+    [["--extract", "out", "--stream-window", "8M"], { extract: "out", streamWindow: 8 * 1024 * 1024 }],
   ])("%j", async (flags, expected) => {
     const parsed = await config(...flags, "http://example.test/file");
     expect(parsed.options).toEqual(expected);
@@ -71,6 +76,7 @@ describe("parseArgs: options become download options", () => {
     expect(parsed).toEqual({
       items: [{ url: "http://example.test/file" }],
       options: {},
+      stdout: false,
       json: false,
       stats: false,
       quiet: false,
@@ -134,7 +140,7 @@ describe("parseArgs: what to download", () => {
 });
 
 describe("parseArgs: help and version", () => {
-  it("groups --help and shows three examples", async () => {
+  it("groups --help and shows five examples", async () => {
     const command = await parseArgs(["--help"], environment);
     expect(command.kind).toBe("help");
     const text = command.kind === "help" ? command.text : "";
@@ -142,10 +148,11 @@ describe("parseArgs: help and version", () => {
       expect(text).toContain(group);
     }
     for (const flag of ["--output", "--dir", "--input-file", "--connections", "--jobs", "--min-split", "--retries", "--timeout",
-      "--limit-rate", "--checksum", "--if-changed", "--force", "--header", "--ca", "--insecure", "--json", "--stats", "--quiet"]) {
+      "--limit-rate", "--checksum", "--if-changed", "--force", "--continue", "--max-connections-per-host", "--header", "--ca", "--insecure", "--json", "--stats", "--quiet",
+      "--extract", "--stream-window"]) {
       expect(text).toContain(flag);
     }
-    expect(text.split("Examples:")[1]?.trim().split("\n").filter((line) => line.trim().startsWith("rangeget "))).toHaveLength(3);
+    expect(text.split("Examples:")[1]?.trim().split("\n").filter((line) => line.trim().startsWith("rangeget "))).toHaveLength(5);
     expect(text).not.toContain("[string]");
   });
 
@@ -156,6 +163,53 @@ describe("parseArgs: help and version", () => {
   it("reads --version from package.json", async () => {
     const command = await parseArgs(["--version"], {});
     expect(command).toEqual({ kind: "version", text: expect.stringMatching(/^\d+\.\d+\.\d+/) });
+  });
+});
+
+describe("parseArgs: -o - and --extract", () => {
+  it("takes -o - as the file on stdout, with no output name", async () => {
+    const parsed = await config("-o", "-", "-c", "4", "http://example.test/file");
+    expect(parsed.stdout).toBe(true);
+    expect(parsed.items).toEqual([{ url: "http://example.test/file" }]);
+    expect(parsed.options).toEqual({ connections: 4 });
+  });
+
+  it("takes --stream-window with -o -", async () => {
+    expect((await config("-o", "-", "--stream-window", "16MiB", "http://example.test/file")).options).toEqual({ streamWindow: 16 * 1024 * 1024 });
+  });
+
+  it("takes -o - when stdout is a pipe or a file", async () => {
+    const command = await parseArgs(["-o", "-", "http://example.test/file"], { ...environment, stdoutIsTTY: false });
+    expect(command.kind === "download" && command.config.stdout).toBe(true);
+  });
+
+  it("refuses -o - when stdout is a terminal", async () => {
+    const error: unknown = await parseArgs(["-o", "-", "http://example.test/file"], { ...environment, stdoutIsTTY: true }).catch((thrown: unknown) => thrown);
+    expect(error).toBeInstanceOf(UsageError);
+    expect((error as UsageError).message).toMatch(/-o - would write the file to the terminal; pipe it/);
+    expect((error as UsageError).exitCode).toBe(2);
+  });
+
+  it("describes -o - and --extract in --help", async () => {
+    const command = await parseArgs(["--help"], environment);
+    expect(command.kind === "help" && command.text).toMatch(/'-' writes to stdout in order .*no resume/s);
+    expect(command.kind === "help" && command.text).toMatch(/--extract +<dir> the file is a tar archive/);
+  });
+
+  it.each<[string[], RegExp]>([
+    [["-o", "-", "-i", "-"], /-o - writes one file to stdout; it cannot be used with -i/],
+    [["-o", "-", "http://x.test/a", "http://x.test/b"], /names one file but 2 URLs/],
+    [["-o", "-", "--json", "http://x.test/a"], /-o - sends the file to stdout, where --json would go/],
+    [["-o", "-", "--if-changed", "http://x.test/a"], /-o - keeps no file to compare with/],
+    [["--extract", "out", "http://x.test/a", "http://x.test/b"], /--extract unpacks one archive but 2 URLs were given/],
+    [["--extract", "out", "-o", "x.tar", "http://x.test/a"], /--extract and -o\/--output both say where the download goes/],
+    [["--extract", "", "http://x.test/a"], /--extract must not be empty/],
+    [["--stream-window", "8M", "http://x.test/a"], /--stream-window applies only to -o - and --extract/],
+    [["-o", "-", "--stream-window", "512K", "http://x.test/a"], /--stream-window must be at least 1MiB, got "512K"/],
+    [["-o", "-", "--stream-window", "lots", "http://x.test/a"], /--stream-window/],
+  ])("refuses %j", async (argv, message) => {
+    const error = await usageError(...argv);
+    expect(error.message).toMatch(message);
   });
 });
 
@@ -189,7 +243,12 @@ describe("parseArgs: bad input is one clear UsageError", () => {
     [["-o", "out.bin", "http://x.test/a", "http://x.test/b"], /-o\/--output names one file but 2 URLs/],
     [["-o", "out.bin", "-i", "urls.txt"], /-o\/--output names one file but 2 URLs/],
     [["-o", "", "http://x.test/a"], /-o\/--output must not be empty/],
+    [["--max-connections-per-host", "0", "http://x.test/a"], /--max-connections-per-host must be a whole number 1 or more, got "0"/],
+    [["--max-connections-per-host", "two", "http://x.test/a"], /--max-connections-per-host must be a whole number/],
+    [["--max-connections-per-host", "-1", "http://x.test/a"], /--max-connections-per-host/],
+    [["--continue", "--force", "http://x.test/a"], /--continue keeps a partial output and --force discards it/],
     [["ftp://x.test/file"], /"ftp:\/\/x.test\/file" is not an http or https URL/],
+    [["ftp://user:secret@x.test/file"], /"ftp:\/\/user:\*\*\*@x.test\/file" is not an http or https URL/],
     [["file:///etc/passwd"], /not an http or https URL/],
     [["example.com/file"], /"example.com\/file" is not a URL/],
     [["-H", "no colon here", "http://x.test/"], /-H\/--header "no colon here" is not "Name: value"/],

@@ -29,6 +29,7 @@ function result(overrides: Partial<DownloadResult> = {}): DownloadResult {
     resumed: false,
     restartedBecauseChanged: false,
     error: null,
+    checksum: null,
     http: { requests: 8, statusCounts: { "206": 8 }, retries: 0, latencyMs: { p50: 3, p95: 5, p99: 5 } },
     ...overrides,
   };
@@ -150,6 +151,7 @@ describe("fileLabel", () => {
     ["http://a.test/dir/my%20file.iso", undefined, "my file.iso"],
     ["http://a.test/dir/", "", "http://a.test/dir/"],
     ["http://a.test/bad%zz", undefined, "http://a.test/bad%zz"],
+    ["http://user:secret@a.test/dir/", undefined, "http://user:***@a.test/dir/"],
   ])("%s with path %s is %s", (url, path, label) => {
     expect(fileLabel(url, path)).toBe(label);
   });

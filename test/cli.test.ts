@@ -193,7 +193,7 @@ describe("2. progress on stderr, --json on stdout", () => {
     const results = jsonLines(run);
     expect(results).toHaveLength(1);
     expect(Object.keys(results[0] ?? {})).toEqual([
-      "url", "path", "status", "size", "bytesTransferred", "elapsedMs", "resumed", "restartedBecauseChanged", "error", "http",
+      "url", "path", "status", "size", "bytesTransferred", "elapsedMs", "resumed", "restartedBecauseChanged", "error", "checksum", "http",
     ]);
     expect(results[0]).toMatchObject({
       url: source.url(),
@@ -205,6 +205,7 @@ describe("2. progress on stderr, --json on stdout", () => {
       resumed: false,
       restartedBecauseChanged: false,
       error: null,
+      checksum: null,
       http: { requests: expect.any(Number), statusCounts: { "206": expect.any(Number) }, retries: 0 },
     });
     const http = results[0]?.http as { latencyMs: Record<string, unknown> };
@@ -304,18 +305,21 @@ describe("5. --if-changed", () => {
 });
 
 describe("6. --checksum", () => {
-  it("finishes when the digest matches", async () => {
+  it("finishes when the digest matches, and --json reports the digest computed", async () => {
     const content = makeContent(300 * KiB, 15);
     const source = await server({ content });
-    const run = await rangeget(["-q", "--checksum", `sha256=${sha256(content)}`, "-o", "ok.bin", source.url()]);
+    const run = await rangeget(["-q", "--json", "--checksum", `sha256=${sha256(content)}`, "-o", "ok.bin", source.url()]);
     expect(run.code).toBe(0);
     expect(existsSync(join(workDir, "ok.bin"))).toBe(true);
+    expect(jsonLines(run)[0]?.checksum).toEqual({ algorithm: "sha256", hex: sha256(content) });
   });
 
   it("exits 5 on a mismatch, leaving no output and no .part", async () => {
-    const source = await server({ content: makeContent(300 * KiB, 16) });
+    const content = makeContent(300 * KiB, 16);
+    const source = await server({ content });
     const run = await rangeget(["-q", "--checksum", `sha256=${"0".repeat(64)}`, "-o", "bad.bin", source.url()]);
     expect(run.code).toBe(5);
+    expect(run.stderr).toContain(`sha256 is ${sha256(content)}`);
     expect(lines(run.stderr)).toEqual([expect.stringMatching(/^rangeget: checksum mismatch for .*; the partial file was removed$/)]);
     expect(existsSync(join(workDir, "bad.bin"))).toBe(false);
     expect(existsSync(join(workDir, "bad.bin.part"))).toBe(false);

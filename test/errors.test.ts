@@ -40,6 +40,8 @@ const EVERY_CODE: Array<[ErrorCode, number, () => RangegetError]> = [
   ["ERR_LOCKED", 6, () => new FileError("locked", { path: "/x", code: "ERR_LOCKED" })],
   ["ERR_NO_SPACE", 6, () => new FileError("full", { path: "/x", code: "ERR_NO_SPACE" })],
   ["ERR_PERMISSION", 6, () => new FileError("denied", { path: "/x", code: "ERR_PERMISSION" })],
+  ["ERR_FILE_TOO_LARGE", 6, () => new FileError("too large", { path: "/x", code: "ERR_FILE_TOO_LARGE" })],
+  ["ERR_OUTPUT_CLOSED", 6, () => new FileError("reader gone", { path: "-", code: "ERR_OUTPUT_CLOSED" })],
   ["ERR_ABORTED", 130, () => new AbortError()],
 ];
 
@@ -227,7 +229,6 @@ describe("fileError", () => {
   it.each([
     ["ENOSPC", "ERR_NO_SPACE", "no space left (ENOSPC); free some space and run again to resume"],
     ["EDQUOT", "ERR_NO_SPACE", "no space left (EDQUOT); free some space and run again to resume"],
-    ["EFBIG", "ERR_NO_SPACE", "no space left (EFBIG); free some space and run again to resume"],
     ["EACCES", "ERR_PERMISSION", "permission denied (EACCES); choose another --dir or -o"],
     ["EPERM", "ERR_PERMISSION", "permission denied (EPERM); choose another --dir or -o"],
     ["EROFS", "ERR_PERMISSION", "permission denied (EROFS); choose another --dir or -o"],
@@ -238,6 +239,12 @@ describe("fileError", () => {
     const error = fileError(cause, "/out.part", "cannot write");
     expect(error).toMatchObject({ code, exitCode: 6, path: "/out.part", cause });
     expect(error.message).toBe(`cannot write /out.part: ${detail}`);
+  });
+
+  it("maps EFBIG to ERR_FILE_TOO_LARGE: more space would not help", () => {
+    const error = fileError(errnoError("EFBIG"), "/out.part", "cannot write");
+    expect(error).toMatchObject({ code: "ERR_FILE_TOO_LARGE", exitCode: 6, path: "/out.part" });
+    expect(error.message).toMatch(/^cannot write \/out\.part: .*\(EFBIG\)/);
   });
 
   it("passes a FileError through unchanged", () => {

@@ -140,7 +140,8 @@ describe("a file-size limit (RLIMIT_FSIZE: EFBIG)", () => {
 
     const limited = await cli(args, { wrapper: fileSizeLimit(1 * MiB) });
     expectFileError(limited, /EFBIG/);
-    expect(JSON.parse(limited.stdout)).toMatchObject({ status: "failed", error: { code: "ERR_NO_SPACE" } });
+    expect(JSON.parse(limited.stdout)).toMatchObject({ status: "failed", error: { code: "ERR_FILE_TOO_LARGE" } });
+    expect(limited.stderr).not.toContain("no space left");
     expect(existsSync(output)).toBe(false);
     expect((await stat(`${output}.part`)).size).toBe(source.content.length);
     const kept = IntervalSet.from((await readManifest(output)).done);

@@ -393,3 +393,54 @@ describe("range server: faults", () => {
     expect(s.bytesServed()).toBe(sent);
   });
 });
+
+describe("faults of servers seen in the wild", () => {
+  it("answers a range with 200 and the slice's Content-Range and Content-Length (partialStatus)", async () => {
+    const s = await serve({ onRequest: () => ({ partialStatus: 200 }) });
+    const r = await get(s.url(), { range: "bytes=0-99" });
+    expect(r.status).toBe(200);
+    expect(r.headers["content-range"]).toBe(`bytes 0-99/${SIZE}`);
+    expect(r.headers["content-length"]).toBe("100");
+    expect(r.body.equals(content.subarray(0, 100))).toBe(true);
+  });
+
+  it("caps every 206 at N bytes with an honest Content-Range (capBytes)", async () => {
+    const s = await serve({ onRequest: () => ({ capBytes: 1000 }) });
+    const r = await get(s.url(), { range: "bytes=5000-9999" });
+    expect(r.status).toBe(206);
+    expect(r.headers["content-range"]).toBe(`bytes 5000-5999/${SIZE}`);
+    expect(r.body.equals(content.subarray(5000, 6000))).toBe(true);
+  });
+
+  it("says bytes a-b/* on ranged answers while a plain GET is a normal 200 (unknownTotal)", async () => {
+    const s = await serve({ onRequest: () => ({ unknownTotal: true }) });
+    const ranged = await get(s.url(), { range: "bytes=0-99" });
+    expect(ranged.headers["content-range"]).toBe("bytes 0-99/*");
+    const plain = await get(s.url());
+    expect(plain.status).toBe(200);
+    expect(plain.headers["content-length"]).toBe(String(SIZE));
+  });
+
+  it("sends a status with a body of its own (text)", async () => {
+    const s = await serve({ onRequest: () => ({ status: 403, text: "<Error>Request has expired</Error>", headers: { "content-type": "application/xml" } }) });
+    const r = await get(s.url());
+    expect(r.status).toBe(403);
+    expect(r.headers["content-type"]).toBe("application/xml");
+    expect(r.body.toString()).toBe("<Error>Request has expired</Error>");
+  });
+
+  it("serves at most maxConcurrent requests at once and answers 503 without Retry-After to the rest", async () => {
+    const s = await serve({ maxConcurrent: 2, bytesPerSecond: 200_000 });
+    const results = await Promise.all([0, 1, 2, 3].map(() => get(s.url(), { range: "bytes=0-39999" })));
+    expect(results.map((r) => r.status).sort()).toEqual([206, 206, 503, 503]);
+    expect(results.every((r) => r.headers["retry-after"] === undefined)).toBe(true);
+    expect(s.peakConcurrent()).toBe(2);
+    // Once they are done (the server sees the close a moment after the client), the next one is served.
+    let status = 0;
+    for (let attempt = 0; attempt < 50 && status !== 206; attempt++) {
+      status = (await get(s.url(), { range: "bytes=0-9" })).status;
+      if (status !== 206) await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expect(status).toBe(206);
+  });
+});

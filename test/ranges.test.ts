@@ -612,3 +612,99 @@ describe("RangePlanner", () => {
     expect(planner.inFlight).toEqual([]);
   });
 });
+
+describe("RangePlanner for ordered streams: limit and maxRange", () => {
+  it("hands out queued ranges no longer than maxRange, in file order", () => {
+    const planner = new RangePlanner([[0, 999]], 2, 100, { maxRange: 300 });
+    const pieces = [planner.next()!, planner.next()!, planner.next()!, planner.next()!].map((a) => [a.start, a.end]);
+    expect(pieces).toEqual([
+      [0, 299],
+      [300, 499],
+      [500, 799],
+      [800, 999],
+    ]);
+  });
+
+  it("hands out nothing at or past the limit, and the rest once the limit moves", () => {
+    const planner = new RangePlanner([[0, 999]], 1, 150, { maxRange: 200 });
+    planner.limit = 400;
+    const first = planner.next()!;
+    const second = planner.next()!;
+    expect([first.start, first.end, second.start, second.end]).toEqual([0, 199, 200, 399]);
+    // Both in flight are under 2 × min-split, so nothing to steal either.
+    expect(planner.next()).toBeUndefined();
+    planner.limit = 650;
+    const third = planner.next()!;
+    expect([third.start, third.end]).toEqual([400, 599]);
+    // 600-649 is shorter than min-split and not the rest: it waits for more room.
+    expect(planner.next()).toBeUndefined();
+  });
+
+  it("waits for at least min-split of room rather than handing out a sliver at the limit", () => {
+    const planner = new RangePlanner([[0, 999]], 1, 150, { maxRange: 200 });
+    planner.limit = 340;
+    planner.next();
+    expect(planner.next()).toBeUndefined();
+    planner.limit = 350;
+    const piece = planner.next()!;
+    expect([piece.start, piece.end]).toEqual([200, 349]);
+  });
+
+  it("hands out a queued rest shorter than min-split whole, limit permitting", () => {
+    const planner = new RangePlanner([[0, 249]], 1, 100, { maxRange: 200 });
+    planner.limit = 1000;
+    planner.next();
+    const rest = planner.next()!;
+    expect([rest.start, rest.end]).toEqual([200, 249]);
+  });
+
+  it("gives a released range's rest to the next worker before later bytes, within the limit", () => {
+    const planner = new RangePlanner([[0, 999]], 1, 50, { maxRange: 100 });
+    planner.limit = 300;
+    const first = planner.next()!;
+    planner.next();
+    first.next = 40;
+    planner.release(first);
+    const again = planner.next()!;
+    expect([again.start, again.end]).toEqual([40, 99]);
+  });
+
+  it("never hands out a byte at or past the limit, and every byte exactly once, as the limit creeps up", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 5000 }),
+        fc.integer({ min: 1, max: 8 }),
+        fc.integer({ min: 1, max: 400 }),
+        fc.integer({ min: 1, max: 400 }),
+        fc.array(fc.integer({ min: 1, max: 300 }), { minLength: 1, maxLength: 200 }),
+        (size, connections, minSplit, maxRange, steps) => {
+          const planner = new RangePlanner([[0, size - 1]], connections, minSplit, { maxRange });
+          const window = 2 * Math.max(minSplit, maxRange);
+          let position = 0;
+          const accepted = new IntervalSet();
+          const all: Assignment[] = [];
+          const inFlight: Assignment[] = [];
+          // Each step: hand out what the window allows (steals included), then the oldest range completes.
+          for (let step = 0; step < steps.length + size && !planner.finished; step++) {
+            planner.limit = position + window;
+            for (let assignment = planner.next(); assignment; assignment = planner.next()) {
+              expect(assignment.end).toBeLessThan(planner.limit);
+              all.push(assignment);
+              inFlight.push(assignment);
+            }
+            const done = inFlight.shift();
+            if (!done) continue;
+            done.next = done.end + 1;
+            accepted.add(done.start, done.end);
+            planner.release(done);
+            position = accepted.missing(size)[0]?.[0] ?? size;
+          }
+          expect(planner.finished).toBe(true);
+          const ranges = all.filter((a) => a.end >= a.start).map((a): Interval => [a.start, a.end]);
+          expect(IntervalSet.from(ranges).toArray()).toEqual([[0, size - 1]]);
+          expect(ranges.reduce((sum, range) => sum + lengthOf(range), 0)).toBe(size);
+        },
+      ),
+    );
+  });
+});

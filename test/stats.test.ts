@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { HttpStatsRecorder, percentile, RateMeter } from "../src/stats.js";
+import { HttpStatsRecorder, percentile } from "../src/stats.js";
 
 describe("percentile", () => {
   // The nearest-rank worked example from the literature: 15, 20, 35, 40, 50.
@@ -128,106 +128,5 @@ describe("HttpStatsRecorder", () => {
       origins: { "http://127.0.0.1:8080": { requests: 1, bytes: 1000 } },
       latencyMs: { p50: 12.3, p95: 12.3, p99: 12.3 },
     });
-  });
-});
-
-describe("RateMeter", () => {
-  const MiB = 1024 * 1024;
-
-  it("reads 0 before any bytes", () => {
-    expect(new RateMeter().bytesPerSecond(1000)).toBe(0);
-  });
-
-  it("measures a steady stream", () => {
-    const meter = new RateMeter();
-    for (let t = 0; t <= 10_000; t += 100) meter.add(MiB, t);
-    expect(meter.bytesPerSecond(10_000) / (10 * MiB)).toBeCloseTo(1, 1);
-  });
-
-  it("does not understate the speed in the first second", () => {
-    const meter = new RateMeter();
-    for (let t = 0; t < 500; t += 50) meter.add(MiB / 20, t);
-    expect(meter.bytesPerSecond(500) / (MiB * 1)).toBeCloseTo(1, 1);
-  });
-
-  it("does not read the very first chunk as an infinite speed", () => {
-    const meter = new RateMeter();
-    meter.add(MiB, 1000);
-    expect(meter.bytesPerSecond(1000)).toBe(4 * MiB);
-  });
-
-  it("follows a change of speed within the window", () => {
-    const meter = new RateMeter();
-    for (let t = 0; t <= 10_000; t += 100) meter.add(MiB, t);
-    for (let t = 10_100; t <= 20_000; t += 100) meter.add(MiB / 10, t);
-    expect(meter.bytesPerSecond(20_000) / MiB).toBeCloseTo(1, 1);
-  });
-
-  it("falls to 0 once nothing has arrived for a whole window", () => {
-    const meter = new RateMeter(3000);
-    for (let t = 0; t <= 1000; t += 100) meter.add(MiB, t);
-    expect(meter.bytesPerSecond(2000)).toBeGreaterThan(0);
-    expect(meter.bytesPerSecond(4250)).toBe(0);
-    expect(meter.bytesPerSecond(60_000)).toBe(0);
-  });
-
-  it("averages over a pause inside the window", () => {
-    const meter = new RateMeter(2000);
-    meter.add(MiB, 0);
-    meter.add(MiB, 1999);
-    expect(meter.bytesPerSecond(1999) / MiB).toBeCloseTo(1, 2);
-  });
-
-  it("ignores a sample older than the window", () => {
-    const meter = new RateMeter(1000);
-    meter.add(MiB, 10_000);
-    meter.add(100 * MiB, 5000);
-    expect(meter.bytesPerSecond(10_000)).toBe(4 * MiB);
-  });
-
-  it("refuses a window shorter than one bucket", () => {
-    expect(() => new RateMeter(100)).toThrow(RangeError);
-    expect(() => new RateMeter(Number.NaN)).toThrow(RangeError);
-  });
-
-  it("reads any steady stream within 10% once a window has passed", () => {
-    fc.assert(
-      fc.property(
-        fc.integer({ min: 1, max: 1_000_000 }),
-        fc.integer({ min: 1, max: 250 }),
-        fc.integer({ min: 3000, max: 8000 }),
-        (chunk, everyMs, runMs) => {
-        const meter = new RateMeter(3000);
-        let t = 0;
-        for (; t <= runMs; t += everyMs) meter.add(chunk, t);
-        const last = t - everyMs;
-        const expected = (chunk * 1000) / everyMs;
-        const measured = meter.bytesPerSecond(last);
-        expect(measured).toBeGreaterThanOrEqual(expected * 0.9);
-        expect(measured).toBeLessThanOrEqual(expected * 1.1);
-      }),
-    );
-  });
-
-  it("is never negative and is 0 exactly when the window holds no bytes", () => {
-    const events = fc.array(fc.tuple(fc.integer({ min: 0, max: 2000 }), fc.integer({ min: 0, max: 10_000 })), { maxLength: 50 });
-    fc.assert(
-      fc.property(events, fc.integer({ min: 0, max: 5000 }), (steps, gap) => {
-        const meter = new RateMeter(1000);
-        let t = 0;
-        const added: [number, number][] = [];
-        for (const [advance, bytes] of steps) {
-          t += advance;
-          meter.add(bytes, t);
-          added.push([t, bytes]);
-        }
-        const now = t + gap;
-        const rate = meter.bytesPerSecond(now);
-        expect(rate).toBeGreaterThanOrEqual(0);
-        const oldestBucketStart = (Math.floor(now / 250) - 3) * 250;
-        const inWindow = added.filter(([at, bytes]) => at >= oldestBucketStart && bytes > 0).length;
-        expect(rate > 0).toBe(inWindow > 0);
-      }),
-    );
   });
 });

@@ -5,10 +5,12 @@ import { fileURLToPath } from "node:url";
 import yargs, { type Argv } from "yargs";
 import { parseChecksum } from "../checksum.js";
 import { UsageError } from "../errors.js";
+import { redactUrl } from "../redact.js";
+import { MIN_WINDOW_BYTES } from "../ordered-sink.js";
 import { parseRate, parseSize } from "../size.js";
 import type { DownloadAllOptions } from "../types.js";
 import { parseInputFile } from "./input-file.js";
-import { parseHttpUrl } from "./url.js";
+import { parseHttpUrl } from "../options.js";
 
 /** The download options the command line sets; callbacks and the signal are main's. */
 export type CliDownloadOptions = Omit<DownloadAllOptions, "signal" | "onProgress" | "onFileEnd" | "onWarning" | "dispatcher">;
@@ -25,6 +27,8 @@ export interface CliItem {
 export interface CliConfig {
   items: CliItem[];
   options: CliDownloadOptions;
+  /** `-o -`: the file goes to stdout, in order (one URL; no `.part`, no resume). */
+  stdout: boolean;
   json: boolean;
   stats: boolean;
   quiet: boolean;
@@ -43,6 +47,8 @@ export interface ArgsEnvironment {
   readStdin: () => Promise<string>;
   /** Terminal width for `--help`. */
   columns?: number;
+  /** Whether stdout is a terminal: `-o -` refuses to write a binary file to one. */
+  stdoutIsTTY?: boolean;
 }
 
 const defaultEnvironment: ArgsEnvironment = {
@@ -91,7 +97,19 @@ function buildParser(argv: string[], columns: number | undefined) {
       .fail((message: string | null, error: Error | undefined) => {
         throw new UsageError(rewordYargsMessage(message ?? error?.message ?? "invalid arguments"));
       })
-      .option("output", { alias: "o", type: "string", requiresArg: true, group: GROUP_OUTPUT, describe: "<file> output path (one URL only)" })
+      .option("output", {
+        alias: "o",
+        type: "string",
+        requiresArg: true,
+        group: GROUP_OUTPUT,
+        describe: "<file> output path (one URL only); '-' writes to stdout in order while fetching in parallel (no .part, no resume)",
+      })
+      .option("extract", {
+        type: "string",
+        requiresArg: true,
+        group: GROUP_OUTPUT,
+        describe: "<dir> the file is a tar archive (plain, gzip, zstd): unpack it into <dir> while it downloads (no resume)",
+      })
       .option("dir", { alias: "d", type: "string", requiresArg: true, group: GROUP_OUTPUT, describe: "<dir> directory for outputs (default: current directory)" })
       .option("input-file", {
         alias: "i",
@@ -107,6 +125,11 @@ function buildParser(argv: string[], columns: number | undefined) {
         describe: "<url> another copy of the same file; ranges are spread over all copies by speed (repeatable)",
       })
       .option("force", { alias: "f", type: "boolean", group: GROUP_OUTPUT, describe: "overwrite an existing output and discard partial state" })
+      .option("continue", {
+        type: "boolean",
+        group: GROUP_OUTPUT,
+        describe: "adopt a partial output left by another tool (curl, wget, a browser) and fetch only the rest",
+      })
       .option("if-changed", {
         type: "boolean",
         group: GROUP_OUTPUT,
@@ -120,7 +143,19 @@ function buildParser(argv: string[], columns: number | undefined) {
         group: GROUP_CONNECTIONS,
         describe: "<size> smallest range worth its own connection (default 4MiB)",
       })
+      .option("max-connections-per-host", {
+        type: "string",
+        requiresArg: true,
+        group: GROUP_CONNECTIONS,
+        describe: "<n> total connections to one host across all files (default 16, or -c when larger)",
+      })
       .option("limit-rate", { type: "string", requiresArg: true, group: GROUP_CONNECTIONS, describe: "<rate> total download rate cap, e.g. 10M (bytes/s)" })
+      .option("stream-window", {
+        type: "string",
+        requiresArg: true,
+        group: GROUP_CONNECTIONS,
+        describe: "<size> with -o - or --extract: bytes fetched ahead of the reader (default 2 ranges per connection, at most 64MiB)",
+      })
       .option("header", { alias: "H", type: "string", requiresArg: true, group: GROUP_CONNECTIONS, describe: "<line> extra request header \"Name: value\", repeatable" })
       .option("ca", { type: "string", requiresArg: true, group: GROUP_CONNECTIONS, describe: "<file> extra trusted CA certificates (PEM) for HTTPS" })
       .option("insecure", { type: "boolean", group: GROUP_CONNECTIONS, describe: "skip TLS certificate checks (warns on stderr)" })
@@ -145,6 +180,8 @@ function buildParser(argv: string[], columns: number | undefined) {
       .example("$0 -c 16 https://example.com/big.iso", "16 connections; run it again to resume")
       .example("$0 --checksum sha256=<hex> https://host/a.img", "verified before the file appears")
       .example("$0 -i urls.txt -j 2 -d downloads --json", "a list, 2 files at a time, JSON results")
+      .example("$0 -o - https://host/a.tar | tar x", "the bytes in order on stdout, fetched in parallel")
+      .example("$0 --extract out/ https://host/a.tar.gz", "unpacked while it downloads")
       .wrap(Math.min(columns ?? 100, 100)),
   );
 }
@@ -188,7 +225,11 @@ async function buildConfig(parsed: ParsedArgs, env: ArgsEnvironment): Promise<Cl
   if (checksumText !== undefined && items.length > 1) {
     throw new UsageError(`--checksum verifies one file but ${items.length} URLs were given`);
   }
-  if (output !== undefined && items[0] !== undefined) items[0].output = requireNonEmpty(output, "-o/--output");
+  const toStdout = output === "-";
+  const extract = lastString(parsed, "extract");
+  const streamWindow = lastString(parsed, "stream-window");
+  checkStreamModes({ parsed, items, toStdout, extract, streamWindow, stdoutIsTTY: env.stdoutIsTTY === true });
+  if (output !== undefined && !toStdout && items[0] !== undefined) items[0].output = requireNonEmpty(output, "-o/--output");
   const mirrors = allStrings(parsed, "mirror");
   if (mirrors.length > 0) {
     if (items.length > 1) {
@@ -216,6 +257,16 @@ async function buildConfig(parsed: ParsedArgs, env: ArgsEnvironment): Promise<Cl
   if (checksumText !== undefined) options.checksum = withFlag("--checksum", () => parseChecksum(checksumText));
   if (parsed["if-changed"] === true) options.ifChanged = true;
   if (parsed.force === true) options.force = true;
+  if (parsed.continue === true) {
+    if (options.force) throw new UsageError("--continue keeps a partial output and --force discards it; give one of them");
+    options.continue = true;
+  }
+  const perHost = lastString(parsed, "max-connections-per-host");
+  if (perHost !== undefined) {
+    options.maxConnectionsPerHost = parseInteger(perHost, "--max-connections-per-host", 1, Number.MAX_SAFE_INTEGER);
+  }
+  if (extract !== undefined) options.extract = requireNonEmpty(extract, "--extract");
+  if (streamWindow !== undefined) options.streamWindow = parseStreamWindow(streamWindow);
   const headerLines = allStrings(parsed, "header");
   if (headerLines.length > 0) options.headers = parseHeaders(headerLines);
   const caPath = lastString(parsed, "ca");
@@ -227,7 +278,51 @@ async function buildConfig(parsed: ParsedArgs, env: ArgsEnvironment): Promise<Cl
     warnings.push("warning: --insecure: TLS certificates are not checked, so anyone on the network path can read or alter the download");
   }
 
-  return { items, options, json: parsed.json === true, stats: parsed.stats === true, quiet: parsed.quiet === true, warnings };
+  return {
+    items,
+    options,
+    stdout: toStdout,
+    json: parsed.json === true,
+    stats: parsed.stats === true,
+    quiet: parsed.quiet === true,
+    warnings,
+  };
+}
+
+/**
+ * `-o -` and `--extract` fetch one file into a stream, not a file: refuse what cannot
+ * go with that, before any request. stdout is refused when it is a terminal (curl
+ * does the same for binary output: it would fill the screen with noise).
+ */
+function checkStreamModes(modes: {
+  parsed: ParsedArgs;
+  items: CliItem[];
+  toStdout: boolean;
+  extract: string | undefined;
+  streamWindow: string | undefined;
+  stdoutIsTTY: boolean;
+}): void {
+  const { parsed, items, toStdout, extract, streamWindow } = modes;
+  if (extract !== undefined) {
+    if (items.length > 1) throw new UsageError(`--extract unpacks one archive but ${items.length} URLs were given`);
+    if (lastString(parsed, "output") !== undefined) throw new UsageError("--extract and -o/--output both say where the download goes; choose one");
+  }
+  if (toStdout) {
+    if (lastString(parsed, "input-file") !== undefined) throw new UsageError("-o - writes one file to stdout; it cannot be used with -i/--input-file");
+    if (items.length > 1) throw new UsageError(`-o - writes one file to stdout but ${items.length} URLs were given`);
+    if (parsed.json === true) throw new UsageError("-o - sends the file to stdout, where --json would go; drop --json");
+    if (parsed["if-changed"] === true) throw new UsageError("-o - keeps no file to compare with; --if-changed needs one");
+    if (modes.stdoutIsTTY) throw new UsageError("-o - would write the file to the terminal; pipe it into a program or redirect it to a file");
+  }
+  if (streamWindow !== undefined && !toStdout && extract === undefined) {
+    throw new UsageError("--stream-window applies only to -o - and --extract");
+  }
+}
+
+function parseStreamWindow(text: string): number {
+  const bytes = parseSize(text, "--stream-window");
+  if (bytes < MIN_WINDOW_BYTES) throw new UsageError(`--stream-window must be at least 1MiB, got "${text}"`);
+  return bytes;
 }
 
 async function collectItems(parsed: ParsedArgs, env: ArgsEnvironment): Promise<CliItem[]> {
@@ -264,7 +359,7 @@ function rejectSharedOutputs(items: CliItem[], dir: string | undefined): void {
     const path = resolve(dir ?? ".", item.output);
     const previous = seen.get(path);
     if (previous !== undefined) {
-      throw new UsageError(`${previous} and ${item.url} would both be saved as ${item.output}; give each its own output name`);
+      throw new UsageError(`${redactUrl(previous)} and ${redactUrl(item.url)} would both be saved as ${item.output}; give each its own output name`);
     }
     seen.set(path, item.url);
   }

@@ -1,5 +1,5 @@
 import { UsageError } from "../errors.js";
-import { parseHttpUrl } from "./url.js";
+import { parseHttpUrl } from "../options.js";
 
 /** One download named by a line of an `-i` file. */
 export interface InputFileEntry {

@@ -1,6 +1,7 @@
 import { text } from "node:stream/consumers";
 import { AbortError, INTERNAL_ERROR_EXIT_CODE, RangegetError, interruptExitCode, type InterruptSignal } from "../errors.js";
 import { downloadAll } from "../index.js";
+import { redactText, redactUrl } from "../redact.js";
 import { formatBytes } from "../size.js";
 import type { DownloadResult } from "../types.js";
 import { parseArgs, type CliConfig } from "./args.js";
@@ -74,7 +75,7 @@ async function runDownloads(config: CliConfig, cli: CliIo, reporter: ProgressRep
     if (finished.has(index)) return;
     finished.add(index);
     reporter.fileEnd(index, result);
-    if (result.error !== null && result.error.code !== "ERR_ABORTED") reporter.log(`rangeget: ${result.error.message}`);
+    if (result.error !== null && result.error.code !== "ERR_ABORTED") reporter.log(`rangeget: ${redactText(result.error.message)}`);
     if (config.stats) reporter.log(formatStats(result));
     if (config.json) cli.stdout.write(`${JSON.stringify(jsonResult(result))}\n`);
   };
@@ -87,7 +88,7 @@ async function runDownloads(config: CliConfig, cli: CliIo, reporter: ProgressRep
     signal,
     onProgress: (index, event) => reporter.update(index, event),
     onFileEnd: finishFile,
-    onWarning: (message) => reporter.log(`rangeget: warning: ${message}`),
+    onWarning: (message) => reporter.log(`rangeget: warning: ${redactText(message)}`),
   });
   results.forEach((result, index) => finishFile(index, result));
   return results;
@@ -131,12 +132,12 @@ function reportThrown(error: unknown, cli: CliIo): number {
   const debug = debugEnabled(cli.env);
   if (error instanceof RangegetError) {
     const hint = error.code === "ERR_USAGE" ? " (see rangeget --help)" : "";
-    cli.stderr.write(`rangeget: ${oneLine(error.message)}${hint}\n`);
+    cli.stderr.write(`rangeget: ${oneLine(redactText(error.message))}${hint}\n`);
     if (debug && error.stack !== undefined) cli.stderr.write(`${error.stack}\n`);
     return error.exitCode;
   }
   const message = error instanceof Error ? error.message : String(error);
-  cli.stderr.write(`rangeget: internal error: ${oneLine(message)}; this is a bug, please report it (DEBUG=rangeget shows the stack)\n`);
+  cli.stderr.write(`rangeget: internal error: ${oneLine(redactText(message))}; this is a bug, please report it (DEBUG=rangeget shows the stack)\n`);
   if (debug && error instanceof Error && error.stack !== undefined) cli.stderr.write(`${error.stack}\n`);
   return INTERNAL_ERROR_EXIT_CODE;
 }
@@ -150,10 +151,10 @@ function oneLine(text: string): string {
   return text.replace(/\s*\n\s*/g, " ");
 }
 
-/** The `--json` object, built field by field so the documented shape is the contract. */
+/** The `--json` object, built field by field so the documented shape is the contract; no password in it. */
 export function jsonResult(result: DownloadResult) {
   return {
-    url: result.url,
+    url: redactUrl(result.url),
     path: result.path,
     status: result.status,
     size: result.size,
@@ -161,7 +162,11 @@ export function jsonResult(result: DownloadResult) {
     elapsedMs: result.elapsedMs,
     resumed: result.resumed,
     restartedBecauseChanged: result.restartedBecauseChanged,
-    error: result.error === null ? null : { code: result.error.code, message: result.error.message, exitCode: result.error.exitCode },
+    error:
+      result.error === null
+        ? null
+        : { code: result.error.code, message: redactText(result.error.message), exitCode: result.error.exitCode },
+    checksum: result.checksum === null ? null : { algorithm: result.checksum.algorithm, hex: result.checksum.hex },
     http: {
       requests: result.http.requests,
       statusCounts: result.http.statusCounts,

@@ -1,5 +1,6 @@
 import { basename } from "node:path";
 import cliProgress from "cli-progress";
+import { redactUrl } from "../redact.js";
 import { formatBytes, formatDuration } from "../size.js";
 import type { DownloadResult, ProgressEvent } from "../types.js";
 
@@ -252,13 +253,13 @@ export function describeEnd(result: DownloadResult, last: ProgressEvent | undefi
   }
 }
 
-/** The output's base name once known, else the URL's last path segment, else the URL. */
+/** The output's base name once known, else the URL's last path segment, else the URL (its password hidden). */
 export function fileLabel(url: string, path: string | undefined): string {
   if (path !== undefined && path !== "") return basename(path);
   try {
     const segment = new URL(url).pathname.split("/").pop() ?? "";
-    return segment === "" ? url : decodeURIComponent(segment);
+    return segment === "" ? redactUrl(url) : decodeURIComponent(segment);
   } catch {
-    return url;
+    return redactUrl(url);
   }
 }

@@ -39,6 +39,14 @@ export interface Behaviour {
   gzip?: boolean;
   /** Served under the current ETag/Last-Modified (a server lying about its validators); override them via `headers`. */
   body?: Buffer;
+  /** The body of a `status` answer instead of "<status> <reason>" (an S3 XML error, say). */
+  text?: string;
+  /** A satisfied range is answered with this status instead of 206, its Content-Range and Content-Length kept (seen: 200). */
+  partialStatus?: number;
+  /** A satisfied range is cut to at most this many bytes, with an honest Content-Range (object stores cap answers). */
+  capBytes?: number;
+  /** A satisfied range says `bytes a-b/*`: the server does not tell the size on ranged answers. */
+  unknownTotal?: boolean;
 }
 
 export interface RangeServerOptions {
@@ -48,6 +56,11 @@ export interface RangeServerOptions {
   contentDisposition?: string;
   bytesPerSecond?: number;
   acceptRanges?: boolean;
+  /**
+   * At most this many requests served at once; the rest get `503` without Retry-After,
+   * as nginx `limit_conn` answers (its default status for the limit is 503).
+   */
+  maxConcurrent?: number;
   onRequest?: (req: RecordedRequest) => Behaviour | undefined;
 }
 
@@ -62,6 +75,8 @@ export interface RangeServer {
   onRequest: RangeServerOptions["onRequest"];
   bytesPerSecond: number | undefined;
   bytesServed(): number;
+  /** The most requests that were being served at once (those refused by `maxConcurrent` not counted). */
+  peakConcurrent(): number;
   close(): Promise<void>;
 }
 
@@ -163,6 +178,8 @@ class RangeServerImpl implements RangeServer {
   private etag: string | null;
   private lastModified: Date | null;
   private readonly sockets = new Set<Socket>();
+  private serving = 0;
+  private peakServing = 0;
   private readonly server = createServer((req, res) => {
     this.handle(req, res).catch(() => res.destroy());
   });
@@ -208,6 +225,10 @@ class RangeServerImpl implements RangeServer {
     return this.requests.reduce((sum, r) => sum + r.bytesSent, 0);
   }
 
+  peakConcurrent(): number {
+    return this.peakServing;
+  }
+
   async listen(): Promise<void> {
     await new Promise<void>((resolve, reject) => {
       this.server.once("error", reject);
@@ -240,6 +261,13 @@ class RangeServerImpl implements RangeServer {
       bytesSent: 0,
     };
     this.requests.push(rec);
+    const limit = this.options.maxConcurrent;
+    if (limit !== undefined && this.serving >= limit) {
+      return this.sendText(res, rec, {}, 503, {});
+    }
+    this.serving++;
+    this.peakServing = Math.max(this.peakServing, this.serving);
+    res.once("close", () => this.serving--);
     const b = this.onRequest?.(rec) ?? {};
     if (b.stallBeforeHeaders) return;
 
@@ -294,10 +322,11 @@ class RangeServerImpl implements RangeServer {
         const h = { ...validators, "content-length": "0", "content-range": b.contentRange ?? `bytes */${rep.length}` };
         return this.finish(res, rec, b, 416, { ...h, ...extra }, []);
       }
-      const [start, end] = resolved;
-      status = 206;
+      const [start, cappedEnd] = resolved;
+      const end = b.capBytes === undefined ? cappedEnd : Math.min(cappedEnd, start + b.capBytes - 1);
+      status = b.partialStatus ?? 206;
       body = rep.subarray(start, end + 1);
-      headers["content-range"] = `bytes ${start}-${end}/${rep.length}`;
+      headers["content-range"] = `bytes ${start}-${end}/${b.unknownTotal ? "*" : rep.length}`;
     }
     if (b.contentRange !== undefined) headers["content-range"] = b.contentRange;
     if (!b.noLength) headers["content-length"] = String(body.length);
@@ -338,7 +367,7 @@ class RangeServerImpl implements RangeServer {
     headers: OutgoingHttpHeaders,
   ): Promise<void> {
     const noBody = status === 204 || status === 304 || status < 200;
-    const text = noBody ? Buffer.alloc(0) : Buffer.from(`${status} ${STATUS_CODES[status] ?? "Status"}\n`);
+    const text = noBody ? Buffer.alloc(0) : Buffer.from(b.text ?? `${status} ${STATUS_CODES[status] ?? "Status"}\n`);
     const base: OutgoingHttpHeaders = { "content-type": "text/plain; charset=utf-8" };
     if (!noBody && !b.noLength) base["content-length"] = String(text.length);
     return this.finish(res, rec, b, status, { ...base, ...headers }, noBody ? [] : [text]);

@@ -1,0 +1,125 @@
+/**
+ * Claiming an output path before anything is fetched into it: the lock, the refusal
+ * to clobber a file that is not ours, the partial state of an earlier run that can be
+ * trusted, and the tidy-up of a run that finished but died before cleaning up.
+ */
+import { mkdir, readFile, stat } from "node:fs/promises";
+import { dirname } from "node:path";
+import { FileError } from "./errors.js";
+import { acquireLock, manifestDone, readManifest, removeIfPresent, type Lock, type Manifest } from "./manifest.js";
+import type { IntervalSet } from "./ranges.js";
+import { fileError } from "./to-error.js";
+
+/** The partial data of an earlier run that we trust and will resume. */
+export interface PartialState {
+  manifest: Manifest;
+  done: IntervalSet;
+}
+
+/** Validators of an existing output, for `ifChanged` (RFC 9110 13.1.2, 13.1.3). */
+export interface ConditionalHeaders {
+  ifNoneMatch?: string;
+  ifModifiedSince: string;
+}
+
+/** What claiming an output found; the lock is held in every case. */
+export type Claim =
+  /** An earlier run had finished the file but died before tidying up: it is whole. */
+  | { kind: "finished-earlier"; lock: Lock; size: number }
+  | { kind: "claimed"; lock: Lock; partial: PartialState | undefined; conditional: ConditionalHeaders | undefined };
+
+export interface ClaimOptions {
+  /** The URL the manifest must belong to. */
+  url: string;
+  force: boolean;
+  ifChanged: boolean;
+  warn: (message: string) => void;
+}
+
+/**
+ * Takes the lock on `path` (creating its directory, as wget and aria2 do), refuses to
+ * clobber an existing file unless `force` or `ifChanged`, and loads the partial state
+ * of an earlier run when its manifest can be trusted (an untrusted one is discarded
+ * with a warning: never guess).
+ * @throws FileError: locked by another process (ERR_LOCKED), output exists (ERR_EXISTS),
+ *   output is a directory, or the file system refuses.
+ */
+export async function claimOutput(path: string, options: ClaimOptions): Promise<Claim> {
+  await mkdirFor(path);
+  const lock = await acquireLock(`${path}.part.lock`, path);
+  try {
+    if (options.force) await discardPartial(path);
+    let partial: PartialState | undefined;
+    const check = await readManifest(`${path}.part.json`, options.url);
+    if (check?.trusted === false) {
+      options.warn(`ignoring ${path}.part.json: ${check.reason}; starting over`);
+      await discardPartial(path);
+    } else if (check?.trusted) {
+      partial = { manifest: check.manifest, done: manifestDone(check.manifest) };
+    }
+    const existing = await stat(path).catch(() => undefined);
+    if (existing && partial && (await finishedBeforeCrash(path, partial, existing.size))) {
+      return { kind: "finished-earlier", lock, size: partial.manifest.size };
+    }
+    if (existing?.isDirectory()) {
+      throw new FileError(`${path} is a directory; choose another output with -o`, { path, code: "ERR_FILE" });
+    }
+    let conditional: ConditionalHeaders | undefined;
+    if (existing && !partial && !options.force) {
+      if (!options.ifChanged) {
+        throw new FileError(
+          `${path} already exists; use --force to overwrite it or --if-changed to update it when the server has a newer one`,
+          { path, code: "ERR_EXISTS" },
+        );
+      }
+      conditional = await conditionalHeaders(path, existing.mtime);
+    }
+    return { kind: "claimed", lock, partial, conditional };
+  } catch (error) {
+    await lock.release().catch(() => {});
+    throw error;
+  }
+}
+
+/**
+ * A crash between the rename and the manifest's removal leaves the finished output
+ * beside a complete manifest and no `.part`: the file is whole (it was synced and
+ * verified before the rename), so only the bookkeeping is left to tidy.
+ */
+async function finishedBeforeCrash(path: string, partial: PartialState, outputSize: number): Promise<boolean> {
+  const size = partial.manifest.size;
+  const complete = partial.done.bytes === size && outputSize === size;
+  if (!complete || (await stat(`${path}.part`).catch(() => undefined))) return false;
+  await removeIfPresent(`${path}.part.json`);
+  return true;
+}
+
+/** Removes the `.part` and its manifest: the partial data is of no further use. */
+export async function discardPartial(path: string): Promise<void> {
+  await removeIfPresent(`${path}.part`);
+  await removeIfPresent(`${path}.part.json`);
+}
+
+/** Like wget and aria2, create the output's directory if it is missing. */
+async function mkdirFor(path: string): Promise<void> {
+  const directory = dirname(path);
+  try {
+    await mkdir(directory, { recursive: true });
+  } catch (error) {
+    throw fileError(error, directory, "cannot create the directory");
+  }
+}
+
+/** If-None-Match from the sidecar, If-Modified-Since from the output's mtime (set from Last-Modified). */
+export async function conditionalHeaders(path: string, mtime: Date): Promise<ConditionalHeaders> {
+  const etag = await readFile(etagSidecar(path), "utf8").then(
+    (text) => text.trim(),
+    () => undefined,
+  );
+  return { ...(etag ? { ifNoneMatch: etag } : {}), ifModifiedSince: mtime.toUTCString() };
+}
+
+/** Where `ifChanged` keeps the ETag the previous download saw. */
+export function etagSidecar(path: string): string {
+  return `${path}.etag`;
+}

@@ -1,0 +1,111 @@
+/**
+ * A download's settings: the caller's options checked once, defaults filled in, and
+ * the one URL parser the library and the CLI share. Pure apart from `resolve` of
+ * paths against the current directory.
+ */
+import { resolve } from "node:path";
+import { parseChecksum } from "./checksum.js";
+import { systemClock, type Clock } from "./clock.js";
+import { UsageError } from "./errors.js";
+import { redactText } from "./redact.js";
+import { RateLimiter } from "./rate-limit.js";
+import type { Checksum, DownloadOptions } from "./types.js";
+
+export const DEFAULTS = {
+  connections: 8,
+  minSplit: 4 * 1024 * 1024,
+  retries: 5,
+  timeout: 30,
+} as const;
+
+/** What the library passes its own callers beyond the public options. */
+export interface InternalOptions extends DownloadOptions {
+  /** A rate limiter shared with other downloads (downloadAll shares one across files). */
+  rateLimiter?: RateLimiter;
+  /** Time for retries, ticks and rates; tests pass a fake one. */
+  clock?: Clock;
+}
+
+/** Everything a download reads from its options, checked and with defaults. */
+export interface Settings {
+  url: string;
+  /** Other copies of the same file. */
+  mirrors: string[];
+  userOrigin: string;
+  dir: string;
+  output: string | undefined;
+  connections: number;
+  minSplit: number;
+  retries: number;
+  timeoutMs: number;
+  checksum: Checksum | undefined;
+  ifChanged: boolean;
+  force: boolean;
+  headers: Record<string, string>;
+  restartOnChange: boolean;
+  signal: AbortSignal | undefined;
+  onProgress: DownloadOptions["onProgress"];
+  warn: (message: string) => void;
+  rateLimiter: RateLimiter | undefined;
+  clock: Clock;
+}
+
+/**
+ * Checks that `text` is an absolute http or https URL, so a typo fails with exit 2
+ * before any connection is made instead of as a network error later.
+ * @throws UsageError
+ */
+export function parseHttpUrl(text: string): URL {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new UsageError(`"${redactText(text)}" is not a URL; give an absolute http:// or https:// URL`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new UsageError(`"${redactText(text)}" is not an http or https URL (rangeget speaks HTTP only)`);
+  }
+  return url;
+}
+
+/**
+ * Settings for downloading `url` (and its `mirrors`) with `options`.
+ * @throws UsageError for a bad URL or an option out of its range.
+ */
+export function resolveSettings(url: string, mirrors: readonly string[], options: InternalOptions): Settings {
+  const parsed = parseHttpUrl(url);
+  const integer = (name: string, value: number | undefined, fallback: number, min: number, max: number): number => {
+    const chosen = value ?? fallback;
+    if (!Number.isInteger(chosen) || chosen < min || chosen > max) {
+      throw new UsageError(`${name} must be an integer from ${min} to ${max}, not ${chosen}`);
+    }
+    return chosen;
+  };
+  const timeout = options.timeout ?? DEFAULTS.timeout;
+  if (!(timeout > 0) || !Number.isFinite(timeout)) throw new UsageError(`timeout must be a positive number of seconds, not ${timeout}`);
+  if (options.limitRate !== undefined && !(options.limitRate > 0)) {
+    throw new UsageError(`limitRate must be a positive number of bytes per second, not ${options.limitRate}`);
+  }
+  const dir = resolve(options.dir ?? ".");
+  return {
+    url: parsed.href,
+    mirrors: mirrors.map((mirror) => parseHttpUrl(mirror).href),
+    userOrigin: parsed.origin,
+    dir,
+    output: options.output === undefined ? undefined : resolve(dir, options.output),
+    connections: integer("connections", options.connections, DEFAULTS.connections, 1, 64),
+    minSplit: integer("minSplit", options.minSplit, DEFAULTS.minSplit, 1, Number.MAX_SAFE_INTEGER),
+    retries: integer("retries", options.retries, DEFAULTS.retries, 0, 1000),
+    timeoutMs: Math.round(timeout * 1000),
+    checksum: typeof options.checksum === "string" ? parseChecksum(options.checksum) : options.checksum,
+    ifChanged: options.ifChanged ?? false,
+    force: options.force ?? false,
+    headers: { ...options.headers },
+    restartOnChange: options.restartOnChange ?? true,
+    signal: options.signal,
+    onProgress: options.onProgress,
+    warn: options.onWarning ?? ((message) => process.stderr.write(`rangeget: warning: ${message}\n`)),
+    rateLimiter: options.rateLimiter ?? (options.limitRate === undefined ? undefined : new RateLimiter(options.limitRate)),
+    clock: options.clock ?? systemClock,
+  };
+}

@@ -1,0 +1,201 @@
+/**
+ * The parallel path: the probe's answer becomes the first connection's first range,
+ * the planner splits what is missing over `connections` workers, and the ticker
+ * checkpoints, rescues stragglers and reports progress until every byte is written.
+ */
+import { setMaxListeners } from "node:events";
+import type { FileHandle } from "node:fs/promises";
+import { RemoteChangedError } from "./errors.js";
+import { ifRangeValue } from "./http-headers.js";
+import { discard, type RequestContext } from "./http.js";
+import type { Manifest } from "./manifest.js";
+import type { Settings } from "./options.js";
+import { Checkpointer } from "./part-file.js";
+import { probe, type ProbeAnswer } from "./probe.js";
+import { IntervalSet, RangePlanner, type Interval } from "./ranges.js";
+import { RateSampler } from "./rates.js";
+import type { HttpStatsRecorder } from "./stats.js";
+import { findStragglers, pickHedge } from "./tail.js";
+import { startTicker, type TransferCounters } from "./ticker.js";
+import { IdleConnections, runWorker, type Source, type TransferContext } from "./worker.js";
+import type { CoalescingWriter } from "./sink.js";
+
+/** How a parallel transfer ended when it did not throw. */
+export type TransferOutcome = { kind: "complete" } | { kind: "changed"; error: RemoteChangedError };
+
+export interface RangedJob {
+  settings: Settings;
+  http: RequestContext;
+  stats: HttpStatsRecorder;
+  /** The output path; bytes go to `<path>.part`. */
+  path: string;
+  /** A 206 answer whose body is the first range. */
+  answer: ProbeAnswer;
+  file: FileHandle;
+  manifest: Manifest;
+  /** Bytes already on disk (a resume); grows as ranges are written. */
+  done: IntervalSet;
+  counters: TransferCounters;
+  /** Aborted by the first failure, stopping every connection; the caller's abort chains into it. */
+  abort: AbortController;
+}
+
+/**
+ * Fetches every missing byte of `job.manifest.size` into `job.file`. Resolves when all
+ * are written and checkpointed (`complete`; the caller finishes the file), or with
+ * `changed` when the remote file changed under us (the file is closed; its bytes are of
+ * an old version). Other failures are thrown after a last checkpoint, so a re-run resumes.
+ */
+export async function transferRanges(job: RangedJob): Promise<TransferOutcome> {
+  const { settings, answer, file, done, counters, abort } = job;
+  const size = job.manifest.size;
+  const probeRange = answer.contentRange!;
+  // Every connection listens to it (its request, its backoff): more than the default 10.
+  setMaxListeners(0, abort.signal);
+  const missing = IntervalSet.from(done.missing(size));
+  const planner = new RangePlanner(withoutRange(missing, probeRange.start, probeRange.end), settings.connections, settings.minSplit);
+  const probeAssignment = planner.adopt(probeRange.start, probeRange.end);
+  const writers = new Set<CoalescingWriter>();
+  // Bytes a connection still holds in memory are not on disk: flush them first, so
+  // a crash loses at most about one checkpoint interval of each connection's bytes.
+  const flushWriters = async () => {
+    await Promise.all([...writers].map((writer) => writer.flush()));
+  };
+  const checkpoint = new Checkpointer(file, `${job.path}.part.json`, job.manifest, done, flushWriters);
+  const rates = new RateSampler();
+  const slowChecks = new Map<number, number>();
+  const interrupts = new Map<number, AbortController>();
+  const idle = new IdleConnections(settings.clock.sleep);
+  const sources = [primarySource(answer), ...(await probeMirrors(job, size))];
+  const context: TransferContext = {
+    http: job.http,
+    sources,
+    size,
+    retries: settings.retries,
+    file,
+    partPath: `${job.path}.part`,
+    planner,
+    signal: abort.signal,
+    rateLimiter: settings.rateLimiter,
+    onWritten: (start, end) => checkpoint.written(start, end),
+    counters,
+    writers,
+    interrupts,
+    idle,
+    rates,
+    pickHedge: () => {
+      const hedge = pickHedge(planner, rates, settings.clock.now());
+      if (hedge) job.stats.hedged();
+      return hedge;
+    },
+    warn: settings.warn,
+  };
+  const stopTicking = startTicker({
+    clock: settings.clock,
+    rates,
+    counters,
+    path: job.path,
+    size,
+    inFlight: () => planner.inFlight,
+    onProgress: settings.onProgress,
+    everySecond: async () => {
+      for (const straggler of findStragglers(planner.inFlight, rates, slowChecks)) {
+        planner.rescue(straggler);
+        interrupts.get(straggler.id)?.abort();
+        job.stats.rescued();
+        idle.notify();
+      }
+      await checkpoint.save();
+    },
+  });
+  const workers = [runWorker(context, 0, { assignment: probeAssignment, response: answer.response })];
+  // One connection per range, plus one spare to steal or hedge; no more than asked.
+  const connections = Math.min(settings.connections, planner.unassigned.length + 2);
+  for (let index = 1; index < connections; index++) workers.push(runWorker(context, index));
+  const failure = await firstFailure(workers, abort);
+  stopTicking();
+  if (failure !== undefined) {
+    const changed = failure instanceof RemoteChangedError;
+    // Save what is durable so a re-run resumes, unless those bytes are of an old version.
+    if (!changed) await checkpoint.save().catch(() => {});
+    await file.close();
+    if (changed) return { kind: "changed", error: failure };
+    throw failure;
+  }
+  await checkpoint.settle();
+  if (done.bytes !== size) {
+    await checkpoint.save();
+    await file.close();
+    throw new Error(`internal error: transfer ended with ${size - done.bytes} bytes missing; run again to resume`);
+  }
+  return { kind: "complete" };
+}
+
+function primarySource(answer: ProbeAnswer): Source {
+  return {
+    url: answer.finalUrl,
+    origin: new URL(answer.finalUrl).origin,
+    etag: answer.etag,
+    ifRange: ifRangeValue(answer),
+    primary: true,
+    failed: false,
+  };
+}
+
+/**
+ * Mirrors are probed with a one-byte range for their size and validators. One
+ * whose size differs is a different file: refused with a warning, as is one that
+ * does not answer.
+ */
+async function probeMirrors(job: RangedJob, size: number): Promise<Source[]> {
+  const mirrors: Source[] = [];
+  for (const url of job.settings.mirrors) {
+    try {
+      const answer = await probe(job.http, { url, range: { start: 0, end: 0 }, retries: 1 }, job.abort.signal);
+      await discard(answer.response);
+      if (answer.status !== 206 || answer.size !== size) {
+        job.settings.warn(
+          answer.status === 206
+            ? `ignoring mirror ${url}: it has ${answer.size} bytes, not ${size}`
+            : `ignoring mirror ${url}: it does not serve ranges (${answer.status})`,
+        );
+        continue;
+      }
+      mirrors.push({ ...primarySource(answer), primary: false });
+    } catch (error) {
+      if (job.abort.signal.aborted) throw error;
+      job.settings.warn(`ignoring mirror ${url}: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+  return mirrors;
+}
+
+/**
+ * Runs the workers; the first failure stops the rest (their own errors, caused by
+ * that stop, are noise). Resolves with the failure, or the caller's abort reason.
+ */
+async function firstFailure(workers: Promise<void>[], abort: AbortController): Promise<unknown> {
+  let failure: unknown;
+  await Promise.all(
+    workers.map((worker) =>
+      worker.catch((error: unknown) => {
+        if (!abort.signal.aborted) {
+          failure = error;
+          abort.abort(error);
+        } else if (failure === undefined) {
+          failure = abort.signal.reason ?? error;
+        }
+      }),
+    ),
+  );
+  return failure;
+}
+
+function withoutRange(set: IntervalSet, start: number, end: number): Interval[] {
+  const result = new IntervalSet();
+  for (const [a, b] of set.toArray()) {
+    if (a < start) result.add(a, Math.min(b, start - 1));
+    if (b > end) result.add(Math.max(a, end + 1), b);
+  }
+  return result.toArray();
+}
