@@ -1,15 +1,15 @@
 /**
  * Sending a GET: the one request path (header hygiene, counting, the answer deadline,
- * the error body's reason), redirects followed by our own rules, and the mapping of
- * what undici throws to our errors.
+ * the error body's reason) and redirects followed by our own rules. What undici throws
+ * becomes our error in to-error.ts.
  */
 import { Readable } from "node:stream";
 import type { Dispatcher } from "undici";
 import type { Clock } from "./clock.js";
-import { HttpStatusError, NetworkError, RangegetError } from "./errors.js";
-import { isRetryableStatus, parseRetryAfter } from "./retry.js";
 import { addCredentialHeaders, type CredentialSource } from "./credentials.js";
+import { HttpStatusError, NetworkError } from "./errors.js";
 import type { HttpStatsRecorder } from "./stats.js";
+import { httpStatusError, toNetworkError } from "./to-error.js";
 import { VERSION } from "./version.js";
 
 /** The User-Agent when the caller names none. */
@@ -248,24 +248,6 @@ function answerTimeout(url: string, timeoutMs: number): NetworkError {
   });
 }
 
-/** An error status as our error: what failed, where, the server's reason, what to do. */
-export function httpStatusError(status: number, url: string, reason: string, retryAfter: string | undefined): HttpStatusError {
-  const oneLine = reason.replace(/\s+/g, " ").trim().slice(0, 200);
-  const advice =
-    status === 401 || status === 403
-      ? "check the URL's credentials or pass them with -H"
-      : status === 404 || status === 410
-        ? "check the URL"
-        : isRetryableStatus(status)
-          ? "the server kept failing; try again later"
-          : "check the URL and headers";
-  return new HttpStatusError(`HTTP ${status} from ${url}${oneLine ? ` (${oneLine})` : ""}: ${advice}`, {
-    status,
-    url,
-    retryAfterMs: parseRetryAfter(retryAfter, Date.now()),
-  });
-}
-
 function headersFor(context: RequestContext, target: URL, headers: Record<string, string>): Record<string, string> {
   const requestHeaders: Record<string, string> = { "user-agent": context.userAgent ?? USER_AGENT };
   if (target.origin === context.userOrigin) {
@@ -359,42 +341,4 @@ function flattenHeaders(headers: Dispatcher.ResponseData["headers"]): Record<str
     flat[name] = Array.isArray(value) ? value.join(", ") : value;
   }
   return flat;
-}
-
-const TLS_CODES = new Set([
-  "DEPTH_ZERO_SELF_SIGNED_CERT",
-  "SELF_SIGNED_CERT_IN_CHAIN",
-  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
-  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
-  "CERT_HAS_EXPIRED",
-  "CERT_NOT_YET_VALID",
-  "ERR_TLS_CERT_ALTNAME_INVALID",
-]);
-const TIMEOUT_CODES = new Set(["UND_ERR_CONNECT_TIMEOUT", "UND_ERR_HEADERS_TIMEOUT", "UND_ERR_BODY_TIMEOUT", "ETIMEDOUT"]);
-
-/** Maps whatever undici or the socket threw to one of our errors. */
-export function toNetworkError(error: unknown, url: string, signal?: AbortSignal): Error {
-  if (error instanceof RangegetError) return error;
-  if (signal?.aborted) return signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason));
-  const code = errorCode(error);
-  if (code !== undefined && TLS_CODES.has(code)) {
-    return new NetworkError(
-      `TLS certificate of ${new URL(url).host} is not trusted (${code}); pass --ca <file> with its CA, or --insecure to skip the check`,
-      { url, code: "ERR_TLS", cause: error },
-    );
-  }
-  if (code !== undefined && TIMEOUT_CODES.has(code)) {
-    return new NetworkError(`timed out waiting for ${url} (${code})`, { url, code: "ERR_TIMEOUT", cause: error });
-  }
-  const detail = error instanceof Error ? error.message : String(error);
-  return new NetworkError(`network error on ${url}: ${detail}${code ? ` (${code})` : ""}`, { url, cause: error });
-}
-
-function errorCode(error: unknown): string | undefined {
-  for (let current: unknown = error, depth = 0; current && depth < 4; depth++) {
-    const code = (current as { code?: unknown }).code;
-    if (typeof code === "string" && code !== "UND_ERR_SOCKET") return code;
-    current = (current as { cause?: unknown }).cause;
-  }
-  return (error as { code?: string } | undefined)?.code;
 }

@@ -11,12 +11,14 @@ export {
   UsageError,
   exitCodeForErrorCode,
 } from "./errors.js";
+export type { ErrorCode, ErrorSummary } from "./errors.js";
 export type {
   Checksum,
   DownloadAllOptions,
   DownloadItem,
   DownloadOptions,
   DownloadResult,
+  FinishedDownload,
   HttpStats,
   ProgressEvent,
 } from "./types.js";

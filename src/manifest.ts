@@ -1,9 +1,10 @@
 import { randomBytes } from "node:crypto";
+import { constants } from "node:fs";
 import { link, open, readFile, rename, unlink, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { FileError } from "./errors.js";
-import { fileTooLargeOnWrite } from "./file-size-limit.js";
 import { IntervalSet, type Interval } from "./ranges.js";
+import { fileError } from "./to-error.js";
 
 /** `<output>.part.json`: the serialised record of durable bytes, nothing more. */
 export interface Manifest {
@@ -96,7 +97,8 @@ export function manifestDone(manifest: Manifest): IntervalSet {
 export async function writeManifest(path: string, manifest: Manifest): Promise<void> {
   const temp = `${path}.tmp`;
   try {
-    const handle = await open(temp, "w");
+    // Like the .part: a symlink planted at the temp name must not redirect the write.
+    const handle = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o666);
     try {
       await handle.writeFile(JSON.stringify(manifest));
       await handle.sync();
@@ -205,30 +207,4 @@ function isAlive(pid: number): boolean {
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === "EPERM";
   }
-}
-
-/** Turns an fs error into a FileError whose message says what to do. */
-export function fileError(error: unknown, path: string, what: string): FileError {
-  if (error instanceof FileError) return error;
-  const code = (error as NodeJS.ErrnoException | undefined)?.code;
-  if (code === "EFBIG") return fileTooLargeOnWrite(path, what, error);
-  if (code === "ENOSPC" || code === "EDQUOT") {
-    return new FileError(`${what} ${path}: no space left (${code}); free some space and run again to resume`, {
-      path,
-      code: "ERR_NO_SPACE",
-      cause: error,
-    });
-  }
-  if (code === "EACCES" || code === "EPERM" || code === "EROFS") {
-    return new FileError(`${what} ${path}: permission denied (${code}); choose another --dir or -o`, {
-      path,
-      code: "ERR_PERMISSION",
-      cause: error,
-    });
-  }
-  if (code === "EISDIR") {
-    return new FileError(`${what} ${path}: it is a directory; choose another -o`, { path, code: "ERR_FILE", cause: error });
-  }
-  const detail = error instanceof Error ? error.message : String(error);
-  return new FileError(`${what} ${path}: ${detail}`, { path, code: "ERR_FILE", cause: error });
 }

@@ -11,8 +11,9 @@ import { hashFile } from "./checksum.js";
 import { discardPartial, etagSidecar } from "./claim.js";
 import { FileError, IntegrityError, RangegetError } from "./errors.js";
 import { parseHttpDate } from "./http-headers.js";
-import { fileError, removeIfPresent, writeManifest, type Manifest } from "./manifest.js";
+import { removeIfPresent, writeManifest, type Manifest } from "./manifest.js";
 import type { IntervalSet } from "./ranges.js";
+import { fileError } from "./to-error.js";
 import type { Checksum } from "./types.js";
 
 /**

@@ -1,7 +1,7 @@
-import { IntegrityError } from "./errors.js";
 import { parseContentLength, parseContentRange, parseUnsatisfiedRange, type ContentRange } from "./http-headers.js";
 import { discard, getFollowingRedirects, type HttpResponse, type RequestContext } from "./http.js";
 import { withRetries } from "./retry.js";
+import { badRange } from "./to-error.js";
 
 export interface ProbeRequest {
   url: string;
@@ -82,11 +82,4 @@ async function readAnswer(response: HttpResponse, askedStart: number, askedEnd: 
     lastModified: headers["last-modified"] ?? null,
     contentDisposition: headers["content-disposition"],
   };
-}
-
-export function badRange(url: string, asked: string, got: string | undefined): IntegrityError {
-  return new IntegrityError(
-    `${url} answered ${asked} with Content-Range ${JSON.stringify(got ?? null)}; the server sends wrong ranges, try again later or with -c 1`,
-    { code: "ERR_BAD_RANGE" },
-  );
 }

@@ -3,8 +3,8 @@
  * a fresh `.part`. There is nothing to resume, so a retry starts over.
  */
 import { IntegrityError } from "./errors.js";
-import { getFollowingRedirects, toNetworkError, type RequestContext } from "./http.js";
-import { fileError, removeIfPresent } from "./manifest.js";
+import { getFollowingRedirects, type RequestContext } from "./http.js";
+import { removeIfPresent } from "./manifest.js";
 import type { Settings } from "./options.js";
 import { createPart } from "./part-file.js";
 import type { ProbeAnswer } from "./probe.js";
@@ -12,6 +12,7 @@ import { RateSampler } from "./rates.js";
 import { withRetries } from "./retry.js";
 import { CoalescingWriter } from "./sink.js";
 import { startTicker, type TransferCounters } from "./ticker.js";
+import { fileError, toNetworkError } from "./to-error.js";
 import type { FileHandle } from "node:fs/promises";
 import type { HttpResponse } from "./http.js";
 

@@ -1,7 +1,7 @@
 import type { Readable } from "node:stream";
 import type { Dispatcher } from "undici";
 import type { CredentialSource } from "./credentials.js";
-import type { RateLimiter } from "./rate-limit.js";
+import type { ErrorSummary } from "./errors.js";
 
 /** A snapshot of one download's progress, given to `onProgress` a few times a second. */
 export interface ProgressEvent {
@@ -102,8 +102,6 @@ export interface DownloadOptions {
   onWarning?: (message: string) => void;
   /** Use this undici dispatcher instead of creating one (tests, custom proxies). It is not closed. */
   dispatcher?: Dispatcher;
-  /** A rate limiter shared with other downloads (downloadAll shares one across files). */
-  rateLimiter?: RateLimiter;
 }
 
 /** What one download did: the `--json` result of the CLI. */
@@ -121,10 +119,18 @@ export interface DownloadResult {
   resumed: boolean;
   /** True when partial data was discarded because the remote file changed. */
   restartedBecauseChanged: boolean;
-  error: { code: string; message: string } | null;
+  /** Why the download failed; `null` unless `status` is `"failed"`. */
+  error: ErrorSummary | null;
   /** The digest computed while the bytes arrived, when a `checksum` was asked for; else `null`. */
   checksum: Checksum | null;
   http: HttpStats;
+}
+
+/** What a resolved `download()` returns: it did not fail, so the size is known. */
+export interface FinishedDownload extends DownloadResult {
+  status: "downloaded" | "resumed" | "up-to-date";
+  size: number;
+  error: null;
 }
 
 /**
@@ -174,7 +180,7 @@ export interface HttpStats {
  */
 export type DownloadItem = string | readonly string[] | ({ url: string | readonly string[] } & DownloadOptions);
 
-export interface DownloadAllOptions extends Omit<DownloadOptions, "output" | "signal" | "onProgress" | "rateLimiter"> {
+export interface DownloadAllOptions extends Omit<DownloadOptions, "output" | "signal" | "onProgress"> {
   /** Files downloaded at once. Default 4. */
   jobs?: number;
   signal?: AbortSignal;

@@ -1,14 +1,13 @@
 import type { FileHandle } from "node:fs/promises";
 import { NetworkError, RangegetError, RemoteChangedError } from "./errors.js";
 import { formatRange, isStrongEtag, parseContentRange, parseUnsatisfiedRange } from "./http-headers.js";
-import { STOP, streamGet, toNetworkError, type HttpResponse, type RequestContext } from "./http.js";
-import { fileError } from "./manifest.js";
-import { badRange } from "./probe.js";
+import { STOP, streamGet, type HttpResponse, type RequestContext } from "./http.js";
 import type { Assignment, RangePlanner } from "./ranges.js";
 import type { RateLimiter } from "./rate-limit.js";
 import type { RateSampler } from "./rates.js";
 import { withRetries } from "./retry.js";
 import { CoalescingWriter } from "./sink.js";
+import { badRange, fileError, toNetworkError } from "./to-error.js";
 
 /** One copy of the file: the URL itself or a mirror. */
 export interface Source {

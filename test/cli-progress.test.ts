@@ -83,8 +83,8 @@ describe("progress without a TTY", () => {
     const { stream, text } = fakeStream(false);
     reporter = createProgressReporter({ stream, quiet: false, urls: ["http://a.test/a", "http://a.test/b"], now: () => 0 });
     reporter.update(0, progress({ path: "/d/a" }));
-    reporter.fileEnd(0, result({ path: "/d/a", status: "failed", error: { code: "ERR_ABORTED", message: "aborted" } }));
-    reporter.fileEnd(1, result({ path: "/d/b", status: "failed", error: { code: "ERR_HTTP_STATUS", message: "404" } }));
+    reporter.fileEnd(0, result({ path: "/d/a", status: "failed", error: { code: "ERR_ABORTED", message: "aborted", exitCode: 130 } }));
+    reporter.fileEnd(1, result({ path: "/d/b", status: "failed", error: { code: "ERR_HTTP_STATUS", message: "404", exitCode: 3 } }));
     await flush();
     expect(text()).toBe("a: interrupted at 25% (64.0 MiB of 256 MiB)\n");
   });

@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { lstat, mkdtemp, readdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { hostname, tmpdir } from "node:os";
 import path from "node:path";
 import fc from "fast-check";
@@ -354,6 +354,17 @@ describe("writeManifest and readManifest", () => {
     const error = await writeManifest(file, valid).catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(FileError);
     expect((error as FileError).message).toContain(file);
+  });
+
+  it("does not write through a symlink planted at the temp file's name", async () => {
+    const file = path.join(dir, "big.iso.part.json");
+    const victim = path.join(dir, "victim.txt");
+    await writeFile(victim, "keep me");
+    await symlink(victim, `${file}.tmp`);
+    const error = await writeManifest(file, valid).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(FileError);
+    expect(await readFile(victim, "utf8")).toBe("keep me");
+    expect((await lstat(file).catch(() => undefined))?.isSymbolicLink() ?? false).toBe(false);
   });
 });
 

@@ -1,6 +1,7 @@
 import { readFile, stat } from "node:fs/promises";
 import { homedir } from "node:os";
 import { resolve } from "node:path";
+import { text as streamText } from "node:stream/consumers";
 import yargs, { type Argv, type FallbackCompletionFunction, type Options } from "yargs";
 import { parseChecksum } from "../checksum.js";
 import { combineCredentialSources, type CredentialSource } from "../credentials.js";
@@ -77,18 +78,11 @@ export interface ArgsEnvironment {
 
 const defaultEnvironment: ArgsEnvironment = {
   readTextFile: (path) => readFile(path, "utf8"),
-  readStdin: () => readText(process.stdin),
+  readStdin: () => streamText(process.stdin),
   fileMode: async (path) => (await stat(path)).mode,
   variables: process.env,
   homeDir: homedir(),
 };
-
-/** Reads a stream to its end as UTF-8: `-i -` takes the whole list before starting. */
-export async function readText(stream: NodeJS.ReadableStream): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(typeof chunk === "string" ? Buffer.from(chunk) : chunk);
-  return Buffer.concat(chunks).toString("utf8");
-}
 
 const GROUP_OUTPUT = "Output:";
 const GROUP_CONNECTIONS = "Connections:";

@@ -1,13 +1,12 @@
-import { AbortError, RangegetError, exitCodeForErrorCode } from "../errors.js";
+import { text } from "node:stream/consumers";
+import { AbortError, INTERNAL_ERROR_EXIT_CODE, RangegetError, interruptExitCode, type InterruptSignal } from "../errors.js";
 import { downloadAll } from "../index.js";
 import { redactText, redactUrl } from "../redact.js";
 import { formatBytes } from "../size.js";
 import type { DownloadResult } from "../types.js";
-import { parseArgs, readText, type CliConfig } from "./args.js";
+import { parseArgs, type CliConfig } from "./args.js";
 import { createProgressReporter, fileLabel, type ProgressReporter, type ProgressStream } from "./progress.js";
 import { formatBatchSummary } from "./summary.js";
-
-type InterruptSignal = "SIGINT" | "SIGTERM";
 
 /** Where SIGINT and SIGTERM arrive from: the process, or an emitter in tests. */
 export interface SignalSource {
@@ -34,14 +33,12 @@ const processIo: CliIo = {
   exit: (code) => process.exit(code),
 };
 
-const EXIT_BY_SIGNAL: Record<InterruptSignal, number> = { SIGINT: 130, SIGTERM: 143 };
-
 /** Runs the rangeget command line and resolves with the process exit code. */
 export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<number> {
   const cli: CliIo = { ...processIo, ...io };
   let config: CliConfig;
   try {
-    const command = await parseArgs(argv, { readStdin: () => readText(cli.stdin), variables: cli.env, columns: cli.stdout.columns });
+    const command = await parseArgs(argv, { readStdin: () => text(cli.stdin), variables: cli.env, columns: cli.stdout.columns });
     if (command.kind !== "download") {
       cli.stdout.write(`${command.text}\n`);
       return 0;
@@ -64,7 +61,7 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
     // A signal after the last file finished interrupted nothing.
     if (signal !== undefined && results.some((result) => result.error?.code === "ERR_ABORTED")) {
       cli.stderr.write("rangeget: interrupted: state saved; run the same command again to resume\n");
-      return EXIT_BY_SIGNAL[signal];
+      return interruptExitCode(signal);
     }
     return exitCodeOfBatch(results);
   } catch (error) {
@@ -111,7 +108,7 @@ function watchSignals(cli: CliIo, reporter: ProgressReporter) {
   const onSignal = (signal: InterruptSignal): void => {
     if (received !== undefined) {
       reporter.stop();
-      cli.exit(EXIT_BY_SIGNAL[signal]);
+      cli.exit(interruptExitCode(signal));
       return;
     }
     received = signal;
@@ -132,7 +129,7 @@ function watchSignals(cli: CliIo, reporter: ProgressReporter) {
 /** The first failure's exit code in input order, so `-i` runs are reproducible. */
 export function exitCodeOfBatch(results: readonly DownloadResult[]): number {
   const failure = results.find((result) => result.error !== null)?.error;
-  return failure === null || failure === undefined ? 0 : exitCodeForErrorCode(failure.code);
+  return failure === null || failure === undefined ? 0 : failure.exitCode;
 }
 
 function reportThrown(error: unknown, cli: CliIo): number {
@@ -146,7 +143,7 @@ function reportThrown(error: unknown, cli: CliIo): number {
   const message = error instanceof Error ? error.message : String(error);
   cli.stderr.write(`rangeget: internal error: ${oneLine(redactText(message))}; this is a bug, please report it (DEBUG=rangeget shows the stack)\n`);
   if (debug && error instanceof Error && error.stack !== undefined) cli.stderr.write(`${error.stack}\n`);
-  return 1;
+  return INTERNAL_ERROR_EXIT_CODE;
 }
 
 /** `DEBUG=rangeget`, as in the `debug` package: a comma- or space-separated list, `*` for all. */
@@ -169,7 +166,10 @@ export function jsonResult(result: DownloadResult) {
     elapsedMs: result.elapsedMs,
     resumed: result.resumed,
     restartedBecauseChanged: result.restartedBecauseChanged,
-    error: result.error === null ? null : { code: result.error.code, message: redactText(result.error.message) },
+    error:
+      result.error === null
+        ? null
+        : { code: result.error.code, message: redactText(result.error.message), exitCode: result.error.exitCode },
     checksum: result.checksum === null ? null : { algorithm: result.checksum.algorithm, hex: result.checksum.hex },
     http: {
       requests: result.http.requests,
