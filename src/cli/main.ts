@@ -1,5 +1,4 @@
 import { AbortError, RangegetError, exitCodeForErrorCode } from "../errors.js";
-import { downloadAll } from "../index.js";
 import { formatBytes } from "../size.js";
 import type { DownloadResult } from "../types.js";
 import { parseArgs, readText, type CliConfig } from "./args.js";
@@ -50,7 +49,7 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
   }
   for (const warning of config.warnings) cli.stderr.write(`rangeget: ${warning}\n`);
 
-  const reporter = createProgressReporter({ stream: cli.stderr, quiet: config.quiet, urls: config.items.map((item) => item.url) });
+  const reporter = await createProgressReporter({ stream: cli.stderr, quiet: config.quiet, urls: config.items.map((item) => item.url) });
   const interrupt = watchSignals(cli, reporter);
   try {
     const results = await runDownloads(config, cli, reporter, interrupt.controller.signal);
@@ -85,6 +84,9 @@ async function runDownloads(config: CliConfig, cli: CliIo, reporter: ProgressRep
     url: mirrors ? [url, ...mirrors] : url,
     ...(output === undefined ? {} : { output }),
   }));
+  // The engine (undici and all) loads only for a download: --help, --version and usage
+  // errors start without it.
+  const { downloadAll } = await import("../batch.js");
   const results = await downloadAll(items, {
     ...config.options,
     signal,
