@@ -52,15 +52,15 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
   const reporter = await createProgressReporter({ stream: cli.stderr, quiet: config.quiet, urls: config.items.map((item) => item.url) });
   const interrupt = watchSignals(cli, reporter);
   try {
-    const results = await runDownloads(config, cli, reporter, interrupt.controller.signal);
+    const outcome = await runDownloads(config, cli, reporter, interrupt.controller.signal);
     reporter.stop();
     const signal = interrupt.received();
     // A signal after the last file finished interrupted nothing.
-    if (signal !== undefined && results.some((result) => result.error?.code === "ERR_ABORTED")) {
+    if (signal !== undefined && outcome.interrupted) {
       cli.stderr.write("rangeget: interrupted: state saved; run the same command again to resume\n");
       return EXIT_BY_SIGNAL[signal];
     }
-    return exitCodeOfBatch(results);
+    return outcome.exitCode;
   } catch (error) {
     reporter.stop();
     return reportThrown(error, cli);
@@ -69,12 +69,21 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
   }
 }
 
-async function runDownloads(config: CliConfig, cli: CliIo, reporter: ProgressReporter, signal: AbortSignal): Promise<DownloadResult[]> {
-  const finished = new Set<number>();
+/** What a run's exit depends on, gathered as files end so no result is kept. */
+interface BatchOutcome {
+  /** The exit code of the first failure in input order (0 when none failed). */
+  exitCode: number;
+  /** Some file stopped because of the signal. */
+  interrupted: boolean;
+}
+
+async function runDownloads(config: CliConfig, cli: CliIo, reporter: ProgressReporter, signal: AbortSignal): Promise<BatchOutcome> {
+  const batch = new BatchExit();
+  let interrupted = false;
   // Each file is reported once, as soon as it ends, so `--json` streams into pipes.
   const finishFile = (index: number, result: DownloadResult): void => {
-    if (finished.has(index)) return;
-    finished.add(index);
+    batch.add(index, result);
+    if (result.error?.code === "ERR_ABORTED") interrupted = true;
     reporter.fileEnd(index, result);
     if (result.error !== null && result.error.code !== "ERR_ABORTED") reporter.log(`rangeget: ${result.error.message}`);
     if (config.stats) reporter.log(formatStats(result));
@@ -86,16 +95,15 @@ async function runDownloads(config: CliConfig, cli: CliIo, reporter: ProgressRep
   }));
   // The engine (undici and all) loads only for a download: --help, --version and usage
   // errors start without it.
-  const { downloadAll } = await import("../batch.js");
-  const results = await downloadAll(items, {
+  const { forEachDownload } = await import("../batch.js");
+  await forEachDownload(items, {
     ...config.options,
     signal,
     onProgress: (index, event) => reporter.update(index, event),
     onFileEnd: finishFile,
     onWarning: (message) => reporter.log(`rangeget: warning: ${message}`),
   });
-  results.forEach((result, index) => finishFile(index, result));
-  return results;
+  return { exitCode: batch.exitCode(), interrupted };
 }
 
 /**
@@ -126,10 +134,23 @@ function watchSignals(cli: CliIo, reporter: ProgressReporter) {
   };
 }
 
-/** The first failure's exit code in input order, so `-i` runs are reproducible. */
-export function exitCodeOfBatch(results: readonly DownloadResult[]): number {
-  const failure = results.find((result) => result.error !== null)?.error;
-  return failure === null || failure === undefined ? 0 : exitCodeForErrorCode(failure.code);
+/**
+ * The exit code of the first failure in input order, so `-i` runs are reproducible,
+ * from results added in any order; only the earliest failure is kept.
+ */
+export class BatchExit {
+  #firstIndex = Number.POSITIVE_INFINITY;
+  #firstCode = 0;
+
+  add(index: number, result: DownloadResult): void {
+    if (result.error === null || index >= this.#firstIndex) return;
+    this.#firstIndex = index;
+    this.#firstCode = exitCodeForErrorCode(result.error.code);
+  }
+
+  exitCode(): number {
+    return this.#firstCode;
+  }
 }
 
 function reportThrown(error: unknown, cli: CliIo): number {

@@ -16,8 +16,13 @@ export interface BarPayload {
 export class BarReporter implements ProgressReporter {
   private readonly multiBar: cliProgress.MultiBar;
   private readonly bars = new Map<number, cliProgress.SingleBar>();
+  /** The last progress of each running file; ended files are folded into the sums below. */
   private readonly latest = new Map<number, ProgressEvent>();
   private readonly ended = new Set<number>();
+  private endedCount = 0;
+  private endedBytes = 0;
+  /** Sum of the ended files' sizes; undefined once one had no known size. */
+  private endedSize: number | undefined = 0;
   private totalBar: cliProgress.SingleBar | undefined;
   private stopped = false;
 
@@ -51,8 +56,14 @@ export class BarReporter implements ProgressReporter {
     this.ended.add(index);
     const bar = this.bars.get(index);
     this.bars.delete(index);
-    const line = describeEnd(result, this.latest.get(index));
+    const last = this.latest.get(index);
+    const line = describeEnd(result, last);
     if (line !== undefined) this.multiBar.log(`${fileLabel(result.url, result.path)}: ${line}\n`);
+    // Folded into sums, so the total costs the same for the 5,000th file as for the first.
+    this.latest.delete(index);
+    this.endedCount += 1;
+    this.endedBytes += last?.bytesDone ?? 0;
+    this.endedSize = this.endedSize === undefined || last?.size === undefined ? undefined : this.endedSize + last.size;
     this.updateTotal();
     if (bar !== undefined) this.multiBar.remove(bar);
   }
@@ -78,26 +89,25 @@ export class BarReporter implements ProgressReporter {
   /** The total line appears for batches only: one file's bar already is the total. */
   private updateTotal(): void {
     if (this.urls.length < 2) return;
-    let bytesDone = 0;
-    let size: number | undefined = 0;
+    let bytesDone = this.endedBytes;
+    let size = this.endedSize;
     let bytesPerSecond = 0;
     let activeConnections = 0;
-    for (const [index, event] of this.latest) {
+    for (const event of this.latest.values()) {
       bytesDone += event.bytesDone;
       size = size === undefined || event.size === undefined ? undefined : size + event.size;
-      if (this.ended.has(index)) continue;
       bytesPerSecond += event.bytesPerSecond;
       activeConnections += event.activeConnections;
     }
     // Files not started yet have unknown sizes, so the total's percentage would lie.
-    if (this.latest.size < this.urls.length) size = undefined;
+    if (this.endedCount + this.latest.size < this.urls.length) size = undefined;
     const payload: BarPayload = {
       label: "total",
       bytesDone,
       size,
       bytesPerSecond,
       activeConnections,
-      files: `${this.ended.size}/${this.urls.length} files`,
+      files: `${this.endedCount}/${this.urls.length} files`,
     };
     if (this.totalBar === undefined) this.totalBar = this.multiBar.create(1, 0, payload);
     else this.totalBar.update(0, payload);

@@ -81,6 +81,9 @@ class PlainReporter implements ProgressReporter {
   fileEnd(index: number, result: DownloadResult): void {
     const line = describeEnd(result, this.latest.get(index));
     if (line !== undefined) this.log(`${fileLabel(result.url, result.path)}: ${line}`);
+    // An ended file is never reported again: forget it, so a long list costs no memory.
+    this.latest.delete(index);
+    this.lastLineAt.delete(index);
   }
 
   log(line: string): void {
