@@ -135,7 +135,7 @@ export async function acquireLock(path: string, output: string): Promise<Lock> {
     // never visible without its owner, so unreadable content really means stale.
     const temp = `${path}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
     try {
-      const owner: LockOwner = { pid: process.pid, host: hostname(), started: await startTimeOf(process.pid) };
+      const owner: LockOwner = { pid: process.pid, host: hostname(), started: await ownStartTime() };
       await writeFile(temp, JSON.stringify(owner), { flag: "wx" });
       await link(temp, path);
       return { release: () => removeIfPresent(path) };
@@ -187,6 +187,16 @@ async function isStillRunning(owner: LockOwner): Promise<boolean> {
   if (owner.started === undefined) return true;
   const started = await startTimeOf(owner.pid);
   return started === undefined || started === owner.started;
+}
+
+/**
+ * This process's start time, read once: it never changes, and a list of small files
+ * takes a lock per file (five file system round trips each time).
+ */
+let ownStart: Promise<string | undefined> | undefined;
+function ownStartTime(): Promise<string | undefined> {
+  ownStart ??= startTimeOf(process.pid);
+  return ownStart;
 }
 
 /** Field 22 of /proc/<pid>/stat (start time in clock ticks since boot); undefined off Linux. */

@@ -47,7 +47,7 @@ describe("progress without a TTY", () => {
   it("prints a plain line per file at most every 10 seconds, and a final line", async () => {
     const { stream, text } = fakeStream(false);
     let now = 0;
-    reporter = createProgressReporter({ stream, quiet: false, urls: ["http://example.test/big.iso"], now: () => now });
+    reporter = await createProgressReporter({ stream, quiet: false, urls: ["http://example.test/big.iso"], now: () => now });
     reporter.update(0, progress({ bytesDone: 0 }));
     for (now = 1000; now < PLAIN_LINE_INTERVAL_MS; now += 1000) reporter.update(0, progress());
     await flush();
@@ -68,7 +68,7 @@ describe("progress without a TTY", () => {
   it("keeps a clock per file", async () => {
     const { stream, text } = fakeStream(false);
     let now = 0;
-    reporter = createProgressReporter({ stream, quiet: false, urls: ["http://a.test/a", "http://a.test/b"], now: () => now });
+    reporter = await createProgressReporter({ stream, quiet: false, urls: ["http://a.test/a", "http://a.test/b"], now: () => now });
     reporter.update(0, progress({ path: "/d/a" }));
     now = 6000;
     reporter.update(1, progress({ path: "/d/b" }));
@@ -81,7 +81,7 @@ describe("progress without a TTY", () => {
 
   it("says how far an interrupted file got and leaves other failures to the error line", async () => {
     const { stream, text } = fakeStream(false);
-    reporter = createProgressReporter({ stream, quiet: false, urls: ["http://a.test/a", "http://a.test/b"], now: () => 0 });
+    reporter = await createProgressReporter({ stream, quiet: false, urls: ["http://a.test/a", "http://a.test/b"], now: () => 0 });
     reporter.update(0, progress({ path: "/d/a" }));
     reporter.fileEnd(0, result({ path: "/d/a", status: "failed", error: { code: "ERR_ABORTED", message: "aborted", exitCode: 130 } }));
     reporter.fileEnd(1, result({ path: "/d/b", status: "failed", error: { code: "ERR_HTTP_STATUS", message: "404", exitCode: 3 } }));
@@ -94,7 +94,7 @@ describe("progress without a TTY", () => {
     ["up-to-date", { bytesTransferred: 0, elapsedMs: 20 }, "big.iso: up to date, not downloaded again"],
   ])("ends a %s file with one line", async (status, overrides, line) => {
     const { stream, text } = fakeStream(false);
-    reporter = createProgressReporter({ stream, quiet: false, urls: ["http://example.test/big.iso"] });
+    reporter = await createProgressReporter({ stream, quiet: false, urls: ["http://example.test/big.iso"] });
     reporter.fileEnd(0, result({ status, ...overrides }));
     await flush();
     expect(text()).toBe(`${line}\n`);
@@ -106,7 +106,7 @@ describe("progress with -q", () => {
     for (const isTTY of [false, true]) {
       const { stream, text } = fakeStream(isTTY);
       let now = 0;
-      const quiet = createProgressReporter({ stream, quiet: true, urls: ["http://a.test/x"], now: () => now });
+      const quiet = await createProgressReporter({ stream, quiet: true, urls: ["http://a.test/x"], now: () => now });
       quiet.update(0, progress());
       now = 60_000;
       quiet.update(0, progress());
@@ -122,7 +122,7 @@ describe("progress with -q", () => {
 describe("progress on a TTY", () => {
   it("draws one bar per active file with bytes, percent, speed, ETA and connections, plus a total", async () => {
     const { stream, text } = fakeStream(true);
-    reporter = createProgressReporter({ stream, quiet: false, urls: ["http://a.test/first.bin", "http://a.test/second.bin"] });
+    reporter = await createProgressReporter({ stream, quiet: false, urls: ["http://a.test/first.bin", "http://a.test/second.bin"] });
     reporter.update(0, progress({ path: "/d/first.bin" }));
     reporter.update(1, progress({ path: "/d/second.bin", bytesDone: 0, size: undefined, bytesPerSecond: 0, activeConnections: 1 }));
     reporter.stop();
@@ -135,7 +135,7 @@ describe("progress on a TTY", () => {
 
   it("logs a finished file above the bars", async () => {
     const { stream, text } = fakeStream(true);
-    reporter = createProgressReporter({ stream, quiet: false, urls: ["http://a.test/first.bin"] });
+    reporter = await createProgressReporter({ stream, quiet: false, urls: ["http://a.test/first.bin"] });
     reporter.update(0, progress({ path: "/d/first.bin" }));
     reporter.fileEnd(0, result({ path: "/d/first.bin" }));
     reporter.log("rangeget: stats first.bin: 8 requests");
@@ -159,7 +159,7 @@ describe("progress on a TTY, as the screen shows it", () => {
     const { stream } = fakeStream(true);
     const screen = screenOf(stream);
     const urls = ["http://a.test/first.bin", "http://a.test/second.bin", "http://a.test/third.bin"];
-    reporter = createProgressReporter({ stream, quiet: false, urls });
+    reporter = await createProgressReporter({ stream, quiet: false, urls });
     reporter.update(0, progress({ path: "/d/first.bin" }));
     await until(() => labels(screen).join() === "first.bin,total", "the first bar and the total");
     reporter.update(1, progress({ path: "/d/second.bin" }));

@@ -1,12 +1,11 @@
 import { text } from "node:stream/consumers";
 import { AbortError, INTERNAL_ERROR_EXIT_CODE, RangegetError, interruptExitCode, type InterruptSignal } from "../errors.js";
-import { downloadAll } from "../index.js";
 import { redactText, redactUrl } from "../redact.js";
 import { formatBytes } from "../size.js";
 import type { DownloadResult } from "../types.js";
 import { parseArgs, type CliConfig } from "./args.js";
 import { createProgressReporter, fileLabel, type ProgressReporter, type ProgressStream } from "./progress.js";
-import { formatBatchSummary } from "./summary.js";
+import { BatchTally } from "./summary.js";
 
 /** Where SIGINT and SIGTERM arrive from: the process, or an emitter in tests. */
 export interface SignalSource {
@@ -50,20 +49,20 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
   for (const warning of config.warnings) cli.stderr.write(`rangeget: ${warning}\n`);
   if (!config.quiet) for (const note of config.notes) cli.stderr.write(`rangeget: ${note}\n`);
 
-  const reporter = createProgressReporter({ stream: cli.stderr, quiet: config.quiet, urls: config.items.map((item) => item.url) });
+  const reporter = await createProgressReporter({ stream: cli.stderr, quiet: config.quiet, urls: config.items.map((item) => item.url) });
   const interrupt = watchSignals(cli, reporter);
   const startedAt = performance.now();
   try {
-    const results = await runDownloads(config, cli, reporter, interrupt.controller.signal);
+    const outcome = await runDownloads(config, cli, reporter, interrupt.controller.signal);
     reporter.stop();
-    if (config.batch && !config.quiet) cli.stderr.write(`${formatBatchSummary(results, performance.now() - startedAt)}\n`);
+    if (config.batch && !config.quiet) cli.stderr.write(`${outcome.tally.format(performance.now() - startedAt)}\n`);
     const signal = interrupt.received();
     // A signal after the last file finished interrupted nothing.
-    if (signal !== undefined && results.some((result) => result.error?.code === "ERR_ABORTED")) {
+    if (signal !== undefined && outcome.interrupted) {
       cli.stderr.write("rangeget: interrupted: state saved; run the same command again to resume\n");
       return interruptExitCode(signal);
     }
-    return exitCodeOfBatch(results);
+    return outcome.exitCode;
   } catch (error) {
     reporter.stop();
     return reportThrown(error, cli);
@@ -72,12 +71,25 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
   }
 }
 
-async function runDownloads(config: CliConfig, cli: CliIo, reporter: ProgressReporter, signal: AbortSignal): Promise<DownloadResult[]> {
-  const finished = new Set<number>();
+/** What a run's exit depends on, gathered as files end so no result is kept. */
+interface BatchOutcome {
+  /** The exit code of the first failure in input order (0 when none failed). */
+  exitCode: number;
+  /** Some file stopped because of the signal. */
+  interrupted: boolean;
+  /** What the closing summary line counts. */
+  tally: BatchTally;
+}
+
+async function runDownloads(config: CliConfig, cli: CliIo, reporter: ProgressReporter, signal: AbortSignal): Promise<BatchOutcome> {
+  const batch = new BatchExit();
+  const tally = new BatchTally();
+  let interrupted = false;
   // Each file is reported once, as soon as it ends, so `--json` streams into pipes.
   const finishFile = (index: number, result: DownloadResult): void => {
-    if (finished.has(index)) return;
-    finished.add(index);
+    batch.add(index, result);
+    tally.add(result);
+    if (result.error?.code === "ERR_ABORTED") interrupted = true;
     reporter.fileEnd(index, result);
     if (result.error !== null && result.error.code !== "ERR_ABORTED") reporter.log(`rangeget: ${redactText(result.error.message)}`);
     if (config.stats) reporter.log(formatStats(result));
@@ -87,15 +99,17 @@ async function runDownloads(config: CliConfig, cli: CliIo, reporter: ProgressRep
     url: mirrors ? [url, ...mirrors] : url,
     ...(output === undefined ? {} : { output }),
   }));
-  const results = await downloadAll(items, {
+  // The engine (undici and all) loads only for a download: --help, --version and usage
+  // errors start without it.
+  const { forEachDownload } = await import("../batch.js");
+  await forEachDownload(items, {
     ...config.options,
     signal,
     onProgress: (index, event) => reporter.update(index, event),
     onFileEnd: finishFile,
     onWarning: (message) => reporter.log(`rangeget: warning: ${redactText(message)}`),
   });
-  results.forEach((result, index) => finishFile(index, result));
-  return results;
+  return { exitCode: batch.exitCode(), interrupted, tally };
 }
 
 /**
@@ -126,10 +140,23 @@ function watchSignals(cli: CliIo, reporter: ProgressReporter) {
   };
 }
 
-/** The first failure's exit code in input order, so `-i` runs are reproducible. */
-export function exitCodeOfBatch(results: readonly DownloadResult[]): number {
-  const failure = results.find((result) => result.error !== null)?.error;
-  return failure === null || failure === undefined ? 0 : failure.exitCode;
+/**
+ * The exit code of the first failure in input order, so `-i` runs are reproducible,
+ * from results added in any order; only the earliest failure is kept.
+ */
+export class BatchExit {
+  #firstIndex = Number.POSITIVE_INFINITY;
+  #firstCode = 0;
+
+  add(index: number, result: DownloadResult): void {
+    if (result.error === null || index >= this.#firstIndex) return;
+    this.#firstIndex = index;
+    this.#firstCode = result.error.exitCode;
+  }
+
+  exitCode(): number {
+    return this.#firstCode;
+  }
 }
 
 function reportThrown(error: unknown, cli: CliIo): number {
