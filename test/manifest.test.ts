@@ -1,13 +1,14 @@
 import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { lstat, mkdtemp, readdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
-import { hostname, tmpdir } from "node:os";
+import { lstat, readdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
+import { hostname } from "node:os";
 import path from "node:path";
 import fc from "fast-check";
 import { setTimeout } from "node:timers/promises";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { FileError } from "../src/errors.js";
 import { acquireLock, parseManifest, readManifest, writeManifest, type Lock, type Manifest } from "../src/manifest.js";
+import { tempDir } from "./support/temp.js";
 
 /**
  * acquireLock takes no file system to fake, so the race test reaches in here: a hook run
@@ -300,11 +301,7 @@ describe("writeManifest and readManifest", () => {
   let dir: string;
 
   beforeEach(async () => {
-    dir = await mkdtemp(path.join(tmpdir(), "rangeget-manifest-"));
-  });
-
-  afterEach(async () => {
-    await rm(dir, { recursive: true, force: true });
+    dir = await tempDir();
   });
 
   it("round-trips a manifest through the disk", async () => {
@@ -389,14 +386,13 @@ describe("acquireLock", () => {
   let output: string;
 
   beforeEach(async () => {
-    dir = await mkdtemp(path.join(tmpdir(), "rangeget-lock-"));
+    dir = await tempDir();
     output = path.join(dir, "big.iso");
     lockPath = `${output}.part.lock`;
   });
 
-  afterEach(async () => {
+  afterEach(() => {
     lockWriteHook.current = undefined;
-    await rm(dir, { recursive: true, force: true });
   });
 
   async function lockError(): Promise<FileError> {
