@@ -3,7 +3,7 @@ import type { Socket } from "node:net";
 import { text } from "node:stream/consumers";
 import { describe, expect, it } from "vitest";
 import { HttpStatusError, NetworkError } from "../src/errors.js";
-import { discard, get, getFollowingRedirects, STOP, streamGet, type BodyHandler } from "../src/http.js";
+import { discard, get, getFollowingRedirects, STOP, streamGet, USER_AGENT, type BodyHandler } from "../src/http.js";
 import { makeContent } from "./support/content.js";
 import { requestContext } from "./support/http-context.js";
 import { listenOnLoopback } from "./support/listen.js";
@@ -55,7 +55,8 @@ describe("streamGet: what is sent", () => {
     const context = requestContext({ userOrigin: server.origin, userHeaders: { "Accept-Encoding": "gzip", "X-Token": "t1" } });
     await streamGet(context, server.url(), {}, new AbortController().signal, anyStatus, collector());
     expect(server.requests[0]!.headers["accept-encoding"]).toBe("identity");
-    expect(server.requests[0]!.headers["user-agent"]).toBe("rangeget");
+    expect(server.requests[0]!.headers["user-agent"]).toBe(USER_AGENT);
+    expect(USER_AGENT).toMatch(/^rangeget\/\d+\.\d+\.\d+/);
     expect(server.requests[0]!.headers["x-token"]).toBe("t1");
   });
 
