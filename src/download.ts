@@ -15,9 +15,10 @@ import { createDispatcher } from "./dispatcher.js";
 import { discard, type RequestContext } from "./http.js";
 import type { Lock, Manifest } from "./manifest.js";
 import { resolveSettings, type InternalOptions, type Settings } from "./options.js";
-import { createPart, finishPart, openPart } from "./part-file.js";
+import { createPart, finishPart, openPart, PartFileSink, PartFileStream } from "./part-file.js";
 import { probe, type ProbeAnswer } from "./probe.js";
-import { IntervalSet } from "./ranges.js";
+import { IntervalSet, type Interval } from "./ranges.js";
+import { PrefixHasher } from "./running-hash.js";
 import { streamWhole } from "./single-stream.js";
 import { HttpStatsRecorder } from "./stats.js";
 import type { TransferCounters } from "./ticker.js";
@@ -300,12 +301,12 @@ class FileDownload {
         const file = await openPart(this.#path!, partial.manifest.size, this.#settings.warn);
         if (!file) return { kind: "lost" };
         this.#counters.bytesAccepted = partial.manifest.size;
-        return this.#finish(file, partial.manifest);
+        return this.#finish(file, partial.manifest, this.#hasher(partial.done.toArray()));
       }
     } else if (answer.size === 0) {
       // A range of an empty file is unsatisfiable (RFC 9110 14.1.1): the file is empty.
       this.#size = 0;
-      return this.#finish(await createPart(this.#path!, 0), this.#newManifest(answer, 0));
+      return this.#finish(await createPart(this.#path!, 0), this.#newManifest(answer, 0), this.#hasher());
     }
     throw new IntegrityError(
       `${answer.finalUrl} refused a range inside the file (416, Content-Range ${JSON.stringify(answer.response.headers["content-range"] ?? null)})`,
@@ -350,42 +351,62 @@ class FileDownload {
     this.#size = size;
     this.#resumed = done.bytes > 0;
     this.#counters.bytesAccepted = done.bytes;
-    const outcome = await transferRanges({
-      settings: this.#settings,
-      http: this.#http,
-      stats: this.#stats,
-      path: this.#path!,
-      answer,
-      file,
-      manifest,
-      done,
-      counters: this.#counters,
-      abort: this.#abort,
-    });
-    if (outcome.kind === "changed") return { kind: "changed", reason: outcome.error.message };
-    return this.#finish(file, manifest);
+    // A resumed file's bytes on disk are hashed first, while the rest arrives.
+    const hasher = this.#hasher(done.toArray());
+    let outcome;
+    try {
+      outcome = await transferRanges({
+        settings: this.#settings,
+        http: this.#http,
+        stats: this.#stats,
+        label: this.#path!,
+        answer,
+        size,
+        missing: done.missing(size),
+        split: { minSplit: this.#settings.minSplit },
+        sink: new PartFileSink(file, this.#path!, manifest, done, hasher),
+        counters: this.#counters,
+        abort: this.#abort,
+      });
+    } catch (error) {
+      await hasher?.close();
+      throw error;
+    }
+    if (outcome.kind === "changed") {
+      await hasher?.close();
+      return { kind: "changed", reason: outcome.error.message };
+    }
+    return this.#finish(file, manifest, hasher);
+  }
+
+  /** With a checksum: a hasher of `<output>.part`, `alreadyDone` (bytes on disk) hashed first. */
+  #hasher(alreadyDone: Interval[] = []): PrefixHasher | undefined {
+    const algorithm = this.#settings.checksum?.algorithm;
+    return algorithm === undefined ? undefined : new PrefixHasher(`${this.#path!}.part`, algorithm, alreadyDone);
   }
 
   /** No range support or no size: one stream from the start; nothing to resume. */
   async #singleStream(answer: ProbeAnswer): Promise<AttemptOutcome> {
     this.#size = answer.size;
-    const { file, size } = await streamWhole({
+    const target = new PartFileStream(this.#path!, this.#settings.checksum?.algorithm);
+    const size = await streamWhole({
       settings: this.#settings,
       http: this.#http,
-      path: this.#path!,
+      label: this.#path!,
       answer,
+      target,
       counters: this.#counters,
       signal: this.#abort.signal,
     });
     this.#size = size;
-    return this.#finish(file, this.#newManifest(answer, size));
+    return this.#finish(target.file, this.#newManifest(answer, size), target.hasher);
   }
 
-  /** The file is whole: fsync, verify, rename into place, report. */
-  async #finish(file: FileHandle, manifest: Manifest): Promise<AttemptOutcome> {
+  /** The file is whole: fsync, verify (the hasher has the digest), rename into place, report. */
+  async #finish(file: FileHandle, manifest: Manifest, hasher: PrefixHasher | undefined): Promise<AttemptOutcome> {
     const path = this.#path!;
     const { url, checksum, ifChanged } = this.#settings;
-    this.#digest = await finishPart(file, manifest, { path, url, checksum, ifChanged });
+    this.#digest = await finishPart(file, manifest, { path, url, checksum, hasher, ifChanged });
     this.#size = manifest.size;
     this.#settings.onProgress?.({ path, bytesDone: manifest.size, size: manifest.size, bytesPerSecond: 0, activeConnections: 0 });
     return { kind: "finished", result: this.baseResult() };
