@@ -21,6 +21,7 @@ import { IntervalSet, type Interval } from "./ranges.js";
 import { PrefixHasher } from "./running-hash.js";
 import { streamWhole } from "./single-stream.js";
 import { HttpStatsRecorder } from "./stats.js";
+import { StreamDownload } from "./stream-download.js";
 import type { TransferCounters } from "./ticker.js";
 import { transferRanges } from "./transfer.js";
 import type { Checksum, DownloadOptions, DownloadResult } from "./types.js";
@@ -47,7 +48,7 @@ export async function downloadWithResult(
 ): Promise<{ result: DownloadResult; error?: unknown }> {
   const [url = "", ...mirrors] = typeof urls === "string" ? [urls] : urls;
   const stats = new HttpStatsRecorder();
-  let job: FileDownload | undefined;
+  let job: FileDownload | StreamDownload | undefined;
   let dispatcher: Dispatcher | undefined;
   const startedAt = performance.now();
   try {
@@ -60,7 +61,7 @@ export async function downloadWithResult(
         ...(options.ca === undefined ? {} : { ca: options.ca }),
         ...(options.insecure ? { insecure: true } : {}),
       });
-    job = new FileDownload(settings, dispatcher, stats);
+    job = streamDownload(settings, dispatcher, stats, options) ?? new FileDownload(settings, dispatcher, stats);
     return { result: await job.run() };
   } catch (caught) {
     const error = options.signal?.aborted && !(caught instanceof AbortError) ? abortError(options.signal) : caught;
@@ -92,7 +93,16 @@ function emptyResult(url: string, options: DownloadOptions, stats: HttpStatsReco
   };
 }
 
-function abortError(signal: AbortSignal): AbortError {
+/** `downloadStream` and `extract` fetch into an ordered stream instead of a file. */
+function streamDownload(settings: Settings, dispatcher: Dispatcher, stats: HttpStatsRecorder, options: InternalOptions): StreamDownload | undefined {
+  if (options.streamTo) return new StreamDownload(settings, dispatcher, stats, { kind: "stream", output: options.streamTo }, options.streamWindow);
+  if (options.extract === undefined) return undefined;
+  const destination = { kind: "extract" as const, dir: resolve(options.extract), force: settings.force };
+  return new StreamDownload(settings, dispatcher, stats, destination, options.streamWindow);
+}
+
+/** The error a download rejects with when the caller's signal stopped it. */
+export function abortError(signal: AbortSignal): AbortError {
   if (signal.reason instanceof AbortError) return signal.reason;
   return new AbortError(undefined, { signal: signal.reason === "SIGTERM" ? "SIGTERM" : "SIGINT" });
 }

@@ -1,5 +1,6 @@
 export { download } from "./download.js";
 export { downloadAll } from "./batch.js";
+export { downloadStream } from "./stream-download.js";
 export {
   AbortError,
   FileError,
@@ -17,6 +18,8 @@ export type {
   DownloadItem,
   DownloadOptions,
   DownloadResult,
+  DownloadStream,
+  DownloadStreamOptions,
   HttpStats,
   ProgressEvent,
 } from "./types.js";

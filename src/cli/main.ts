@@ -1,5 +1,7 @@
+import { pipeline } from "node:stream/promises";
 import { AbortError, RangegetError, exitCodeForErrorCode } from "../errors.js";
 import { downloadAll } from "../index.js";
+import { downloadStreamWithResult } from "../stream-download.js";
 import { redactText, redactUrl } from "../redact.js";
 import { formatBytes } from "../size.js";
 import type { DownloadResult } from "../types.js";
@@ -40,7 +42,11 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
   const cli: CliIo = { ...processIo, ...io };
   let config: CliConfig;
   try {
-    const command = await parseArgs(argv, { readStdin: () => readText(cli.stdin), columns: cli.stdout.columns });
+    const command = await parseArgs(argv, {
+      readStdin: () => readText(cli.stdin),
+      columns: cli.stdout.columns,
+      stdoutIsTTY: cli.stdout.isTTY === true,
+    });
     if (command.kind !== "download") {
       cli.stdout.write(`${command.text}\n`);
       return 0;
@@ -54,7 +60,8 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
   const reporter = createProgressReporter({ stream: cli.stderr, quiet: config.quiet, urls: config.items.map((item) => item.url) });
   const interrupt = watchSignals(cli, reporter);
   try {
-    const results = await runDownloads(config, cli, reporter, interrupt.controller.signal);
+    const stop = interrupt.controller.signal;
+    const results = config.stdout ? [await streamToStdout(config, cli, reporter, stop)] : await runDownloads(config, cli, reporter, stop);
     reporter.stop();
     const signal = interrupt.received();
     // A signal after the last file finished interrupted nothing.
@@ -95,6 +102,32 @@ async function runDownloads(config: CliConfig, cli: CliIo, reporter: ProgressRep
   });
   results.forEach((result, index) => finishFile(index, result));
   return results;
+}
+
+/**
+ * `-o -`: the file in order on stdout. A reader that goes away (`| head`: EPIPE) is
+ * expected, not a failure to explain: every request ends at once, nothing is printed,
+ * and the exit code is 6 (ERR_OUTPUT_CLOSED).
+ */
+async function streamToStdout(config: CliConfig, cli: CliIo, reporter: ProgressReporter, signal: AbortSignal): Promise<DownloadResult> {
+  const { url, mirrors } = config.items[0]!;
+  const { body, done } = downloadStreamWithResult(mirrors ? [url, ...mirrors] : url, {
+    ...config.options,
+    signal,
+    onProgress: (event) => reporter.update(0, event),
+    onWarning: (message) => reporter.log(`rangeget: warning: ${redactText(message)}`),
+  });
+  // Its failure (EPIPE) fails the download with ERR_OUTPUT_CLOSED, reported by `done`.
+  const piped = pipeline(body, cli.stdout).catch(() => {});
+  const { result } = await done;
+  await piped;
+  reporter.fileEnd(0, result);
+  const code = result.error?.code;
+  if (code !== undefined && code !== "ERR_ABORTED" && code !== "ERR_OUTPUT_CLOSED") {
+    reporter.log(`rangeget: ${redactText(result.error!.message)}`);
+  }
+  if (config.stats) reporter.log(formatStats(result));
+  return result;
 }
 
 /**
