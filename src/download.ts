@@ -32,7 +32,7 @@ export { DEFAULTS } from "./options.js";
 const MAX_RESTARTS = 3;
 
 /**
- * Downloads one URL to a file. Resolves with what happened; rejects with a typed
+ * Downloads one URL to a file (with `extract`, unpacks it into that directory instead). Resolves with what happened; rejects with a typed
  * error (see errors.ts) after saving whatever state makes a re-run resume.
  */
 export async function download(url: string | readonly string[], options: DownloadOptions = {}): Promise<DownloadResult> {
