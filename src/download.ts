@@ -101,6 +101,20 @@ function streamDownload(settings: Settings, dispatcher: Dispatcher, stats: HttpS
   return new StreamDownload(settings, dispatcher, stats, destination, options.streamWindow);
 }
 
+/** What every request of one download shares: the dispatcher, the user's headers and credentials, the clock. */
+export function requestContext(settings: Settings, dispatcher: Dispatcher, stats: HttpStatsRecorder): RequestContext {
+  return {
+    dispatcher,
+    timeoutMs: settings.timeoutMs,
+    stats,
+    clock: settings.clock,
+    userOrigin: settings.userOrigin,
+    userHeaders: settings.headers,
+    userAgent: settings.userAgent,
+    credentials: settings.credentials,
+  };
+}
+
 /** The error a download rejects with when the caller's signal stopped it. */
 export function abortError(signal: AbortSignal): AbortError {
   if (signal.reason instanceof AbortError) return signal.reason;
@@ -141,14 +155,7 @@ class FileDownload {
     this.#settings = settings;
     this.#stats = stats;
     this.#startedAt = settings.clock.now();
-    this.#http = {
-      dispatcher,
-      timeoutMs: settings.timeoutMs,
-      stats,
-      clock: settings.clock,
-      userOrigin: settings.userOrigin,
-      userHeaders: settings.headers,
-    };
+    this.#http = requestContext(settings, dispatcher, stats);
   }
 
   baseResult(): DownloadResult {

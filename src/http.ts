@@ -8,9 +8,12 @@ import type { Dispatcher } from "undici";
 import type { Clock } from "./clock.js";
 import { HttpStatusError, NetworkError, RangegetError } from "./errors.js";
 import { isRetryableStatus, parseRetryAfter } from "./retry.js";
+import { addCredentialHeaders, type CredentialSource } from "./credentials.js";
 import type { HttpStatsRecorder } from "./stats.js";
+import { VERSION } from "./version.js";
 
-export const USER_AGENT = "rangeget";
+/** The User-Agent when the caller names none. */
+export const USER_AGENT = `rangeget/${VERSION}`;
 const MAX_REDIRECTS = 10;
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 // Credentials must not follow a redirect to another origin (RFC 9110 15.4; curl and
@@ -35,6 +38,10 @@ export interface RequestContext {
   /** The origin the user's headers belong to. */
   userOrigin: string;
   userHeaders: Record<string, string>;
+  /** Default `rangeget/<version>`; a `User-Agent` among the user's headers wins. */
+  userAgent?: string | undefined;
+  /** Credentials and cookies per request URL (netrc, cookie jar); told of every final response. */
+  credentials?: CredentialSource | undefined;
 }
 
 /** Returned by a body handler that has all it wants: the request ends early. */
@@ -116,6 +123,7 @@ export function streamGet(
           if (status < 200 || settled) return;
           deadline.abort();
           context.stats.responseReceived(status, clock.now() - startedAt);
+          context.credentials?.onResponse(target, rawHeaders);
           const flat = flattenHeaders(rawHeaders);
           if (!accepts(status)) {
             errorStatus = { status, retryAfter: flat["retry-after"], reason: "" };
@@ -259,10 +267,12 @@ export function httpStatusError(status: number, url: string, reason: string, ret
 }
 
 function headersFor(context: RequestContext, target: URL, headers: Record<string, string>): Record<string, string> {
-  const requestHeaders: Record<string, string> = { "user-agent": USER_AGENT };
+  const requestHeaders: Record<string, string> = { "user-agent": context.userAgent ?? USER_AGENT };
   if (target.origin === context.userOrigin) {
     for (const [name, value] of Object.entries(context.userHeaders)) requestHeaders[name.toLowerCase()] = value;
   }
+  // Asked per request URL, so every redirect hop gets what belongs to its own host.
+  if (context.credentials) addCredentialHeaders(requestHeaders, context.credentials.headersFor(target));
   return Object.assign(requestHeaders, headers, { "accept-encoding": "identity" });
 }
 

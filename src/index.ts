@@ -23,3 +23,4 @@ export type {
   HttpStats,
   ProgressEvent,
 } from "./types.js";
+export type { CredentialSource } from "./credentials.js";

@@ -45,6 +45,8 @@ export interface Settings {
   ifChanged: boolean;
   force: boolean;
   headers: Record<string, string>;
+  userAgent: string | undefined;
+  credentials: DownloadOptions["credentials"];
   restartOnChange: boolean;
   signal: AbortSignal | undefined;
   onProgress: DownloadOptions["onProgress"];
@@ -104,6 +106,8 @@ export function resolveSettings(url: string, mirrors: readonly string[], options
     ifChanged: options.ifChanged ?? false,
     force: options.force ?? false,
     headers: { ...options.headers },
+    userAgent: options.userAgent,
+    credentials: options.credentials,
     restartOnChange: options.restartOnChange ?? true,
     signal: options.signal,
     onProgress: options.onProgress,

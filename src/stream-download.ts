@@ -10,7 +10,7 @@ import { createHash, type Hash } from "node:crypto";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Dispatcher } from "undici";
-import { abortError, downloadWithResult } from "./download.js";
+import { abortError, downloadWithResult, requestContext } from "./download.js";
 import { IntegrityError, UsageError, errorCodeOf } from "./errors.js";
 import { startExtraction } from "./extract.js";
 import type { RequestContext } from "./http.js";
@@ -161,14 +161,7 @@ export class StreamDownload {
     this.#destination = destination;
     this.#output =
       destination.kind === "stream" ? destination.output : new OrderedOutput(streamWindow(settings.connections, settings.minSplit, windowBytes));
-    this.#http = {
-      dispatcher,
-      timeoutMs: settings.timeoutMs,
-      stats,
-      clock: settings.clock,
-      userOrigin: settings.userOrigin,
-      userHeaders: settings.headers,
-    };
+    this.#http = requestContext(settings, dispatcher, stats);
   }
 
   /** What the result says: `path` is `-` for a stream, the directory for `--extract`. */

@@ -1,5 +1,6 @@
 import type { Readable } from "node:stream";
 import type { Dispatcher } from "undici";
+import type { CredentialSource } from "./credentials.js";
 import type { RateLimiter } from "./rate-limit.js";
 
 /** A snapshot of one download's progress, given to `onProgress` a few times a second. */
@@ -80,6 +81,13 @@ export interface DownloadOptions {
   maxConnectionsPerHost?: number;
   /** Extra request headers, sent only to the origin of `url` (never across a redirect to another origin). */
   headers?: Record<string, string>;
+  /** User-Agent. Default `rangeget/<version>`. */
+  userAgent?: string;
+  /**
+   * Credentials that belong to hosts rather than to `url` (a netrc, a cookie jar), asked
+   * for every request URL, redirect hops included. Headers in `headers` or the URL win.
+   */
+  credentials?: CredentialSource;
   /** Aborting stops the download cleanly with its state saved; the call rejects with `AbortError`. */
   signal?: AbortSignal;
   /** Called a few times a second, and once at the end. */

@@ -2,6 +2,8 @@ import { PassThrough } from "node:stream";
 import { afterEach, describe, expect, it } from "vitest";
 import { createProgressReporter, fileLabel, PLAIN_LINE_INTERVAL_MS, type ProgressReporter, type ProgressStream } from "../src/cli/progress.js";
 import type { DownloadResult, ProgressEvent } from "../src/types.js";
+import { until } from "./support/run-cli.js";
+import { Screen } from "./support/screen.js";
 
 const MiB = 1024 * 1024;
 
@@ -142,6 +144,42 @@ describe("progress on a TTY", () => {
     expect(text()).toContain("first.bin: downloaded 256 MiB in 16s, 16.0 MiB/s\n");
     expect(text()).toContain("rangeget: stats first.bin: 8 requests\n");
     expect(text()).not.toContain("total");
+  });
+});
+
+describe("progress on a TTY, as the screen shows it", () => {
+  function screenOf(stream: ProgressStream): Screen {
+    const screen = new Screen();
+    stream.on("data", (chunk: Buffer) => screen.write(chunk.toString("utf8")));
+    return screen;
+  }
+  const labels = (screen: Screen) => screen.lines().map((line) => line.split(" ")[0]);
+
+  it("keeps the total line below every file's bar as files start and end", async () => {
+    const { stream } = fakeStream(true);
+    const screen = screenOf(stream);
+    const urls = ["http://a.test/first.bin", "http://a.test/second.bin", "http://a.test/third.bin"];
+    reporter = createProgressReporter({ stream, quiet: false, urls });
+    reporter.update(0, progress({ path: "/d/first.bin" }));
+    await until(() => labels(screen).join() === "first.bin,total", "the first bar and the total");
+    reporter.update(1, progress({ path: "/d/second.bin" }));
+    reporter.update(0, progress({ path: "/d/first.bin", bytesDone: 128 * MiB }));
+    reporter.update(2, progress({ path: "/d/third.bin" }));
+    await until(() => labels(screen).length === 4, "three bars and the total", 5000);
+    expect(labels(screen)).toEqual(["first.bin", "second.bin", "third.bin", "total"]);
+    reporter.fileEnd(1, result({ path: "/d/second.bin" }));
+    await until(() => !labels(screen).includes("second.bin"), "the finished file's bar to go", 5000);
+    expect(labels(screen)).toEqual(["second.bin:", "first.bin", "third.bin", "total"]);
+    expect(screen.lines()[0]).toBe("second.bin: downloaded 256 MiB in 16s, 16.0 MiB/s");
+  });
+
+  it("reads cursor moves and erases the way a terminal does (the screen helper itself)", () => {
+    const screen = new Screen();
+    screen.write("one\ntwo\nthree");
+    screen.write("\x1b[2A\x1b[1GONE\x1b[0K\n\x1b[0J");
+    expect(screen.lines()).toEqual(["ONE"]);
+    screen.write("\rx\x1b[3Cy\x1b[2K");
+    expect(screen.lines()).toEqual(["ONE"]);
   });
 });
 

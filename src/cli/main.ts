@@ -7,6 +7,7 @@ import { formatBytes } from "../size.js";
 import type { DownloadResult } from "../types.js";
 import { parseArgs, readText, type CliConfig } from "./args.js";
 import { createProgressReporter, fileLabel, type ProgressReporter, type ProgressStream } from "./progress.js";
+import { formatBatchSummary } from "./summary.js";
 
 type InterruptSignal = "SIGINT" | "SIGTERM";
 
@@ -44,6 +45,7 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
   try {
     const command = await parseArgs(argv, {
       readStdin: () => readText(cli.stdin),
+      variables: cli.env,
       columns: cli.stdout.columns,
       stdoutIsTTY: cli.stdout.isTTY === true,
     });
@@ -56,13 +58,16 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
     return reportThrown(error, cli);
   }
   for (const warning of config.warnings) cli.stderr.write(`rangeget: ${warning}\n`);
+  if (!config.quiet) for (const note of config.notes) cli.stderr.write(`rangeget: ${note}\n`);
 
   const reporter = createProgressReporter({ stream: cli.stderr, quiet: config.quiet, urls: config.items.map((item) => item.url) });
   const interrupt = watchSignals(cli, reporter);
+  const startedAt = performance.now();
   try {
     const stop = interrupt.controller.signal;
     const results = config.stdout ? [await streamToStdout(config, cli, reporter, stop)] : await runDownloads(config, cli, reporter, stop);
     reporter.stop();
+    if (config.batch && !config.quiet) cli.stderr.write(`${formatBatchSummary(results, performance.now() - startedAt)}\n`);
     const signal = interrupt.received();
     // A signal after the last file finished interrupted nothing.
     if (signal !== undefined && results.some((result) => result.error?.code === "ERR_ABORTED")) {

@@ -111,6 +111,9 @@ class BarReporter implements ProgressReporter {
       format: (_options, params, payload: BarPayload) => formatBarLine(payload, params.maxWidth),
       hideCursor: true,
       clearOnComplete: true,
+      // cli-progress skips a bar whose text did not change, trusting the terminal to
+      // still show it there; a logged line or a removed bar moves every bar below it.
+      forceRedraw: true,
       // Signals are main's: it aborts the downloads and then stops the bars itself.
       gracefulExit: false,
     });
@@ -122,8 +125,14 @@ class BarReporter implements ProgressReporter {
     const payload: BarPayload = { label: fileLabel(this.urls[index] ?? "", event.path), ...event };
     const bar = this.bars.get(index);
     // Values are carried in the payload: cli-progress's own total cannot be "unknown".
-    if (bar === undefined) this.bars.set(index, this.multiBar.create(1, 0, payload));
-    else bar.update(0, payload);
+    if (bar === undefined) {
+      this.bars.set(index, this.multiBar.create(1, 0, payload));
+      // cli-progress draws bars in the order they were made: the total goes back below the new bar.
+      if (this.totalBar !== undefined) this.multiBar.remove(this.totalBar);
+      this.totalBar = undefined;
+    } else {
+      bar.update(0, payload);
+    }
     this.updateTotal();
   }
 
