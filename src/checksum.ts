@@ -1,8 +1,7 @@
 /**
- * `--checksum algo=hex`: parse the user's expected digest, and hash the finished
- * file to compare against it before the output name appears.
+ * `--checksum algo=hex`: parse the user's expected digest. The digest of the bytes
+ * is computed while they arrive (running-hash.ts).
  */
-import { createReadStream } from "node:fs";
 import { UsageError } from "./errors.js";
 import type { Checksum } from "./types.js";
 
@@ -23,20 +22,4 @@ export function parseChecksum(text: string): Checksum {
     throw new UsageError(`invalid checksum ${JSON.stringify(text)}: ${ACCEPTED_FORMS}`);
   }
   return { algorithm, hex };
-}
-
-/**
- * The lower-case hex digest of the file at `path`, read as a stream so a file of any
- * size hashes in constant memory. File system errors (ENOENT, EACCES) are rethrown
- * as they are, for the caller to report with its own context.
- */
-export async function hashFile(path: string, algorithm: Checksum["algorithm"]): Promise<string> {
-  // node:crypto takes ~10 ms to load; the command line parses --checksum on every start
-  // but hashes only when one was given.
-  const { createHash } = await import("node:crypto");
-  const hash = createHash(algorithm);
-  for await (const chunk of createReadStream(path)) {
-    hash.update(chunk as Buffer);
-  }
-  return hash.digest("hex");
 }

@@ -15,11 +15,13 @@ import { createDispatcher } from "./dispatcher.js";
 import { discard, type RequestContext } from "./http.js";
 import type { Lock, Manifest } from "./manifest.js";
 import { resolveSettings, type InternalOptions, type Settings } from "./options.js";
-import { createPart, finishPart, openPart } from "./part-file.js";
+import { createPart, finishPart, openPart, PartFileSink, PartFileStream } from "./part-file.js";
 import { probe, type ProbeAnswer } from "./probe.js";
-import { IntervalSet } from "./ranges.js";
+import { IntervalSet, type Interval } from "./ranges.js";
+import { PrefixHasher } from "./running-hash.js";
 import { streamWhole } from "./single-stream.js";
 import { HttpStatsRecorder } from "./stats.js";
+import { StreamDownload } from "./stream-download.js";
 import type { TransferCounters } from "./ticker.js";
 import { transferRanges } from "./transfer.js";
 import type { Checksum, DownloadOptions, DownloadResult, FinishedDownload } from "./types.js";
@@ -30,7 +32,7 @@ export { DEFAULTS } from "./options.js";
 const MAX_RESTARTS = 3;
 
 /**
- * Downloads one URL to a file. Resolves with what happened; rejects with a typed
+ * Downloads one URL to a file (with `extract`, unpacks it into that directory instead). Resolves with what happened; rejects with a typed
  * error (see errors.ts) after saving whatever state makes a re-run resume.
  */
 export async function download(url: string | readonly string[], options: DownloadOptions = {}): Promise<FinishedDownload> {
@@ -54,7 +56,7 @@ export async function downloadWithResult(
 ): Promise<{ result: DownloadResult; error?: unknown }> {
   const [url = "", ...mirrors] = typeof urls === "string" ? [urls] : urls;
   const stats = new HttpStatsRecorder();
-  let job: FileDownload | undefined;
+  let job: FileDownload | StreamDownload | undefined;
   let dispatcher: Dispatcher | undefined;
   const startedAt = performance.now();
   try {
@@ -67,7 +69,7 @@ export async function downloadWithResult(
         ...(options.ca === undefined ? {} : { ca: options.ca }),
         ...(options.insecure ? { insecure: true } : {}),
       });
-    job = new FileDownload(settings, dispatcher, stats);
+    job = streamDownload(settings, dispatcher, stats, options) ?? new FileDownload(settings, dispatcher, stats);
     return { result: await job.run() };
   } catch (caught) {
     const error = options.signal?.aborted && !(caught instanceof AbortError) ? abortError(options.signal) : caught;
@@ -99,7 +101,30 @@ function emptyResult(url: string, options: DownloadOptions, stats: HttpStatsReco
   };
 }
 
-function abortError(signal: AbortSignal): AbortError {
+/** `downloadStream` and `extract` fetch into an ordered stream instead of a file. */
+function streamDownload(settings: Settings, dispatcher: Dispatcher, stats: HttpStatsRecorder, options: InternalOptions): StreamDownload | undefined {
+  if (options.streamTo) return new StreamDownload(settings, dispatcher, stats, { kind: "stream", output: options.streamTo }, options.streamWindow);
+  if (options.extract === undefined) return undefined;
+  const destination = { kind: "extract" as const, dir: resolve(options.extract), force: settings.force };
+  return new StreamDownload(settings, dispatcher, stats, destination, options.streamWindow);
+}
+
+/** What every request of one download shares: the dispatcher, the user's headers and credentials, the clock. */
+export function requestContext(settings: Settings, dispatcher: Dispatcher, stats: HttpStatsRecorder): RequestContext {
+  return {
+    dispatcher,
+    timeoutMs: settings.timeoutMs,
+    stats,
+    clock: settings.clock,
+    userOrigin: settings.userOrigin,
+    userHeaders: settings.headers,
+    userAgent: settings.userAgent,
+    credentials: settings.credentials,
+  };
+}
+
+/** The error a download rejects with when the caller's signal stopped it. */
+export function abortError(signal: AbortSignal): AbortError {
   if (signal.reason instanceof AbortError) return signal.reason;
   return new AbortError(undefined, { signal: signal.reason === "SIGTERM" ? "SIGTERM" : "SIGINT" });
 }
@@ -138,16 +163,7 @@ class FileDownload {
     this.#settings = settings;
     this.#stats = stats;
     this.#startedAt = settings.clock.now();
-    this.#http = {
-      dispatcher,
-      timeoutMs: settings.timeoutMs,
-      stats,
-      clock: settings.clock,
-      userOrigin: settings.userOrigin,
-      userHeaders: settings.headers,
-      userAgent: settings.userAgent,
-      credentials: settings.credentials,
-    };
+    this.#http = requestContext(settings, dispatcher, stats);
   }
 
   baseResult(): DownloadResult {
@@ -310,12 +326,12 @@ class FileDownload {
         const file = await openPart(this.#path!, partial.manifest.size, this.#settings.warn);
         if (!file) return { kind: "lost" };
         this.#counters.bytesAccepted = partial.manifest.size;
-        return this.#finish(file, partial.manifest);
+        return this.#finish(file, partial.manifest, this.#hasher(partial.done.toArray()));
       }
     } else if (answer.size === 0) {
       // A range of an empty file is unsatisfiable (RFC 9110 14.1.1): the file is empty.
       this.#size = 0;
-      return this.#finish(await createPart(this.#path!, 0), this.#newManifest(answer, 0));
+      return this.#finish(await createPart(this.#path!, 0), this.#newManifest(answer, 0), this.#hasher());
     }
     throw new IntegrityError(
       `${answer.finalUrl} refused a range inside the file (416, Content-Range ${JSON.stringify(answer.response.headers["content-range"] ?? null)})`,
@@ -360,42 +376,62 @@ class FileDownload {
     this.#size = size;
     this.#resumed = done.bytes > 0;
     this.#counters.bytesAccepted = done.bytes;
-    const outcome = await transferRanges({
-      settings: this.#settings,
-      http: this.#http,
-      stats: this.#stats,
-      path: this.#path!,
-      answer,
-      file,
-      manifest,
-      done,
-      counters: this.#counters,
-      abort: this.#abort,
-    });
-    if (outcome.kind === "changed") return { kind: "changed", reason: outcome.error.message };
-    return this.#finish(file, manifest);
+    // A resumed file's bytes on disk are hashed first, while the rest arrives.
+    const hasher = this.#hasher(done.toArray());
+    let outcome;
+    try {
+      outcome = await transferRanges({
+        settings: this.#settings,
+        http: this.#http,
+        stats: this.#stats,
+        label: this.#path!,
+        answer,
+        size,
+        missing: done.missing(size),
+        split: { minSplit: this.#settings.minSplit },
+        sink: new PartFileSink(file, this.#path!, manifest, done, hasher),
+        counters: this.#counters,
+        abort: this.#abort,
+      });
+    } catch (error) {
+      await hasher?.close();
+      throw error;
+    }
+    if (outcome.kind === "changed") {
+      await hasher?.close();
+      return { kind: "changed", reason: outcome.error.message };
+    }
+    return this.#finish(file, manifest, hasher);
+  }
+
+  /** With a checksum: a hasher of `<output>.part`, `alreadyDone` (bytes on disk) hashed first. */
+  #hasher(alreadyDone: Interval[] = []): PrefixHasher | undefined {
+    const algorithm = this.#settings.checksum?.algorithm;
+    return algorithm === undefined ? undefined : new PrefixHasher(`${this.#path!}.part`, algorithm, alreadyDone);
   }
 
   /** No range support or no size: one stream from the start; nothing to resume. */
   async #singleStream(answer: ProbeAnswer): Promise<AttemptOutcome> {
     this.#size = answer.size;
-    const { file, size } = await streamWhole({
+    const target = new PartFileStream(this.#path!, this.#settings.checksum?.algorithm);
+    const size = await streamWhole({
       settings: this.#settings,
       http: this.#http,
-      path: this.#path!,
+      label: this.#path!,
       answer,
+      target,
       counters: this.#counters,
       signal: this.#abort.signal,
     });
     this.#size = size;
-    return this.#finish(file, this.#newManifest(answer, size));
+    return this.#finish(target.file, this.#newManifest(answer, size), target.hasher);
   }
 
-  /** The file is whole: fsync, verify, rename into place, report. */
-  async #finish(file: FileHandle, manifest: Manifest): Promise<AttemptOutcome> {
+  /** The file is whole: fsync, verify (the hasher has the digest), rename into place, report. */
+  async #finish(file: FileHandle, manifest: Manifest, hasher: PrefixHasher | undefined): Promise<AttemptOutcome> {
     const path = this.#path!;
     const { url, checksum, ifChanged } = this.#settings;
-    this.#digest = await finishPart(file, manifest, { path, url, checksum, ifChanged });
+    this.#digest = await finishPart(file, manifest, { path, url, checksum, hasher, ifChanged });
     this.#size = manifest.size;
     this.#settings.onProgress?.({ path, bytesDone: manifest.size, size: manifest.size, bytesPerSecond: 0, activeConnections: 0 });
     return { kind: "finished", result: this.baseResult() };

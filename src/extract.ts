@@ -16,7 +16,7 @@
  * the unpacked tree before the rename: a symbolic link that resolves outside, or a
  * file with links outside the tree, is removed with a warning.
  */
-import { lstat, mkdir, mkdtemp, readdir, readlink, realpath, rename, rm, rmdir } from "node:fs/promises";
+import { chmod, lstat, mkdir, mkdtemp, readdir, readlink, realpath, rename, rm, rmdir } from "node:fs/promises";
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { Writable } from "node:stream";
 import zlib from "node:zlib";
@@ -142,6 +142,8 @@ export class Extraction {
     try {
       if (existing?.isDirectory() && (await readdir(this.#dir)).length === 0) await rmdir(this.#dir);
       else if (existing) await rename(this.#dir, aside);
+      // mkdtemp made it 0700; DIR gets the mode any new directory would.
+      await chmod(this.tempDir, 0o777 & ~process.umask());
       await rename(this.tempDir, this.#dir);
       if (existing) await rm(aside, { recursive: true, force: true });
     } catch (error) {

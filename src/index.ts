@@ -1,5 +1,6 @@
 export { download } from "./download.js";
 export { downloadAll } from "./batch.js";
+export { downloadStream } from "./stream-download.js";
 export {
   AbortError,
   FileError,
@@ -19,6 +20,8 @@ export type {
   DownloadOptions,
   DownloadResult,
   FinishedDownload,
+  DownloadStream,
+  DownloadStreamOptions,
   HttpStats,
   ProgressEvent,
 } from "./types.js";

@@ -9,6 +9,7 @@ import { systemClock, type Clock } from "./clock.js";
 import { UsageError } from "./errors.js";
 import { redactText } from "./redact.js";
 import { RateLimiter } from "./rate-limit.js";
+import type { OrderedOutput } from "./stream-download.js";
 import type { Checksum, DownloadOptions } from "./types.js";
 
 export const DEFAULTS = {
@@ -24,6 +25,8 @@ export interface InternalOptions extends DownloadOptions {
   rateLimiter?: RateLimiter;
   /** Time for retries, ticks and rates; tests pass a fake one. */
   clock?: Clock;
+  /** `downloadStream`: the file goes into this ordered stream instead of a file. */
+  streamTo?: OrderedOutput;
 }
 
 /** Everything a download reads from its options, checked and with defaults. */

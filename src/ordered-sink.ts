@@ -53,6 +53,11 @@ export interface OrderedSinkOptions {
   size?: number | undefined;
   /** Called with each chunk as it leaves in order, before `body` sees it (a running hash). */
   onChunk?: (chunk: Buffer) => void;
+  /**
+   * Called once every byte is out, before `body` ends. An error it throws fails `body`
+   * and `end` instead, so a checksum that does not match never looks like a clean end.
+   */
+  beforeEnd?: () => void;
   /** Called after the write position moved (the planner's limit moved with it). */
   onAdvance?: (position: number) => void;
   /**
@@ -84,7 +89,8 @@ interface Waiter {
 export class OrderedSink {
   readonly body: Readable;
   readonly #windowBytes: number;
-  readonly #size: number | undefined;
+  #size: number | undefined;
+  readonly #beforeEnd: (() => void) | undefined;
   readonly #onChunk: ((chunk: Buffer) => void) | undefined;
   readonly #onAdvance: ((position: number) => void) | undefined;
   readonly #onConsumerGone: ((error: FileError) => void) | undefined;
@@ -103,6 +109,7 @@ export class OrderedSink {
     this.#windowBytes = options.windowBytes;
     this.#size = options.size;
     this.#onChunk = options.onChunk;
+    this.#beforeEnd = options.beforeEnd;
     this.#onAdvance = options.onAdvance;
     this.#onConsumerGone = options.onConsumerGone;
     this.body = new Readable({
@@ -116,6 +123,11 @@ export class OrderedSink {
         callback(error);
       },
     });
+  }
+
+  /** The file's size, once the server told it (after the sink was made): `end` checks it. */
+  expectSize(size: number): void {
+    this.#size = size;
   }
 
   /** The first byte not yet handed to `body`. */
@@ -226,6 +238,13 @@ export class OrderedSink {
         `internal error: the ordered stream ended at byte ${this.#position}` +
           (this.#size === undefined ? " with bytes after a gap" : ` of ${this.#size}`),
       );
+      this.abort(error);
+      ending.reject(error);
+      return;
+    }
+    try {
+      this.#beforeEnd?.();
+    } catch (error) {
       this.abort(error);
       ending.reject(error);
       return;

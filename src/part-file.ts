@@ -2,17 +2,20 @@
  * The `.part` file's life: created at full length (sparse) after a space check, or
  * reopened for a resume when it can be trusted; made durable by checkpoints (data
  * fsync, then the manifest); and finished (fsync, size check, checksum, rename into
- * place, mtime). The output name only ever holds a complete, verified file.
+ * place, mtime). The output name only ever holds a complete, verified file. As a
+ * transfer's sink (`PartFileSink`), it takes each range's bytes at their offsets.
  */
 import { constants } from "node:fs";
 import { open, rename, stat, statfs, utimes, writeFile, type FileHandle } from "node:fs/promises";
 import { dirname } from "node:path";
-import { hashFile } from "./checksum.js";
 import { discardPartial, etagSidecar } from "./claim.js";
 import { FileError, IntegrityError, RangegetError } from "./errors.js";
 import { parseHttpDate } from "./http-headers.js";
 import { removeIfPresent, writeManifest, type Manifest } from "./manifest.js";
 import type { IntervalSet } from "./ranges.js";
+import { checkDigest, PrefixHasher } from "./running-hash.js";
+import type { StreamTarget } from "./single-stream.js";
+import { CoalescingWriter, type ByteSink, type RangeWriter } from "./sink.js";
 import { fileError } from "./to-error.js";
 import type { Checksum } from "./types.js";
 
@@ -141,20 +144,149 @@ export class Checkpointer {
   }
 }
 
+/**
+ * The `.part` file as the sink of a parallel transfer: each range writes through its
+ * own `CoalescingWriter`; every written interval goes to the checkpoint and, when a
+ * checksum was asked for, to the prefix hasher. A failure saves a last checkpoint
+ * (unless the bytes are of an old version) and closes the file; on success the caller
+ * finishes it (`finishPart`).
+ */
+export class PartFileSink implements ByteSink {
+  readonly limit = Number.POSITIVE_INFINITY;
+  readonly #file: FileHandle;
+  readonly #partPath: string;
+  readonly #size: number;
+  readonly #done: IntervalSet;
+  readonly #hasher: PrefixHasher | undefined;
+  readonly #checkpoint: Checkpointer;
+  /** Writers of the ranges in progress, so a checkpoint can flush what they hold. */
+  readonly #writers = new Set<CoalescingWriter>();
+
+  /**
+   * @param path the output path; bytes go to `<path>.part`, the manifest to `<path>.part.json`
+   * @param done bytes already on disk (a resume); grows as ranges are written
+   */
+  constructor(file: FileHandle, path: string, manifest: Manifest, done: IntervalSet, hasher?: PrefixHasher) {
+    this.#file = file;
+    this.#partPath = `${path}.part`;
+    this.#size = manifest.size;
+    this.#done = done;
+    this.#hasher = hasher;
+    // Bytes a connection still holds in memory are not on disk: flush them first, so
+    // a crash loses at most about one checkpoint interval of each connection's bytes.
+    const flushWriters = async () => {
+      await Promise.all([...this.#writers].map((writer) => writer.flush()));
+    };
+    this.#checkpoint = new Checkpointer(file, `${path}.part.json`, manifest, done, flushWriters);
+  }
+
+  writer(): RangeWriter {
+    const writer = new CoalescingWriter(this.#file, (start, end) => {
+      this.#checkpoint.written(start, end);
+      this.#hasher?.written(start, end);
+    });
+    this.#writers.add(writer);
+    const cannotWrite = (error: unknown): never => {
+      throw fileError(error, this.#partPath, "cannot write");
+    };
+    return {
+      write: (chunk, position) => writer.write(chunk, position)?.catch(cannotWrite),
+      flush: async () => {
+        this.#writers.delete(writer);
+        await writer.flush().catch(cannotWrite);
+      },
+    };
+  }
+
+  /** A file has no window: nothing ever makes room. */
+  onRoom(): void {}
+
+  tick(): Promise<void> {
+    return this.#checkpoint.save();
+  }
+
+  async complete(): Promise<void> {
+    await this.#checkpoint.settle();
+    if (this.#done.bytes !== this.#size) {
+      await this.#checkpoint.save();
+      await this.#file.close();
+      throw new Error(`internal error: transfer ended with ${this.#size - this.#done.bytes} bytes missing; run again to resume`);
+    }
+  }
+
+  async fail(_error: unknown, changed: boolean): Promise<void> {
+    // Save what is durable so a re-run resumes, unless those bytes are of an old version.
+    if (!changed) await this.#checkpoint.save().catch(() => {});
+    await this.#file.close();
+  }
+}
+
+/**
+ * The `.part` of a single stream: a fresh one for each attempt (a retry starts over),
+ * hashed as it is written when a checksum was asked for. After `streamWhole` resolved,
+ * `file` and `hasher` are the successful attempt's, for `finishPart`.
+ */
+export class PartFileStream implements StreamTarget {
+  readonly #path: string;
+  readonly #algorithm: Checksum["algorithm"] | undefined;
+  #file: FileHandle | undefined;
+  #hasher: PrefixHasher | undefined;
+
+  /** @param path the output path; bytes go to `<path>.part` */
+  constructor(path: string, algorithm: Checksum["algorithm"] | undefined) {
+    this.#path = path;
+    this.#algorithm = algorithm;
+  }
+
+  get file(): FileHandle {
+    if (!this.#file) throw new Error("internal error: no attempt of the stream has started");
+    return this.#file;
+  }
+
+  get hasher(): PrefixHasher | undefined {
+    return this.#hasher;
+  }
+
+  async start(): Promise<RangeWriter> {
+    const partPath = `${this.#path}.part`;
+    const file = await createPart(this.#path, 0);
+    this.#file = file;
+    const hasher = this.#algorithm === undefined ? undefined : new PrefixHasher(partPath, this.#algorithm);
+    this.#hasher = hasher;
+    const writer = new CoalescingWriter(file, (start, end) => hasher?.written(start, end));
+    const cannotWrite = (error: unknown): never => {
+      throw fileError(error, partPath, "cannot write");
+    };
+    return {
+      write: (chunk, position) => writer.write(chunk, position)?.catch(cannotWrite),
+      flush: () => writer.flush().catch(cannotWrite),
+    };
+  }
+
+  async failed(): Promise<void> {
+    await this.#hasher?.close();
+    await this.#file?.close().catch(() => {});
+    await removeIfPresent(`${this.#path}.part`);
+  }
+}
+
 export interface FinishOptions {
   /** The output path; the data is at `<path>.part`. */
   path: string;
   /** The URL, for messages. */
   url: string;
   checksum: Checksum | undefined;
+  /** Hashes the bytes as they were written; given exactly when `checksum` is. Closed here. */
+  hasher: PrefixHasher | undefined;
   /** Keep the ETag beside the output for the next `ifChanged` run. */
   ifChanged: boolean;
 }
 
 /**
- * fsync, size check, checksum, rename into place, mtime from Last-Modified, then the
- * bookkeeping goes. Closes `file`. Resolves with the digest computed when a checksum
- * was asked for, else null.
+ * fsync, size check, checksum (the hasher's digest: the file is not read again),
+ * rename into place, mtime from Last-Modified, then the bookkeeping goes. Closes
+ * `file` and the hasher. Resolves with the digest computed when a checksum was asked
+ * for, else null.
  * @throws IntegrityError on a size or checksum mismatch (a mismatching `.part` is removed:
  *   its bytes are no use to a re-run); FileError when the file system refuses.
  */
@@ -169,22 +301,23 @@ export async function finishPart(file: FileHandle, manifest: Manifest, options: 
       throw new IntegrityError(`${partPath} has ${actual} bytes, expected ${size}; run again to fetch it afresh`);
     }
   } catch (error) {
+    await options.hasher?.close();
     throw error instanceof RangegetError ? error : fileError(error, partPath, "cannot finish");
   } finally {
     await file.close();
   }
-  const checksum = options.checksum;
+  const { checksum, hasher } = options;
   let digest: Checksum | null = null;
-  if (checksum) {
-    const actual = await hashFile(partPath, checksum.algorithm);
-    digest = { algorithm: checksum.algorithm, hex: actual };
-    if (actual !== checksum.hex) {
-      await discardPartial(path);
-      throw new IntegrityError(
-        `checksum mismatch for ${options.url}: ${checksum.algorithm} is ${actual}, expected ${checksum.hex}; the partial file was removed`,
-        { code: "ERR_CHECKSUM" },
-      );
+  if (checksum && hasher) {
+    let actual: string;
+    try {
+      actual = await hasher.digest(size);
+    } catch (error) {
+      throw fileError(error, partPath, "cannot hash");
     }
+    digest = { algorithm: checksum.algorithm, hex: actual };
+    if (actual !== checksum.hex) await discardPartial(path);
+    checkDigest(checksum, actual, options.url, "the partial file was removed");
   }
   try {
     // A manifest on disk says "complete" before the rename, so a crash just after it

@@ -1,63 +1,65 @@
 /**
- * No range support or no size: the file comes as one stream from its first byte into
- * a fresh `.part`. There is nothing to resume, so a retry starts over.
+ * No range support or no size: the file comes as one stream from its first byte. There
+ * is nothing to resume, so a retry starts over; where the bytes go (a fresh `.part`, an
+ * ordered stream that drops what it already sent) is the job's `target`.
  */
 import { IntegrityError } from "./errors.js";
-import { getFollowingRedirects, type RequestContext } from "./http.js";
-import { removeIfPresent } from "./manifest.js";
+import { getFollowingRedirects, type HttpResponse, type RequestContext } from "./http.js";
 import type { Settings } from "./options.js";
-import { createPart } from "./part-file.js";
 import type { ProbeAnswer } from "./probe.js";
 import { RateSampler } from "./rates.js";
 import { withRetries } from "./retry.js";
-import { CoalescingWriter } from "./sink.js";
+import type { RangeWriter } from "./sink.js";
 import { startTicker, type TransferCounters } from "./ticker.js";
 import { fileError, toNetworkError } from "./to-error.js";
-import type { FileHandle } from "node:fs/promises";
-import type { HttpResponse } from "./http.js";
+
+/** Where one stream's bytes go, attempt by attempt. */
+export interface StreamTarget {
+  /** A writer for an attempt that starts at byte 0. */
+  start(): Promise<RangeWriter>;
+  /** The attempt failed: drop what it wrote if a retry cannot keep it. */
+  failed(): Promise<void>;
+}
 
 export interface StreamJob {
   settings: Settings;
   http: RequestContext;
-  /** The output path; bytes go to `<path>.part`. */
-  path: string;
+  /** What progress events name: the output path, `-` for stdout, the extract directory. */
+  label: string;
   /** The probe's 200 answer: its body is the first attempt's stream. */
   answer: ProbeAnswer;
+  target: StreamTarget;
   counters: TransferCounters;
   signal: AbortSignal;
 }
 
 /**
- * Streams the whole file into a fresh `<path>.part` and resolves with the open file
- * and the number of bytes written, which equals the announced Content-Length when
- * there was one. The caller finishes the file.
+ * Streams the whole file into `job.target` and resolves with the number of bytes
+ * written, which equals the announced Content-Length when there was one.
  * @throws IntegrityError when the body's length is not the announced one (after
- *   retries); NetworkError, HttpStatusError, FileError as they come. The `.part` is
- *   removed on failure: it cannot be resumed.
+ *   retries); NetworkError, HttpStatusError, FileError as they come. The target was
+ *   told of every failed attempt.
  */
-export async function streamWhole(job: StreamJob): Promise<{ file: FileHandle; size: number }> {
+export async function streamWhole(job: StreamJob): Promise<number> {
   const { settings, counters } = job;
-  const partPath = `${job.path}.part`;
   const announced = job.answer.size;
   let firstResponse: HttpResponse | undefined = job.answer.response;
   const loop = { retries: settings.retries, clock: settings.clock, signal: job.signal, onRetry: () => job.http.stats.retried() };
   return withRetries(loop, async () => {
     const response = firstResponse;
     firstResponse = undefined;
-    let file: FileHandle;
+    let writer: RangeWriter;
     try {
-      file = await createPart(job.path, 0);
+      writer = await job.target.start();
     } catch (error) {
       if (response) response.body.destroy();
       throw error;
     }
-    let written = 0;
-    const writer = new CoalescingWriter(file, (_start, end) => (written = end + 1));
     const stopTicking = startTicker({
       clock: settings.clock,
       rates: new RateSampler(),
       counters,
-      path: job.path,
+      path: job.label,
       size: announced,
       inFlight: () => [],
       onProgress: settings.onProgress,
@@ -71,26 +73,19 @@ export async function streamWhole(job: StreamJob): Promise<{ file: FileHandle; s
       for await (const chunk of body as AsyncIterable<Buffer>) {
         counters.bytesTransferred += chunk.length;
         if (settings.rateLimiter) await settings.rateLimiter.take(chunk.length, job.signal);
-        try {
-          await writer.write(chunk, position);
-        } catch (error) {
-          throw fileError(error, partPath, "cannot write");
-        }
+        await writer.write(chunk, position);
         position += chunk.length;
         counters.bytesAccepted = position;
       }
-      await writer.flush().catch((error: unknown) => {
-        throw fileError(error, partPath, "cannot write");
-      });
-      if (announced !== undefined && written !== announced) {
-        throw new IntegrityError(`${job.answer.finalUrl} sent ${written} bytes, not the ${announced} it announced`, {
+      await writer.flush();
+      if (announced !== undefined && position !== announced) {
+        throw new IntegrityError(`${job.answer.finalUrl} sent ${position} bytes, not the ${announced} it announced`, {
           code: "ERR_BAD_RANGE",
         });
       }
-      return { file, size: written };
+      return position;
     } catch (caught) {
-      await file.close().catch(() => {});
-      await removeIfPresent(partPath).catch(() => {});
+      await job.target.failed().catch(() => {});
       throw toNetworkError(caught, job.answer.finalUrl, job.signal);
     } finally {
       counters.activeConnections = 0;

@@ -99,3 +99,40 @@ export class CoalescingWriter {
     this.#inFlight = written;
   }
 }
+
+/**
+ * One range's writer: positional writes, as `CoalescingWriter` and `OrderedSink` take
+ * them. `write` returns a promise only when the caller must wait before giving more
+ * (the disk, or the reader of an ordered stream, is behind); `flush` waits until every
+ * byte given is where it goes.
+ */
+export interface RangeWriter {
+  write(chunk: Buffer, position: number): Promise<void> | undefined;
+  flush(): Promise<void>;
+}
+
+/**
+ * Where a parallel transfer's bytes go: the `.part` file (part-file.ts) or the ordered
+ * stream of `-o -`, `--extract` and `downloadStream` (stream-download.ts). The transfer
+ * fetches ranges and hands each one's bytes to a writer from here; it does not know
+ * which sink it writes to. (pget calls the same seam its consumers.)
+ */
+export interface ByteSink {
+  /** A writer for one range in flight; its bytes are flushed when the range ends. */
+  writer(): RangeWriter;
+  /**
+   * The planner hands out no byte at or past this offset: the ordered stream's window
+   * ahead of its reader; `Infinity` for a file. `onRoom` is called when it moved.
+   */
+  readonly limit: number;
+  onRoom(listener: () => void): void;
+  /** About once a second while the transfer runs (the file's checkpoint). */
+  tick(): Promise<void>;
+  /** Every byte has been handed to a writer and flushed. */
+  complete(): Promise<void>;
+  /**
+   * The transfer failed with `error` (`changed`: the remote file changed, so its bytes
+   * are of an old version). The file saves what a re-run can resume; a stream fails its reader.
+   */
+  fail(error: unknown, changed: boolean): Promise<void>;
+}

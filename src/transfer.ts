@@ -1,24 +1,23 @@
 /**
  * The parallel path: the probe's answer becomes the first connection's first range,
  * the planner splits what is missing over `connections` workers, and the ticker
- * checkpoints, rescues stragglers and reports progress until every byte is written.
+ * rescues stragglers and reports progress until every byte is written. Where the bytes
+ * go (the `.part` file, an ordered stream) is the job's `sink`; this module does not
+ * know which.
  */
 import { setMaxListeners } from "node:events";
-import type { FileHandle } from "node:fs/promises";
 import { RemoteChangedError } from "./errors.js";
 import { ifRangeValue } from "./http-headers.js";
 import { discard, type RequestContext } from "./http.js";
-import type { Manifest } from "./manifest.js";
 import type { Settings } from "./options.js";
-import { Checkpointer } from "./part-file.js";
 import { probe, type ProbeAnswer } from "./probe.js";
 import { IntervalSet, RangePlanner, type Interval } from "./ranges.js";
 import { RateSampler } from "./rates.js";
+import type { ByteSink } from "./sink.js";
 import type { HttpStatsRecorder } from "./stats.js";
 import { findStragglers, pickHedge } from "./tail.js";
 import { startTicker, type TransferCounters } from "./ticker.js";
 import { IdleConnections, runWorker, type Source, type TransferContext } from "./worker.js";
-import type { CoalescingWriter } from "./sink.js";
 
 /** How a parallel transfer ended when it did not throw. */
 export type TransferOutcome = { kind: "complete" } | { kind: "changed"; error: RemoteChangedError };
@@ -27,59 +26,61 @@ export interface RangedJob {
   settings: Settings;
   http: RequestContext;
   stats: HttpStatsRecorder;
-  /** The output path; bytes go to `<path>.part`. */
-  path: string;
+  /** What progress events name: the output path, `-` for stdout, the extract directory. */
+  label: string;
   /** A 206 answer whose body is the first range. */
   answer: ProbeAnswer;
-  file: FileHandle;
-  manifest: Manifest;
-  /** Bytes already on disk (a resume); grows as ranges are written. */
-  done: IntervalSet;
+  size: number;
+  /** The bytes still to fetch (the probe's range among them). */
+  missing: readonly Interval[];
+  /** The planner's range sizes: none smaller than `minSplit` (but the last), none larger than `maxRange`. */
+  split: { minSplit: number; maxRange?: number };
+  /** Where the bytes go. */
+  sink: ByteSink;
   counters: TransferCounters;
   /** Aborted by the first failure, stopping every connection; the caller's abort chains into it. */
   abort: AbortController;
 }
 
 /**
- * Fetches every missing byte of `job.manifest.size` into `job.file`. Resolves when all
- * are written and checkpointed (`complete`; the caller finishes the file), or with
- * `changed` when the remote file changed under us (the file is closed; its bytes are of
- * an old version). Other failures are thrown after a last checkpoint, so a re-run resumes.
+ * Fetches every byte of `job.missing` into `job.sink`. Resolves when all are written
+ * and the sink completed them (`complete`), or with `changed` when the remote file
+ * changed under us (the sink was failed: its bytes are of an old version). Other
+ * failures are thrown after the sink was failed with them (a file saves a last
+ * checkpoint, so a re-run resumes).
  */
 export async function transferRanges(job: RangedJob): Promise<TransferOutcome> {
-  const { settings, answer, file, done, counters, abort } = job;
-  const size = job.manifest.size;
+  const { settings, answer, size, sink, counters, abort } = job;
   const probeRange = answer.contentRange!;
   // Every connection listens to it (its request, its backoff): more than the default 10.
   setMaxListeners(0, abort.signal);
-  const missing = IntervalSet.from(done.missing(size));
-  const planner = new RangePlanner(withoutRange(missing, probeRange.start, probeRange.end), settings.connections, settings.minSplit);
+  const planner = new RangePlanner(
+    withoutRange(IntervalSet.from(job.missing), probeRange.start, probeRange.end),
+    settings.connections,
+    job.split.minSplit,
+    job.split.maxRange === undefined ? {} : { maxRange: job.split.maxRange },
+  );
+  planner.limit = sink.limit;
   const probeAssignment = planner.adopt(probeRange.start, probeRange.end);
-  const writers = new Set<CoalescingWriter>();
-  // Bytes a connection still holds in memory are not on disk: flush them first, so
-  // a crash loses at most about one checkpoint interval of each connection's bytes.
-  const flushWriters = async () => {
-    await Promise.all([...writers].map((writer) => writer.flush()));
-  };
-  const checkpoint = new Checkpointer(file, `${job.path}.part.json`, job.manifest, done, flushWriters);
   const rates = new RateSampler();
   const slowChecks = new Map<number, number>();
   const interrupts = new Map<number, AbortController>();
   const idle = new IdleConnections(settings.clock.sleep);
+  sink.onRoom(() => {
+    planner.limit = sink.limit;
+    idle.notify();
+  });
   const sources = [primarySource(answer), ...(await probeMirrors(job, size))];
   const context: TransferContext = {
     http: job.http,
     sources,
     size,
     retries: settings.retries,
-    file,
-    partPath: `${job.path}.part`,
+    sink,
     planner,
     signal: abort.signal,
     rateLimiter: settings.rateLimiter,
-    onWritten: (start, end) => checkpoint.written(start, end),
     counters,
-    writers,
     interrupts,
     idle,
     rates,
@@ -94,7 +95,7 @@ export async function transferRanges(job: RangedJob): Promise<TransferOutcome> {
     clock: settings.clock,
     rates,
     counters,
-    path: job.path,
+    path: job.label,
     size,
     inFlight: () => planner.inFlight,
     onProgress: settings.onProgress,
@@ -105,7 +106,7 @@ export async function transferRanges(job: RangedJob): Promise<TransferOutcome> {
         job.stats.rescued();
         idle.notify();
       }
-      await checkpoint.save();
+      await sink.tick();
     },
   });
   const workers = [runWorker(context, 0, { assignment: probeAssignment, response: answer.response })];
@@ -116,18 +117,11 @@ export async function transferRanges(job: RangedJob): Promise<TransferOutcome> {
   stopTicking();
   if (failure !== undefined) {
     const changed = failure instanceof RemoteChangedError;
-    // Save what is durable so a re-run resumes, unless those bytes are of an old version.
-    if (!changed) await checkpoint.save().catch(() => {});
-    await file.close();
+    await sink.fail(failure, changed);
     if (changed) return { kind: "changed", error: failure };
     throw failure;
   }
-  await checkpoint.settle();
-  if (done.bytes !== size) {
-    await checkpoint.save();
-    await file.close();
-    throw new Error(`internal error: transfer ended with ${size - done.bytes} bytes missing; run again to resume`);
-  }
+  await sink.complete();
   return { kind: "complete" };
 }
 

@@ -1,4 +1,3 @@
-import type { FileHandle } from "node:fs/promises";
 import { NetworkError, RangegetError, RemoteChangedError } from "./errors.js";
 import { formatRange, isStrongEtag, parseContentRange, parseUnsatisfiedRange } from "./http-headers.js";
 import { STOP, streamGet, type HttpResponse, type RequestContext } from "./http.js";
@@ -6,8 +5,8 @@ import type { Assignment, RangePlanner } from "./ranges.js";
 import type { RateLimiter } from "./rate-limit.js";
 import type { RateSampler } from "./rates.js";
 import { withRetries } from "./retry.js";
-import { CoalescingWriter } from "./sink.js";
-import { badRange, fileError, toNetworkError } from "./to-error.js";
+import type { ByteSink, RangeWriter } from "./sink.js";
+import { badRange, toNetworkError } from "./to-error.js";
 
 /** One copy of the file: the URL itself or a mirror. */
 export interface Source {
@@ -62,16 +61,12 @@ export interface TransferContext {
   sources: Source[];
   size: number;
   retries: number;
-  file: FileHandle;
-  partPath: string;
+  /** Where the bytes go (the `.part` file, an ordered stream): each range gets a writer from it. */
+  sink: ByteSink;
   planner: RangePlanner;
   signal: AbortSignal;
   rateLimiter: RateLimiter | undefined;
-  /** Called once the bytes `[start, end]` are written to the file (not yet durable). */
-  onWritten: (start: number, end: number) => void;
   counters: { bytesTransferred: number; bytesAccepted: number; activeConnections: number };
-  /** Writers of the ranges in progress, so a checkpoint can flush what they hold. */
-  writers: Set<CoalescingWriter>;
   /** Per in-flight assignment id: aborts just that range's request (rescue, lost race). */
   interrupts: Map<number, AbortController>;
   idle: IdleConnections;
@@ -151,10 +146,9 @@ async function fetchRange(
   source: Source,
   response?: HttpResponse,
 ): Promise<void> {
-  const writer = new CoalescingWriter(context.file, context.onWritten);
+  const writer = context.sink.writer();
   const interrupt = new AbortController();
   const signal = AbortSignal.any([context.signal, interrupt.signal]);
-  context.writers.add(writer);
   context.interrupts.set(assignment.id, interrupt);
   const startedAt = assignment.next;
   const retryLoop = {
@@ -187,11 +181,8 @@ async function fetchRange(
     });
   } finally {
     context.interrupts.delete(assignment.id);
-    context.writers.delete(writer);
     context.http.stats.bytesFrom(source.origin, assignment.next - startedAt);
-    await writer.flush().catch((error: unknown) => {
-      throw fileError(error, context.partPath, "cannot write");
-    });
+    await writer.flush();
   }
 }
 
@@ -204,7 +195,7 @@ async function receive(
   assignment: Assignment,
   source: Source,
   asked: { start: number; end: number },
-  writer: CoalescingWriter,
+  writer: RangeWriter,
   signal: AbortSignal,
   response: HttpResponse | undefined,
 ): Promise<void> {
@@ -270,12 +261,12 @@ function checkAnswer(
 /**
  * Takes one body chunk into the range: STOP once the range is complete (a steal, a
  * rescue or a lost race may have moved its end), else a promise when the disk or the
- * rate limit asks us to wait.
+ * rate limit asks us to wait (or the reader of an ordered stream is behind).
  */
 function accept(
   context: TransferContext,
   assignment: Assignment,
-  writer: CoalescingWriter,
+  writer: RangeWriter,
   chunk: Buffer,
   signal: AbortSignal,
 ): Promise<void> | typeof STOP | undefined {
@@ -308,9 +299,7 @@ function accept(
     return STOP;
   }
   if (tokens) wait = wait ? Promise.all([wait, tokens]).then(() => {}) : tokens;
-  return wait?.catch((error: unknown) => {
-    throw fileError(error, context.partPath, "cannot write");
-  });
+  return wait;
 }
 
 function changed(source: Source, what: string): RemoteChangedError {

@@ -1,10 +1,6 @@
-import { createHash } from "node:crypto";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import path from "node:path";
 import fc from "fast-check";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { hashFile, parseChecksum } from "../src/checksum.js";
+import { describe, expect, it } from "vitest";
+import { parseChecksum } from "../src/checksum.js";
 import { UsageError } from "../src/errors.js";
 import type { Checksum } from "../src/types.js";
 
@@ -77,48 +73,5 @@ describe("parseChecksum", () => {
         expect(() => parseChecksum(text)).toThrow(UsageError);
       }),
     );
-  });
-});
-
-describe("hashFile", () => {
-  let dir: string;
-
-  beforeAll(async () => {
-    dir = await mkdtemp(path.join(tmpdir(), "rangeget-checksum-"));
-  });
-
-  afterAll(async () => {
-    await rm(dir, { recursive: true, force: true });
-  });
-
-  it.each([
-    ["sha256", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"],
-    ["md5", "d41d8cd98f00b204e9800998ecf8427e"],
-    ["sha1", "da39a3ee5e6b4b0d3255bfef95601890afd80709"],
-  ] as const)("hashes an empty file with %s to the known digest", async (algorithm, expected) => {
-    const file = path.join(dir, `empty-${algorithm}`);
-    await writeFile(file, "");
-    expect(await hashFile(file, algorithm)).toBe(expected);
-  });
-
-  it("hashes a file larger than one read chunk like a one-shot hash of its bytes", async () => {
-    const bytes = Buffer.alloc(3 * 1024 * 1024 + 17);
-    for (let i = 0; i < bytes.length; i += 1) bytes[i] = (i * 31 + 7) % 251;
-    const file = path.join(dir, "large.bin");
-    await writeFile(file, bytes);
-    for (const [algorithm] of DIGEST_LENGTHS) {
-      expect(await hashFile(file, algorithm)).toBe(createHash(algorithm).update(bytes).digest("hex"));
-    }
-  });
-
-  it("returns a digest that parseChecksum accepts for the same algorithm", async () => {
-    const file = path.join(dir, "abc.txt");
-    await writeFile(file, "abc");
-    const hex = await hashFile(file, "sha512");
-    expect(parseChecksum(`sha512=${hex}`)).toEqual({ algorithm: "sha512", hex });
-  });
-
-  it("rejects with the file system's error when the file is missing", async () => {
-    await expect(hashFile(path.join(dir, "missing"), "sha256")).rejects.toMatchObject({ code: "ENOENT" });
   });
 });

@@ -7,6 +7,7 @@ import { FileError, IntegrityError } from "../src/errors.js";
 import { writeManifest, type Manifest } from "../src/manifest.js";
 import { Checkpointer, createPart, finishPart, openPart } from "../src/part-file.js";
 import { IntervalSet } from "../src/ranges.js";
+import { PrefixHasher } from "../src/running-hash.js";
 import { closeAfterTest } from "./support/servers.js";
 import { tempDir } from "./support/temp.js";
 
@@ -223,10 +224,13 @@ describe("finishPart", () => {
     await writeFile(`${path}.part`, extra.length === undefined ? data : Buffer.alloc(extra.length));
     const file = await open(`${path}.part`, "r+");
     const finalManifest = manifest({ size: data.length, ...extra.manifest });
+    const bytes = extra.length ?? data.length;
     const options = {
       path,
       url: URL,
       checksum: extra.checksum === undefined ? undefined : { algorithm: "sha256" as const, hex: extra.checksum },
+      // The bytes were written before the finish, as a download's hasher would have seen them.
+      hasher: extra.checksum === undefined ? undefined : new PrefixHasher(`${path}.part`, "sha256", bytes > 0 ? [[0, bytes - 1]] : []),
       ifChanged: extra.ifChanged ?? false,
     };
     return { path, run: () => finishPart(file, finalManifest, options) };

@@ -5,6 +5,7 @@ import { HttpStatusError, NetworkError, RemoteChangedError } from "../src/errors
 import { get } from "../src/http.js";
 import { IntervalSet, RangePlanner, type Interval } from "../src/ranges.js";
 import { RateSampler } from "../src/rates.js";
+import { PartFileSink } from "../src/part-file.js";
 import { IdleConnections, runWorker, type Source, type TransferContext } from "../src/worker.js";
 import { makeContent } from "./support/content.js";
 import { FakeClock } from "./support/fake-clock.js";
@@ -26,7 +27,8 @@ function source(server: RangeServer, extra: Partial<Source> = {}): Source {
  * and idle waits pass at once (the 60 s answer deadline never comes).
  */
 async function transfer(sources: Source[], options: { retries?: number; missing?: Interval[]; minSplit?: number } = {}) {
-  const partPath = join(await tempDir(), "file.bin.part");
+  const path = join(await tempDir(), "file.bin");
+  const partPath = `${path}.part`;
   const file = await open(partPath, "w+");
   closeAfterTest(() => file.close());
   await file.truncate(SIZE);
@@ -38,14 +40,11 @@ async function transfer(sources: Source[], options: { retries?: number; missing?
     sources,
     size: SIZE,
     retries: options.retries ?? 3,
-    file,
-    partPath,
+    sink: new PartFileSink(file, path, { version: 1, url: "", finalUrl: "", size: SIZE, etag: null, lastModified: null, done: [] }, done),
     planner: new RangePlanner(options.missing ?? [[0, SIZE - 1]], 1, options.minSplit ?? 8 * 1024),
     signal: new AbortController().signal,
     rateLimiter: undefined,
-    onWritten: (start, end) => done.add(start, end),
     counters: { bytesTransferred: 0, bytesAccepted: 0, activeConnections: 0 },
-    writers: new Set(),
     interrupts: new Map(),
     idle: new IdleConnections((ms, signal) => clock.sleep(ms, signal)),
     pickHedge: () => undefined,

@@ -1,4 +1,5 @@
 import { text } from "node:stream/consumers";
+import { pipeline } from "node:stream/promises";
 import { AbortError, INTERNAL_ERROR_EXIT_CODE, RangegetError, interruptExitCode, type InterruptSignal } from "../errors.js";
 import { redactText, redactUrl } from "../redact.js";
 import { formatBytes } from "../size.js";
@@ -37,7 +38,12 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
   const cli: CliIo = { ...processIo, ...io };
   let config: CliConfig;
   try {
-    const command = await parseArgs(argv, { readStdin: () => text(cli.stdin), variables: cli.env, columns: cli.stdout.columns });
+    const command = await parseArgs(argv, {
+      readStdin: () => text(cli.stdin),
+      variables: cli.env,
+      columns: cli.stdout.columns,
+      stdoutIsTTY: cli.stdout.isTTY === true,
+    });
     if (command.kind !== "download") {
       cli.stdout.write(`${command.text}\n`);
       return 0;
@@ -53,7 +59,8 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
   const interrupt = watchSignals(cli, reporter);
   const startedAt = performance.now();
   try {
-    const outcome = await runDownloads(config, cli, reporter, interrupt.controller.signal);
+    const stop = interrupt.controller.signal;
+    const outcome = config.stdout ? await streamToStdout(config, cli, reporter, stop) : await runDownloads(config, cli, reporter, stop);
     reporter.stop();
     if (config.batch && !config.quiet) cli.stderr.write(`${outcome.tally.format(performance.now() - startedAt)}\n`);
     const signal = interrupt.received();
@@ -110,6 +117,36 @@ async function runDownloads(config: CliConfig, cli: CliIo, reporter: ProgressRep
     onWarning: (message) => reporter.log(`rangeget: warning: ${redactText(message)}`),
   });
   return { exitCode: batch.exitCode(), interrupted, tally };
+}
+
+/**
+ * `-o -`: the file in order on stdout. A reader that goes away (`| head`: EPIPE) is
+ * expected, not a failure to explain: every request ends at once, nothing is printed,
+ * and the exit code is 6 (ERR_OUTPUT_CLOSED).
+ */
+async function streamToStdout(config: CliConfig, cli: CliIo, reporter: ProgressReporter, signal: AbortSignal): Promise<BatchOutcome> {
+  const { url, mirrors } = config.items[0]!;
+  // The engine loads only for a download, as in runDownloads.
+  const { downloadStreamWithResult } = await import("../stream-download.js");
+  const { body, done } = downloadStreamWithResult(mirrors ? [url, ...mirrors] : url, {
+    ...config.options,
+    signal,
+    onProgress: (event) => reporter.update(0, event),
+    onWarning: (message) => reporter.log(`rangeget: warning: ${redactText(message)}`),
+  });
+  // Its failure (EPIPE) fails the download with ERR_OUTPUT_CLOSED, reported by `done`.
+  const piped = pipeline(body, cli.stdout).catch(() => {});
+  const { result } = await done;
+  await piped;
+  reporter.fileEnd(0, result);
+  const code = result.error?.code;
+  if (code !== undefined && code !== "ERR_ABORTED" && code !== "ERR_OUTPUT_CLOSED") {
+    reporter.log(`rangeget: ${redactText(result.error!.message)}`);
+  }
+  if (config.stats) reporter.log(formatStats(result));
+  const tally = new BatchTally();
+  tally.add(result);
+  return { exitCode: result.error?.exitCode ?? 0, interrupted: code === "ERR_ABORTED", tally };
 }
 
 /**

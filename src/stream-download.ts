@@ -1,0 +1,301 @@
+/**
+ * The ordered-stream path of `-o -`, `--extract` and `downloadStream`: the file is
+ * fetched over parallel ranges (transfer.ts) or as one stream (single-stream.ts) into
+ * an `OrderedSink`, whose `body` gives the bytes in file order while later ranges are
+ * fetched ahead of it, within a window. Nothing is saved to disk (but what `--extract`
+ * unpacks): no claim, lock, `.part`, manifest or resume. A remote change after the
+ * first byte left cannot be undone, so it fails the stream instead of restarting it.
+ */
+import { createHash, type Hash } from "node:crypto";
+import type { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import type { Dispatcher } from "undici";
+import { abortError, downloadWithResult, requestContext } from "./download.js";
+import { IntegrityError, UsageError, summarizeError } from "./errors.js";
+import { startExtraction } from "./extract.js";
+import type { RequestContext } from "./http.js";
+import { DEFAULTS, type InternalOptions, type Settings } from "./options.js";
+import { MIN_WINDOW_BYTES, OrderedSink, streamWindow, type StreamWindow } from "./ordered-sink.js";
+import { probe } from "./probe.js";
+import { checkDigest } from "./running-hash.js";
+import type { ByteSink, RangeWriter } from "./sink.js";
+import { streamWhole, type StreamTarget } from "./single-stream.js";
+import type { HttpStatsRecorder } from "./stats.js";
+import type { TransferCounters } from "./ticker.js";
+import { transferRanges } from "./transfer.js";
+import type { Checksum, DownloadResult, DownloadStream, DownloadStreamOptions } from "./types.js";
+
+/**
+ * Downloads `url` as a stream: `body` gives the file's bytes in order while up to
+ * `connections` ranges are fetched ahead of the reader; `done` resolves with the
+ * result once every byte went into `body`. See `DownloadStream` for the errors.
+ * A list of URLs names copies of one file (the rest are mirrors), as for `download`.
+ */
+export function downloadStream(url: string | readonly string[], options: DownloadStreamOptions = {}): DownloadStream {
+  const { body, done } = downloadStreamWithResult(url, options);
+  return {
+    body,
+    done: done.then(({ result, error }) => {
+      if (error !== undefined) throw error;
+      return result;
+    }),
+  };
+}
+
+/** Like `downloadStream`, but a failure is a result with `status: "failed"`, plus the error (for the CLI). */
+export function downloadStreamWithResult(
+  url: string | readonly string[],
+  options: InternalOptions & DownloadStreamOptions = {},
+): { body: Readable; done: Promise<{ result: DownloadResult; error?: unknown }> } {
+  // Out-of-range options make a window of no use here; resolveSettings refuses them
+  // before any request, and `body` fails with that UsageError.
+  const window = streamWindow(options.connections ?? DEFAULTS.connections, options.minSplit ?? DEFAULTS.minSplit, options.streamWindow);
+  const output = new OrderedOutput(window);
+  const done = downloadWithResult(url, { ...options, streamTo: output }).then((outcome) => {
+    if (outcome.error !== undefined) output.sink.abort(outcome.error);
+    return outcome;
+  });
+  return { body: output.body, done };
+}
+
+/**
+ * The ordered stream as the sink of a parallel transfer and the target of a single
+ * stream (whose retry from byte 0 is harmless: bytes already sent are dropped). With a
+ * checksum it hashes each chunk as it leaves, and a wrong digest fails `body` instead
+ * of ending it.
+ */
+export class OrderedOutput implements ByteSink, StreamTarget {
+  readonly sink: OrderedSink;
+  readonly window: StreamWindow;
+  /** Aborted with `FileError` `ERR_OUTPUT_CLOSED` when the reader goes away. */
+  readonly gone = new AbortController();
+  #hash: Hash | undefined;
+  #verify: ((hex: string) => void) | undefined;
+  #onRoom: () => void = () => {};
+  #roomAt = 0;
+
+  constructor(window: StreamWindow) {
+    this.window = window;
+    this.sink = new OrderedSink({
+      windowBytes: window.windowBytes,
+      onChunk: (chunk) => this.#hash?.update(chunk),
+      beforeEnd: () => this.#verify?.(this.#hash!.digest("hex")),
+      onAdvance: (position) => this.#advanced(position),
+      onConsumerGone: (error) => this.gone.abort(error),
+    });
+  }
+
+  get body(): Readable {
+    return this.sink.body;
+  }
+
+  /** Hashes every byte that leaves with `algorithm`; `verify` gets the hex digest before `body` ends and throws to fail it. */
+  hashWith(algorithm: Checksum["algorithm"], verify: (hex: string) => void): void {
+    this.#hash = createHash(algorithm);
+    this.#verify = verify;
+  }
+
+  get limit(): number {
+    return this.sink.limit;
+  }
+
+  onRoom(listener: () => void): void {
+    this.#onRoom = listener;
+  }
+
+  writer(): RangeWriter {
+    return this.sink;
+  }
+
+  async tick(): Promise<void> {}
+
+  /** The sink is ended by the download once either path delivered every byte. */
+  async complete(): Promise<void> {}
+
+  async fail(error: unknown): Promise<void> {
+    this.sink.abort(error);
+  }
+
+  async start(): Promise<RangeWriter> {
+    return this.sink;
+  }
+
+  /** What an attempt sent stays sent; the next one's first bytes are dropped up to there. */
+  async failed(): Promise<void> {}
+
+  /**
+   * The planner only hands out whole ranges below the limit, so telling it of room
+   * more often than once a range is wasted work.
+   */
+  #advanced(position: number): void {
+    if (position - this.#roomAt < this.window.rangeBytes) return;
+    this.#roomAt = position;
+    this.#onRoom();
+  }
+}
+
+/** Where a stream download's bytes end up. */
+export type StreamDestination = { kind: "stream"; output: OrderedOutput } | { kind: "extract"; dir: string; force: boolean };
+
+/** One file fetched into an ordered stream: for the caller's reader, or unpacked into a directory. */
+export class StreamDownload {
+  readonly #settings: Settings;
+  readonly #stats: HttpStatsRecorder;
+  readonly #http: RequestContext;
+  readonly #startedAt: number;
+  readonly #destination: StreamDestination;
+  readonly #output: OrderedOutput;
+  readonly #abort = new AbortController();
+  readonly #counters: TransferCounters = { bytesTransferred: 0, bytesAccepted: 0, activeConnections: 0 };
+  #size: number | undefined;
+  #digest: Checksum | null = null;
+
+  /** @throws UsageError for a `streamWindow` below 1 MiB. */
+  constructor(settings: Settings, dispatcher: Dispatcher, stats: HttpStatsRecorder, destination: StreamDestination, windowBytes?: number) {
+    if (windowBytes !== undefined && !(Number.isInteger(windowBytes) && windowBytes >= MIN_WINDOW_BYTES)) {
+      throw new UsageError(`streamWindow must be a whole number of bytes, at least ${MIN_WINDOW_BYTES} (1 MiB), not ${windowBytes}`);
+    }
+    this.#settings = settings;
+    this.#stats = stats;
+    this.#startedAt = settings.clock.now();
+    this.#destination = destination;
+    this.#output =
+      destination.kind === "stream" ? destination.output : new OrderedOutput(streamWindow(settings.connections, settings.minSplit, windowBytes));
+    this.#http = requestContext(settings, dispatcher, stats);
+  }
+
+  /** What the result says: `path` is `-` for a stream, the directory for `--extract`. */
+  baseResult(): DownloadResult {
+    return {
+      url: this.#settings.url,
+      path: this.#label(),
+      status: "downloaded",
+      size: this.#size ?? null,
+      bytesTransferred: this.#counters.bytesTransferred,
+      elapsedMs: Math.round(this.#settings.clock.now() - this.#startedAt),
+      resumed: false,
+      restartedBecauseChanged: false,
+      error: null,
+      checksum: this.#digest,
+      http: this.#stats.snapshot(),
+    };
+  }
+
+  /**
+   * Fetches the file into the stream (and, for `--extract`, unpacks it and moves it
+   * into place). The stream's `body` fails with the error this rejects with.
+   */
+  async run(): Promise<DownloadResult> {
+    const signal = this.#settings.signal;
+    if (signal?.aborted) throw abortError(signal);
+    const onAbort = () => this.#abort.abort(abortError(signal!));
+    // The reader went away: every request ends at once.
+    const onGone = () => this.#abort.abort(this.#output.gone.signal.reason);
+    signal?.addEventListener("abort", onAbort, { once: true });
+    this.#output.gone.signal.addEventListener("abort", onGone, { once: true });
+    try {
+      if (this.#destination.kind === "extract") await this.#extract(this.#destination);
+      else await this.#fetch("the bytes were already passed on");
+      this.#settings.onProgress?.({
+        path: this.#label(),
+        bytesDone: this.#output.sink.position,
+        size: this.#size,
+        bytesPerSecond: 0,
+        activeConnections: 0,
+      });
+      return this.baseResult();
+    } catch (caught) {
+      const error = signal?.aborted ? abortError(signal) : caught;
+      this.#output.sink.abort(error);
+      throw error;
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+      this.#output.gone.signal.removeEventListener("abort", onGone);
+    }
+  }
+
+  #label(): string {
+    return this.#destination.kind === "extract" ? this.#destination.dir : "-";
+  }
+
+  /** Unpacks while fetching; DIR appears only after a clean end and a matching checksum. */
+  async #extract(destination: { dir: string; force: boolean }): Promise<void> {
+    const { url, warn } = this.#settings;
+    const extraction = await startExtraction({ dir: destination.dir, force: destination.force, url, warn });
+    const unpacked = pipeline(this.#output.body, extraction.input);
+    unpacked.catch(() => {});
+    try {
+      await this.#fetch("nothing was unpacked");
+      await unpacked;
+      await extraction.commit();
+    } catch (error) {
+      this.#output.sink.abort(error);
+      const unpackError = await unpacked.then(
+        () => undefined,
+        (failure: unknown) => failure,
+      );
+      await extraction.discard();
+      // The unpacker broke the pipe: its error (a corrupt archive, a full disk) says
+      // why, not "the reader went away".
+      const unpackerFailed = summarizeError(error).code === "ERR_OUTPUT_CLOSED" && unpackError !== undefined;
+      throw unpackerFailed && summarizeError(unpackError).code !== "ERR_OUTPUT_CLOSED" ? unpackError : error;
+    }
+  }
+
+  /** Probe, then parallel ranges (206) or one stream (200), into the ordered sink; ends it. */
+  async #fetch(consequence: string): Promise<void> {
+    const { url, retries, checksum } = this.#settings;
+    const output = this.#output;
+    if (checksum) {
+      output.hashWith(checksum.algorithm, (hex) => {
+        this.#digest = { algorithm: checksum.algorithm, hex };
+        checkDigest(checksum, hex, url, consequence);
+      });
+    }
+    const rangeBytes = output.window.rangeBytes;
+    const answer = await probe(this.#http, { url, range: { start: 0, end: rangeBytes - 1 }, retries }, this.#abort.signal);
+    if (answer.status === 206) {
+      const size = answer.size!;
+      this.#size = size;
+      output.sink.expectSize(size);
+      const outcome = await transferRanges({
+        settings: this.#settings,
+        http: this.#http,
+        stats: this.#stats,
+        label: this.#label(),
+        answer,
+        size,
+        missing: [[0, size - 1]],
+        // Ranges of one size, handed out in file order within the window.
+        split: { minSplit: rangeBytes, maxRange: rangeBytes },
+        sink: output,
+        counters: this.#counters,
+        abort: this.#abort,
+      });
+      // Bytes of the old version have left already: no restart can take them back.
+      if (outcome.kind === "changed") throw outcome.error;
+    } else if (answer.status === 200) {
+      this.#size = answer.size;
+      if (answer.size !== undefined) output.sink.expectSize(answer.size);
+      this.#size = await streamWhole({
+        settings: this.#settings,
+        http: this.#http,
+        label: this.#label(),
+        answer,
+        target: output,
+        counters: this.#counters,
+        signal: this.#abort.signal,
+      });
+    } else if (answer.status === 416 && answer.size === 0) {
+      // A range of an empty file is unsatisfiable (RFC 9110 14.1.1): the file is empty.
+      this.#size = 0;
+      output.sink.expectSize(0);
+    } else {
+      throw new IntegrityError(
+        `${answer.finalUrl} refused the first range of the file (${answer.status}, Content-Range ${JSON.stringify(answer.response.headers["content-range"] ?? null)})`,
+        { code: "ERR_BAD_RANGE" },
+      );
+    }
+    await output.sink.end();
+  }
+}
