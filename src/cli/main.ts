@@ -174,6 +174,7 @@ export function jsonResult(result: DownloadResult) {
       rescues: result.http.rescues,
       hedges: result.http.hedges,
       origins: result.http.origins,
+      peakConnections: result.http.peakConnections,
       latencyMs: { p50: result.http.latencyMs.p50, p95: result.http.latencyMs.p95, p99: result.http.latencyMs.p99 },
     },
   };
