@@ -8,14 +8,16 @@ import { stat, type FileHandle } from "node:fs/promises";
 import { resolve } from "node:path";
 import type { Dispatcher } from "undici";
 import { claimOutput, conditionalHeaders, discardPartial, type ConditionalHeaders, type PartialState } from "./claim.js";
+import { finishedFrom, loadXattr } from "./origin-record.js";
 import { AbortError, IntegrityError, RemoteChangedError, errorCodeOf } from "./errors.js";
 import { chooseFileName } from "./filename.js";
-import { ifRangeValue, isStrongEtag } from "./http-headers.js";
+import { ifRangeValue } from "./http-headers.js";
 import { createDispatcher } from "./dispatcher.js";
 import { discard, type RequestContext } from "./http.js";
 import type { Lock, Manifest } from "./manifest.js";
 import { resolveSettings, type InternalOptions, type Settings } from "./options.js";
-import { createPart, finishPart, openPart } from "./part-file.js";
+import { redactUrl } from "./redact.js";
+import { adoptPart, createPart, finishPart, openPart } from "./part-file.js";
 import { probe, type ProbeAnswer } from "./probe.js";
 import { IntervalSet } from "./ranges.js";
 import { streamWhole } from "./single-stream.js";
@@ -23,6 +25,7 @@ import { HttpStatsRecorder } from "./stats.js";
 import type { TransferCounters } from "./ticker.js";
 import { transferRanges } from "./transfer.js";
 import type { Checksum, DownloadOptions, DownloadResult } from "./types.js";
+import { bodyPlacement, checkPublish, judge, NOTHING_KNOWN, sizeProofOf, type Known, type SizeProof, type Verdict } from "./verdict.js";
 
 export { DEFAULTS } from "./options.js";
 
@@ -77,7 +80,7 @@ export async function downloadWithResult(
 function emptyResult(url: string, options: DownloadOptions, stats: HttpStatsRecorder, elapsedMs: number): DownloadResult {
   const dir = resolve(options.dir ?? ".");
   return {
-    url,
+    url: redactUrl(url),
     path: options.output === undefined ? "" : resolve(dir, options.output),
     status: "failed",
     size: null,
@@ -122,6 +125,10 @@ class FileDownload {
   #size: number | undefined;
   #resumed = false;
   #restarts = 0;
+  /** With `continue`: the length of an output another tool left, taken as a done prefix once the probe agrees. */
+  #adopted: number | undefined;
+  /** Every way this attempt learned the file's size, by source and size. */
+  readonly #proofs = new Map<string, SizeProof>();
   /** The digest computed of the bytes, when a checksum was asked for. */
   #digest: Checksum | null = null;
   readonly #counters: TransferCounters = { bytesTransferred: 0, bytesAccepted: 0, activeConnections: 0 };
@@ -137,12 +144,13 @@ class FileDownload {
       clock: settings.clock,
       userOrigin: settings.userOrigin,
       userHeaders: settings.headers,
+      shownUserinfo: shownUserinfo(settings.shownUrl),
     };
   }
 
   baseResult(): DownloadResult {
     return {
-      url: this.#settings.url,
+      url: this.#settings.shownUrl,
       path: this.#path ?? this.#settings.output ?? "",
       status: this.#resumed ? "resumed" : "downloaded",
       size: this.#size ?? null,
@@ -162,7 +170,10 @@ class FileDownload {
     if (signal?.aborted) throw abortError(signal);
     signal?.addEventListener("abort", onAbort, { once: true });
     try {
-      if (this.#settings.output !== undefined && (await this.#claim(this.#settings.output)) === "finished-earlier") {
+      // Without -o, a file this run would name after the URL and that rangeget finished
+      // from this URL is recognised before any request (a re-run of a list).
+      const known = this.#settings.output ?? (await this.#finishedUnderUrlName());
+      if (known !== undefined && (await this.#claim(known)) === "finished-earlier") {
         return { ...this.baseResult(), status: "up-to-date" };
       }
       for (;;) {
@@ -186,7 +197,7 @@ class FileDownload {
    * @throws RemoteChangedError
    */
   async #remoteChanged(reason: string): Promise<void> {
-    const { url, restartOnChange } = this.#settings;
+    const { shownUrl: url, restartOnChange } = this.#settings;
     if (!restartOnChange || this.#restarts >= MAX_RESTARTS) {
       const times = restartOnChange ? ` (${this.#restarts + 1} times)` : "";
       throw new RemoteChangedError(`${reason}${times}; run again to download the new version`, { url });
@@ -198,6 +209,7 @@ class FileDownload {
 
   async #dropPartial(): Promise<void> {
     this.#partial = undefined;
+    this.#adopted = undefined;
     this.#resumed = false;
     if (this.#path !== undefined) await discardPartial(this.#path);
   }
@@ -206,7 +218,7 @@ class FileDownload {
   async #claim(path: string): Promise<"claimed" | "finished-earlier"> {
     this.#path = path;
     const { url, force, ifChanged, warn } = this.#settings;
-    const claim = await claimOutput(path, { url, force, ifChanged, warn });
+    const claim = await claimOutput(path, { url, force, ifChanged, continue: this.#settings.continue, xattr: await loadXattr(), warn });
     this.#lock = claim.lock;
     if (claim.kind === "finished-earlier") {
       this.#size = claim.size;
@@ -214,16 +226,26 @@ class FileDownload {
     }
     this.#partial = claim.partial;
     this.#conditional = claim.conditional;
+    this.#adopted = claim.adopted;
     return "claimed";
+  }
+
+  /** The path named after the URL, when its origin record says rangeget finished it from this URL. */
+  async #finishedUnderUrlName(): Promise<string | undefined> {
+    const { dir, url, force, ifChanged } = this.#settings;
+    if (force || ifChanged) return undefined;
+    const path = resolve(dir, chooseFileName(undefined, url));
+    return (await finishedFrom(path, url, await loadXattr())) ? path : undefined;
   }
 
   /** One probe, and the path its answer calls for. */
   async #attempt(): Promise<AttemptOutcome> {
     const { minSplit, retries, url } = this.#settings;
     this.#abort = new AbortController();
+    this.#proofs.clear();
     if (this.#settings.signal?.aborted) throw abortError(this.#settings.signal);
     const partial = this.#partial;
-    let range = { start: 0, end: minSplit - 1 };
+    let range = { start: this.#adopted ?? 0, end: (this.#adopted ?? 0) + minSplit - 1 };
     if (partial) {
       const first = partial.done.missing(partial.manifest.size)[0];
       // Nothing missing: ask past the end; the 416 confirms the size, then we finish.
@@ -247,11 +269,13 @@ class FileDownload {
         ifRange: partial ? ifRangeValue(partial.manifest) : undefined,
         ifNoneMatch: this.#conditional?.ifNoneMatch,
         ifModifiedSince: this.#conditional?.ifModifiedSince,
+        known: partial ? knownOf(partial) : NOTHING_KNOWN,
         retries,
+        hostLimits: this.#settings.hostLimits,
       },
       this.#abort.signal,
     );
-    if (answer.status === 304) {
+    if (answer.verdict.kind === "not-modified") {
       this.#path ??= guessedPath;
       return this.#finished({ ...this.baseResult(), status: "up-to-date", size: (await stat(this.#path!)).size });
     }
@@ -265,52 +289,89 @@ class FileDownload {
       }
     }
     // A partial state found only now (claimed after the probe, which therefore carried
-    // no If-Range) is judged here; one known before the probe was judged by If-Range.
-    const change = this.#partial && this.#partial !== partial ? versionChange(this.#partial.manifest, answer) : undefined;
-    if (change !== undefined) await discardOnFailure(answer, () => this.#remoteChanged(changedOnServer(url, change)));
-    if (answer.status === 416) return this.#afterUnsatisfiable(answer);
-    if (answer.status === 200) {
-      if (partial) {
-        await discard(answer.response);
-        return { kind: "changed", reason: changedOnServer(url, "it answered the resume with the whole file (200)") };
-      }
-      if (this.#partial) {
-        this.#settings.warn(`${answer.finalUrl} no longer supports ranges; starting over`);
+    // no If-Range) is judged by the same verdict, as if it had been known.
+    if (this.#partial && this.#partial !== partial) {
+      const late = judge(answer.asked, knownOf(this.#partial), answer.response);
+      if (late.kind === "changed") await discardOnFailure(answer, () => this.#remoteChanged(changedOnServer(this.#settings.shownUrl, late.reason)));
+      else if (late.kind !== "bytes") {
+        this.#settings.warn(`${answer.finalUrl} no longer serves ranges of the file; starting over`);
         await discardOnFailure(answer, () => this.#dropPartial());
       }
-      return this.#singleStream(answer);
     }
-    return this.#ranged(answer);
+    let verdict: Verdict = answer.verdict;
+    if (verdict.kind === "changed") {
+      const reason = changedOnServer(this.#settings.shownUrl, verdict.reason);
+      if (this.#adopted !== undefined) {
+        await discard(answer.response);
+        throw new IntegrityError(`${reason}; ${this.#path} is not the start of this file, so it was left as it is`);
+      }
+      // The partial data is of an old version; the answer may be the new one's bytes.
+      await discardOnFailure(answer, () => this.#remoteChanged(reason));
+      verdict = judge(answer.asked, NOTHING_KNOWN, answer.response);
+    }
+    this.#proven(sizeProofOf(verdict));
+    switch (verdict.kind) {
+      case "bytes":
+        return this.#ranged(answer, verdict);
+      case "range-ignored": {
+        // A CDN node ignored the range of the resume: its body is the whole file. Worth
+        // reading up to the missing bytes when that costs no more than they do.
+        const placement = bodyPlacement(verdict, answer.asked)!;
+        if (verdict.size !== undefined && placement.skip <= placement.end - placement.start + 1) {
+          return this.#ranged(answer, { ...verdict, size: verdict.size });
+        }
+        this.#settings.warn(`${answer.finalUrl} ignored the range of the resume; fetching the whole file as one stream`);
+        await discardOnFailure(answer, () => this.#dropPartial());
+        return this.#singleStream(answer);
+      }
+      case "whole":
+        if (this.#partial || this.#adopted !== undefined) {
+          this.#settings.warn(`${answer.finalUrl} does not serve ranges; starting over`);
+          await discardOnFailure(answer, () => this.#dropPartial());
+        }
+        return this.#singleStream(answer);
+      case "complete":
+        await discard(answer.response);
+        return this.#complete(answer, verdict.size);
+      case "empty-file":
+        await discard(answer.response);
+        await this.#dropPartial();
+        this.#size = 0;
+        return this.#finish(await createPart(this.#path!, 0), this.#newManifest(answer, 0), 0);
+      case "size-unknown":
+      case "retry-without-range":
+        // No provable size from ranges, or ranges refused: one plain GET (DESIGN).
+        await discard(answer.response);
+        if (this.#partial || this.#adopted !== undefined) {
+          this.#settings.warn(`${answer.finalUrl} cannot resume this file; starting over`);
+          await this.#dropPartial();
+        }
+        return this.#singleStream(undefined);
+      case "changed":
+        // Not even the new version's bytes: ask again from the start.
+        await discard(answer.response);
+        return { kind: "lost" };
+      default:
+        await discard(answer.response);
+        throw new Error(`internal error: the probe returned the verdict ${verdict.kind}`);
+    }
   }
 
   async #finished(result: DownloadResult): Promise<AttemptOutcome> {
     return { kind: "finished", result };
   }
 
-  async #afterUnsatisfiable(answer: ProbeAnswer): Promise<AttemptOutcome> {
+  /** Every byte of the proven size is on disk already (a 416 to a resume that had nothing missing). */
+  async #complete(answer: ProbeAnswer, size: number): Promise<AttemptOutcome> {
     const partial = this.#partial;
-    if (partial) {
-      if (answer.size !== partial.manifest.size) {
-        const now = `it now has ${answer.size ?? "an unknown number of"} bytes, not ${partial.manifest.size}`;
-        return { kind: "changed", reason: changedOnServer(this.#settings.url, now) };
-      }
-      if (partial.done.bytes === partial.manifest.size) {
-        this.#size = partial.manifest.size;
-        this.#resumed = true;
-        const file = await openPart(this.#path!, partial.manifest.size, this.#settings.warn);
-        if (!file) return { kind: "lost" };
-        this.#counters.bytesAccepted = partial.manifest.size;
-        return this.#finish(file, partial.manifest);
-      }
-    } else if (answer.size === 0) {
-      // A range of an empty file is unsatisfiable (RFC 9110 14.1.1): the file is empty.
-      this.#size = 0;
-      return this.#finish(await createPart(this.#path!, 0), this.#newManifest(answer, 0));
-    }
-    throw new IntegrityError(
-      `${answer.finalUrl} refused a range inside the file (416, Content-Range ${JSON.stringify(answer.response.headers["content-range"] ?? null)})`,
-      { code: "ERR_BAD_RANGE" },
-    );
+    this.#size = size;
+    this.#resumed = true;
+    let file: FileHandle | undefined;
+    if (partial) file = await openPart(this.#path!, size, this.#settings.warn);
+    else if (this.#adopted === size) file = await adoptPart(this.#path!, size, size);
+    if (!file) return { kind: "lost" };
+    this.#counters.bytesAccepted = size;
+    return this.#finish(file, partial?.manifest ?? this.#newManifest(answer, size), partial?.done.bytes ?? size);
   }
 
   #newManifest(answer: ProbeAnswer, size: number): Manifest {
@@ -325,14 +386,15 @@ class FileDownload {
     };
   }
 
+  /** Records one way the file's size was learned; every one is weighed before publishing. */
+  #proven(proof: SizeProof | undefined): void {
+    if (proof) this.#proofs.set(`${proof.source}:${proof.size}`, proof);
+  }
+
   /** The parallel path: reopen or create the `.part`, transfer, finish. */
-  async #ranged(answer: ProbeAnswer): Promise<AttemptOutcome> {
-    const size = answer.size!;
-    // The probe carried If-Range, so a server that honours it would have said 200;
-    // this one did not, but the size or ETag gives it away. Its bytes are the new
-    // version's, so keep the answer and drop the old bytes.
-    const change = this.#partial ? versionChange(this.#partial.manifest, answer) : undefined;
-    if (change !== undefined) await discardOnFailure(answer, () => this.#remoteChanged(changedOnServer(this.#settings.url, change)));
+  async #ranged(answer: ProbeAnswer, verdict: Extract<Verdict, { kind: "bytes" | "range-ignored" }> & { size: number }): Promise<AttemptOutcome> {
+    const size = verdict.size;
+    const placement = bodyPlacement(verdict, answer.asked)!;
     let file: FileHandle | undefined;
     let manifest = this.#newManifest(answer, size);
     let done = new IntervalSet();
@@ -342,6 +404,10 @@ class FileDownload {
         manifest = { ...this.#partial.manifest, finalUrl: answer.finalUrl };
         done = this.#partial.done;
       }
+    } else if (this.#adopted !== undefined) {
+      const adopted = this.#adopted;
+      file = await discardOnFailure(answer, () => adoptPart(this.#path!, adopted, size));
+      if (adopted > 0) done.add(0, adopted - 1);
     }
     if (!file) {
       this.#partial = undefined;
@@ -356,56 +422,77 @@ class FileDownload {
       stats: this.#stats,
       path: this.#path!,
       answer,
+      placement,
       file,
       manifest,
       done,
       counters: this.#counters,
       abort: this.#abort,
+      proven: (proof) => this.#proven(proof),
     });
     if (outcome.kind === "changed") return { kind: "changed", reason: outcome.error.message };
-    return this.#finish(file, manifest);
+    if (outcome.kind === "ranges-ignored") {
+      this.#settings.warn(`${answer.finalUrl} keeps ignoring ranges; fetching the whole file as one stream`);
+      await this.#dropPartial();
+      return this.#singleStream(undefined);
+    }
+    return this.#finish(file, manifest, done.bytes);
   }
 
-  /** No range support or no size: one stream from the start; nothing to resume. */
-  async #singleStream(answer: ProbeAnswer): Promise<AttemptOutcome> {
-    this.#size = answer.size;
-    const { file, size } = await streamWhole({
+  /**
+   * No range support or no provable size: one stream from the start; nothing to resume.
+   * `answer` is the probe's when its body is the whole file, else a plain GET is sent.
+   */
+  async #singleStream(answer: ProbeAnswer | undefined): Promise<AttemptOutcome> {
+    this.#adopted = undefined;
+    const { file, size, finalUrl, validators } = await streamWhole({
       settings: this.#settings,
       http: this.#http,
       path: this.#path!,
-      answer,
+      first: answer,
       counters: this.#counters,
       signal: this.#abort.signal,
+      proven: (proof) => this.#proven(proof),
     });
     this.#size = size;
-    return this.#finish(file, this.#newManifest(answer, size));
+    const manifest: Manifest = { version: 1, url: this.#settings.url, finalUrl, size, ...validators, done: [] };
+    return this.#finish(file, manifest, size);
   }
 
-  /** The file is whole: fsync, verify, rename into place, report. */
-  async #finish(file: FileHandle, manifest: Manifest): Promise<AttemptOutcome> {
+  /**
+   * The file is whole: the bytes on disk must equal every size the answers proved
+   * (DESIGN, "What an answer proves"); then fsync, verify, record its origin, rename
+   * into place, report.
+   * @throws IntegrityError when no size was proven or two proofs disagree (nothing is published).
+   */
+  async #finish(file: FileHandle, manifest: Manifest, bytesOnDisk: number): Promise<AttemptOutcome> {
     const path = this.#path!;
+    const check = checkPublish([...this.#proofs.values()], bytesOnDisk);
+    if (!check.publish) {
+      await file.close().catch(() => {});
+      await discardPartial(path);
+      throw new IntegrityError(`${this.#settings.shownUrl}: ${check.reason}; nothing was saved as ${path}`);
+    }
     const { url, checksum, ifChanged } = this.#settings;
-    this.#digest = await finishPart(file, manifest, { path, url, checksum, ifChanged });
+    const record = { url, etag: manifest.etag, lastModified: manifest.lastModified, size: manifest.size };
+    this.#digest = await finishPart(file, manifest, { path, url: this.#settings.shownUrl, checksum, ifChanged, record });
     this.#size = manifest.size;
     this.#settings.onProgress?.({ path, bytesDone: manifest.size, size: manifest.size, bytesPerSecond: 0, activeConnections: 0 });
     return { kind: "finished", result: this.baseResult() };
   }
 }
 
-/**
- * Whether `answer` is of another version than the partial data in `manifest`: its
- * size, else its strong ETag, else its Last-Modified differs. Undefined when it is
- * the same version as far as the server lets us tell.
- */
-function versionChange(manifest: Manifest, answer: ProbeAnswer): string | undefined {
-  if (answer.size !== manifest.size) return `it now has ${answer.size ?? "an unknown number of"} bytes, not ${manifest.size}`;
-  if (isStrongEtag(manifest.etag) || isStrongEtag(answer.etag)) {
-    return manifest.etag === answer.etag ? undefined : `its ETag is now ${answer.etag ?? "gone"}`;
-  }
-  if (manifest.lastModified !== null || answer.lastModified !== null) {
-    return manifest.lastModified === answer.lastModified ? undefined : `its Last-Modified is now ${answer.lastModified ?? "gone"}`;
-  }
-  return undefined;
+/** `user:***` of a URL shown with its credentials redacted, or `undefined` when it has none. */
+function shownUserinfo(shownUrl: string): string | undefined {
+  const { username, password } = new URL(shownUrl);
+  if (username === "" && password === "") return undefined;
+  return password === "" ? username : `${username}:${password}`;
+}
+
+/** What a trusted manifest says of the version on disk, for the verdict. */
+function knownOf(partial: PartialState): Known {
+  const { size, etag, lastModified } = partial.manifest;
+  return { size, etag, lastModified, bytesDone: partial.done.bytes };
 }
 
 function changedOnServer(url: string, what: string): string {

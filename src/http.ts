@@ -35,6 +35,19 @@ export interface RequestContext {
   /** The origin the user's headers belong to. */
   userOrigin: string;
   userHeaders: Record<string, string>;
+  /** How the user's credentials are shown in messages (`user:***`), when the URL had some. */
+  shownUserinfo?: string | undefined;
+}
+
+/**
+ * `url` as messages show it: a URL of the user's origin carries the user's name and
+ * `***` for the password, so a message names the URL the user typed but never the secret.
+ */
+export function shownUrl(context: Pick<RequestContext, "userOrigin" | "shownUserinfo">, url: string): string {
+  if (context.shownUserinfo === undefined || !URL.canParse(url)) return url;
+  const parsed = new URL(url);
+  if (parsed.origin !== context.userOrigin || parsed.username !== "") return url;
+  return parsed.href.replace("//", `//${context.shownUserinfo}@`);
 }
 
 /** Returned by a body handler that has all it wants: the request ends early. */
@@ -66,6 +79,7 @@ export function streamGet(
   const target = new URL(url);
   const requestHeaders = headersFor(context, target, headers);
   const { clock } = context;
+  const shown = shownUrl(context, url);
   return new Promise<void>((resolve, reject) => {
     let controller: Dispatcher.DispatchController | undefined;
     let settled = false;
@@ -95,7 +109,7 @@ export function streamGet(
     // a server sending them forever would hold a request open for ever; this deadline
     // does not move, and it is the only one for the answer.
     clock.sleep(context.timeoutMs, deadline.signal).then(
-      () => fail(answerTimeout(url, context.timeoutMs)),
+      () => fail(answerTimeout(shown, context.timeoutMs)),
       () => {},
     );
     context.dispatcher.dispatch(
@@ -135,7 +149,7 @@ export function streamGet(
             errorStatus.reason += String(chunk);
             // Enough for the one-line reason: no need to read a large error body.
             if (errorStatus.reason.length >= 200) {
-              fail(httpStatusError(errorStatus.status, url, errorStatus.reason, errorStatus.retryAfter));
+              fail(httpStatusError(errorStatus.status, shown, errorStatus.reason, errorStatus.retryAfter));
             }
             return;
           }
@@ -160,11 +174,11 @@ export function streamGet(
           }
         },
         onResponseEnd() {
-          if (errorStatus) settle(httpStatusError(errorStatus.status, url, errorStatus.reason, errorStatus.retryAfter));
+          if (errorStatus) settle(httpStatusError(errorStatus.status, shown, errorStatus.reason, errorStatus.retryAfter));
           else settle();
         },
         onResponseError(_controller, error) {
-          settle(toNetworkError(error, url, signal));
+          settle(toNetworkError(error, shown, signal));
         },
       },
     );
