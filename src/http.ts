@@ -7,6 +7,7 @@ import { Readable } from "node:stream";
 import type { Dispatcher } from "undici";
 import type { Clock } from "./clock.js";
 import { HttpStatusError, NetworkError, RangegetError } from "./errors.js";
+import { headerText } from "./http-headers.js";
 import { isRetryableStatus, parseRetryAfter } from "./retry.js";
 import type { HttpStatsRecorder } from "./stats.js";
 
@@ -357,10 +358,15 @@ export async function discard(response: HttpResponse): Promise<void> {
   }
 }
 
+/** Headers whose value is text for us to read (a URL, a file name), not a token to send back as it came. */
+const TEXT_HEADERS = new Set(["location", "content-disposition"]);
+
 function flattenHeaders(headers: Dispatcher.ResponseData["headers"]): Record<string, string | undefined> {
   const flat: Record<string, string | undefined> = {};
   for (const [name, value] of Object.entries(headers)) {
-    flat[name] = Array.isArray(value) ? value.join(", ") : value;
+    const joined = Array.isArray(value) ? value.join(", ") : value;
+    // Validators (ETag) keep their bytes as they came: they are sent back in If-Range.
+    flat[name] = joined !== undefined && TEXT_HEADERS.has(name) ? headerText(joined) : joined;
   }
   return flat;
 }

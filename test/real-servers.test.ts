@@ -4,14 +4,16 @@
  * refused, and no short file ever published. Numbered as the inputs of the issue
  * "Real servers".
  */
+import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { download, downloadAll, type DownloadOptions, type DownloadResult } from "../src/index.js";
 import { makeContent, sha256 } from "./support/content.js";
 import { startRangeServer, type RangeServer, type RangeServerOptions } from "./support/range-server.js";
-import { assertBuilt, lines, runCli } from "./support/run-cli.js";
+import { rangeAnswer, sendAndClose, startRawServer, type RawServer } from "./support/raw-server.js";
+import { assertBuilt, lines, runCli, startCli } from "./support/run-cli.js";
 import { tempDir } from "./support/temp.js";
 
 const KiB = 1024;
@@ -270,5 +272,151 @@ describe("8. credentials in the URL: http://user:p%40ss@host/file against a serv
       expect(text).not.toContain("p@ss");
     }
     expect((JSON.parse(manifest) as { url: string }).url).toBe(server.url());
+  });
+});
+
+describe("9. a file larger than the process allows (RLIMIT_FSIZE)", () => {
+  // More runs under a real limit, one hit mid-download, are in local-faults.test.ts.
+  const fileSizeLimit = (bytes: number): string[] =>
+    spawnSync("prlimit", ["--version"], { stdio: "ignore" }).status === 0
+      ? ["prlimit", `--fsize=${bytes}`, "--"]
+      : ["bash", "-c", `trap '' XFSZ; ulimit -f ${Math.floor(bytes / 1024)}; exec "$@"`, "bash"];
+
+  it("is refused up front with its own error and remedy (exit 6, ERR_FILE_TOO_LARGE), never 'no space left'", async () => {
+    const content = makeContent(2 * MiB, 9);
+    const server = await serve({ content });
+    const cwd = await tempDir();
+    const run = await runCli(["--json", "-c", "2", "--min-split", "256K", "-o", "big.bin", server.url()], {
+      cwd,
+      wrapper: fileSizeLimit(512 * KiB),
+    });
+    expect(run.code).toBe(6);
+    expect(JSON.parse(lines(run.stdout)[0] ?? "{}")).toMatchObject({ status: "failed", error: { code: "ERR_FILE_TOO_LARGE" } });
+    expect(run.stderr).toMatch(/RLIMIT_FSIZE, ulimit -f/);
+    expect(run.stderr).not.toMatch(/no space|free some space/);
+    expect(existsSync(join(cwd, "big.bin.part"))).toBe(false);
+    expect(server.requests).toHaveLength(1);
+  });
+});
+
+describe("10. running the same command again", () => {
+  it("rangeget -i list.txt interrupted, then run again: finished files are up-to-date with no request, the rest finish, exit 0", async () => {
+    const small = makeContent(64 * KiB, 101);
+    const large = makeContent(4 * MiB, 102);
+    const server = await serve({
+      content: small,
+      onRequest: (request) => (request.path === "/slow.bin" ? { body: large, bytesPerSecond: 1 * MiB } : undefined),
+    });
+    const cwd = await tempDir();
+    await writeFile(join(cwd, "list.txt"), `${server.url("/a.bin")}\n${server.url("/b.bin")} named-b.bin\n${server.url("/slow.bin")}\n`);
+    const args = ["-q", "--json", "-j", "3", "-c", "2", "--min-split", "256K", "-i", "list.txt"];
+    const first = startCli(args, { cwd, timeoutMs: 30_000 });
+    // Interrupted once the two small files are done and the large one is under way.
+    for (let waited = 0; waited < 200 && !(existsSync(join(cwd, "a.bin")) && existsSync(join(cwd, "named-b.bin"))); waited++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    first.child.kill("SIGINT");
+    const interrupted = await first.done;
+    expect(interrupted.code).toBe(130);
+    expect(existsSync(join(cwd, "slow.bin"))).toBe(false);
+
+    const before = server.requests.length;
+    const again = await runCli(args, { cwd, timeoutMs: 30_000 });
+    expect(again.code, again.stderr).toBe(0);
+    const results = lines(again.stdout).map((line) => JSON.parse(line) as { url: string; status: string });
+    const statusOf = (path: string) => results.find((result) => result.url === server.url(path))?.status;
+    expect(statusOf("/a.bin")).toBe("up-to-date");
+    expect(statusOf("/b.bin")).toBe("up-to-date");
+    expect(["resumed", "downloaded"]).toContain(statusOf("/slow.bin"));
+    const asked = server.requests.slice(before).map((request) => request.path);
+    expect(asked.every((path) => path === "/slow.bin")).toBe(true);
+    expect(sha256(await readFile(join(cwd, "slow.bin")))).toBe(sha256(large));
+    expect(sha256(await readFile(join(cwd, "named-b.bin")))).toBe(sha256(small));
+  });
+
+  it("an existing file rangeget did not finish from this URL is still refused (exit 6)", async () => {
+    const server = await serve({ content: makeContent(64 * KiB, 103) });
+    const cwd = await tempDir();
+    await writeFile(join(cwd, "mine.bin"), "not from that server");
+    const run = await runCli(["-q", "-o", "mine.bin", server.url()], { cwd });
+    expect(run.code).toBe(6);
+    expect(run.stderr).toContain("--continue");
+    expect(await readFile(join(cwd, "mine.bin"), "utf8")).toBe("not from that server");
+    expect(server.requests).toHaveLength(0);
+  });
+
+  it("--continue adopts a partial file another tool left: only the rest is fetched, with a warning that nothing vouches for the prefix", async () => {
+    const content = makeContent(3 * MiB, 104);
+    const server = await serve({ content });
+    const cwd = await tempDir();
+    const prefix = 1 * MiB + 123;
+    await writeFile(join(cwd, "big.iso"), content.subarray(0, prefix));
+    const run = await runCli(["--json", "-c", "2", "--min-split", "512K", "--continue", "-o", "big.iso", server.url()], { cwd });
+    expect(run.code, run.stderr).toBe(0);
+    expect(JSON.parse(lines(run.stdout)[0] ?? "{}")).toMatchObject({ status: "resumed", resumed: true, size: content.length });
+    expect(run.stderr).toMatch(/nothing vouches/);
+    expect(sha256(await readFile(join(cwd, "big.iso")))).toBe(sha256(content));
+    // Every request asked past the prefix: none of its bytes was fetched again.
+    expect(server.requests.every((request) => (request.range?.start ?? 0) >= prefix)).toBe(true);
+  });
+
+  it("--continue on a file as long as the remote one finishes it with one request past the end (416)", async () => {
+    const content = makeContent(256 * KiB, 105);
+    const server = await serve({ content });
+    const output = join(await tempDir(), "whole.bin");
+    await writeFile(output, content);
+    const result = await download(server.url(), quick({ continue: true, output }));
+    expect(result).toMatchObject({ status: "resumed", size: content.length });
+    expect(server.requests.map((request) => request.status)).toEqual([416]);
+  });
+
+  it("--continue on a file longer than the remote one leaves it alone and fails", async () => {
+    const content = makeContent(256 * KiB, 106);
+    const server = await serve({ content });
+    const output = join(await tempDir(), "longer.bin");
+    const longer = Buffer.concat([content, Buffer.from("tail")]);
+    await writeFile(output, longer);
+    await expect(download(server.url(), quick({ continue: true, output }))).rejects.toMatchObject({ exitCode: 5 });
+    expect(sha256(await readFile(output))).toBe(sha256(longer));
+  });
+});
+
+describe("headers are bytes: raw UTF-8 in Location and Content-Disposition", () => {
+  const raws: RawServer[] = [];
+  afterEach(async () => {
+    await Promise.all(raws.splice(0).map((server) => server.close()));
+  });
+
+  /** `text` as the bytes a server writes: UTF-8, sent byte for byte. */
+  const utf8Bytes = (text: string) => Buffer.from(text, "utf8").toString("latin1");
+
+  it("reads a raw UTF-8 file name as UTF-8, and one that is not valid UTF-8 as Latin-1", async () => {
+    const content = makeContent(32 * KiB, 110);
+    for (const [header, expected] of [
+      [`Content-Disposition: attachment; filename="${utf8Bytes("résumé €.pdf")}"`, "résumé €.pdf"],
+      ['Content-Disposition: attachment; filename="caf\xe9.txt"', "café.txt"],
+    ] as const) {
+      const raw = await startRawServer((socket, request) => sendAndClose(socket, rangeAnswer(content, request!, [header])));
+      raws.push(raw);
+      const dir = await tempDir();
+      const result = await download(raw.url(), quick({ dir, connections: 1 }));
+      expect(result.path).toBe(join(dir, expected));
+      expect(sha256(await readFile(result.path))).toBe(sha256(content));
+    }
+  });
+
+  it("follows a Location with raw UTF-8 to the percent-encoded path", async () => {
+    const content = makeContent(32 * KiB, 111);
+    const raw = await startRawServer((socket, request) => {
+      if (request!.path === "/file.bin") {
+        sendAndClose(socket, `HTTP/1.1 302 Found\r\nLocation: ${utf8Bytes("/été/file.bin")}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
+      } else {
+        sendAndClose(socket, rangeAnswer(content, request!));
+      }
+    });
+    raws.push(raw);
+    const result = await download(raw.url(), quick({ dir: await tempDir(), connections: 1 }));
+    expect(sha256(await readFile(result.path))).toBe(sha256(content));
+    expect(raw.requests.map((request) => request.path)).toContain("/%C3%A9t%C3%A9/file.bin");
   });
 });
