@@ -184,7 +184,8 @@ function buildParser(argv: string[], columns: number | undefined) {
       .option("version", { type: "boolean", group: GROUP_FORMAT, describe: "show the version" })
       .example("$0 -c 16 https://example.com/big.iso", "16 connections; run it again to resume")
       .example("$0 --checksum sha256=<hex> https://host/a.img", "verified before the file appears")
-      .example("$0 -i urls.txt -j 2 -d downloads --json", "a list, 2 files at a time, JSON results")
+      .example("$0 -i urls.txt -j 2 -d downloads --json", "a list, 2 files at a time, JSON results; run it again after an interruption")
+      .example("$0 --continue -o big.iso https://host/big.iso", "finish a big.iso that curl, wget or a browser left partial")
       .example("$0 -o - https://host/a.tar | tar x", "the bytes in order on stdout, fetched in parallel")
       .example("$0 --extract out/ https://host/a.tar.gz", "unpacked while it downloads")
       .wrap(Math.min(columns ?? 100, 100)),
