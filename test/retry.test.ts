@@ -1,6 +1,8 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { isRetryableStatus, MAX_RETRY_AFTER_MS, parseRetryAfter, retryDelay } from "../src/retry.js";
+import { HttpStatusError } from "../src/errors.js";
+import { HostLimitRefusal } from "../src/host-limits.js";
+import { isRetryableStatus, MAX_RETRY_AFTER_MS, parseRetryAfter, retryDelay, withRetries } from "../src/retry.js";
 
 describe("isRetryableStatus", () => {
   it.each([408, 429, 500, 502, 503, 504])("retries %d: the condition may pass", (status) => {
@@ -113,5 +115,41 @@ describe("retryDelay", () => {
     const delays = Array.from({ length: 20 }, () => retryDelay(4, undefined));
     expect(new Set(delays).size).toBeGreaterThan(1);
     for (const delay of delays) expect(delay).toBeLessThan(4000);
+  });
+});
+
+describe("withRetries", () => {
+  const instant = { sleep: async () => {} };
+  const busy = () => new HttpStatusError("HTTP 503 from http://127.0.0.1/", { status: 503, url: "http://127.0.0.1/" });
+
+  it("gives up after `retries` counted failures in a row", async () => {
+    let attempts = 0;
+    const loop = { retries: 3, clock: instant, signal: new AbortController().signal };
+    const failing = withRetries(loop, async () => {
+      attempts++;
+      throw busy();
+    });
+    await expect(failing).rejects.toBeInstanceOf(HttpStatusError);
+    expect(attempts).toBe(3);
+  });
+
+  it("does not count an uncounted failure (a host's connection limit): the range keeps its attempts", async () => {
+    let attempts = 0;
+    const limited = new HostLimitRefusal(busy(), 2);
+    const loop = {
+      retries: 2,
+      clock: instant,
+      signal: new AbortController().signal,
+      uncounted: (error: unknown) => error instanceof HostLimitRefusal,
+    };
+    const result = await withRetries(loop, async () => {
+      attempts++;
+      // Ten refusals for the host's limit, then one ordinary failure, then success.
+      if (attempts <= 10) throw limited;
+      if (attempts === 11) throw busy();
+      return "done";
+    });
+    expect(result).toBe("done");
+    expect(attempts).toBe(12);
   });
 });
