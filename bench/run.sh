@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `npm run bench` (after `npm run build`): sets up the loopback origin (bench/setup.sh),
 # runs every scenario with rangeget and its peers (bench/run.mjs) and prints the report.
-# Quick run: BIG_MIB=128 MID_MIB=64 BATCH_COUNT=20 RUNS=1 npm run bench
-# One scenario: ONLY=straggler npm run bench. The other variables are in setup.sh, run.mjs.
+# Quick run: BIG_MIB=128 MID_MIB=64 BATCH_COUNT=20 TINY_COUNT=500 RUNS=1 npm run bench
+# One scenario: RUNS=1 ONLY=start npm run bench. The other variables are in setup.sh, run.mjs.
 # nginx is stopped at the end unless it was already running (then it is left as it was).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)

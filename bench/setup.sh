@@ -5,17 +5,20 @@
 #   BENCH_DIR    files, logs, nginx state and peers (default /tmp/rangeget-bench)
 #   BIG_MIB      big file in MiB (default 1024)     MID_MIB  mid file in MiB (default 256)
 #   BATCH_COUNT  number of 1 MiB files (default 200)
-#   BENCH_PORT   first of the three nginx ports (default 18080: full speed, 18081
-#                throttled, 18082 throttled and logged)
+#   TINY_COUNT   number of 4 KiB files (default 5000)
+#   BENCH_PORT   first of the four nginx ports (default 18080: full speed, 18081
+#                throttled, 18082 throttled and logged, 18083 HTTPS at full speed with a
+#                self-signed certificate made here with openssl)
 #   IPULL        0 to skip installing ipull (npm), the Node peer
 set -euo pipefail
 BENCH_DIR=${BENCH_DIR:-/tmp/rangeget-bench}
 BIG_MIB=${BIG_MIB:-1024}
 MID_MIB=${MID_MIB:-256}
 BATCH_COUNT=${BATCH_COUNT:-200}
+TINY_COUNT=${TINY_COUNT:-5000}
 IPULL=${IPULL:-1}
 BENCH_PORT=${BENCH_PORT:-18080}
-ports=("$BENCH_PORT" $((BENCH_PORT + 1)) $((BENCH_PORT + 2)))
+ports=("$BENCH_PORT" $((BENCH_PORT + 1)) $((BENCH_PORT + 2)) $((BENCH_PORT + 3)))
 here=$(cd "$(dirname "$0")" && pwd)
 MiB=1048576
 
@@ -44,10 +47,13 @@ command -v curl >/dev/null || missing+=(curl)
 command -v wget >/dev/null || missing+=(wget)
 command -v aria2c >/dev/null || missing+=(aria2)
 command -v axel >/dev/null || missing+=(axel)
+command -v lftp >/dev/null || missing+=(lftp)
+command -v openssl >/dev/null || missing+=(openssl)
 [ -x /usr/bin/time ] || missing+=(time)
 if [ ${#missing[@]} -gt 0 ]; then
   install_packages "${missing[@]}" || say "some packages did not install; their rows will say missing"
 fi
+command -v openssl >/dev/null || { say "openssl is required for the HTTPS origin and could not be installed (apt-get install openssl)"; exit 1; }
 command -v nginx >/dev/null || { say "nginx is required and could not be installed (apt-get install nginx-light)"; exit 1; }
 [ -x /usr/bin/time ] || { say "/usr/bin/time is required and could not be installed (apt-get install time)"; exit 1; }
 
@@ -62,7 +68,7 @@ fi
 
 # --- test files: random bytes, rewritten only when a size is wrong ---
 www=$BENCH_DIR/www
-mkdir -p "$www/batch" "$BENCH_DIR/nginx/logs" "$BENCH_DIR/nginx/tmp"
+mkdir -p "$www/batch" "$www/tiny" "$BENCH_DIR/nginx/logs" "$BENCH_DIR/nginx/tmp" "$BENCH_DIR/tls"
 random_file() { # path MiB [quiet]
   local bytes=$(($2 * MiB))
   [ "$(stat -c %s "$1" 2>/dev/null || echo -1)" = "$bytes" ] && return 0
@@ -76,6 +82,21 @@ if [ "$(find "$www/batch" -name '*.bin' | wc -l)" != "$BATCH_COUNT" ] || [ ! -f 
   rm -f "$www"/batch/*.bin
 fi
 for ((i = 0; i < BATCH_COUNT; i++)); do random_file "$www/batch/$i.bin" 1 quiet; done
+# The long list: TINY_COUNT files of 4 KiB (per-file cost, and memory as a list grows),
+# written by one node process, since 5,000 shell commands take longer than the files.
+if [ ! -f "$www/tiny/$((TINY_COUNT - 1)).bin" ] || [ -f "$www/tiny/$TINY_COUNT.bin" ]; then
+  say "writing $TINY_COUNT files of 4 KiB in $www/tiny"
+  rm -f "$www"/tiny/*.bin
+  node -e 'const { randomBytes } = require("node:crypto"); const { writeFileSync } = require("node:fs");
+    for (let i = 0; i < Number(process.argv[2]); i++) writeFileSync(`${process.argv[1]}/${i}.bin`, randomBytes(4096));' "$www/tiny" "$TINY_COUNT"
+fi
+# One byte: a download whose cost is all start-up, probe and finish.
+[ -f "$www/one.bin" ] || printf x > "$www/one.bin"
+
+# A self-signed certificate for 127.0.0.1 (every client in the benchmark skips the check).
+[ -s "$BENCH_DIR/tls/cert.pem" ] || openssl req -x509 -newkey rsa:2048 -nodes -days 3650 \
+  -keyout "$BENCH_DIR/tls/key.pem" -out "$BENCH_DIR/tls/cert.pem" -subj "/CN=127.0.0.1" \
+  -addext "subjectAltName=IP:127.0.0.1" 2>/dev/null
 
 # Checksums of everything served, recomputed only when a file is newer than the list.
 sums=$www/SHA256SUMS
@@ -91,7 +112,7 @@ echo "$BENCH_DIR" > "$www/origin.txt"
 # --- nginx on loopback ---
 conf=$BENCH_DIR/nginx/nginx.conf
 sed -e "s#@BENCH_DIR@#$BENCH_DIR#g" -e "s#@PORT_FAST@#${ports[0]}#" \
-  -e "s#@PORT_THROTTLED@#${ports[1]}#" -e "s#@PORT_LOGGED@#${ports[2]}#" "$here/nginx.conf" > "$conf"
+  -e "s#@PORT_THROTTLED@#${ports[1]}#" -e "s#@PORT_LOGGED@#${ports[2]}#" -e "s#@PORT_TLS@#${ports[3]}#" "$here/nginx.conf" > "$conf"
 pidfile=$BENCH_DIR/nginx/nginx.pid
 if [ -s "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
   nginx -q -p "$BENCH_DIR/nginx" -c "$conf" -s reload 2>&1 | grep -v 'signal process started' >&2 || true
@@ -100,11 +121,13 @@ else
     { say "nginx did not start (ports ${ports[*]} taken?); see $BENCH_DIR/nginx/logs/error.log"; exit 1; }
 fi
 for port in "${ports[@]}"; do
+  scheme=http
+  [ "$port" = "${ports[3]}" ] && scheme=https
   for ((try = 0; try < 50; try++)); do
-    [ "$(curl -fsS "http://127.0.0.1:$port/origin.txt" 2>/dev/null)" = "$BENCH_DIR" ] && continue 2
+    [ "$(curl -fsSk "$scheme://127.0.0.1:$port/origin.txt" 2>/dev/null)" = "$BENCH_DIR" ] && continue 2
     sleep 0.1
   done
   say "127.0.0.1:$port does not serve $www (another server on that port?)"; exit 1
 done
-say "nginx up on 127.0.0.1:${ports[0]} (full speed), :${ports[1]} (16 MiB/s per connection), :${ports[2]} (same, logged)"
+say "nginx up on 127.0.0.1:${ports[0]} (full speed; /noranges/ without range support), :${ports[1]} (16 MiB/s per connection), :${ports[2]} (same, logged), :${ports[3]} (HTTPS, full speed)"
 say "stop it with: nginx -p $BENCH_DIR/nginx -c $conf -s quit"

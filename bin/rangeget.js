@@ -11,5 +11,6 @@ setFlagsFromString("--liftoff-only");
 // Node 22.1+ can cache compiled code between runs (about 30 ms of a 0.2 s start on
 // Node 24); older Nodes have no such API and start as before.
 module.enableCompileCache?.();
-const { main } = await import("../dist/cli/main.js");
+// The bundle (scripts/bundle-cli.mjs): one file to load instead of a hundred modules.
+const { main } = await import("../dist/bin/rangeget.js");
 process.exitCode = await main(process.argv.slice(2));

@@ -1,5 +1,5 @@
-import pLimit from "p-limit";
 import { DEFAULTS, downloadWithResult } from "./download.js";
+import { UsageError } from "./errors.js";
 import { createDispatcher } from "./dispatcher.js";
 import { HostLimits, maxConnectionsPerHostFor } from "./host-limits.js";
 import { RateLimiter } from "./rate-limit.js";
@@ -12,8 +12,33 @@ import type { DownloadAllOptions, DownloadItem, DownloadResult } from "./types.j
  * failure does not stop the others: every item gets a result, in input order.
  */
 export async function downloadAll(items: readonly DownloadItem[], options: DownloadAllOptions = {}): Promise<DownloadResult[]> {
+  const results: DownloadResult[] = new Array<DownloadResult>(items.length);
+  const { onFileEnd } = options;
+  await forEachDownload(items, {
+    ...options,
+    onFileEnd: (index, result) => {
+      results[index] = result;
+      onFileEnd?.(index, result);
+    },
+  });
+  return results;
+}
+
+/**
+ * downloadAll without the list of results: each result goes to `onFileEnd` and is
+ * not kept, and only `jobs` files are in hand at a time, so memory does not grow with
+ * the list (the command line's `-i` with thousands of files). `onFileEnd` is called
+ * exactly once per item. Throws UsageError when `jobs` is not a whole number from 1 up
+ * (or Infinity).
+ */
+export async function forEachDownload(
+  items: readonly DownloadItem[],
+  options: DownloadAllOptions & { onFileEnd: (index: number, result: DownloadResult) => void },
+): Promise<void> {
   const { jobs = 4, onProgress, onFileEnd, limitRate, ...defaults } = options;
-  const limit = pLimit(jobs);
+  if (!(jobs === Number.POSITIVE_INFINITY || (Number.isInteger(jobs) && jobs >= 1))) {
+    throw new UsageError(`jobs must be a whole number 1 or more, got ${jobs}`);
+  }
   const rateLimiter = limitRate === undefined ? undefined : new RateLimiter(limitRate);
   const hostLimits = new HostLimits(maxConnectionsPerHostFor(defaults));
   // One dispatcher for the whole batch: files from one server reuse its connections.
@@ -26,7 +51,7 @@ export async function downloadAll(items: readonly DownloadItem[], options: Downl
       ...(defaults.insecure ? { insecure: true } : {}),
     });
 
-  const downloadOne = async (item: DownloadItem, index: number): Promise<DownloadResult> => {
+  const downloadOne = async (item: DownloadItem, index: number): Promise<void> => {
     const { url, ...own } = typeof item === "string" || isUrlList(item) ? { url: item } : item;
     // An item with TLS settings of its own needs connections of its own.
     const ownTls = own.ca !== undefined || own.insecure !== undefined;
@@ -38,12 +63,19 @@ export async function downloadAll(items: readonly DownloadItem[], options: Downl
       hostLimits,
       ...(onProgress ? { onProgress: (progress) => onProgress(index, progress) } : {}),
     });
-    onFileEnd?.(index, result);
-    return result;
+    onFileEnd(index, result);
   };
 
+  // `jobs` lanes take the next item as each finishes: no promise per queued item.
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < items.length) {
+      const index = next++;
+      await downloadOne(items[index]!, index);
+    }
+  };
   try {
-    return await Promise.all(items.map((item, index) => limit(() => downloadOne(item, index))));
+    await Promise.all(Array.from({ length: Math.min(jobs, items.length) }, lane));
   } finally {
     if (!defaults.dispatcher) await shared.destroy();
   }

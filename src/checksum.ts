@@ -2,7 +2,6 @@
  * `--checksum algo=hex`: parse the user's expected digest, and hash the finished
  * file to compare against it before the output name appears.
  */
-import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { UsageError } from "./errors.js";
 import type { Checksum } from "./types.js";
@@ -32,6 +31,9 @@ export function parseChecksum(text: string): Checksum {
  * as they are, for the caller to report with its own context.
  */
 export async function hashFile(path: string, algorithm: Checksum["algorithm"]): Promise<string> {
+  // node:crypto takes ~10 ms to load; the command line parses --checksum on every start
+  // but hashes only when one was given.
+  const { createHash } = await import("node:crypto");
   const hash = createHash(algorithm);
   for await (const chunk of createReadStream(path)) {
     hash.update(chunk as Buffer);

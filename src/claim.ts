@@ -6,9 +6,10 @@
 import { mkdir, readFile, stat } from "node:fs/promises";
 import { dirname } from "node:path";
 import { FileError } from "./errors.js";
-import { acquireLock, fileError, manifestDone, readManifest, removeIfPresent, type Lock, type Manifest } from "./manifest.js";
+import { acquireLock, manifestDone, readManifest, removeIfPresent, type Lock, type Manifest } from "./manifest.js";
 import { finishedFrom, type XattrApi } from "./origin-record.js";
 import type { IntervalSet } from "./ranges.js";
+import { fileError } from "./to-error.js";
 
 /** The partial data of an earlier run that we trust and will resume. */
 export interface PartialState {

@@ -9,7 +9,7 @@ import { resolve } from "node:path";
 import type { Dispatcher } from "undici";
 import { claimOutput, conditionalHeaders, discardPartial, type ConditionalHeaders, type PartialState } from "./claim.js";
 import { finishedFrom, loadXattr } from "./origin-record.js";
-import { AbortError, IntegrityError, RemoteChangedError, errorCodeOf } from "./errors.js";
+import { AbortError, IntegrityError, RemoteChangedError, summarizeError } from "./errors.js";
 import { chooseFileName } from "./filename.js";
 import { ifRangeValue } from "./http-headers.js";
 import { createDispatcher } from "./dispatcher.js";
@@ -24,7 +24,7 @@ import { streamWhole } from "./single-stream.js";
 import { HttpStatsRecorder } from "./stats.js";
 import type { TransferCounters } from "./ticker.js";
 import { transferRanges } from "./transfer.js";
-import type { Checksum, DownloadOptions, DownloadResult } from "./types.js";
+import type { Checksum, DownloadOptions, DownloadResult, FinishedDownload } from "./types.js";
 import { bodyPlacement, checkPublish, judge, NOTHING_KNOWN, sizeProofOf, type Known, type SizeProof, type Verdict } from "./verdict.js";
 
 export { DEFAULTS } from "./options.js";
@@ -36,10 +36,18 @@ const MAX_RESTARTS = 3;
  * Downloads one URL to a file. Resolves with what happened; rejects with a typed
  * error (see errors.ts) after saving whatever state makes a re-run resume.
  */
-export async function download(url: string | readonly string[], options: DownloadOptions = {}): Promise<DownloadResult> {
+export async function download(url: string | readonly string[], options: DownloadOptions = {}): Promise<FinishedDownload> {
   const { result, error } = await downloadWithResult(url, options);
   if (error !== undefined) throw error;
-  return result;
+  return asFinished(result);
+}
+
+/** A result that did not fail, typed as such: every way to succeed learns the size. */
+function asFinished(result: DownloadResult): FinishedDownload {
+  if (result.status === "failed" || result.size === null || result.error !== null) {
+    throw new Error(`internal error: the download of ${result.url} ended without failing or learning the size`);
+  }
+  return { ...result, status: result.status, size: result.size, error: null };
 }
 
 /** Like `download`, but a failure is a result with `status: "failed"`, plus the error. */
@@ -69,7 +77,7 @@ export async function downloadWithResult(
     const result: DownloadResult = {
       ...(job?.baseResult() ?? emptyResult(url, options, stats, performance.now() - startedAt)),
       status: "failed",
-      error: { code: errorCodeOf(error), message: error instanceof Error ? error.message : String(error) },
+      error: summarizeError(error),
     };
     return { result, error };
   } finally {
@@ -145,6 +153,8 @@ class FileDownload {
       userOrigin: settings.userOrigin,
       userHeaders: settings.headers,
       shownUserinfo: shownUserinfo(settings.shownUrl),
+      userAgent: settings.userAgent,
+      credentials: settings.credentials,
     };
   }
 

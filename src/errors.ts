@@ -1,133 +1,60 @@
 /**
- * One hierarchy for every failure rangeget reports. Each class has a stable `code`
- * (for programs) and the process exit code the CLI maps it to (see README, "Exit codes").
+ * One hierarchy for every failure rangeget reports. Each class has a `code` from a
+ * closed set (for programs) and the process exit code the CLI ends with, read from
+ * the one mapping below (see README, "Exit codes"). The functions that turn what
+ * Node, undici or a server threw into these classes live in to-error.ts.
  */
-export abstract class RangegetError extends Error {
-  abstract readonly code: string;
-  abstract readonly exitCode: number;
+import { constants } from "node:os";
 
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = new.target.name;
-  }
-}
+/** `UsageError`: a bad option, URL or input line. */
+export type UsageErrorCode = "ERR_USAGE";
+/** `HttpStatusError`: an error status, or redirects that went wrong. */
+export type HttpStatusErrorCode = "ERR_HTTP_STATUS" | "ERR_TOO_MANY_REDIRECTS" | "ERR_REDIRECT_LOOP" | "ERR_BAD_REDIRECT";
+/** `NetworkError`: the connection failed, timed out, or its TLS certificate is not trusted. */
+export type NetworkErrorCode = "ERR_NETWORK" | "ERR_TIMEOUT" | "ERR_TLS";
+/** `IntegrityError`: wrong bytes, a wrong size or wrong ranges. */
+export type IntegrityErrorCode = "ERR_INTEGRITY" | "ERR_CHECKSUM" | "ERR_BAD_RANGE";
+/** `RemoteChangedError`. */
+export type RemoteChangedErrorCode = "ERR_REMOTE_CHANGED";
+/** `FileError`: the output, its lock, its directory, the disk, or the reader of `-o -`. */
+export type FileErrorCode =
+  | "ERR_FILE"
+  | "ERR_EXISTS"
+  | "ERR_LOCKED"
+  | "ERR_NO_SPACE"
+  | "ERR_FILE_TOO_LARGE"
+  | "ERR_PERMISSION"
+  | "ERR_OUTPUT_CLOSED";
+/** `AbortError`. */
+export type AbortErrorCode = "ERR_ABORTED";
 
-/** Bad option, bad URL, bad input line: nothing was fetched. Exit 2. */
-export class UsageError extends RangegetError {
-  readonly code = "ERR_USAGE";
-  readonly exitCode = 2;
-}
+/** Every `code` a `RangegetError` can carry. */
+export type ErrorCode =
+  | UsageErrorCode
+  | HttpStatusErrorCode
+  | NetworkErrorCode
+  | IntegrityErrorCode
+  | RemoteChangedErrorCode
+  | FileErrorCode
+  | AbortErrorCode;
+
+/** The signals the CLI turns into an abort. */
+export type InterruptSignal = "SIGINT" | "SIGTERM";
 
 /**
- * The server answered with an error status after retries, or redirects went wrong
- * (too many, a loop, a non-http scheme). Exit 3.
+ * The exit code after an interrupt: 128 + the signal's number, as POSIX shells
+ * report a process killed by a signal (130 for SIGINT, 143 for SIGTERM).
  */
-export class HttpStatusError extends RangegetError {
-  readonly code: string;
-  readonly exitCode = 3;
-  readonly status: number;
-  readonly url: string;
-  /** The delay the server asked for with Retry-After, in milliseconds. */
-  readonly retryAfterMs: number | undefined;
-
-  constructor(
-    message: string,
-    details: { status: number; url: string; code?: string; retryAfterMs?: number; cause?: unknown },
-  ) {
-    super(message, { cause: details.cause });
-    this.status = details.status;
-    this.url = details.url;
-    this.code = details.code ?? "ERR_HTTP_STATUS";
-    this.retryAfterMs = details.retryAfterMs;
-  }
-}
-
-/** Connect failure, reset, timeout, truncated body: after retries. Exit 4. */
-export class NetworkError extends RangegetError {
-  readonly code: string;
-  readonly exitCode = 4;
-  readonly url: string;
-
-  constructor(message: string, details: { url: string; code?: string; cause?: unknown }) {
-    super(message, { cause: details.cause });
-    this.url = details.url;
-    this.code = details.code ?? "ERR_NETWORK";
-  }
-}
-
-/** Checksum mismatch, or a server that keeps sending wrong ranges or sizes. Exit 5. */
-export class IntegrityError extends RangegetError {
-  readonly code: string;
-  readonly exitCode = 5;
-
-  constructor(message: string, details: { code?: string; cause?: unknown } = {}) {
-    super(message, { cause: details.cause });
-    this.code = details.code ?? "ERR_INTEGRITY";
-  }
-}
-
-/**
- * The remote file changed while a partial download existed, and the caller asked
- * not to restart (`restartOnChange: false`) or it kept changing. Exit 5.
- */
-export class RemoteChangedError extends RangegetError {
-  readonly code = "ERR_REMOTE_CHANGED";
-  readonly exitCode = 5;
-  readonly url: string;
-
-  constructor(message: string, details: { url: string; cause?: unknown }) {
-    super(message, { cause: details.cause });
-    this.url = details.url;
-  }
-}
-
-/** Output exists, locked by another process, disk full, permission denied. Exit 6. */
-export class FileError extends RangegetError {
-  readonly code: string;
-  readonly exitCode = 6;
-  readonly path: string;
-
-  constructor(message: string, details: { path: string; code?: string; cause?: unknown }) {
-    super(message, { cause: details.cause });
-    this.path = details.path;
-    this.code = details.code ?? "ERR_FILE";
-  }
-}
-
-/**
- * The caller's AbortSignal fired (Ctrl-C, SIGTERM in the CLI). State was saved; the
- * same call again resumes. Exit 130 for SIGINT, 143 for SIGTERM, as shells expect.
- */
-export class AbortError extends RangegetError {
-  readonly code = "ERR_ABORTED";
-  readonly exitCode: number;
-
-  constructor(message = "download aborted; state saved, run again to resume", options: { signal?: string; cause?: unknown } = {}) {
-    super(message, { cause: options.cause });
-    this.exitCode = options.signal === "SIGTERM" ? 143 : 130;
-  }
+export function interruptExitCode(signal: InterruptSignal): number {
+  return 128 + constants.signals[signal];
 }
 
 /** Exit code 1: anything that is not one of ours is a bug. */
 export const INTERNAL_ERROR_EXIT_CODE = 1;
 
-export function exitCodeOf(error: unknown): number {
-  return error instanceof RangegetError ? error.exitCode : INTERNAL_ERROR_EXIT_CODE;
-}
-
-export function errorCodeOf(error: unknown): string {
-  return error instanceof RangegetError ? error.code : "ERR_INTERNAL";
-}
-
-/**
- * The exit code for an error `code` as it appears in a result object (`error.code`),
- * where the error instance itself is gone (downloadAll results, `--json`).
- */
-export function exitCodeForErrorCode(code: string): number {
-  return EXIT_CODES_BY_ERROR_CODE[code] ?? INTERNAL_ERROR_EXIT_CODE;
-}
-
-const EXIT_CODES_BY_ERROR_CODE: Record<string, number> = {
+// The one mapping from code to exit code. An abort's own exit code depends on the
+// signal (AbortError takes it from interruptExitCode); its code alone means SIGINT.
+const EXIT_CODES: Readonly<Record<ErrorCode, number>> = {
   ERR_USAGE: 2,
   ERR_HTTP_STATUS: 3,
   ERR_TOO_MANY_REDIRECTS: 3,
@@ -147,5 +74,135 @@ const EXIT_CODES_BY_ERROR_CODE: Record<string, number> = {
   ERR_FILE_TOO_LARGE: 6,
   ERR_PERMISSION: 6,
   ERR_OUTPUT_CLOSED: 6,
-  ERR_ABORTED: 130,
+  ERR_ABORTED: interruptExitCode("SIGINT"),
 };
+
+/**
+ * The exit code for an error `code` as it appears in a result object or `--json`
+ * (`error.code`); 1 for `ERR_INTERNAL` and any code that is not ours. A result also
+ * carries `error.exitCode`, which alone knows an abort by SIGTERM (143).
+ */
+export function exitCodeForErrorCode(code: string): number {
+  return Object.hasOwn(EXIT_CODES, code) ? EXIT_CODES[code as ErrorCode] : INTERNAL_ERROR_EXIT_CODE;
+}
+
+export abstract class RangegetError extends Error {
+  readonly code: ErrorCode;
+  /** The process exit code the CLI ends with for this error. */
+  readonly exitCode: number;
+
+  protected constructor(message: string, code: ErrorCode, options: { cause?: unknown; exitCode?: number } = {}) {
+    super(message, { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.exitCode = options.exitCode ?? EXIT_CODES[code];
+  }
+}
+
+/** Bad option, bad URL, bad input line: nothing was fetched. Exit 2. */
+export class UsageError extends RangegetError {
+  declare readonly code: UsageErrorCode;
+
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, "ERR_USAGE", options);
+  }
+}
+
+/**
+ * The server answered with an error status after retries, or redirects went wrong
+ * (too many, a loop, a non-http scheme, no usable Location). Exit 3.
+ */
+export class HttpStatusError extends RangegetError {
+  declare readonly code: HttpStatusErrorCode;
+  readonly status: number;
+  readonly url: string;
+  /** The delay the server asked for with Retry-After, in milliseconds. */
+  readonly retryAfterMs: number | undefined;
+
+  constructor(
+    message: string,
+    details: { status: number; url: string; code?: HttpStatusErrorCode; retryAfterMs?: number; cause?: unknown },
+  ) {
+    super(message, details.code ?? "ERR_HTTP_STATUS", { cause: details.cause });
+    this.status = details.status;
+    this.url = details.url;
+    this.retryAfterMs = details.retryAfterMs;
+  }
+}
+
+/** Connect failure, reset, timeout, truncated body, untrusted TLS certificate: after retries. Exit 4. */
+export class NetworkError extends RangegetError {
+  declare readonly code: NetworkErrorCode;
+  readonly url: string;
+
+  constructor(message: string, details: { url: string; code?: NetworkErrorCode; cause?: unknown }) {
+    super(message, details.code ?? "ERR_NETWORK", { cause: details.cause });
+    this.url = details.url;
+  }
+}
+
+/** Checksum mismatch, or a server that keeps sending wrong ranges or sizes. Exit 5. */
+export class IntegrityError extends RangegetError {
+  declare readonly code: IntegrityErrorCode;
+
+  constructor(message: string, details: { code?: IntegrityErrorCode; cause?: unknown } = {}) {
+    super(message, details.code ?? "ERR_INTEGRITY", { cause: details.cause });
+  }
+}
+
+/**
+ * The remote file changed while a partial download existed, and the caller asked
+ * not to restart (`restartOnChange: false`) or it kept changing. Exit 5.
+ */
+export class RemoteChangedError extends RangegetError {
+  declare readonly code: RemoteChangedErrorCode;
+  readonly url: string;
+
+  constructor(message: string, details: { url: string; cause?: unknown }) {
+    super(message, "ERR_REMOTE_CHANGED", { cause: details.cause });
+    this.url = details.url;
+  }
+}
+
+/** Output exists, locked by another process, disk full, file too large, permission denied, `-o -` reader gone. Exit 6. */
+export class FileError extends RangegetError {
+  declare readonly code: FileErrorCode;
+  readonly path: string;
+
+  constructor(message: string, details: { path: string; code?: FileErrorCode; cause?: unknown }) {
+    super(message, details.code ?? "ERR_FILE", { cause: details.cause });
+    this.path = details.path;
+  }
+}
+
+/**
+ * The caller's AbortSignal fired (Ctrl-C, SIGTERM in the CLI). State was saved; the
+ * same call again resumes. Exit 130 for SIGINT, 143 for SIGTERM, as shells expect.
+ */
+export class AbortError extends RangegetError {
+  declare readonly code: AbortErrorCode;
+
+  constructor(
+    message = "download aborted; state saved, run again to resume",
+    options: { signal?: InterruptSignal; cause?: unknown } = {},
+  ) {
+    super(message, "ERR_ABORTED", { cause: options.cause, exitCode: interruptExitCode(options.signal ?? "SIGINT") });
+  }
+}
+
+/** A failure as a result object carries it, once the error instance is gone (`--json`, `downloadAll`). */
+export interface ErrorSummary {
+  /** The error's `code`; `ERR_INTERNAL` for anything that is not a `RangegetError` (a bug). */
+  code: ErrorCode | "ERR_INTERNAL";
+  /** One line for a person: what failed, where, what to do. */
+  message: string;
+  /** The exit code the CLI ends with for this failure. */
+  exitCode: number;
+}
+
+/** What a result says about `error`: its code, message and exit code. */
+export function summarizeError(error: unknown): ErrorSummary {
+  const message = error instanceof Error ? error.message : String(error);
+  if (error instanceof RangegetError) return { code: error.code, message, exitCode: error.exitCode };
+  return { code: "ERR_INTERNAL", message, exitCode: INTERNAL_ERROR_EXIT_CODE };
+}

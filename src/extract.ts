@@ -22,7 +22,7 @@ import { Writable } from "node:stream";
 import zlib from "node:zlib";
 import { Unpack } from "tar";
 import { FileError, IntegrityError, UsageError } from "./errors.js";
-import { fileError } from "./manifest.js";
+import { fileError } from "./to-error.js";
 
 /** What the first bytes of an archive say about its compression. */
 export type Compression = "gzip" | "zstd" | "bzip2" | "xz" | "none";

@@ -4,115 +4,40 @@
  * hidden file, a device, or something the file system refuses.
  */
 
+import { decodeExtended, parse } from "content-disposition";
+
 /** The name used when neither the server nor the URL offers one. */
 const FALLBACK_NAME = "download";
 
-// RFC 9110 5.6.2: tchar.
-const TOKEN_CHAR = /[!#$%&'*+\-.^_`|~0-9A-Za-z]/;
-
-interface Parameter {
-  value: string;
-  quoted: boolean;
-}
-
-/**
- * The parameters of a Content-Disposition value by lower-cased name, or `undefined`
- * when it does not follow RFC 6266 4.1:
- * disposition-type *( OWS ";" OWS disposition-parm ), disposition-parm = token "=" ( token / quoted-string ).
- */
-function parseDispositionParameters(header: string): Map<string, Parameter> | undefined {
-  let pos = 0;
-  const skipWhitespace = (): void => {
-    while (header[pos] === " " || header[pos] === "\t") pos += 1;
-  };
-  const readToken = (): string => {
-    const start = pos;
-    while (pos < header.length && TOKEN_CHAR.test(header[pos] ?? "")) pos += 1;
-    return header.slice(start, pos);
-  };
-  // RFC 9110 5.6.4: quoted-string = DQUOTE *( qdtext / quoted-pair ) DQUOTE.
-  const readQuotedString = (): string | undefined => {
-    let text = "";
-    pos += 1;
-    while (pos < header.length) {
-      const char = header[pos] ?? "";
-      pos += 1;
-      if (char === '"') return text;
-      if (char === "\\") {
-        if (pos >= header.length) return undefined;
-        text += header[pos] ?? "";
-        pos += 1;
-      } else {
-        text += char;
-      }
-    }
-    return undefined;
-  };
-
-  skipWhitespace();
-  if (readToken() === "") return undefined;
-  const parameters = new Map<string, Parameter>();
-  for (;;) {
-    skipWhitespace();
-    if (pos >= header.length) return parameters;
-    if (header[pos] !== ";") return undefined;
-    pos += 1;
-    skipWhitespace();
-    // A trailing ";" is common in the wild and harmless.
-    if (pos >= header.length) return parameters;
-    const name = readToken().toLowerCase();
-    if (name === "") return undefined;
-    skipWhitespace();
-    if (header[pos] !== "=") return undefined;
-    pos += 1;
-    skipWhitespace();
-    const quoted = header[pos] === '"';
-    const value = quoted ? readQuotedString() : readToken();
-    if (value === undefined || (!quoted && value === "")) return undefined;
-    // RFC 6266 4.1: a value with the same parameter twice is invalid; picking one
-    // of two names would be a guess.
-    if (parameters.has(name)) return undefined;
-    parameters.set(name, { value, quoted });
-  }
-}
-
-// RFC 8187 3.2.1: ext-value = charset "'" [ language ] "'" value-chars, where
-// value-chars = *( pct-encoded / attr-char ).
-const EXT_VALUE = /^([!#$%&+\-^_`{}~0-9A-Za-z]+)'([0-9A-Za-z-]*)'((?:%[0-9A-Fa-f]{2}|[!#$&+\-.^_`|~0-9A-Za-z])*)$/;
-
-function percentDecodeBytes(text: string): Uint8Array {
-  const bytes: number[] = [];
-  for (let i = 0; i < text.length; i += 1) {
-    if (text[i] === "%") {
-      bytes.push(Number.parseInt(text.slice(i + 1, i + 3), 16));
-      i += 2;
-    } else {
-      bytes.push(text.charCodeAt(i));
-    }
-  }
-  return Uint8Array.from(bytes);
-}
-
-function decodeUtf8(bytes: Uint8Array): string | undefined {
-  try {
-    return new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes);
-  } catch {
-    return undefined;
-  }
-}
+// RFC 9110 5.6.2 token, 5.6.4 quoted-string; RFC 6266 4.1:
+// disposition-type *( OWS ";" OWS disposition-parm ), disposition-parm = token "=" ( token / quoted-string ).
+const TOKEN = String.raw`[!#$%&'*+\-.^_\`|~0-9A-Za-z]+`;
+const DISPOSITION_TYPE = new RegExp(String.raw`[ \t]*${TOKEN}`, "y");
+const DISPOSITION_PARAMETER = new RegExp(String.raw`[ \t]*;[ \t]*(${TOKEN})[ \t]*=[ \t]*(?:${TOKEN}|("(?:[^"\\]|\\[^])*"))`, "y");
+// A trailing ";" is common in the wild and harmless.
+const DISPOSITION_END = /[ \t]*(?:;[ \t]*)?$/y;
 
 /**
- * The text of an RFC 8187 ext-value. RFC 8187 3.2.1: recipients must support UTF-8
- * and ISO-8859-1; other charsets, and the language tag, are ignored.
+ * How each parameter of a Content-Disposition value is written (by lower-cased name),
+ * or `undefined` when the value breaks RFC 6266 4.1 or names a parameter twice.
+ * The content-disposition package reads past both (it keeps the first of two
+ * `filename`s and skips garbage after a value); a name guessed from a header the
+ * server got wrong may not be the one it meant, so then the URL names the file.
  */
-function decodeExtValue(text: string): string | undefined {
-  const match = EXT_VALUE.exec(text);
-  if (!match) return undefined;
-  const charset = (match[1] ?? "").toLowerCase();
-  const bytes = percentDecodeBytes(match[3] ?? "");
-  if (charset === "utf-8") return decodeUtf8(bytes);
-  if (charset === "iso-8859-1") return Buffer.from(bytes).toString("latin1");
-  return undefined;
+function parameterForms(header: string): Map<string, "token" | "quoted"> | undefined {
+  DISPOSITION_TYPE.lastIndex = 0;
+  if (!DISPOSITION_TYPE.test(header)) return undefined;
+  const forms = new Map<string, "token" | "quoted">();
+  for (let position = DISPOSITION_TYPE.lastIndex; ; position = DISPOSITION_PARAMETER.lastIndex) {
+    DISPOSITION_END.lastIndex = position;
+    if (DISPOSITION_END.test(header)) return forms;
+    DISPOSITION_PARAMETER.lastIndex = position;
+    const match = DISPOSITION_PARAMETER.exec(header);
+    if (!match) return undefined;
+    const name = (match[1] ?? "").toLowerCase();
+    if (forms.has(name)) return undefined;
+    forms.set(name, match[2] === undefined ? "token" : "quoted");
+  }
 }
 
 /**
@@ -122,7 +47,11 @@ function decodeExtValue(text: string): string | undefined {
  */
 function reinterpretUtf8(text: string): string {
   if (!/[\x80-\xff]/.test(text) || /[^\x00-\xff]/.test(text)) return text;
-  return decodeUtf8(Buffer.from(text, "latin1")) ?? text;
+  try {
+    return new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(Buffer.from(text, "latin1"));
+  } catch {
+    return text;
+  }
 }
 
 /**
@@ -132,15 +61,15 @@ function reinterpretUtf8(text: string): string {
  */
 export function parseContentDisposition(value: string | null | undefined): string | undefined {
   if (value === null || value === undefined) return undefined;
-  const parameters = parseDispositionParameters(value);
-  if (!parameters) return undefined;
-  const extended = parameters.get("filename*");
+  const forms = parameterForms(value);
+  if (!forms) return undefined;
+  const { parameters } = parse(value, { extended: false });
+  const extended = parameters["filename*"];
   // An ext-value is a token; a quoted one is invalid (RFC 8187 3.2.1).
-  const decoded = extended && !extended.quoted ? decodeExtValue(extended.value) : undefined;
+  const decoded = extended !== undefined && forms.get("filename*") === "token" ? decodeExtended(extended) : undefined;
   if (decoded) return decoded;
-  const plain = parameters.get("filename");
-  if (!plain || plain.value === "") return undefined;
-  return reinterpretUtf8(plain.value);
+  const plain = parameters["filename"];
+  return plain ? reinterpretUtf8(plain) : undefined;
 }
 
 // Names are limited to 255 bytes, and rangeget adds up to 32 of its own

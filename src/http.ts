@@ -1,17 +1,20 @@
 /**
  * Sending a GET: the one request path (header hygiene, counting, the answer deadline,
- * the error body's reason), redirects followed by our own rules, and the mapping of
- * what undici throws to our errors.
+ * the error body's reason) and redirects followed by our own rules. What undici throws
+ * becomes our error in to-error.ts.
  */
 import { Readable } from "node:stream";
 import type { Dispatcher } from "undici";
 import type { Clock } from "./clock.js";
-import { HttpStatusError, NetworkError, RangegetError } from "./errors.js";
+import { addCredentialHeaders, type CredentialSource } from "./credentials.js";
+import { HttpStatusError, NetworkError } from "./errors.js";
 import { headerText } from "./http-headers.js";
-import { isRetryableStatus, parseRetryAfter } from "./retry.js";
 import type { HttpStatsRecorder } from "./stats.js";
+import { httpStatusError, toNetworkError } from "./to-error.js";
+import { VERSION } from "./version.js";
 
-export const USER_AGENT = "rangeget";
+/** The User-Agent when the caller names none. */
+export const USER_AGENT = `rangeget/${VERSION}`;
 const MAX_REDIRECTS = 10;
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 // Credentials must not follow a redirect to another origin (RFC 9110 15.4; curl and
@@ -36,6 +39,10 @@ export interface RequestContext {
   /** The origin the user's headers belong to. */
   userOrigin: string;
   userHeaders: Record<string, string>;
+  /** Default `rangeget/<version>`; a `User-Agent` among the user's headers wins. */
+  userAgent?: string | undefined;
+  /** Credentials and cookies per request URL (netrc, cookie jar); told of every final response. */
+  credentials?: CredentialSource | undefined;
   /** How the user's credentials are shown in messages (`user:***`), when the URL had some. */
   shownUserinfo?: string | undefined;
 }
@@ -131,6 +138,7 @@ export function streamGet(
           if (status < 200 || settled) return;
           deadline.abort();
           context.stats.responseReceived(status, clock.now() - startedAt);
+          context.credentials?.onResponse(target, rawHeaders);
           const flat = flattenHeaders(rawHeaders);
           if (!accepts(status)) {
             errorStatus = { status, retryAfter: flat["retry-after"], reason: "" };
@@ -255,29 +263,13 @@ function answerTimeout(url: string, timeoutMs: number): NetworkError {
   });
 }
 
-/** An error status as our error: what failed, where, the server's reason, what to do. */
-export function httpStatusError(status: number, url: string, reason: string, retryAfter: string | undefined): HttpStatusError {
-  const oneLine = reason.replace(/\s+/g, " ").trim().slice(0, 200);
-  const advice =
-    status === 401 || status === 403
-      ? "check the URL's credentials or pass them with -H"
-      : status === 404 || status === 410
-        ? "check the URL"
-        : isRetryableStatus(status)
-          ? "the server kept failing; try again later"
-          : "check the URL and headers";
-  return new HttpStatusError(`HTTP ${status} from ${url}${oneLine ? ` (${oneLine})` : ""}: ${advice}`, {
-    status,
-    url,
-    retryAfterMs: parseRetryAfter(retryAfter, Date.now()),
-  });
-}
-
 function headersFor(context: RequestContext, target: URL, headers: Record<string, string>): Record<string, string> {
-  const requestHeaders: Record<string, string> = { "user-agent": USER_AGENT };
+  const requestHeaders: Record<string, string> = { "user-agent": context.userAgent ?? USER_AGENT };
   if (target.origin === context.userOrigin) {
     for (const [name, value] of Object.entries(context.userHeaders)) requestHeaders[name.toLowerCase()] = value;
   }
+  // Asked per request URL, so every redirect hop gets what belongs to its own host.
+  if (context.credentials) addCredentialHeaders(requestHeaders, context.credentials.headersFor(target));
   return Object.assign(requestHeaders, headers, { "accept-encoding": "identity" });
 }
 
@@ -369,42 +361,4 @@ function flattenHeaders(headers: Dispatcher.ResponseData["headers"]): Record<str
     flat[name] = joined !== undefined && TEXT_HEADERS.has(name) ? headerText(joined) : joined;
   }
   return flat;
-}
-
-const TLS_CODES = new Set([
-  "DEPTH_ZERO_SELF_SIGNED_CERT",
-  "SELF_SIGNED_CERT_IN_CHAIN",
-  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
-  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
-  "CERT_HAS_EXPIRED",
-  "CERT_NOT_YET_VALID",
-  "ERR_TLS_CERT_ALTNAME_INVALID",
-]);
-const TIMEOUT_CODES = new Set(["UND_ERR_CONNECT_TIMEOUT", "UND_ERR_HEADERS_TIMEOUT", "UND_ERR_BODY_TIMEOUT", "ETIMEDOUT"]);
-
-/** Maps whatever undici or the socket threw to one of our errors. */
-export function toNetworkError(error: unknown, url: string, signal?: AbortSignal): Error {
-  if (error instanceof RangegetError) return error;
-  if (signal?.aborted) return signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason));
-  const code = errorCode(error);
-  if (code !== undefined && TLS_CODES.has(code)) {
-    return new NetworkError(
-      `TLS certificate of ${new URL(url).host} is not trusted (${code}); pass --ca <file> with its CA, or --insecure to skip the check`,
-      { url, code: "ERR_TLS", cause: error },
-    );
-  }
-  if (code !== undefined && TIMEOUT_CODES.has(code)) {
-    return new NetworkError(`timed out waiting for ${url} (${code})`, { url, code: "ERR_TIMEOUT", cause: error });
-  }
-  const detail = error instanceof Error ? error.message : String(error);
-  return new NetworkError(`network error on ${url}: ${detail}${code ? ` (${code})` : ""}`, { url, cause: error });
-}
-
-function errorCode(error: unknown): string | undefined {
-  for (let current: unknown = error, depth = 0; current && depth < 4; depth++) {
-    const code = (current as { code?: unknown }).code;
-    if (typeof code === "string" && code !== "UND_ERR_SOCKET") return code;
-    current = (current as { cause?: unknown }).cause;
-  }
-  return (error as { code?: string } | undefined)?.code;
 }

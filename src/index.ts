@@ -11,12 +11,15 @@ export {
   UsageError,
   exitCodeForErrorCode,
 } from "./errors.js";
+export type { ErrorCode, ErrorSummary } from "./errors.js";
 export type {
   Checksum,
   DownloadAllOptions,
   DownloadItem,
   DownloadOptions,
   DownloadResult,
+  FinishedDownload,
   HttpStats,
   ProgressEvent,
 } from "./types.js";
+export type { CredentialSource } from "./credentials.js";

@@ -1,9 +1,10 @@
 import { randomBytes } from "node:crypto";
+import { constants } from "node:fs";
 import { link, open, readFile, rename, unlink, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { FileError } from "./errors.js";
-import { fileTooLargeOnWrite } from "./file-size-limit.js";
 import { IntervalSet, type Interval } from "./ranges.js";
+import { fileError } from "./to-error.js";
 
 /** `<output>.part.json`: the serialised record of durable bytes, nothing more. */
 export interface Manifest {
@@ -96,7 +97,8 @@ export function manifestDone(manifest: Manifest): IntervalSet {
 export async function writeManifest(path: string, manifest: Manifest): Promise<void> {
   const temp = `${path}.tmp`;
   try {
-    const handle = await open(temp, "w");
+    // Like the .part: a symlink planted at the temp name must not redirect the write.
+    const handle = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o666);
     try {
       await handle.writeFile(JSON.stringify(manifest));
       await handle.sync();
@@ -133,7 +135,7 @@ export async function acquireLock(path: string, output: string): Promise<Lock> {
     // never visible without its owner, so unreadable content really means stale.
     const temp = `${path}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
     try {
-      const owner: LockOwner = { pid: process.pid, host: hostname(), started: await startTimeOf(process.pid) };
+      const owner: LockOwner = { pid: process.pid, host: hostname(), started: await ownStartTime() };
       await writeFile(temp, JSON.stringify(owner), { flag: "wx" });
       await link(temp, path);
       return { release: () => removeIfPresent(path) };
@@ -187,6 +189,16 @@ async function isStillRunning(owner: LockOwner): Promise<boolean> {
   return started === undefined || started === owner.started;
 }
 
+/**
+ * This process's start time, read once: it never changes, and a list of small files
+ * takes a lock per file (five file system round trips each time).
+ */
+let ownStart: Promise<string | undefined> | undefined;
+function ownStartTime(): Promise<string | undefined> {
+  ownStart ??= startTimeOf(process.pid);
+  return ownStart;
+}
+
 /** Field 22 of /proc/<pid>/stat (start time in clock ticks since boot); undefined off Linux. */
 async function startTimeOf(pid: number): Promise<string | undefined> {
   try {
@@ -205,30 +217,4 @@ function isAlive(pid: number): boolean {
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === "EPERM";
   }
-}
-
-/** Turns an fs error into a FileError whose message says what to do. */
-export function fileError(error: unknown, path: string, what: string): FileError {
-  if (error instanceof FileError) return error;
-  const code = (error as NodeJS.ErrnoException | undefined)?.code;
-  if (code === "EFBIG") return fileTooLargeOnWrite(path, what, error);
-  if (code === "ENOSPC" || code === "EDQUOT") {
-    return new FileError(`${what} ${path}: no space left (${code}); free some space and run again to resume`, {
-      path,
-      code: "ERR_NO_SPACE",
-      cause: error,
-    });
-  }
-  if (code === "EACCES" || code === "EPERM" || code === "EROFS") {
-    return new FileError(`${what} ${path}: permission denied (${code}); choose another --dir or -o`, {
-      path,
-      code: "ERR_PERMISSION",
-      cause: error,
-    });
-  }
-  if (code === "EISDIR") {
-    return new FileError(`${what} ${path}: it is a directory; choose another -o`, { path, code: "ERR_FILE", cause: error });
-  }
-  const detail = error instanceof Error ? error.message : String(error);
-  return new FileError(`${what} ${path}: ${detail}`, { path, code: "ERR_FILE", cause: error });
 }

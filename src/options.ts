@@ -52,6 +52,8 @@ export interface Settings {
   continue: boolean;
   /** The user's headers, plus Basic auth from the URL's credentials; sent to `userOrigin` only. */
   headers: Record<string, string>;
+  userAgent: string | undefined;
+  credentials: DownloadOptions["credentials"];
   restartOnChange: boolean;
   signal: AbortSignal | undefined;
   onProgress: DownloadOptions["onProgress"];
@@ -123,6 +125,8 @@ export function resolveSettings(url: string, mirrors: readonly string[], options
     force: options.force ?? false,
     continue: options.continue ?? false,
     headers,
+    userAgent: options.userAgent,
+    credentials: options.credentials,
     restartOnChange: options.restartOnChange ?? true,
     signal: options.signal,
     onProgress: options.onProgress,

@@ -12,9 +12,10 @@ import { discardPartial, etagSidecar } from "./claim.js";
 import { FileError, IntegrityError, RangegetError } from "./errors.js";
 import { refuseTooLarge } from "./file-size-limit.js";
 import { parseHttpDate } from "./http-headers.js";
-import { fileError, removeIfPresent, writeManifest, type Manifest } from "./manifest.js";
+import { removeIfPresent, writeManifest, type Manifest } from "./manifest.js";
 import { loadXattr, writeOriginRecord, type OriginRecord } from "./origin-record.js";
 import type { IntervalSet } from "./ranges.js";
+import { fileError } from "./to-error.js";
 import type { Checksum } from "./types.js";
 
 /**

@@ -2,11 +2,11 @@
  * The first request of an attempt (the probe, the resume probe, a mirror's probe, a
  * signed URL's refresh): a ranged GET whose answer is judged by the verdict.
  */
-import { IntegrityError } from "./errors.js";
 import { formatRange } from "./http-headers.js";
 import { discard, getFollowingRedirects, type HttpResponse, type RequestContext } from "./http.js";
 import { hostKey, type HostLimits } from "./host-limits.js";
 import { withRetries } from "./retry.js";
+import { serverFault } from "./to-error.js";
 import { judge, judgesStatus, type Asked, type ByteSpan, type Known, type Verdict } from "./verdict.js";
 
 export interface ProbeRequest {
@@ -91,12 +91,5 @@ export async function probe(context: RequestContext, request: ProbeRequest, sign
       lastModified: headersIn["last-modified"] ?? null,
       contentDisposition: headersIn["content-disposition"],
     };
-  });
-}
-
-/** An answer that proves nothing usable: retried (a broken cache node may answer right next time), then exit 5. */
-export function serverFault(url: string, reason: string): IntegrityError {
-  return new IntegrityError(`${url}: ${reason}; the server sends wrong ranges or sizes, try again later or with -c 1`, {
-    code: "ERR_BAD_RANGE",
   });
 }

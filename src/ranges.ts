@@ -38,11 +38,6 @@ export class IntervalSet {
     list.splice(low, last - low, [mergedStart, mergedEnd]);
   }
 
-  /** True when every byte of `[start, end]` is in the set. */
-  covers(start: number, end: number): boolean {
-    return this.#intervals.some(([a, b]) => a <= start && end <= b);
-  }
-
   /** Number of bytes in the set. */
   get bytes(): number {
     let total = 0;
@@ -63,14 +58,9 @@ export class IntervalSet {
     return gaps;
   }
 
+  /** The intervals, sorted; a copy the caller may keep. */
   toArray(): Interval[] {
     return this.#intervals.map(([start, end]) => [start, end] as const);
-  }
-
-  clone(): IntervalSet {
-    const copy = new IntervalSet();
-    copy.#intervals = this.#intervals.map(([start, end]) => [start, end]);
-    return copy;
   }
 }
 

@@ -4,15 +4,16 @@
  */
 import type { FileHandle } from "node:fs/promises";
 import { hostKey } from "./host-limits.js";
-import { getFollowingRedirects, toNetworkError, type HttpResponse, type RequestContext } from "./http.js";
-import { fileError, removeIfPresent } from "./manifest.js";
+import { getFollowingRedirects, type HttpResponse, type RequestContext } from "./http.js";
+import { removeIfPresent } from "./manifest.js";
 import type { Settings } from "./options.js";
 import { createPart } from "./part-file.js";
-import { serverFault, type ProbeAnswer } from "./probe.js";
+import type { ProbeAnswer } from "./probe.js";
 import { RateSampler } from "./rates.js";
 import { withRetries } from "./retry.js";
 import { CoalescingWriter } from "./sink.js";
 import { startTicker, type TransferCounters } from "./ticker.js";
+import { fileError, serverFault, toNetworkError } from "./to-error.js";
 import { judge, judgesStatus, NOTHING_KNOWN, sizeProofOf, type Asked, type SizeProof, type Validators } from "./verdict.js";
 
 export interface StreamJob {

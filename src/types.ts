@@ -1,6 +1,7 @@
 import type { Readable } from "node:stream";
 import type { Dispatcher } from "undici";
-import type { RateLimiter } from "./rate-limit.js";
+import type { CredentialSource } from "./credentials.js";
+import type { ErrorSummary } from "./errors.js";
 
 /** A snapshot of one download's progress, given to `onProgress` a few times a second. */
 export interface ProgressEvent {
@@ -80,6 +81,13 @@ export interface DownloadOptions {
   maxConnectionsPerHost?: number;
   /** Extra request headers, sent only to the origin of `url` (never across a redirect to another origin). */
   headers?: Record<string, string>;
+  /** User-Agent. Default `rangeget/<version>`. */
+  userAgent?: string;
+  /**
+   * Credentials that belong to hosts rather than to `url` (a netrc, a cookie jar), asked
+   * for every request URL, redirect hops included. Headers in `headers` or the URL win.
+   */
+  credentials?: CredentialSource;
   /** Aborting stops the download cleanly with its state saved; the call rejects with `AbortError`. */
   signal?: AbortSignal;
   /** Called a few times a second, and once at the end. */
@@ -94,8 +102,6 @@ export interface DownloadOptions {
   onWarning?: (message: string) => void;
   /** Use this undici dispatcher instead of creating one (tests, custom proxies). It is not closed. */
   dispatcher?: Dispatcher;
-  /** A rate limiter shared with other downloads (downloadAll shares one across files). */
-  rateLimiter?: RateLimiter;
 }
 
 /** What one download did: the `--json` result of the CLI. */
@@ -113,10 +119,18 @@ export interface DownloadResult {
   resumed: boolean;
   /** True when partial data was discarded because the remote file changed. */
   restartedBecauseChanged: boolean;
-  error: { code: string; message: string } | null;
+  /** Why the download failed; `null` unless `status` is `"failed"`. */
+  error: ErrorSummary | null;
   /** The digest computed while the bytes arrived, when a `checksum` was asked for; else `null`. */
   checksum: Checksum | null;
   http: HttpStats;
+}
+
+/** What a resolved `download()` returns: it did not fail, so the size is known. */
+export interface FinishedDownload extends DownloadResult {
+  status: "downloaded" | "resumed" | "up-to-date";
+  size: number;
+  error: null;
 }
 
 /**
@@ -168,7 +182,7 @@ export interface HttpStats {
  */
 export type DownloadItem = string | readonly string[] | ({ url: string | readonly string[] } & DownloadOptions);
 
-export interface DownloadAllOptions extends Omit<DownloadOptions, "output" | "signal" | "onProgress" | "rateLimiter"> {
+export interface DownloadAllOptions extends Omit<DownloadOptions, "output" | "signal" | "onProgress"> {
   /** Files downloaded at once. Default 4. */
   jobs?: number;
   signal?: AbortSignal;

@@ -2,14 +2,14 @@ import type { FileHandle } from "node:fs/promises";
 import { HttpStatusError, IntegrityError, NetworkError, RangegetError, RemoteChangedError } from "./errors.js";
 import { hostKey, HostLimitRefusal, type HostLease, type HostLimits } from "./host-limits.js";
 import { formatRange } from "./http-headers.js";
-import { shownUrl, STOP, streamGet, toNetworkError, type HttpResponse, type RequestContext } from "./http.js";
-import { fileError } from "./manifest.js";
-import { probe, serverFault } from "./probe.js";
+import { shownUrl, STOP, streamGet, type HttpResponse, type RequestContext } from "./http.js";
+import { probe } from "./probe.js";
 import type { Assignment, RangePlanner } from "./ranges.js";
 import type { RateLimiter } from "./rate-limit.js";
 import type { RateSampler } from "./rates.js";
 import { withRetries } from "./retry.js";
 import { CoalescingWriter } from "./sink.js";
+import { fileError, serverFault, toNetworkError } from "./to-error.js";
 import { bodyPlacement, judge, judgesStatus, sizeProofOf, type Asked, type Known, type SizeProof } from "./verdict.js";
 
 /** One copy of the file: the URL itself or a mirror. */

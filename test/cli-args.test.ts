@@ -18,6 +18,9 @@ const environment: Partial<ArgsEnvironment> = {
     return text;
   },
   readStdin: async () => "http://stdin.test/file.iso\n",
+  fileMode: async () => 0o100600,
+  variables: {},
+  homeDir: "/home/tester",
 };
 
 async function config(...argv: string[]): Promise<CliConfig> {
@@ -81,6 +84,8 @@ describe("parseArgs: options become download options", () => {
       stats: false,
       quiet: false,
       warnings: [],
+      notes: [],
+      batch: false,
     });
   });
 
@@ -140,20 +145,32 @@ describe("parseArgs: what to download", () => {
 });
 
 describe("parseArgs: help and version", () => {
-  it("groups --help and shows five examples", async () => {
+  it("groups --help and shows the examples", async () => {
     const command = await parseArgs(["--help"], environment);
     expect(command.kind).toBe("help");
     const text = command.kind === "help" ? command.text : "";
-    for (const group of ["Output:", "Connections:", "Retries and time:", "Verification:", "Output format:", "Examples:"]) {
+    for (const group of ["Output:", "Connections:", "Access:", "Retries and time:", "Verification:", "Output format:", "Defaults:", "Examples:"]) {
       expect(text).toContain(group);
     }
-    for (const flag of ["--output", "--dir", "--input-file", "--connections", "--jobs", "--min-split", "--retries", "--timeout",
-      "--limit-rate", "--checksum", "--if-changed", "--force", "--continue", "--max-connections-per-host", "--header", "--ca", "--insecure", "--json", "--stats", "--quiet",
-      "--extract", "--stream-window"]) {
+    for (const flag of ["--output", "--dir", "--input-file", "--shard", "--connections", "--jobs", "--min-split", "--retries", "--timeout",
+      "--limit-rate", "--checksum", "--if-changed", "--force", "--continue", "--max-connections-per-host", "--header", "--user-agent",
+      "--netrc-file", "--no-netrc", "--load-cookies", "--ca", "--insecure", "--json", "--stats", "--quiet", "--extract", "--stream-window",
+      "--config", "--no-config", "rangeget completion"]) {
       expect(text).toContain(flag);
     }
-    expect(text.split("Examples:")[1]?.trim().split("\n").filter((line) => line.trim().startsWith("rangeget "))).toHaveLength(5);
+    expect(text.split("Examples:")[1]?.trim().split("\n").filter((line) => line.trim().startsWith("rangeget "))).toHaveLength(6);
     expect(text).not.toContain("[string]");
+  });
+
+  it.each([40, 60, 80, 100, 200])("keeps every example command whole on one line at %i columns", async (columns) => {
+    const command = await parseArgs(["--help"], { ...environment, columns });
+    const examples = (command.kind === "help" ? command.text : "").split("Examples:")[1]!.split("\n").filter((line) => line !== "");
+    expect(examples).toHaveLength(12);
+    examples.forEach((line, index) => {
+      // A purpose line, then its command: a URL or option never starts a line of its own.
+      if (index % 2 === 0) expect(line).toMatch(/^ {2}[a-z0-9].*:$/);
+      else expect(line).toMatch(/^ {4}rangeget (-[a-z] |--[a-z]).*(https:\/\/\S+|--json|\d+\/\d+|\| tar x)$/);
+    });
   });
 
   it("answers --help even with other arguments", async () => {

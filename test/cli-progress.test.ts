@@ -2,6 +2,8 @@ import { PassThrough } from "node:stream";
 import { afterEach, describe, expect, it } from "vitest";
 import { createProgressReporter, fileLabel, PLAIN_LINE_INTERVAL_MS, type ProgressReporter, type ProgressStream } from "../src/cli/progress.js";
 import type { DownloadResult, ProgressEvent } from "../src/types.js";
+import { until } from "./support/run-cli.js";
+import { Screen } from "./support/screen.js";
 
 const MiB = 1024 * 1024;
 
@@ -45,7 +47,7 @@ describe("progress without a TTY", () => {
   it("prints a plain line per file at most every 10 seconds, and a final line", async () => {
     const { stream, text } = fakeStream(false);
     let now = 0;
-    reporter = createProgressReporter({ stream, quiet: false, urls: ["http://example.test/big.iso"], now: () => now });
+    reporter = await createProgressReporter({ stream, quiet: false, urls: ["http://example.test/big.iso"], now: () => now });
     reporter.update(0, progress({ bytesDone: 0 }));
     for (now = 1000; now < PLAIN_LINE_INTERVAL_MS; now += 1000) reporter.update(0, progress());
     await flush();
@@ -66,7 +68,7 @@ describe("progress without a TTY", () => {
   it("keeps a clock per file", async () => {
     const { stream, text } = fakeStream(false);
     let now = 0;
-    reporter = createProgressReporter({ stream, quiet: false, urls: ["http://a.test/a", "http://a.test/b"], now: () => now });
+    reporter = await createProgressReporter({ stream, quiet: false, urls: ["http://a.test/a", "http://a.test/b"], now: () => now });
     reporter.update(0, progress({ path: "/d/a" }));
     now = 6000;
     reporter.update(1, progress({ path: "/d/b" }));
@@ -79,10 +81,10 @@ describe("progress without a TTY", () => {
 
   it("says how far an interrupted file got and leaves other failures to the error line", async () => {
     const { stream, text } = fakeStream(false);
-    reporter = createProgressReporter({ stream, quiet: false, urls: ["http://a.test/a", "http://a.test/b"], now: () => 0 });
+    reporter = await createProgressReporter({ stream, quiet: false, urls: ["http://a.test/a", "http://a.test/b"], now: () => 0 });
     reporter.update(0, progress({ path: "/d/a" }));
-    reporter.fileEnd(0, result({ path: "/d/a", status: "failed", error: { code: "ERR_ABORTED", message: "aborted" } }));
-    reporter.fileEnd(1, result({ path: "/d/b", status: "failed", error: { code: "ERR_HTTP_STATUS", message: "404" } }));
+    reporter.fileEnd(0, result({ path: "/d/a", status: "failed", error: { code: "ERR_ABORTED", message: "aborted", exitCode: 130 } }));
+    reporter.fileEnd(1, result({ path: "/d/b", status: "failed", error: { code: "ERR_HTTP_STATUS", message: "404", exitCode: 3 } }));
     await flush();
     expect(text()).toBe("a: interrupted at 25% (64.0 MiB of 256 MiB)\n");
   });
@@ -92,7 +94,7 @@ describe("progress without a TTY", () => {
     ["up-to-date", { bytesTransferred: 0, elapsedMs: 20 }, "big.iso: up to date, not downloaded again"],
   ])("ends a %s file with one line", async (status, overrides, line) => {
     const { stream, text } = fakeStream(false);
-    reporter = createProgressReporter({ stream, quiet: false, urls: ["http://example.test/big.iso"] });
+    reporter = await createProgressReporter({ stream, quiet: false, urls: ["http://example.test/big.iso"] });
     reporter.fileEnd(0, result({ status, ...overrides }));
     await flush();
     expect(text()).toBe(`${line}\n`);
@@ -104,7 +106,7 @@ describe("progress with -q", () => {
     for (const isTTY of [false, true]) {
       const { stream, text } = fakeStream(isTTY);
       let now = 0;
-      const quiet = createProgressReporter({ stream, quiet: true, urls: ["http://a.test/x"], now: () => now });
+      const quiet = await createProgressReporter({ stream, quiet: true, urls: ["http://a.test/x"], now: () => now });
       quiet.update(0, progress());
       now = 60_000;
       quiet.update(0, progress());
@@ -120,7 +122,7 @@ describe("progress with -q", () => {
 describe("progress on a TTY", () => {
   it("draws one bar per active file with bytes, percent, speed, ETA and connections, plus a total", async () => {
     const { stream, text } = fakeStream(true);
-    reporter = createProgressReporter({ stream, quiet: false, urls: ["http://a.test/first.bin", "http://a.test/second.bin"] });
+    reporter = await createProgressReporter({ stream, quiet: false, urls: ["http://a.test/first.bin", "http://a.test/second.bin"] });
     reporter.update(0, progress({ path: "/d/first.bin" }));
     reporter.update(1, progress({ path: "/d/second.bin", bytesDone: 0, size: undefined, bytesPerSecond: 0, activeConnections: 1 }));
     reporter.stop();
@@ -133,7 +135,7 @@ describe("progress on a TTY", () => {
 
   it("logs a finished file above the bars", async () => {
     const { stream, text } = fakeStream(true);
-    reporter = createProgressReporter({ stream, quiet: false, urls: ["http://a.test/first.bin"] });
+    reporter = await createProgressReporter({ stream, quiet: false, urls: ["http://a.test/first.bin"] });
     reporter.update(0, progress({ path: "/d/first.bin" }));
     reporter.fileEnd(0, result({ path: "/d/first.bin" }));
     reporter.log("rangeget: stats first.bin: 8 requests");
@@ -142,6 +144,42 @@ describe("progress on a TTY", () => {
     expect(text()).toContain("first.bin: downloaded 256 MiB in 16s, 16.0 MiB/s\n");
     expect(text()).toContain("rangeget: stats first.bin: 8 requests\n");
     expect(text()).not.toContain("total");
+  });
+});
+
+describe("progress on a TTY, as the screen shows it", () => {
+  function screenOf(stream: ProgressStream): Screen {
+    const screen = new Screen();
+    stream.on("data", (chunk: Buffer) => screen.write(chunk.toString("utf8")));
+    return screen;
+  }
+  const labels = (screen: Screen) => screen.lines().map((line) => line.split(" ")[0]);
+
+  it("keeps the total line below every file's bar as files start and end", async () => {
+    const { stream } = fakeStream(true);
+    const screen = screenOf(stream);
+    const urls = ["http://a.test/first.bin", "http://a.test/second.bin", "http://a.test/third.bin"];
+    reporter = await createProgressReporter({ stream, quiet: false, urls });
+    reporter.update(0, progress({ path: "/d/first.bin" }));
+    await until(() => labels(screen).join() === "first.bin,total", "the first bar and the total");
+    reporter.update(1, progress({ path: "/d/second.bin" }));
+    reporter.update(0, progress({ path: "/d/first.bin", bytesDone: 128 * MiB }));
+    reporter.update(2, progress({ path: "/d/third.bin" }));
+    await until(() => labels(screen).length === 4, "three bars and the total", 5000);
+    expect(labels(screen)).toEqual(["first.bin", "second.bin", "third.bin", "total"]);
+    reporter.fileEnd(1, result({ path: "/d/second.bin" }));
+    await until(() => !labels(screen).includes("second.bin"), "the finished file's bar to go", 5000);
+    expect(labels(screen)).toEqual(["second.bin:", "first.bin", "third.bin", "total"]);
+    expect(screen.lines()[0]).toBe("second.bin: downloaded 256 MiB in 16s, 16.0 MiB/s");
+  });
+
+  it("reads cursor moves and erases the way a terminal does (the screen helper itself)", () => {
+    const screen = new Screen();
+    screen.write("one\ntwo\nthree");
+    screen.write("\x1b[2A\x1b[1GONE\x1b[0K\n\x1b[0J");
+    expect(screen.lines()).toEqual(["ONE"]);
+    screen.write("\rx\x1b[3Cy\x1b[2K");
+    expect(screen.lines()).toEqual(["ONE"]);
   });
 });
 

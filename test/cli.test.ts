@@ -373,13 +373,15 @@ describe("8. -i and -j", () => {
     );
     const run = await rangeget(["-q", "--json", "-j", "2", "-i", "list.txt"]);
     expect(run.code).toBe(3);
-    const results = jsonLines(run) as Array<{ url: string; status: string; error: { code: string } | null }>;
+    const results = jsonLines(run) as Array<{ url: string; status: string; error: { code: string; message: string; exitCode: number } | null }>;
     expect(results.map((result) => result.url).sort()).toEqual([source.url("/a.bin"), source.url("/c.bin"), source.url("/d.bin"), source.url("/missing.bin")].sort());
     const byUrl = new Map(results.map((result) => [result.url, result]));
     expect(byUrl.get(source.url("/a.bin"))?.status).toBe("downloaded");
     expect(byUrl.get(source.url("/d.bin"))?.status).toBe("downloaded");
     expect(byUrl.get(source.url("/missing.bin"))?.status).toBe("failed");
     expect(byUrl.get(source.url("/c.bin"))?.status).toBe("failed");
+    expect(byUrl.get(source.url("/missing.bin"))?.error).toEqual({ code: "ERR_HTTP_STATUS", message: expect.stringContaining("HTTP 404"), exitCode: 3 });
+    expect(byUrl.get(source.url("/c.bin"))?.error).toEqual({ code: "ERR_EXISTS", message: expect.stringContaining("exists.bin"), exitCode: 6 });
     expect(sha256(await readFile(join(workDir, "a.bin")))).toBe(sha256(good));
     expect(sha256(await readFile(join(workDir, "renamed-d.bin")))).toBe(sha256(good));
     const errors = lines(run.stderr);

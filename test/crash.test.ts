@@ -3,28 +3,23 @@ import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { afterEach, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import { download } from "../src/index.js";
 import { IntervalSet } from "../src/ranges.js";
 import { makeContent, sha256 } from "./support/content.js";
-import { startRangeServer, type RangeServer } from "./support/range-server.js";
+import { rangeServer } from "./support/servers.js";
 import { tempDir, waitFor } from "./support/temp.js";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
 // The child runs the built library, as a user's build script would (`npm test` builds first).
 const library = fileURLToPath(new URL("../dist/index.js", import.meta.url));
-let server: RangeServer | undefined;
-
-afterEach(async () => {
-  await server?.close();
-});
 
 it("resumes after SIGKILL with exact bytes, asking only for what the manifest lacked", async () => {
   const connections = 4;
   const rate = 512 * KiB;
   const content = makeContent(6 * MiB, 9);
-  server = await startRangeServer({ content, bytesPerSecond: rate });
+  const server = await rangeServer({ content, bytesPerSecond: rate });
   const output = join(await tempDir(), "crash.bin");
   const script = `
     const { download } = await import(${JSON.stringify(library)});
@@ -34,7 +29,7 @@ it("resumes after SIGKILL with exact bytes, asking only for what the manifest la
   const exited = new Promise((resolve) => child.once("exit", resolve));
 
   // Kill it mid-transfer, after at least one checkpoint.
-  await waitFor(() => server!.bytesServed() >= 2 * MiB, 20_000);
+  await waitFor(() => server.bytesServed() >= 2 * MiB, 20_000);
   await waitFor(() => existsSync(`${output}.part.json`), 5_000);
   child.kill("SIGKILL");
   await exited;

@@ -10,7 +10,7 @@ import {
   refuseTooLarge,
   sizeRefusal,
 } from "../src/file-size-limit.js";
-import { fileError } from "../src/manifest.js";
+import { fileError } from "../src/to-error.js";
 import { tempDir } from "./support/temp.js";
 
 const GiB = 1024 ** 3;

@@ -186,8 +186,8 @@ describe.concurrent("hostile servers", () => {
     });
 
     // Someone who can write to -d (a shared directory) plants `<name>.part` as a symlink to
-    // a file of yours; today the download is written through it into that file. Fix: open
-    // the .part (and the manifest's temp file) with O_NOFOLLOW, or unlink, then create with O_EXCL.
+    // a file of yours. The .part is created with O_EXCL and opened with O_NOFOLLOW (so is
+    // the manifest's temp file), so nothing is ever written through the link.
     it("never writes the download through a planted <name>.part symlink", async (context) => {
       const scene = await Scene.create(context);
       await symlink(join(scene.workDir, VICTIM), scene.out("planted.bin.part"));
@@ -249,9 +249,8 @@ describe.concurrent("hostile servers", () => {
       expectCleanFailure(await scene.cli(["-d", "downloads", server.url()]), [3]);
     });
 
-    // Today `new URL(location, current)` in http.ts getFollowingRedirects throws a TypeError
-    // that reaches the CLI as "internal error" (exit 1). Fix: catch it there and throw
-    // HttpStatusError ERR_BAD_REDIRECT ("redirect from <url> to an invalid Location ...").
+    // A Location that does not parse must be a redirect error (HttpStatusError
+    // ERR_BAD_REDIRECT), not a TypeError from `new URL` reaching the CLI as an internal error.
     it("a Location that is not a URL at all: exit 3, not a crash", async (context) => {
       const scene = await Scene.create(context);
       const server = await scene.rangeServer({ content: Buffer.alloc(10), onRequest: () => ({ redirectTo: "http://[::1", status: 302 }) });
@@ -369,9 +368,7 @@ describe.concurrent("hostile servers", () => {
     });
 
     // undici restarts its headers timeout on every 1xx, so only rangeget's own deadline
-    // for the final answer's headers can stop this. Fix: in http.ts get(), abort the
-    // request if no final status arrives within the timeout (a timer cleared once
-    // dispatcher.request resolves), and map that abort to NetworkError ERR_TIMEOUT.
+    // for the final answer's headers, which does not move, stops this (NetworkError ERR_TIMEOUT).
     it("a server that sends 1xx informational answers forever: exit 4, not a hang", async (context) => {
       const scene = await Scene.create(context);
       const server = await trickling(scene, "", () => "HTTP/1.1 102 Processing\r\n\r\n");

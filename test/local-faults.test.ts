@@ -320,10 +320,8 @@ describe("the .part changed by someone else between runs", () => {
   });
 
   // The manifest says every byte is done (a run killed just before its rename), the .part
-  // is gone. Today the 416 path in download.ts (#afterUnsatisfiable) turns the missing
-  // .part into "changed", so a second, false warning blames the server and --json says
-  // restartedBecauseChanged: true. Fix: when #openPart returns undefined there, drop the
-  // partial state and start over without reporting a remote change.
+  // is gone. That is our loss, not the server's change: the 416 path must start over
+  // without a second warning blaming the server or `restartedBecauseChanged: true`.
   it("deleted when the manifest says every byte was done: one warning about the .part, no claim that the server changed", async () => {
     const source = await server({ content: makeContent(300 * KiB, 82) });
     const output = join(workDir, "t.bin");
@@ -408,10 +406,8 @@ describe("two processes on one output", () => {
 
   // After a reboot or a container restart, the dead owner's pid is often reused (in a
   // container rangeget may well get the same low pid as before). A live pid alone does
-  // not prove the owner lives: today this lock is refused forever ("being downloaded by
-  // another rangeget process"). Fix in manifest.ts acquireLock: record the owner's start
-  // time too (Linux: /proc/<pid>/stat field 22, with /proc/sys/kernel/random/boot_id) and
-  // treat a lock whose pid now belongs to another process as stale.
+  // not prove the owner lives, so the lock records the owner's start time too (Linux:
+  // /proc/<pid>/stat field 22) and a pid that now belongs to another process is stale.
   it("a stale lock whose pid now belongs to an unrelated live process is taken over", async () => {
     const source = await slowSource(86);
     const output = join(workDir, "reused.bin");

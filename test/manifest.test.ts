@@ -1,13 +1,14 @@
 import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
-import { hostname, tmpdir } from "node:os";
+import { lstat, readdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
+import { hostname } from "node:os";
 import path from "node:path";
 import fc from "fast-check";
 import { setTimeout } from "node:timers/promises";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { FileError } from "../src/errors.js";
 import { acquireLock, parseManifest, readManifest, writeManifest, type Lock, type Manifest } from "../src/manifest.js";
+import { tempDir } from "./support/temp.js";
 
 /**
  * acquireLock takes no file system to fake, so the race test reaches in here: a hook run
@@ -52,6 +53,28 @@ const valid: Manifest = {
     [9000, 9999],
   ],
 };
+
+/** Any manifest rangeget could have written: `done` sorted, merged and inside the file. */
+const believableManifest = fc
+  .record({
+    finalUrl: fc.webUrl(),
+    etag: fc.option(fc.string(), { nil: null }),
+    lastModified: fc.option(fc.string(), { nil: null }),
+    size: fc.integer({ min: 0, max: 2 ** 40 }),
+    cuts: fc.uniqueArray(fc.integer({ min: 0, max: 2 ** 40 }), { maxLength: 10 }),
+  })
+  .map(({ size, cuts, ...rest }): Manifest => {
+    // Sorted distinct cut points inside the file, paired up with gaps between pairs.
+    const points = cuts.filter((cut) => cut < size).sort((a, b) => a - b);
+    const done: [number, number][] = [];
+    for (let index = 0; index + 1 < points.length; index += 2) {
+      const [start, end] = [points[index]!, points[index + 1]!];
+      const last = done[done.length - 1];
+      if (last && start <= last[1] + 1) continue;
+      done.push([start, end]);
+    }
+    return { version: 1, url: URL, size, done, ...rest };
+  });
 
 /** The valid manifest with some fields replaced (or removed, with `undefined`). */
 function variant(changes: Record<string, unknown>): string {
@@ -212,6 +235,19 @@ describe("parseManifest", () => {
     );
   });
 
+  it("never throws on a written manifest with one character changed, and trusts only believable results", () => {
+    const replacement = fc.constantFrom("0", "9", "-", ".", "e", "1", "]", "[", ",", '"', "}", " ", "x", "\u0000");
+    fc.assert(
+      fc.property(believableManifest, fc.nat(), replacement, (manifest, where, char) => {
+        const text = JSON.stringify(manifest);
+        const at = where % text.length;
+        const check = parseManifest(text.slice(0, at) + char + text.slice(at + 1), URL);
+        if (check.trusted) expectBelievable(check.manifest);
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
   it("never throws when any one field is replaced by random JSON, and trusts only believable results", () => {
     const field = fc.constantFrom("version", "url", "finalUrl", "size", "etag", "lastModified", "done");
     fc.assert(
@@ -265,11 +301,7 @@ describe("writeManifest and readManifest", () => {
   let dir: string;
 
   beforeEach(async () => {
-    dir = await mkdtemp(path.join(tmpdir(), "rangeget-manifest-"));
-  });
-
-  afterEach(async () => {
-    await rm(dir, { recursive: true, force: true });
+    dir = await tempDir();
   });
 
   it("round-trips a manifest through the disk", async () => {
@@ -279,29 +311,9 @@ describe("writeManifest and readManifest", () => {
   });
 
   it("round-trips arbitrary believable manifests", async () => {
-    const manifest = fc
-      .record({
-        finalUrl: fc.webUrl(),
-        etag: fc.option(fc.string(), { nil: null }),
-        lastModified: fc.option(fc.string(), { nil: null }),
-        size: fc.integer({ min: 0, max: 2 ** 40 }),
-        cuts: fc.uniqueArray(fc.integer({ min: 0, max: 2 ** 40 }), { maxLength: 10 }),
-      })
-      .map(({ size, cuts, ...rest }): Manifest => {
-        // Sorted distinct cut points inside the file, paired up with gaps between pairs.
-        const points = cuts.filter((cut) => cut < size).sort((a, b) => a - b);
-        const done: [number, number][] = [];
-        for (let index = 0; index + 1 < points.length; index += 2) {
-          const [start, end] = [points[index]!, points[index + 1]!];
-          const last = done[done.length - 1];
-          if (last && start <= last[1] + 1) continue;
-          done.push([start, end]);
-        }
-        return { version: 1, url: URL, size, done, ...rest };
-      });
     const file = path.join(dir, "any.part.json");
     await fc.assert(
-      fc.asyncProperty(manifest, async (written) => {
+      fc.asyncProperty(believableManifest, async (written) => {
         await writeManifest(file, written);
         expect(await readManifest(file, URL)).toEqual({ trusted: true, manifest: written });
       }),
@@ -355,6 +367,17 @@ describe("writeManifest and readManifest", () => {
     expect(error).toBeInstanceOf(FileError);
     expect((error as FileError).message).toContain(file);
   });
+
+  it("does not write through a symlink planted at the temp file's name", async () => {
+    const file = path.join(dir, "big.iso.part.json");
+    const victim = path.join(dir, "victim.txt");
+    await writeFile(victim, "keep me");
+    await symlink(victim, `${file}.tmp`);
+    const error = await writeManifest(file, valid).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(FileError);
+    expect(await readFile(victim, "utf8")).toBe("keep me");
+    expect((await lstat(file).catch(() => undefined))?.isSymbolicLink() ?? false).toBe(false);
+  });
 });
 
 describe("acquireLock", () => {
@@ -363,14 +386,13 @@ describe("acquireLock", () => {
   let output: string;
 
   beforeEach(async () => {
-    dir = await mkdtemp(path.join(tmpdir(), "rangeget-lock-"));
+    dir = await tempDir();
     output = path.join(dir, "big.iso");
     lockPath = `${output}.part.lock`;
   });
 
-  afterEach(async () => {
+  afterEach(() => {
     lockWriteHook.current = undefined;
-    await rm(dir, { recursive: true, force: true });
   });
 
   async function lockError(): Promise<FileError> {

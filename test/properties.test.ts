@@ -8,8 +8,6 @@ import { describe, expect, it } from "vitest";
 import { UsageError } from "../src/errors.js";
 import { parseContentDisposition } from "../src/filename.js";
 import { formatRange, parseContentRange, parseHttpDate, parseUnsatisfiedRange } from "../src/http-headers.js";
-import { parseManifest } from "../src/manifest.js";
-import { IntervalSet } from "../src/ranges.js";
 import { MAX_RETRY_AFTER_MS, parseRetryAfter, retryDelay } from "../src/retry.js";
 import { formatBytes, parseRate, parseSize } from "../src/size.js";
 
@@ -258,90 +256,6 @@ describe("size and rate strings", () => {
         } catch (error) {
           expect(error).toBeInstanceOf(UsageError);
         }
-      }),
-    );
-  });
-});
-
-describe("manifest validator", () => {
-  const URL = "http://127.0.0.1:8080/file.bin";
-
-  /** A manifest rangeget could have written: `done` is a sorted, merged set inside the file. */
-  const believableManifest = fc
-    .tuple(
-      fc.integer({ min: 0, max: 1 << 30 }),
-      fc.array(fc.tuple(fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }), fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true })), { maxLength: 8 }),
-      fc.option(fc.constantFrom('"abc"', 'W/"weak"', '"9f86d081884c7d65"'), { nil: null }),
-      fc.option(fc.constant("Tue, 02 Jan 2024 03:04:05 GMT"), { nil: null }),
-    )
-    .map(([size, fractions, etag, lastModified]) => {
-      const done = new IntervalSet();
-      if (size > 0) {
-        for (const [a, b] of fractions) {
-          const [start, end] = [Math.floor(a * size), Math.floor(b * size)].sort((x, y) => x - y) as [number, number];
-          done.add(start, end);
-        }
-      }
-      return { version: 1, url: URL, finalUrl: `${URL}?signed=1`, size, etag, lastModified, done: done.toArray() };
-    });
-
-  function expectInsideFile(check: ReturnType<typeof parseManifest>): void {
-    if (!check.trusted) return;
-    const { size, done } = check.manifest;
-    let previousEnd = -2;
-    for (const [start, end] of done) {
-      expect(Number.isSafeInteger(start) && Number.isSafeInteger(end)).toBe(true);
-      expect(start).toBeGreaterThan(previousEnd + 1);
-      expect(end).toBeGreaterThanOrEqual(start);
-      expect(end).toBeLessThan(size);
-      previousEnd = end;
-    }
-  }
-
-  it("trusts every manifest rangeget could have written, and reads it back unchanged", () => {
-    fc.assert(
-      fc.property(believableManifest, (manifest) => {
-        const check = parseManifest(JSON.stringify(manifest), URL);
-        expect(check).toEqual({ trusted: true, manifest });
-      }),
-    );
-  });
-
-  it("trusts no truncation of any manifest (a torn write)", () => {
-    fc.assert(
-      fc.property(believableManifest, fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }), (manifest, cut) => {
-        const text = JSON.stringify(manifest);
-        const check = parseManifest(text.slice(0, Math.floor(cut * text.length)), URL);
-        expect(check.trusted).toBe(false);
-      }),
-    );
-  });
-
-  it("never throws on a manifest with one character changed, and trusts nothing outside the file", () => {
-    const replacement = fc.constantFrom("0", "9", "-", ".", "e", "1", "]", "[", ",", '"', "}", " ", "x", "\u0000");
-    fc.assert(
-      fc.property(believableManifest, fc.nat(), replacement, (manifest, where, char) => {
-        const text = JSON.stringify(manifest);
-        const at = where % text.length;
-        expectInsideFile(parseManifest(text.slice(0, at) + char + text.slice(at + 1), URL));
-      }),
-      { numRuns: 1000 },
-    );
-  });
-
-  it("never throws on random bytes, and trusts nothing outside the file", () => {
-    fc.assert(
-      fc.property(fc.uint8Array({ maxLength: 300 }), (bytes) => {
-        expectInsideFile(parseManifest(Buffer.from(bytes).toString("utf8"), URL));
-      }),
-    );
-  });
-
-  it("never trusts a manifest whose done list reaches the size or beyond", () => {
-    fc.assert(
-      fc.property(believableManifest, fc.nat(1000), (manifest, past) => {
-        const done = [...manifest.done, [manifest.size + past, manifest.size + past]];
-        expect(parseManifest(JSON.stringify({ ...manifest, done }), URL).trusted).toBe(false);
       }),
     );
   });

@@ -3,17 +3,17 @@
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { makeContent, sha256 } from "./support/content.js";
 import { startForwardProxy, type ForwardProxy } from "./support/forward-proxy.js";
-import { startRangeServer, type RangeServer } from "./support/range-server.js";
+import type { RangeServer } from "./support/range-server.js";
 import { assertBuilt, lines, runCli, type CliRun } from "./support/run-cli.js";
+import { closeAfterTest, rangeServer } from "./support/servers.js";
 import { tempDir } from "./support/temp.js";
 import { serverCert, testCa } from "./support/tls-fixtures.js";
 import { startTlsTerminator } from "./support/tls-terminator.js";
 
 const KiB = 1024;
-const closers: Array<() => Promise<void>> = [];
 let workDir: string;
 
 beforeAll(assertBuilt);
@@ -22,19 +22,13 @@ beforeEach(async () => {
   workDir = await tempDir();
 });
 
-afterEach(async () => {
-  await Promise.all(closers.splice(0).map((close) => close()));
-});
-
 async function origin(content = makeContent(400 * KiB, 41)): Promise<RangeServer> {
-  const server = await startRangeServer({ content });
-  closers.push(() => server.close());
-  return server;
+  return rangeServer({ content });
 }
 
 async function proxy(options: { refuse?: number } = {}): Promise<ForwardProxy> {
   const started = await startForwardProxy(options);
-  closers.push(() => started.close());
+  closeAfterTest(() => started.close());
   return started;
 }
 
@@ -105,7 +99,7 @@ describe("HTTPS_PROXY", () => {
   async function httpsOrigin() {
     const server = await origin();
     const tls = await startTlsTerminator({ targetPort: server.port, cert: serverCert.cert, key: serverCert.key });
-    closers.push(() => tls.close());
+    closeAfterTest(() => tls.close());
     return { server, tls };
   }
 

@@ -1,8 +1,9 @@
 import fc from "fast-check";
-import { describe, expect, it } from "vitest";
-import { HttpStatusError } from "../src/errors.js";
+import { describe, expect, it, vi } from "vitest";
+import { HttpStatusError, NetworkError } from "../src/errors.js";
 import { HostLimitRefusal } from "../src/host-limits.js";
 import { isRetryableStatus, MAX_RETRY_AFTER_MS, parseRetryAfter, retryDelay, withRetries } from "../src/retry.js";
+import { FakeClock } from "./support/fake-clock.js";
 
 describe("isRetryableStatus", () => {
   it.each([408, 429, 500, 502, 503, 504])("retries %d: the condition may pass", (status) => {
@@ -119,34 +120,169 @@ describe("retryDelay", () => {
 });
 
 describe("withRetries", () => {
-  const instant = { sleep: async () => {} };
-  const busy = () => new HttpStatusError("HTTP 503 from http://127.0.0.1/", { status: 503, url: "http://127.0.0.1/" });
+  const URL = "http://127.0.0.1:1/file.bin";
+  const reset = () => new NetworkError("connection reset", { url: URL });
+  const status = (code: number, retryAfterMs?: number) =>
+    new HttpStatusError(`HTTP ${code}`, { status: code, url: URL, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) });
 
-  it("gives up after `retries` counted failures in a row", async () => {
-    let attempts = 0;
-    const loop = { retries: 3, clock: instant, signal: new AbortController().signal };
-    const failing = withRetries(loop, async () => {
-      attempts++;
-      throw busy();
+  /** A loop on a clock whose backoffs pass at once, counting its retries. */
+  function loop(retries: number, extra: { progress?: () => number; signal?: AbortSignal; clock?: FakeClock } = {}) {
+    const clock = extra.clock ?? new FakeClock({ instantUpToMs: Infinity });
+    const counted = { retries: 0 };
+    const options = {
+      retries,
+      clock,
+      signal: extra.signal ?? new AbortController().signal,
+      onRetry: () => counted.retries++,
+      ...(extra.progress ? { progress: extra.progress } : {}),
+    };
+    return { options, clock, counted };
+  }
+
+  it("resolves with the first success, numbering the attempts from 1", async () => {
+    const { options, counted } = loop(5);
+    const seen: number[] = [];
+    const value = await withRetries(options, async (attempt) => {
+      seen.push(attempt);
+      if (attempt < 3) throw reset();
+      return "done";
     });
-    await expect(failing).rejects.toBeInstanceOf(HttpStatusError);
-    expect(attempts).toBe(3);
+    expect(value).toBe("done");
+    expect(seen).toEqual([1, 2, 3]);
+    expect(counted.retries).toBe(2);
+  });
+
+  it("gives up with the last failure after `retries` failures in a row without progress", async () => {
+    const { options, clock, counted } = loop(3);
+    const failures: Error[] = [];
+    const error = await withRetries(options, async () => {
+      failures.push(reset());
+      throw failures.at(-1);
+    }).catch((caught: unknown) => caught);
+    expect(failures).toHaveLength(3);
+    expect(error).toBe(failures[2]);
+    expect(counted.retries).toBe(2);
+    expect(clock.sleeps).toHaveLength(2);
+  });
+
+  it("still makes one attempt when retries is 0", async () => {
+    const { options } = loop(0);
+    let attempts = 0;
+    await expect(
+      withRetries(options, async () => {
+        attempts++;
+        throw reset();
+      }),
+    ).rejects.toBeInstanceOf(NetworkError);
+    expect(attempts).toBe(1);
+  });
+
+  it("counts a failure that moved the work forward as the first of a new run", async () => {
+    let bytes = 0;
+    const { options } = loop(3, { progress: () => bytes });
+    let attempts = 0;
+    await expect(
+      withRetries(options, async () => {
+        attempts++;
+        // The first five attempts each bring new bytes before failing; then nothing does.
+        if (attempts <= 5) bytes += 100;
+        throw reset();
+      }),
+    ).rejects.toBeInstanceOf(NetworkError);
+    // Five with progress, then two more without: the fifth already counted as the first.
+    expect(attempts).toBe(7);
+  });
+
+  it("backs off longer with each failure in a row, and from the start again after progress", async () => {
+    let bytes = 0;
+    const { options, clock } = loop(10, { progress: () => bytes });
+    const random = vi.spyOn(Math, "random").mockReturnValue(0.5);
+    let attempts = 0;
+    await withRetries(options, async () => {
+      attempts++;
+      if (attempts === 3) bytes += 1;
+      if (attempts < 5) throw reset();
+    }).finally(() => random.mockRestore());
+    // Failures 1 and 2 in a row; the third moved the work, so it is the first of a new run.
+    const backoff = (failuresInARow: number) => retryDelay(failuresInARow, undefined, () => 0.5);
+    expect(clock.sleeps).toEqual([backoff(1), backoff(2), backoff(1), backoff(2)]);
+  });
+
+  it("waits as long as the server's Retry-After asks", async () => {
+    const { options, clock } = loop(3);
+    let attempts = 0;
+    await withRetries(options, async () => {
+      attempts++;
+      if (attempts === 1) throw status(503, 7000);
+      if (attempts === 2) throw status(429, 0);
+      return attempts;
+    });
+    expect(clock.sleeps).toEqual([7000, 0]);
+  });
+
+  it.each<[string, () => Error]>([
+    ["a 404", () => status(404)],
+    ["a 403, even with Retry-After", () => status(403, 1000)],
+    ["an untrusted TLS certificate", () => new NetworkError("bad cert", { url: URL, code: "ERR_TLS" })],
+    ["a bug (a plain Error)", () => new TypeError("undefined is not a function")],
+  ])("throws %s at once, without waiting", async (_name, failure) => {
+    const { options, clock, counted } = loop(5);
+    const thrown = failure();
+    let attempts = 0;
+    const error = await withRetries(options, async () => {
+      attempts++;
+      throw thrown;
+    }).catch((caught: unknown) => caught);
+    expect(error).toBe(thrown);
+    expect(attempts).toBe(1);
+    expect(clock.sleeps).toEqual([]);
+    expect(counted.retries).toBe(0);
+  });
+
+  it("stops a backoff in progress when the signal aborts, with the abort's reason", async () => {
+    const abort = new AbortController();
+    // Backoffs never pass by themselves here: the loop can only leave its wait by the abort.
+    const clock = new FakeClock();
+    const { options } = loop(5, { signal: abort.signal, clock });
+    let attempts = 0;
+    const running = withRetries(options, async () => {
+      attempts++;
+      throw status(503, 60_000);
+    });
+    await vi.waitFor(() => expect(clock.pending).toBe(1));
+    const reason = new Error("stopped by the user");
+    abort.abort(reason);
+    await expect(running).rejects.toBe(reason);
+    expect(attempts).toBe(1);
+  });
+
+  it("throws a failure that comes after the abort as it is, without another attempt", async () => {
+    const abort = new AbortController();
+    const { options } = loop(5, { signal: abort.signal });
+    let attempts = 0;
+    const error = await withRetries(options, async () => {
+      attempts++;
+      abort.abort();
+      throw reset();
+    }).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(NetworkError);
+    expect(attempts).toBe(1);
   });
 
   it("does not count an uncounted failure (a host's connection limit): the range keeps its attempts", async () => {
     let attempts = 0;
-    const limited = new HostLimitRefusal(busy(), 2);
-    const loop = {
+    const limited = new HostLimitRefusal(status(503), 2);
+    const hostLimited = {
       retries: 2,
-      clock: instant,
+      clock: new FakeClock({ instantUpToMs: Infinity }),
       signal: new AbortController().signal,
       uncounted: (error: unknown) => error instanceof HostLimitRefusal,
     };
-    const result = await withRetries(loop, async () => {
+    const result = await withRetries(hostLimited, async () => {
       attempts++;
       // Ten refusals for the host's limit, then one ordinary failure, then success.
       if (attempts <= 10) throw limited;
-      if (attempts === 11) throw busy();
+      if (attempts === 11) throw status(503);
       return "done";
     });
     expect(result).toBe("done");

@@ -1,24 +1,12 @@
 import { readFile } from "node:fs/promises";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { download, type DownloadOptions } from "../src/index.js";
 import { makeContent, sha256 } from "./support/content.js";
-import { startRangeServer, type RangeServer, type RangeServerOptions } from "./support/range-server.js";
+import { rangeServer as serve } from "./support/servers.js";
 import { tempDir } from "./support/temp.js";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
-const servers: RangeServer[] = [];
-
-async function serve(options: RangeServerOptions): Promise<RangeServer> {
-  const server = await startRangeServer(options);
-  servers.push(server);
-  return server;
-}
-
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map((server) => server.close()));
-});
-
 function quick(extra: DownloadOptions = {}): DownloadOptions & { warnings: string[] } {
   const warnings: string[] = [];
   return { minSplit: 256 * KiB, timeout: 30, retries: 3, onWarning: (message) => warnings.push(message), warnings, ...extra };

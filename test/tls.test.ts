@@ -4,18 +4,18 @@ import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { createServer, type Socket } from "node:net";
 import { join } from "node:path";
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { download, NetworkError } from "../src/index.js";
 import { makeContent, sha256 } from "./support/content.js";
-import { startRangeServer, type RangeServer } from "./support/range-server.js";
+import type { RangeServer } from "./support/range-server.js";
 import { listenOnLoopback } from "./support/listen.js";
 import { assertBuilt, lines, runCli, type CliRun } from "./support/run-cli.js";
+import { closeAfterTest, rangeServer } from "./support/servers.js";
 import { tempDir } from "./support/temp.js";
 import { selfSignedCert, serverCert, testCa, wrongHostCert, type CertAndKey } from "./support/tls-fixtures.js";
 import { startTlsTerminator, type TlsTerminator } from "./support/tls-terminator.js";
 
 const KiB = 1024;
-const closers: Array<() => Promise<void>> = [];
 let workDir: string;
 
 beforeAll(assertBuilt);
@@ -24,15 +24,11 @@ beforeEach(async () => {
   workDir = await tempDir();
 });
 
-afterEach(async () => {
-  await Promise.all(closers.splice(0).map((close) => close()));
-});
-
 /** The range server behind HTTPS presenting `identity`. */
 async function httpsServer(identity: CertAndKey, content = makeContent(600 * KiB, 31)) {
-  const origin: RangeServer = await startRangeServer({ content });
+  const origin: RangeServer = await rangeServer({ content });
   const tls: TlsTerminator = await startTlsTerminator({ targetPort: origin.port, cert: identity.cert, key: identity.key });
-  closers.push(() => tls.close(), () => origin.close());
+  closeAfterTest(() => tls.close());
   return { origin, tls, content };
 }
 
@@ -132,8 +128,7 @@ describe("trusting the test CA", () => {
 describe("a redirect into HTTPS", () => {
   it("from http:// to an untrusted https:// fails on the certificate (exit 4), not silently", async () => {
     const { origin, tls } = await httpsServer(selfSignedCert);
-    const front = await startRangeServer({ content: Buffer.alloc(0), onRequest: () => ({ redirectTo: tls.url("/moved.bin"), status: 302 }) });
-    closers.push(() => front.close());
+    const front = await rangeServer({ content: Buffer.alloc(0), onRequest: () => ({ redirectTo: tls.url("/moved.bin"), status: 302 }) });
     const run = await cli(["-q", "-o", "out.bin", front.url()]);
     expect(run.code).toBe(4);
     expect(lines(run.stderr)).toEqual([expect.stringMatching(/^rangeget: TLS certificate of 127\.0\.0\.1:\d+ is not trusted/)]);
@@ -142,8 +137,7 @@ describe("a redirect into HTTPS", () => {
 
   it("from http:// to https:// trusted with --ca: downloads over TLS", async () => {
     const { tls, content } = await httpsServer(serverCert);
-    const front = await startRangeServer({ content: Buffer.alloc(0), onRequest: () => ({ redirectTo: tls.url("/moved.bin"), status: 302 }) });
-    closers.push(() => front.close());
+    const front = await rangeServer({ content: Buffer.alloc(0), onRequest: () => ({ redirectTo: tls.url("/moved.bin"), status: 302 }) });
     const run = await cli(["-q", ...PARALLEL, "--ca", testCa.certPath, "-o", "out.bin", front.url()]);
     expect(run.code, run.stderr).toBe(0);
     expect(sha256(await readFile(join(workDir, "out.bin")))).toBe(sha256(content));
@@ -162,8 +156,7 @@ describe("--insecure", () => {
 
 describe("TLS that is not there", () => {
   it("an https:// URL on a plain-HTTP port fails clearly with exit 4", async () => {
-    const plain = await startRangeServer({ content: makeContent(1000, 32) });
-    closers.push(() => plain.close());
+    const plain = await rangeServer({ content: makeContent(1000, 32) });
     const run = await cli(["-q", "--retries", "1", "--timeout", "3", "-o", "out.bin", `https://127.0.0.1:${plain.port}/file.bin`]);
     expect(run.timedOut).toBe(false);
     expect(run.code).toBe(4);
@@ -174,7 +167,7 @@ describe("TLS that is not there", () => {
     const held: Socket[] = [];
     const silent = createServer((socket) => held.push(socket.on("error", () => {})));
     const port = await listenOnLoopback(silent);
-    closers.push(
+    closeAfterTest(
       () =>
         new Promise<void>((resolve) => {
           for (const socket of held) socket.destroy();

@@ -11,10 +11,11 @@ import { existsSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join } from "node:path";
-import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { download } from "../src/index.js";
 import { makeContent } from "./support/content.js";
-import { defaultEtag, startRangeServer, type RangeServer } from "./support/range-server.js";
+import { defaultEtag, type RangeServer } from "./support/range-server.js";
+import { rangeServer } from "./support/servers.js";
 import { tempDir } from "./support/temp.js";
 import { runChangedRemote, type ChangedRemoteReport } from "./torture/changed-remote.js";
 import { leftovers } from "./torture/disk-state.js";
@@ -36,12 +37,6 @@ const reports: {
   soak?: FaultSoakReport;
   changed?: ChangedRemoteReport;
 } = { finish: [] };
-
-let server: RangeServer | undefined;
-afterEach(async () => {
-  await server?.close();
-  server = undefined;
-});
 
 afterAll(() => {
   const { killLoop, soak, changed } = reports;
@@ -99,7 +94,7 @@ describe("torture", () => {
 
   it("a complete manifest and its .part left by a kill before the rename: the next run finishes without fetching a byte", async () => {
     const content = makeContent(700 * KiB, seed);
-    server = await startRangeServer({ content });
+    const server = await rangeServer({ content });
     const output = join(await tempDir(), "almost.bin");
     await writeKilledFinishState(output, server, content, { part: true });
     const warnings: string[] = [];
@@ -113,7 +108,7 @@ describe("torture", () => {
 
   it("a renamed output with its complete manifest still there (killed before the unlink): the next run keeps it without downloading again", async () => {
     const content = makeContent(700 * KiB, seed + 1);
-    server = await startRangeServer({ content });
+    const server = await rangeServer({ content });
     const output = join(await tempDir(), "renamed.bin");
     await writeKilledFinishState(output, server, content, { part: false });
     const warnings: string[] = [];

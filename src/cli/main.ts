@@ -1,12 +1,11 @@
-import { AbortError, RangegetError, exitCodeForErrorCode } from "../errors.js";
-import { downloadAll } from "../index.js";
+import { text } from "node:stream/consumers";
+import { AbortError, INTERNAL_ERROR_EXIT_CODE, RangegetError, interruptExitCode, type InterruptSignal } from "../errors.js";
 import { redactText, redactUrl } from "../redact.js";
 import { formatBytes } from "../size.js";
 import type { DownloadResult } from "../types.js";
-import { parseArgs, readText, type CliConfig } from "./args.js";
+import { parseArgs, type CliConfig } from "./args.js";
 import { createProgressReporter, fileLabel, type ProgressReporter, type ProgressStream } from "./progress.js";
-
-type InterruptSignal = "SIGINT" | "SIGTERM";
+import { BatchTally } from "./summary.js";
 
 /** Where SIGINT and SIGTERM arrive from: the process, or an emitter in tests. */
 export interface SignalSource {
@@ -33,14 +32,12 @@ const processIo: CliIo = {
   exit: (code) => process.exit(code),
 };
 
-const EXIT_BY_SIGNAL: Record<InterruptSignal, number> = { SIGINT: 130, SIGTERM: 143 };
-
 /** Runs the rangeget command line and resolves with the process exit code. */
 export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<number> {
   const cli: CliIo = { ...processIo, ...io };
   let config: CliConfig;
   try {
-    const command = await parseArgs(argv, { readStdin: () => readText(cli.stdin), columns: cli.stdout.columns });
+    const command = await parseArgs(argv, { readStdin: () => text(cli.stdin), variables: cli.env, columns: cli.stdout.columns });
     if (command.kind !== "download") {
       cli.stdout.write(`${command.text}\n`);
       return 0;
@@ -50,19 +47,22 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
     return reportThrown(error, cli);
   }
   for (const warning of config.warnings) cli.stderr.write(`rangeget: ${warning}\n`);
+  if (!config.quiet) for (const note of config.notes) cli.stderr.write(`rangeget: ${note}\n`);
 
-  const reporter = createProgressReporter({ stream: cli.stderr, quiet: config.quiet, urls: config.items.map((item) => item.url) });
+  const reporter = await createProgressReporter({ stream: cli.stderr, quiet: config.quiet, urls: config.items.map((item) => item.url) });
   const interrupt = watchSignals(cli, reporter);
+  const startedAt = performance.now();
   try {
-    const results = await runDownloads(config, cli, reporter, interrupt.controller.signal);
+    const outcome = await runDownloads(config, cli, reporter, interrupt.controller.signal);
     reporter.stop();
+    if (config.batch && !config.quiet) cli.stderr.write(`${outcome.tally.format(performance.now() - startedAt)}\n`);
     const signal = interrupt.received();
     // A signal after the last file finished interrupted nothing.
-    if (signal !== undefined && results.some((result) => result.error?.code === "ERR_ABORTED")) {
+    if (signal !== undefined && outcome.interrupted) {
       cli.stderr.write("rangeget: interrupted: state saved; run the same command again to resume\n");
-      return EXIT_BY_SIGNAL[signal];
+      return interruptExitCode(signal);
     }
-    return exitCodeOfBatch(results);
+    return outcome.exitCode;
   } catch (error) {
     reporter.stop();
     return reportThrown(error, cli);
@@ -71,12 +71,25 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
   }
 }
 
-async function runDownloads(config: CliConfig, cli: CliIo, reporter: ProgressReporter, signal: AbortSignal): Promise<DownloadResult[]> {
-  const finished = new Set<number>();
+/** What a run's exit depends on, gathered as files end so no result is kept. */
+interface BatchOutcome {
+  /** The exit code of the first failure in input order (0 when none failed). */
+  exitCode: number;
+  /** Some file stopped because of the signal. */
+  interrupted: boolean;
+  /** What the closing summary line counts. */
+  tally: BatchTally;
+}
+
+async function runDownloads(config: CliConfig, cli: CliIo, reporter: ProgressReporter, signal: AbortSignal): Promise<BatchOutcome> {
+  const batch = new BatchExit();
+  const tally = new BatchTally();
+  let interrupted = false;
   // Each file is reported once, as soon as it ends, so `--json` streams into pipes.
   const finishFile = (index: number, result: DownloadResult): void => {
-    if (finished.has(index)) return;
-    finished.add(index);
+    batch.add(index, result);
+    tally.add(result);
+    if (result.error?.code === "ERR_ABORTED") interrupted = true;
     reporter.fileEnd(index, result);
     if (result.error !== null && result.error.code !== "ERR_ABORTED") reporter.log(`rangeget: ${redactText(result.error.message)}`);
     if (config.stats) reporter.log(formatStats(result));
@@ -86,15 +99,17 @@ async function runDownloads(config: CliConfig, cli: CliIo, reporter: ProgressRep
     url: mirrors ? [url, ...mirrors] : url,
     ...(output === undefined ? {} : { output }),
   }));
-  const results = await downloadAll(items, {
+  // The engine (undici and all) loads only for a download: --help, --version and usage
+  // errors start without it.
+  const { forEachDownload } = await import("../batch.js");
+  await forEachDownload(items, {
     ...config.options,
     signal,
     onProgress: (index, event) => reporter.update(index, event),
     onFileEnd: finishFile,
     onWarning: (message) => reporter.log(`rangeget: warning: ${redactText(message)}`),
   });
-  results.forEach((result, index) => finishFile(index, result));
-  return results;
+  return { exitCode: batch.exitCode(), interrupted, tally };
 }
 
 /**
@@ -107,7 +122,7 @@ function watchSignals(cli: CliIo, reporter: ProgressReporter) {
   const onSignal = (signal: InterruptSignal): void => {
     if (received !== undefined) {
       reporter.stop();
-      cli.exit(EXIT_BY_SIGNAL[signal]);
+      cli.exit(interruptExitCode(signal));
       return;
     }
     received = signal;
@@ -125,10 +140,23 @@ function watchSignals(cli: CliIo, reporter: ProgressReporter) {
   };
 }
 
-/** The first failure's exit code in input order, so `-i` runs are reproducible. */
-export function exitCodeOfBatch(results: readonly DownloadResult[]): number {
-  const failure = results.find((result) => result.error !== null)?.error;
-  return failure === null || failure === undefined ? 0 : exitCodeForErrorCode(failure.code);
+/**
+ * The exit code of the first failure in input order, so `-i` runs are reproducible,
+ * from results added in any order; only the earliest failure is kept.
+ */
+export class BatchExit {
+  #firstIndex = Number.POSITIVE_INFINITY;
+  #firstCode = 0;
+
+  add(index: number, result: DownloadResult): void {
+    if (result.error === null || index >= this.#firstIndex) return;
+    this.#firstIndex = index;
+    this.#firstCode = result.error.exitCode;
+  }
+
+  exitCode(): number {
+    return this.#firstCode;
+  }
 }
 
 function reportThrown(error: unknown, cli: CliIo): number {
@@ -142,7 +170,7 @@ function reportThrown(error: unknown, cli: CliIo): number {
   const message = error instanceof Error ? error.message : String(error);
   cli.stderr.write(`rangeget: internal error: ${oneLine(redactText(message))}; this is a bug, please report it (DEBUG=rangeget shows the stack)\n`);
   if (debug && error instanceof Error && error.stack !== undefined) cli.stderr.write(`${error.stack}\n`);
-  return 1;
+  return INTERNAL_ERROR_EXIT_CODE;
 }
 
 /** `DEBUG=rangeget`, as in the `debug` package: a comma- or space-separated list, `*` for all. */
@@ -165,7 +193,10 @@ export function jsonResult(result: DownloadResult) {
     elapsedMs: result.elapsedMs,
     resumed: result.resumed,
     restartedBecauseChanged: result.restartedBecauseChanged,
-    error: result.error === null ? null : { code: result.error.code, message: redactText(result.error.message) },
+    error:
+      result.error === null
+        ? null
+        : { code: result.error.code, message: redactText(result.error.message), exitCode: result.error.exitCode },
     checksum: result.checksum === null ? null : { algorithm: result.checksum.algorithm, hex: result.checksum.hex },
     http: {
       requests: result.http.requests,

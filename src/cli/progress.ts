@@ -1,8 +1,8 @@
 import { basename } from "node:path";
-import cliProgress from "cli-progress";
 import { redactUrl } from "../redact.js";
 import { formatBytes, formatDuration } from "../size.js";
 import type { DownloadResult, ProgressEvent } from "../types.js";
+import type { BarPayload } from "./progress-bars.js";
 
 /** Where progress goes: stderr in the CLI, a fake stream in tests. */
 export type ProgressStream = NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
@@ -32,9 +32,16 @@ export interface ProgressOptions {
 /** Without a TTY, a log file or CI console wants a line now and then, not a redraw. */
 export const PLAIN_LINE_INTERVAL_MS = 10_000;
 
-export function createProgressReporter(options: ProgressOptions): ProgressReporter {
+/**
+ * The reporter for this stream: quiet, bars on a TTY, plain lines otherwise. Async
+ * because the bars' module (and cli-progress with it) loads only when a TTY needs it.
+ */
+export async function createProgressReporter(options: ProgressOptions): Promise<ProgressReporter> {
   if (options.quiet) return new QuietReporter(options.stream);
-  if (options.stream.isTTY === true) return new BarReporter(options.stream, options.urls);
+  if (options.stream.isTTY === true) {
+    const { BarReporter } = await import("./progress-bars.js");
+    return new BarReporter(options.stream, options.urls);
+  }
   return new PlainReporter(options.stream, options.urls, options.now ?? Date.now);
 }
 
@@ -75,6 +82,9 @@ class PlainReporter implements ProgressReporter {
   fileEnd(index: number, result: DownloadResult): void {
     const line = describeEnd(result, this.latest.get(index));
     if (line !== undefined) this.log(`${fileLabel(result.url, result.path)}: ${line}`);
+    // An ended file is never reported again: forget it, so a long list costs no memory.
+    this.latest.delete(index);
+    this.lastLineAt.delete(index);
   }
 
   log(line: string): void {
@@ -82,107 +92,6 @@ class PlainReporter implements ProgressReporter {
   }
 
   stop(): void {}
-}
-
-interface BarPayload {
-  label: string;
-  bytesDone: number;
-  size: number | undefined;
-  bytesPerSecond: number;
-  activeConnections: number;
-  /** The total line's own text, shown instead of a connection count. */
-  files?: string;
-}
-
-class BarReporter implements ProgressReporter {
-  private readonly multiBar: cliProgress.MultiBar;
-  private readonly bars = new Map<number, cliProgress.SingleBar>();
-  private readonly latest = new Map<number, ProgressEvent>();
-  private readonly ended = new Set<number>();
-  private totalBar: cliProgress.SingleBar | undefined;
-  private stopped = false;
-
-  constructor(
-    private readonly stream: ProgressStream,
-    private readonly urls: readonly string[],
-  ) {
-    this.multiBar = new cliProgress.MultiBar({
-      stream,
-      format: (_options, params, payload: BarPayload) => formatBarLine(payload, params.maxWidth),
-      hideCursor: true,
-      clearOnComplete: true,
-      // Signals are main's: it aborts the downloads and then stops the bars itself.
-      gracefulExit: false,
-    });
-  }
-
-  update(index: number, event: ProgressEvent): void {
-    if (this.stopped || this.ended.has(index)) return;
-    this.latest.set(index, event);
-    const payload: BarPayload = { label: fileLabel(this.urls[index] ?? "", event.path), ...event };
-    const bar = this.bars.get(index);
-    // Values are carried in the payload: cli-progress's own total cannot be "unknown".
-    if (bar === undefined) this.bars.set(index, this.multiBar.create(1, 0, payload));
-    else bar.update(0, payload);
-    this.updateTotal();
-  }
-
-  fileEnd(index: number, result: DownloadResult): void {
-    if (this.stopped) return;
-    this.ended.add(index);
-    const bar = this.bars.get(index);
-    this.bars.delete(index);
-    const line = describeEnd(result, this.latest.get(index));
-    if (line !== undefined) this.multiBar.log(`${fileLabel(result.url, result.path)}: ${line}\n`);
-    this.updateTotal();
-    if (bar !== undefined) this.multiBar.remove(bar);
-  }
-
-  log(line: string): void {
-    if (this.stopped) {
-      this.stream.write(`${line}\n`);
-      return;
-    }
-    this.multiBar.log(`${line}\n`);
-    // Without bars nothing redraws, so nothing would flush the line.
-    if (this.bars.size === 0 && this.totalBar === undefined) this.multiBar.update();
-  }
-
-  stop(): void {
-    if (this.stopped) return;
-    this.stopped = true;
-    // cli-progress's stop() draws bars but drops lines still waiting to be logged.
-    this.multiBar.update();
-    this.multiBar.stop();
-  }
-
-  /** The total line appears for batches only: one file's bar already is the total. */
-  private updateTotal(): void {
-    if (this.urls.length < 2) return;
-    let bytesDone = 0;
-    let size: number | undefined = 0;
-    let bytesPerSecond = 0;
-    let activeConnections = 0;
-    for (const [index, event] of this.latest) {
-      bytesDone += event.bytesDone;
-      size = size === undefined || event.size === undefined ? undefined : size + event.size;
-      if (this.ended.has(index)) continue;
-      bytesPerSecond += event.bytesPerSecond;
-      activeConnections += event.activeConnections;
-    }
-    // Files not started yet have unknown sizes, so the total's percentage would lie.
-    if (this.latest.size < this.urls.length) size = undefined;
-    const payload: BarPayload = {
-      label: "total",
-      bytesDone,
-      size,
-      bytesPerSecond,
-      activeConnections,
-      files: `${this.ended.size}/${this.urls.length} files`,
-    };
-    if (this.totalBar === undefined) this.totalBar = this.multiBar.create(1, 0, payload);
-    else this.totalBar.update(0, payload);
-  }
 }
 
 const LABEL_WIDTH = 24;

@@ -1,0 +1,40 @@
+import { describe, expect, it } from "vitest";
+import { formatBatchSummary } from "../src/cli/summary.js";
+import type { DownloadResult } from "../src/types.js";
+
+const MiB = 1024 * 1024;
+
+function result(status: DownloadResult["status"], bytesTransferred: number, errorCode?: string): DownloadResult {
+  return {
+    url: "http://a.test/f",
+    path: "/d/f",
+    status,
+    size: null,
+    bytesTransferred,
+    elapsedMs: 1000,
+    resumed: status === "resumed",
+    restartedBecauseChanged: false,
+    error: errorCode === undefined ? null : { code: errorCode, message: errorCode },
+    http: { requests: 1, statusCounts: {}, retries: 0, rescues: 0, hedges: 0, origins: {}, latencyMs: { p50: null, p95: null, p99: null } },
+  };
+}
+
+describe("formatBatchSummary", () => {
+  it("counts files by outcome, adds this run's bytes, and gives the batch's wall time and rate", () => {
+    const results = [
+      result("downloaded", 30 * MiB),
+      result("resumed", 10 * MiB),
+      result("up-to-date", 0),
+      result("failed", 0, "ERR_HTTP_STATUS"),
+      result("failed", 0, "ERR_ABORTED"),
+    ];
+    expect(formatBatchSummary(results, 4000)).toBe(
+      "rangeget: 5 files: 2 downloaded (1 resumed), 1 up to date, 1 failed, 1 interrupted; 40.0 MiB in 4s, 10.0 MiB/s",
+    );
+  });
+
+  it("leaves out what did not happen", () => {
+    expect(formatBatchSummary([result("up-to-date", 0), result("up-to-date", 0)], 300)).toBe("rangeget: 2 files: 2 up to date; 0 B in 0s");
+    expect(formatBatchSummary([], 10)).toBe("rangeget: 0 files; 0 B in 0s");
+  });
+});

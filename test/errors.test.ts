@@ -1,0 +1,279 @@
+import { mkdtemp, open, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { errors as undiciErrors } from "undici";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import {
+  AbortError,
+  FileError,
+  HttpStatusError,
+  IntegrityError,
+  NetworkError,
+  RangegetError,
+  RemoteChangedError,
+  UsageError,
+  exitCodeForErrorCode,
+  interruptExitCode,
+  summarizeError,
+  type ErrorCode,
+} from "../src/errors.js";
+import { fileError, httpStatusError, serverFault, toNetworkError } from "../src/to-error.js";
+
+const URL = "https://example.com/big.iso";
+
+/** Every error class with every code it can carry, and the exit code README's table gives it. */
+const EVERY_CODE: Array<[ErrorCode, number, () => RangegetError]> = [
+  ["ERR_USAGE", 2, () => new UsageError("bad option")],
+  ["ERR_HTTP_STATUS", 3, () => new HttpStatusError("404", { status: 404, url: URL })],
+  ["ERR_TOO_MANY_REDIRECTS", 3, () => new HttpStatusError("loop", { status: 302, url: URL, code: "ERR_TOO_MANY_REDIRECTS" })],
+  ["ERR_REDIRECT_LOOP", 3, () => new HttpStatusError("loop", { status: 302, url: URL, code: "ERR_REDIRECT_LOOP" })],
+  ["ERR_BAD_REDIRECT", 3, () => new HttpStatusError("no Location", { status: 302, url: URL, code: "ERR_BAD_REDIRECT" })],
+  ["ERR_NETWORK", 4, () => new NetworkError("reset", { url: URL })],
+  ["ERR_TIMEOUT", 4, () => new NetworkError("timeout", { url: URL, code: "ERR_TIMEOUT" })],
+  ["ERR_TLS", 4, () => new NetworkError("untrusted", { url: URL, code: "ERR_TLS" })],
+  ["ERR_INTEGRITY", 5, () => new IntegrityError("short file")],
+  ["ERR_CHECKSUM", 5, () => new IntegrityError("mismatch", { code: "ERR_CHECKSUM" })],
+  ["ERR_BAD_RANGE", 5, () => new IntegrityError("wrong range", { code: "ERR_BAD_RANGE" })],
+  ["ERR_REMOTE_CHANGED", 5, () => new RemoteChangedError("changed", { url: URL })],
+  ["ERR_FILE", 6, () => new FileError("cannot write", { path: "/x" })],
+  ["ERR_EXISTS", 6, () => new FileError("exists", { path: "/x", code: "ERR_EXISTS" })],
+  ["ERR_LOCKED", 6, () => new FileError("locked", { path: "/x", code: "ERR_LOCKED" })],
+  ["ERR_NO_SPACE", 6, () => new FileError("full", { path: "/x", code: "ERR_NO_SPACE" })],
+  ["ERR_PERMISSION", 6, () => new FileError("denied", { path: "/x", code: "ERR_PERMISSION" })],
+  ["ERR_FILE_TOO_LARGE", 6, () => new FileError("too large", { path: "/x", code: "ERR_FILE_TOO_LARGE" })],
+  ["ERR_OUTPUT_CLOSED", 6, () => new FileError("reader gone", { path: "-", code: "ERR_OUTPUT_CLOSED" })],
+  ["ERR_ABORTED", 130, () => new AbortError()],
+];
+
+describe("error classes and the one mapping from code to exit code", () => {
+  it.each(EVERY_CODE)("%s exits %i, from the class and from the code alone", (code, exitCode, create) => {
+    const error = create();
+    expect(error).toBeInstanceOf(RangegetError);
+    expect(error).toBeInstanceOf(Error);
+    expect(error.code).toBe(code);
+    expect(error.exitCode).toBe(exitCode);
+    expect(exitCodeForErrorCode(code)).toBe(exitCode);
+  });
+
+  it("names each error after its class, for stack traces", () => {
+    expect(EVERY_CODE.map(([, , create]) => create().name)).toEqual(
+      EVERY_CODE.map(([, , create]) => create().constructor.name),
+    );
+    expect(new FileError("x", { path: "/x" }).name).toBe("FileError");
+  });
+
+  it("gives 1 (a bug) for ERR_INTERNAL and for any code that is not ours, including Object's own keys", () => {
+    for (const code of ["ERR_INTERNAL", "ERR_NOPE", "", "toString", "__proto__", "constructor", "hasOwnProperty"]) {
+      expect(exitCodeForErrorCode(code)).toBe(1);
+    }
+  });
+
+  it("exits 130 for SIGINT and 143 for SIGTERM, as shells report 128 + the signal number", () => {
+    expect(interruptExitCode("SIGINT")).toBe(130);
+    expect(interruptExitCode("SIGTERM")).toBe(143);
+    expect(new AbortError(undefined, { signal: "SIGINT" }).exitCode).toBe(130);
+    expect(new AbortError(undefined, { signal: "SIGTERM" }).exitCode).toBe(143);
+    expect(new AbortError().message).toMatch(/state saved, run again to resume/);
+  });
+
+  it("keeps each class's details and the cause", () => {
+    const cause = new Error("root");
+    const status = new HttpStatusError("503", { status: 503, url: URL, retryAfterMs: 2000, cause });
+    expect(status).toMatchObject({ status: 503, url: URL, retryAfterMs: 2000, cause });
+    expect(new NetworkError("x", { url: URL, cause })).toMatchObject({ url: URL, cause });
+    expect(new FileError("x", { path: "/out", cause })).toMatchObject({ path: "/out", cause });
+    expect(new RemoteChangedError("x", { url: URL })).toMatchObject({ url: URL });
+  });
+});
+
+describe("summarizeError: what a failed result carries", () => {
+  it("keeps our error's code, message and exit code, including an abort by SIGTERM", () => {
+    expect(summarizeError(new FileError("out exists", { path: "/out", code: "ERR_EXISTS" }))).toEqual({
+      code: "ERR_EXISTS",
+      message: "out exists",
+      exitCode: 6,
+    });
+    expect(summarizeError(new AbortError("stopped", { signal: "SIGTERM" }))).toEqual({
+      code: "ERR_ABORTED",
+      message: "stopped",
+      exitCode: 143,
+    });
+  });
+
+  it("calls anything else an internal error, exit 1", () => {
+    expect(summarizeError(new TypeError("x is undefined"))).toEqual({ code: "ERR_INTERNAL", message: "x is undefined", exitCode: 1 });
+    expect(summarizeError("thrown string")).toEqual({ code: "ERR_INTERNAL", message: "thrown string", exitCode: 1 });
+  });
+});
+
+/** An error as Node's TLS socket raises it: a message and an OpenSSL-style code. */
+function tlsError(code: string): Error {
+  return Object.assign(new Error(`certificate problem (${code})`), { code });
+}
+
+describe("toNetworkError", () => {
+  it.each([
+    "DEPTH_ZERO_SELF_SIGNED_CERT",
+    "SELF_SIGNED_CERT_IN_CHAIN",
+    "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+    "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+    "CERT_HAS_EXPIRED",
+    "CERT_NOT_YET_VALID",
+    "ERR_TLS_CERT_ALTNAME_INVALID",
+  ])("maps the TLS failure %s to ERR_TLS with what to do", (code) => {
+    const cause = tlsError(code);
+    const error = toNetworkError(cause, URL);
+    expect(error).toBeInstanceOf(NetworkError);
+    expect(error).toMatchObject({ code: "ERR_TLS", exitCode: 4, url: URL, cause });
+    expect(error.message).toContain("example.com");
+    expect(error.message).toContain(code);
+    expect(error.message).toContain("--ca");
+  });
+
+  it("finds the TLS code under undici's generic socket error", () => {
+    const socket = new undiciErrors.SocketError("other side closed");
+    socket.cause = tlsError("CERT_HAS_EXPIRED");
+    expect(toNetworkError(socket, URL)).toMatchObject({ code: "ERR_TLS", message: expect.stringContaining("CERT_HAS_EXPIRED") });
+  });
+
+  it.each([
+    ["connect", new undiciErrors.ConnectTimeoutError(), "UND_ERR_CONNECT_TIMEOUT"],
+    ["headers", new undiciErrors.HeadersTimeoutError(), "UND_ERR_HEADERS_TIMEOUT"],
+    ["body", new undiciErrors.BodyTimeoutError(), "UND_ERR_BODY_TIMEOUT"],
+    ["socket", Object.assign(new Error("connect ETIMEDOUT"), { code: "ETIMEDOUT" }), "ETIMEDOUT"],
+  ])("maps a %s timeout to ERR_TIMEOUT", (_what, cause, code) => {
+    const error = toNetworkError(cause, URL);
+    expect(error).toMatchObject({ code: "ERR_TIMEOUT", exitCode: 4, url: URL, cause });
+    expect(error.message).toBe(`timed out waiting for ${URL} (${code})`);
+  });
+
+  it("maps anything else to ERR_NETWORK, naming the most telling code in the cause chain", () => {
+    const reset = new undiciErrors.SocketError("other side closed");
+    reset.cause = Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET" });
+    expect(toNetworkError(reset, URL)).toMatchObject({
+      code: "ERR_NETWORK",
+      exitCode: 4,
+      message: `network error on ${URL}: other side closed (ECONNRESET)`,
+    });
+    const bare = new undiciErrors.SocketError("other side closed");
+    expect(toNetworkError(bare, URL).message).toBe(`network error on ${URL}: other side closed (UND_ERR_SOCKET)`);
+    expect(toNetworkError("odd", URL)).toMatchObject({ code: "ERR_NETWORK", message: `network error on ${URL}: odd` });
+  });
+
+  it("passes our own errors through unchanged", () => {
+    const ours = new IntegrityError("wrong range", { code: "ERR_BAD_RANGE" });
+    expect(toNetworkError(ours, URL)).toBe(ours);
+  });
+
+  it("once the signal has fired, the failure is the abort, whatever the socket said", () => {
+    const controller = new AbortController();
+    const reason = new AbortError(undefined, { signal: "SIGTERM" });
+    controller.abort(reason);
+    expect(toNetworkError(new undiciErrors.RequestAbortedError(), URL, controller.signal)).toBe(reason);
+    const plain = new AbortController();
+    plain.abort("stop");
+    const error = toNetworkError(new Error("aborted"), URL, plain.signal);
+    expect(error).not.toBeInstanceOf(RangegetError);
+    expect(error.message).toBe("stop");
+  });
+});
+
+describe("httpStatusError", () => {
+  it.each([
+    [401, "check the URL's credentials or pass them with -H"],
+    [403, "check the URL's credentials or pass them with -H"],
+    [404, "check the URL"],
+    [410, "check the URL"],
+    [503, "the server kept failing; try again later"],
+    [429, "the server kept failing; try again later"],
+    [400, "check the URL and headers"],
+    [501, "check the URL and headers"],
+  ])("advises what to do after %i", (status, advice) => {
+    const error = httpStatusError(status, URL, "", undefined);
+    expect(error).toMatchObject({ code: "ERR_HTTP_STATUS", exitCode: 3, status, url: URL });
+    expect(error.message).toBe(`HTTP ${status} from ${URL}: ${advice}`);
+  });
+
+  it("quotes the server's reason as one line of at most 200 characters", () => {
+    const error = httpStatusError(404, URL, `  no such\n\tfile ${"x".repeat(500)}`, undefined);
+    const reason = /\((.*)\)/.exec(error.message)?.[1] ?? "";
+    expect(reason.startsWith("no such file x")).toBe(true);
+    expect(reason).toHaveLength(200);
+  });
+
+  it("keeps the delay Retry-After asks for, in milliseconds", () => {
+    expect(httpStatusError(503, URL, "", "7").retryAfterMs).toBe(7000);
+    expect(httpStatusError(503, URL, "", undefined).retryAfterMs).toBeUndefined();
+    expect(httpStatusError(503, URL, "", "soon").retryAfterMs).toBeUndefined();
+  });
+});
+
+describe("serverFault", () => {
+  it("is ERR_BAD_RANGE, naming the URL and what the answer did", () => {
+    const error = serverFault(URL, 'it answered bytes 0-99 with Content-Range "bytes 200-299/1000", which does not overlap');
+    expect(error).toBeInstanceOf(IntegrityError);
+    expect(error).toMatchObject({ code: "ERR_BAD_RANGE", exitCode: 5 });
+    expect(error.message).toBe(
+      `${URL}: it answered bytes 0-99 with Content-Range "bytes 200-299/1000", which does not overlap; the server sends wrong ranges or sizes, try again later or with -c 1`,
+    );
+  });
+});
+
+/** An fs error as Node raises it. */
+function errnoError(code: string): NodeJS.ErrnoException {
+  return Object.assign(new Error(`${code}: something, open '/out'`), { code });
+}
+
+describe("fileError", () => {
+  it.each([
+    ["ENOSPC", "ERR_NO_SPACE", "no space left (ENOSPC); free some space and run again to resume"],
+    ["EDQUOT", "ERR_NO_SPACE", "no space left (EDQUOT); free some space and run again to resume"],
+    ["EACCES", "ERR_PERMISSION", "permission denied (EACCES); choose another --dir or -o"],
+    ["EPERM", "ERR_PERMISSION", "permission denied (EPERM); choose another --dir or -o"],
+    ["EROFS", "ERR_PERMISSION", "permission denied (EROFS); choose another --dir or -o"],
+    ["EISDIR", "ERR_FILE", "it is a directory; choose another -o"],
+    ["EIO", "ERR_FILE", "EIO: something, open '/out'"],
+  ])("maps %s to %s", (errno, code, detail) => {
+    const cause = errnoError(errno);
+    const error = fileError(cause, "/out.part", "cannot write");
+    expect(error).toMatchObject({ code, exitCode: 6, path: "/out.part", cause });
+    expect(error.message).toBe(`cannot write /out.part: ${detail}`);
+  });
+
+  it("maps EFBIG to ERR_FILE_TOO_LARGE: more space would not help", () => {
+    const error = fileError(errnoError("EFBIG"), "/out.part", "cannot write");
+    expect(error).toMatchObject({ code: "ERR_FILE_TOO_LARGE", exitCode: 6, path: "/out.part" });
+    expect(error.message).toMatch(/^cannot write \/out\.part: .*\(EFBIG\)/);
+  });
+
+  it("passes a FileError through unchanged", () => {
+    const ours = new FileError("locked", { path: "/out", code: "ERR_LOCKED" });
+    expect(fileError(ours, "/other", "cannot write")).toBe(ours);
+  });
+
+  describe("with real file system errors", () => {
+    let dir: string;
+    beforeEach(async () => {
+      dir = await mkdtemp(path.join(tmpdir(), "rangeget-errors-"));
+    });
+    afterEach(async () => {
+      await rm(dir, { recursive: true, force: true });
+    });
+
+    it("says a directory is in the way", async () => {
+      const caught = await open(dir, "w").catch((error: unknown) => error);
+      expect(fileError(caught, dir, "cannot create")).toMatchObject({
+        code: "ERR_FILE",
+        message: `cannot create ${dir}: it is a directory; choose another -o`,
+      });
+    });
+
+    it("passes on what Node said about anything else", async () => {
+      const missing = path.join(dir, "gone", "out.part");
+      const caught = await open(missing, "r").catch((error: unknown) => error);
+      const error = fileError(caught, missing, "cannot open");
+      expect(error).toMatchObject({ code: "ERR_FILE", exitCode: 6 });
+      expect(error.message).toMatch(new RegExp(`^cannot open ${missing}: ENOENT`));
+    });
+  });
+});
