@@ -86,6 +86,9 @@ await build({
   // ES module bundle has to provide.
   banner: { js: 'import { createRequire as rangegetCreateRequire } from "node:module"; const require = rangegetCreateRequire(import.meta.url);' },
   chunkNames: "chunk-[hash]",
+  // A native N-API addon (the origin record's extended attributes): loaded from
+  // node_modules at run time, and only when a file is claimed or finished.
+  external: ["@napi-rs/xattr"],
   plugins: [lazyStringWidth, slimUndici, versionConstant],
   logLevel: "warning",
 });

@@ -1,11 +1,14 @@
 import { DEFAULTS, downloadWithResult } from "./download.js";
 import { UsageError } from "./errors.js";
 import { createDispatcher } from "./dispatcher.js";
+import { HostLimits, maxConnectionsPerHostFor } from "./host-limits.js";
 import { RateLimiter } from "./rate-limit.js";
 import type { DownloadAllOptions, DownloadItem, DownloadResult } from "./types.js";
 
 /**
- * Downloads many files, `jobs` at a time, with one rate limit shared by all. One
+ * Downloads many files, `jobs` at a time, with one rate limit and one set of
+ * per-host connection limits shared by all (a limit learned on one file holds for the
+ * next). One
  * failure does not stop the others: every item gets a result, in input order.
  */
 export async function downloadAll(items: readonly DownloadItem[], options: DownloadAllOptions = {}): Promise<DownloadResult[]> {
@@ -37,6 +40,7 @@ export async function forEachDownload(
     throw new UsageError(`jobs must be a whole number 1 or more, got ${jobs}`);
   }
   const rateLimiter = limitRate === undefined ? undefined : new RateLimiter(limitRate);
+  const hostLimits = new HostLimits(maxConnectionsPerHostFor(defaults));
   // One dispatcher for the whole batch: files from one server reuse its connections.
   const shared =
     defaults.dispatcher ??
@@ -56,6 +60,7 @@ export async function forEachDownload(
       ...(ownTls ? { dispatcher: undefined } : { dispatcher: shared }),
       ...own,
       ...(rateLimiter ? { rateLimiter } : {}),
+      hostLimits,
       ...(onProgress ? { onProgress: (progress) => onProgress(index, progress) } : {}),
     });
     onFileEnd(index, result);

@@ -7,6 +7,7 @@ import { mkdir, readFile, stat } from "node:fs/promises";
 import { dirname } from "node:path";
 import { FileError } from "./errors.js";
 import { acquireLock, manifestDone, readManifest, removeIfPresent, type Lock, type Manifest } from "./manifest.js";
+import { finishedFrom, type XattrApi } from "./origin-record.js";
 import type { IntervalSet } from "./ranges.js";
 import { fileError } from "./to-error.js";
 
@@ -24,23 +25,38 @@ export interface ConditionalHeaders {
 
 /** What claiming an output found; the lock is held in every case. */
 export type Claim =
-  /** An earlier run had finished the file but died before tidying up: it is whole. */
+  /**
+   * An earlier run had finished the file: its origin record names this URL, or it died
+   * between the rename and tidying up. It is whole.
+   */
   | { kind: "finished-earlier"; lock: Lock; size: number }
-  | { kind: "claimed"; lock: Lock; partial: PartialState | undefined; conditional: ConditionalHeaders | undefined };
+  | {
+      kind: "claimed";
+      lock: Lock;
+      partial: PartialState | undefined;
+      conditional: ConditionalHeaders | undefined;
+      /** With `continue`: the length of the existing output, to be taken as a done prefix. */
+      adopted: number | undefined;
+    };
 
 export interface ClaimOptions {
   /** The URL the manifest must belong to. */
   url: string;
   force: boolean;
   ifChanged: boolean;
+  /** Adopt an existing output that has no partial state as a done prefix. */
+  continue: boolean;
+  /** Extended attributes, where the origin record is read from. */
+  xattr: XattrApi | undefined;
   warn: (message: string) => void;
 }
 
 /**
  * Takes the lock on `path` (creating its directory, as wget and aria2 do), refuses to
- * clobber an existing file unless `force` or `ifChanged`, and loads the partial state
- * of an earlier run when its manifest can be trusted (an untrusted one is discarded
- * with a warning: never guess).
+ * clobber an existing file unless `force`, `ifChanged` or `continue`, recognises a file
+ * rangeget finished from this URL by its origin record (DESIGN, "Files on disk"), and
+ * loads the partial state of an earlier run when its manifest can be trusted (an
+ * untrusted one is discarded with a warning: never guess).
  * @throws FileError: locked by another process (ERR_LOCKED), output exists (ERR_EXISTS),
  *   output is a directory, or the file system refuses.
  */
@@ -65,16 +81,25 @@ export async function claimOutput(path: string, options: ClaimOptions): Promise<
       throw new FileError(`${path} is a directory; choose another output with -o`, { path, code: "ERR_FILE" });
     }
     let conditional: ConditionalHeaders | undefined;
+    let adopted: number | undefined;
     if (existing && !partial && !options.force) {
-      if (!options.ifChanged) {
+      if (options.ifChanged) {
+        conditional = await conditionalHeaders(path, existing.mtime);
+      } else if (await finishedFrom(path, options.url, options.xattr)) {
+        return { kind: "finished-earlier", lock, size: existing.size };
+      } else if (options.continue) {
+        options.warn(
+          `taking the ${existing.size} bytes of ${path} as the start of the file: nothing vouches that they are of the same version (pass --checksum to be sure)`,
+        );
+        adopted = existing.size;
+      } else {
         throw new FileError(
-          `${path} already exists; use --force to overwrite it or --if-changed to update it when the server has a newer one`,
+          `${path} already exists; use --force to overwrite it, --if-changed to update it when the server has a newer one, or --continue to finish it`,
           { path, code: "ERR_EXISTS" },
         );
       }
-      conditional = await conditionalHeaders(path, existing.mtime);
     }
-    return { kind: "claimed", lock, partial, conditional };
+    return { kind: "claimed", lock, partial, conditional, adopted };
   } catch (error) {
     await lock.release().catch(() => {});
     throw error;

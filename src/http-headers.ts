@@ -143,3 +143,22 @@ function utc(
   // A 31 Feb would roll into March; a date that does not exist is not a date.
   return date.getUTCDate() === day ? date.getTime() : undefined;
 }
+
+const STRICT_UTF8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * A header value as text. undici hands over each header byte as one Latin-1
+ * character, so nothing is lost; servers in the wild put raw UTF-8 in `Location` and
+ * `Content-Disposition` (RFC 9110 5.5 allows only obs-text there, which most
+ * browsers read as UTF-8). Read as UTF-8, falling back to Latin-1 only when the
+ * bytes are not valid UTF-8.
+ */
+export function headerText(latin1: string): string {
+  // Plain ASCII is the same text either way.
+  if (!/[\x80-\xff]/.test(latin1)) return latin1;
+  try {
+    return STRICT_UTF8.decode(Buffer.from(latin1, "latin1"));
+  } catch {
+    return latin1;
+  }
+}

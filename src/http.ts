@@ -8,6 +8,7 @@ import type { Dispatcher } from "undici";
 import type { Clock } from "./clock.js";
 import { addCredentialHeaders, type CredentialSource } from "./credentials.js";
 import { HttpStatusError, NetworkError } from "./errors.js";
+import { headerText } from "./http-headers.js";
 import type { HttpStatsRecorder } from "./stats.js";
 import { httpStatusError, toNetworkError } from "./to-error.js";
 import { VERSION } from "./version.js";
@@ -42,6 +43,19 @@ export interface RequestContext {
   userAgent?: string | undefined;
   /** Credentials and cookies per request URL (netrc, cookie jar); told of every final response. */
   credentials?: CredentialSource | undefined;
+  /** How the user's credentials are shown in messages (`user:***`), when the URL had some. */
+  shownUserinfo?: string | undefined;
+}
+
+/**
+ * `url` as messages show it: a URL of the user's origin carries the user's name and
+ * `***` for the password, so a message names the URL the user typed but never the secret.
+ */
+export function shownUrl(context: Pick<RequestContext, "userOrigin" | "shownUserinfo">, url: string): string {
+  if (context.shownUserinfo === undefined || !URL.canParse(url)) return url;
+  const parsed = new URL(url);
+  if (parsed.origin !== context.userOrigin || parsed.username !== "") return url;
+  return parsed.href.replace("//", `//${context.shownUserinfo}@`);
 }
 
 /** Returned by a body handler that has all it wants: the request ends early. */
@@ -73,6 +87,7 @@ export function streamGet(
   const target = new URL(url);
   const requestHeaders = headersFor(context, target, headers);
   const { clock } = context;
+  const shown = shownUrl(context, url);
   return new Promise<void>((resolve, reject) => {
     let controller: Dispatcher.DispatchController | undefined;
     let settled = false;
@@ -102,7 +117,7 @@ export function streamGet(
     // a server sending them forever would hold a request open for ever; this deadline
     // does not move, and it is the only one for the answer.
     clock.sleep(context.timeoutMs, deadline.signal).then(
-      () => fail(answerTimeout(url, context.timeoutMs)),
+      () => fail(answerTimeout(shown, context.timeoutMs)),
       () => {},
     );
     context.dispatcher.dispatch(
@@ -143,7 +158,7 @@ export function streamGet(
             errorStatus.reason += String(chunk);
             // Enough for the one-line reason: no need to read a large error body.
             if (errorStatus.reason.length >= 200) {
-              fail(httpStatusError(errorStatus.status, url, errorStatus.reason, errorStatus.retryAfter));
+              fail(httpStatusError(errorStatus.status, shown, errorStatus.reason, errorStatus.retryAfter));
             }
             return;
           }
@@ -168,11 +183,11 @@ export function streamGet(
           }
         },
         onResponseEnd() {
-          if (errorStatus) settle(httpStatusError(errorStatus.status, url, errorStatus.reason, errorStatus.retryAfter));
+          if (errorStatus) settle(httpStatusError(errorStatus.status, shown, errorStatus.reason, errorStatus.retryAfter));
           else settle();
         },
         onResponseError(_controller, error) {
-          settle(toNetworkError(error, url, signal));
+          settle(toNetworkError(error, shown, signal));
         },
       },
     );
@@ -335,10 +350,15 @@ export async function discard(response: HttpResponse): Promise<void> {
   }
 }
 
+/** Headers whose value is text for us to read (a URL, a file name), not a token to send back as it came. */
+const TEXT_HEADERS = new Set(["location", "content-disposition"]);
+
 function flattenHeaders(headers: Dispatcher.ResponseData["headers"]): Record<string, string | undefined> {
   const flat: Record<string, string | undefined> = {};
   for (const [name, value] of Object.entries(headers)) {
-    flat[name] = Array.isArray(value) ? value.join(", ") : value;
+    const joined = Array.isArray(value) ? value.join(", ") : value;
+    // Validators (ETag) keep their bytes as they came: they are sent back in If-Range.
+    flat[name] = joined !== undefined && TEXT_HEADERS.has(name) ? headerText(joined) : joined;
   }
   return flat;
 }

@@ -1,6 +1,5 @@
-export { download } from "./download.js";
+export { download, downloadStream } from "./download.js";
 export { downloadAll } from "./batch.js";
-export { downloadStream } from "./stream-download.js";
 export {
   AbortError,
   FileError,

@@ -7,9 +7,11 @@ import { resolve } from "node:path";
 import { parseChecksum } from "./checksum.js";
 import { systemClock, type Clock } from "./clock.js";
 import { UsageError } from "./errors.js";
+import { HostLimits, maxConnectionsPerHostFor } from "./host-limits.js";
 import { redactText } from "./redact.js";
 import { RateLimiter } from "./rate-limit.js";
 import type { OrderedOutput } from "./stream-download.js";
+import { splitUrlCredentials } from "./url-credentials.js";
 import type { Checksum, DownloadOptions } from "./types.js";
 
 export const DEFAULTS = {
@@ -27,11 +29,16 @@ export interface InternalOptions extends DownloadOptions {
   clock?: Clock;
   /** `downloadStream`: the file goes into this ordered stream instead of a file. */
   streamTo?: OrderedOutput;
+  /** Connection limits per host shared with other downloads (downloadAll shares one across files). */
+  hostLimits?: HostLimits;
 }
 
 /** Everything a download reads from its options, checked and with defaults. */
 export interface Settings {
+  /** The URL without user name and password: what is requested and recorded. */
   url: string;
+  /** The URL as it may be shown (`user:***@`): results and messages. */
+  shownUrl: string;
   /** Other copies of the same file. */
   mirrors: string[];
   userOrigin: string;
@@ -44,6 +51,9 @@ export interface Settings {
   checksum: Checksum | undefined;
   ifChanged: boolean;
   force: boolean;
+  /** Adopt an existing output as a done prefix. */
+  continue: boolean;
+  /** The user's headers, plus Basic auth from the URL's credentials; sent to `userOrigin` only. */
   headers: Record<string, string>;
   userAgent: string | undefined;
   credentials: DownloadOptions["credentials"];
@@ -52,6 +62,7 @@ export interface Settings {
   onProgress: DownloadOptions["onProgress"];
   warn: (message: string) => void;
   rateLimiter: RateLimiter | undefined;
+  hostLimits: HostLimits;
   clock: Clock;
 }
 
@@ -92,20 +103,31 @@ export function resolveSettings(url: string, mirrors: readonly string[], options
     throw new UsageError(`limitRate must be a positive number of bytes per second, not ${options.limitRate}`);
   }
   const dir = resolve(options.dir ?? ".");
+  const credentials = splitUrlCredentials(parsed.href);
+  const headers = { ...options.headers };
+  // An Authorization given with -H is the user's explicit choice and wins over the URL's.
+  const hasAuthorization = Object.keys(headers).some((name) => name.toLowerCase() === "authorization");
+  if (credentials.authorization !== undefined && !hasAuthorization) headers["authorization"] = credentials.authorization;
+  const connections = integer("connections", options.connections, DEFAULTS.connections, 1, 64);
+  if (options.continue && options.force) throw new UsageError("continue keeps a partial output and force discards it; give one of them");
+  const maxPerHost = options.maxConnectionsPerHost;
+  if (maxPerHost !== undefined) integer("maxConnectionsPerHost", maxPerHost, maxPerHost, 1, Number.MAX_SAFE_INTEGER);
   return {
-    url: parsed.href,
+    url: credentials.url,
+    shownUrl: credentials.shown,
     mirrors: mirrors.map((mirror) => parseHttpUrl(mirror).href),
     userOrigin: parsed.origin,
     dir,
     output: options.output === undefined ? undefined : resolve(dir, options.output),
-    connections: integer("connections", options.connections, DEFAULTS.connections, 1, 64),
+    connections,
     minSplit: integer("minSplit", options.minSplit, DEFAULTS.minSplit, 1, Number.MAX_SAFE_INTEGER),
     retries: integer("retries", options.retries, DEFAULTS.retries, 0, 1000),
     timeoutMs: Math.round(timeout * 1000),
     checksum: typeof options.checksum === "string" ? parseChecksum(options.checksum) : options.checksum,
     ifChanged: options.ifChanged ?? false,
     force: options.force ?? false,
-    headers: { ...options.headers },
+    continue: options.continue ?? false,
+    headers,
     userAgent: options.userAgent,
     credentials: options.credentials,
     restartOnChange: options.restartOnChange ?? true,
@@ -113,6 +135,7 @@ export function resolveSettings(url: string, mirrors: readonly string[], options
     onProgress: options.onProgress,
     warn: options.onWarning ?? ((message) => process.stderr.write(`rangeget: warning: ${message}\n`)),
     rateLimiter: options.rateLimiter ?? (options.limitRate === undefined ? undefined : new RateLimiter(options.limitRate)),
+    hostLimits: options.hostLimits ?? new HostLimits(maxConnectionsPerHostFor({ connections, ...(maxPerHost === undefined ? {} : { maxConnectionsPerHost: maxPerHost }) })),
     clock: options.clock ?? systemClock,
   };
 }

@@ -10,8 +10,10 @@ import { open, rename, stat, statfs, utimes, writeFile, type FileHandle } from "
 import { dirname } from "node:path";
 import { discardPartial, etagSidecar } from "./claim.js";
 import { FileError, IntegrityError, RangegetError } from "./errors.js";
+import { refuseTooLarge } from "./file-size-limit.js";
 import { parseHttpDate } from "./http-headers.js";
 import { removeIfPresent, writeManifest, type Manifest } from "./manifest.js";
+import { loadXattr, writeOriginRecord, type OriginRecord } from "./origin-record.js";
 import type { IntervalSet } from "./ranges.js";
 import { checkDigest, PrefixHasher } from "./running-hash.js";
 import type { StreamTarget } from "./single-stream.js";
@@ -55,10 +57,12 @@ export async function openPart(path: string, size: number, warn: (message: strin
 /**
  * A fresh full-length sparse `.part`, after checking the disk can hold it. A stray
  * `.part` (even a planted symlink) is replaced, never written through.
- * @throws FileError: not enough space (ERR_NO_SPACE), permission, or other file system errors.
+ * @throws FileError: too large for this process or volume (ERR_FILE_TOO_LARGE), not
+ *   enough space (ERR_NO_SPACE), permission, or other file system errors.
  */
 export async function createPart(path: string, size: number): Promise<FileHandle> {
   const partPath = `${path}.part`;
+  await refuseTooLarge(partPath, size);
   await ensureSpace(partPath, size);
   await removeIfPresent(partPath);
   try {
@@ -67,6 +71,27 @@ export async function createPart(path: string, size: number): Promise<FileHandle
     return file;
   } catch (error) {
     throw fileError(error, partPath, "cannot create");
+  }
+}
+
+/**
+ * Adopts an output another tool left partial (`continue`): `<path>` becomes `<path>.part`
+ * and grows, sparse, to `size`; its `prefix` bytes are kept. Called once the probe
+ * proved the size, so a file that is not a prefix of the remote one stays untouched.
+ * @throws FileError when it cannot be moved, grown, or does not fit.
+ */
+export async function adoptPart(path: string, prefix: number, size: number): Promise<FileHandle> {
+  const partPath = `${path}.part`;
+  await refuseTooLarge(partPath, size);
+  await ensureSpace(partPath, size - prefix);
+  try {
+    await removeIfPresent(partPath);
+    await rename(path, partPath);
+    const file = await open(partPath, constants.O_RDWR | constants.O_NOFOLLOW);
+    if (size > prefix) await file.truncate(size);
+    return file;
+  } catch (error) {
+    throw fileError(error, partPath, "cannot continue");
   }
 }
 
@@ -280,6 +305,8 @@ export interface FinishOptions {
   hasher: PrefixHasher | undefined;
   /** Keep the ETag beside the output for the next `ifChanged` run. */
   ifChanged: boolean;
+  /** Where the file came from, kept with the output so that a re-run recognises it. */
+  record: OriginRecord;
 }
 
 /**
@@ -332,6 +359,9 @@ export async function finishPart(file: FileHandle, manifest: Manifest, options: 
     if (size > 0 && (await stat(manifestPath).catch(() => undefined))) {
       await writeManifest(manifestPath, { ...manifest, done: [[0, size - 1]] });
     }
+    // On the .part, before the rename: attributes move with the file, so the output
+    // never appears without its record.
+    await writeOriginRecord(partPath, options.record, { xattr: await loadXattr(), sidecarFor: path });
     await rename(partPath, path);
     const modified = parseHttpDate(manifest.lastModified);
     if (modified !== undefined) await utimes(path, new Date(), new Date(modified));

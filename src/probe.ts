@@ -1,85 +1,95 @@
-import { parseContentLength, parseContentRange, parseUnsatisfiedRange, type ContentRange } from "./http-headers.js";
+/**
+ * The first request of an attempt (the probe, the resume probe, a mirror's probe, a
+ * signed URL's refresh): a ranged GET whose answer is judged by the verdict.
+ */
+import { formatRange } from "./http-headers.js";
 import { discard, getFollowingRedirects, type HttpResponse, type RequestContext } from "./http.js";
+import { hostKey, type HostLimits } from "./host-limits.js";
 import { withRetries } from "./retry.js";
-import { badRange } from "./to-error.js";
+import { serverFault } from "./to-error.js";
+import { judge, judgesStatus, type Asked, type ByteSpan, type Known, type Verdict } from "./verdict.js";
 
 export interface ProbeRequest {
   url: string;
-  range: { start: number; end: number };
+  range: ByteSpan;
   /** Validator of the partial data being resumed (RFC 9110 13.1.5). */
   ifRange?: string | undefined;
   /** For `ifChanged`: the existing output's validators (RFC 9110 13.1.2, 13.1.3). */
   ifNoneMatch?: string | undefined;
   ifModifiedSince?: string | undefined;
+  /** What is known of the version being fetched: the answer is judged against it. */
+  known: Known;
   retries: number;
+  /** The run's per-host connection counts: the probe holds one of its host's connections until its body is done. */
+  hostLimits: HostLimits;
+  /**
+   * Whether this is the first request to the URL in this attempt (default true): only
+   * then may a `400`/`403`/`405`/`501` be a refusal of `Range` itself. A signed URL's
+   * refresh is not first: the file is known to serve ranges.
+   */
+  first?: boolean;
 }
 
-/** What the first answer taught us. The body is unread for 200 and 206, gone otherwise. */
+/**
+ * What the first answer proves. The body is unread when the verdict places bytes
+ * (`bytes`, `whole`, `range-ignored`) or says `changed` (the new version's bytes may
+ * be kept), gone otherwise. The host connection the probe
+ * holds is given back when the body closes, whoever reads it.
+ */
 export interface ProbeAnswer {
   response: HttpResponse;
-  status: 200 | 206 | 304 | 416;
+  asked: Asked;
+  verdict: Verdict;
   finalUrl: string;
-  /** Complete length: Content-Range's on 206 and 416, Content-Length's on 200. */
-  size: number | undefined;
-  contentRange: ContentRange | undefined;
   etag: string | null;
   lastModified: string | null;
   contentDisposition: string | undefined;
 }
 
+/** Verdicts whose body may be read: bytes of the file, or of a new version (`changed`) that the caller may keep. */
+const BODY_VERDICTS = new Set<Verdict["kind"]>(["bytes", "whole", "range-ignored", "changed"]);
+
 /**
  * The first request: a ranged GET, never HEAD (presigned URLs are often signed for
- * GET only, and this body is the first chunk of the file, not wasted).
+ * GET only, and this body is the first chunk of the file, not wasted). An answer the
+ * verdict calls a server fault is retried, then thrown as IntegrityError ERR_BAD_RANGE.
+ * @throws HttpStatusError, NetworkError, IntegrityError, AbortError
  */
 export async function probe(context: RequestContext, request: ProbeRequest, signal: AbortSignal): Promise<ProbeAnswer> {
-  const headers: Record<string, string> = { range: `bytes=${request.range.start}-${request.range.end}` };
+  const headers: Record<string, string> = { range: formatRange(request.range.start, request.range.end) };
   if (request.ifRange !== undefined) headers["if-range"] = request.ifRange;
   if (request.ifNoneMatch !== undefined) headers["if-none-match"] = request.ifNoneMatch;
   if (request.ifModifiedSince !== undefined) headers["if-modified-since"] = request.ifModifiedSince;
-
-  // 304 answers only a conditional request; to any other it is an error status.
-  const conditional = request.ifNoneMatch !== undefined || request.ifModifiedSince !== undefined;
-  const accepts = (status: number) => status === 200 || status === 206 || status === 416 || (conditional && status === 304);
+  const asked: Asked = {
+    range: request.range,
+    ifRange: request.ifRange !== undefined,
+    conditional: request.ifNoneMatch !== undefined || request.ifModifiedSince !== undefined,
+    first: request.first ?? true,
+  };
   const loop = { retries: request.retries, clock: context.clock, signal, onRetry: () => context.stats.retried() };
   return withRetries(loop, async () => {
-    const response = await getFollowingRedirects(context, request.url, headers, signal, accepts);
-    return readAnswer(response, request.range.start, request.range.end);
-  });
-}
-
-async function readAnswer(response: HttpResponse, askedStart: number, askedEnd: number): Promise<ProbeAnswer> {
-  const status = response.status as ProbeAnswer["status"];
-  const headers = response.headers;
-  let size: number | undefined;
-  let contentRange: ContentRange | undefined;
-  if (status === 206) {
-    contentRange = parseContentRange(headers["content-range"]);
-    size = contentRange?.size;
-    if (
-      contentRange === undefined ||
-      size === undefined ||
-      contentRange.start !== askedStart ||
-      contentRange.end !== Math.min(askedEnd, size - 1)
-    ) {
-      await discard(response);
-      throw badRange(response.url, `bytes ${askedStart}-${askedEnd}`, headers["content-range"]);
+    const lease = await request.hostLimits.acquire(hostKey(request.url), signal);
+    let response: HttpResponse;
+    try {
+      response = await getFollowingRedirects(context, request.url, headers, signal, (status) => judgesStatus(asked, status));
+    } catch (error) {
+      lease.release();
+      throw error;
     }
-  } else if (status === 416) {
-    size = parseUnsatisfiedRange(headers["content-range"]);
-    await discard(response);
-  } else if (status === 200) {
-    size = parseContentLength(headers["content-length"]);
-  } else {
-    await discard(response);
-  }
-  return {
-    response,
-    status,
-    finalUrl: response.url,
-    size,
-    contentRange,
-    etag: headers["etag"] ?? null,
-    lastModified: headers["last-modified"] ?? null,
-    contentDisposition: headers["content-disposition"],
-  };
+    response.body.once("close", () => lease.release());
+    if (response.status >= 200 && response.status < 300) lease.answered();
+    const verdict = judge(asked, request.known, response);
+    if (!BODY_VERDICTS.has(verdict.kind)) await discard(response);
+    if (verdict.kind === "server-fault") throw serverFault(response.url, verdict.reason);
+    const headersIn = response.headers;
+    return {
+      response,
+      asked,
+      verdict,
+      finalUrl: response.url,
+      etag: headersIn["etag"] ?? null,
+      lastModified: headersIn["last-modified"] ?? null,
+      contentDisposition: headersIn["content-disposition"],
+    };
+  });
 }

@@ -76,13 +76,20 @@ export interface RetryLoop {
    * while it keeps advancing. Without it every failure counts.
    */
   progress?: () => number;
+  /**
+   * A failure that says nothing about this work (a host's connection limit reached
+   * while its other connections deliver): retried after the usual delay, without
+   * counting as a failed attempt. Whatever bounds it is the caller's.
+   */
+  uncounted?: (error: unknown) => boolean;
 }
 
 /**
  * Runs `attempt` until it resolves. A failure that `isRetryableFailure` accepts is
  * retried after `retryDelay` (the server's Retry-After wins); the loop gives up with
- * that failure after `retries` failures in a row without progress. Anything else,
- * and any failure once `signal` has aborted, is thrown at once.
+ * that failure after `retries` failures in a row without progress; an `uncounted`
+ * failure is retried without counting. Anything else, and any failure once `signal`
+ * has aborted, is thrown at once.
  */
 export async function withRetries<T>(loop: RetryLoop, attempt: (attemptNumber: number) => Promise<T>): Promise<T> {
   let failuresWithoutProgress = 0;
@@ -91,13 +98,18 @@ export async function withRetries<T>(loop: RetryLoop, attempt: (attemptNumber: n
     try {
       return await attempt(attemptNumber);
     } catch (error) {
-      if (loop.signal.aborted || !isRetryableFailure(error)) throw error;
-      const progressed = loop.progress !== undefined && loop.progress() !== before;
-      failuresWithoutProgress = progressed ? 1 : failuresWithoutProgress + 1;
-      if (failuresWithoutProgress >= Math.max(1, loop.retries)) throw error;
+      if (loop.signal.aborted) throw error;
+      const counted = loop.uncounted?.(error) !== true;
+      if (counted) {
+        if (!isRetryableFailure(error)) throw error;
+        const progressed = loop.progress !== undefined && loop.progress() !== before;
+        failuresWithoutProgress = progressed ? 1 : failuresWithoutProgress + 1;
+        if (failuresWithoutProgress >= Math.max(1, loop.retries)) throw error;
+      }
       loop.onRetry?.();
-      const retryAfterMs = error instanceof HttpStatusError ? error.retryAfterMs : undefined;
-      await loop.clock.sleep(retryDelay(failuresWithoutProgress, retryAfterMs), loop.signal);
+      const status = error instanceof HttpStatusError ? error : error instanceof Error ? error.cause : undefined;
+      const retryAfterMs = status instanceof HttpStatusError ? status.retryAfterMs : undefined;
+      await loop.clock.sleep(retryDelay(Math.max(1, failuresWithoutProgress), retryAfterMs), loop.signal);
     }
   }
 }

@@ -1,9 +1,10 @@
 /**
- * No range support or no size: the file comes as one stream from its first byte. There
- * is nothing to resume, so a retry starts over; where the bytes go (a fresh `.part`, an
- * ordered stream that drops what it already sent) is the job's `target`.
+ * No range support or no provable size: the file comes as one stream from its first
+ * byte. There is nothing to resume, so a retry starts over; where the bytes go (a
+ * fresh `.part`, an ordered stream that drops what it already sent) is the job's
+ * `target`. Every answer is judged by the verdict.
  */
-import { IntegrityError } from "./errors.js";
+import { hostKey } from "./host-limits.js";
 import { getFollowingRedirects, type HttpResponse, type RequestContext } from "./http.js";
 import type { Settings } from "./options.js";
 import type { ProbeAnswer } from "./probe.js";
@@ -11,7 +12,8 @@ import { RateSampler } from "./rates.js";
 import { withRetries } from "./retry.js";
 import type { RangeWriter } from "./sink.js";
 import { startTicker, type TransferCounters } from "./ticker.js";
-import { fileError, toNetworkError } from "./to-error.js";
+import { serverFault, toNetworkError } from "./to-error.js";
+import { judge, judgesStatus, NOTHING_KNOWN, sizeProofOf, type Asked, type SizeProof, type Validators } from "./verdict.js";
 
 /** Where one stream's bytes go, attempt by attempt. */
 export interface StreamTarget {
@@ -26,33 +28,38 @@ export interface StreamJob {
   http: RequestContext;
   /** What progress events name: the output path, `-` for stdout, the extract directory. */
   label: string;
-  /** The probe's 200 answer: its body is the first attempt's stream. */
-  answer: ProbeAnswer;
+  /** The probe's answer when its body is the whole file (the first attempt's stream); else a plain GET is sent. */
+  first: ProbeAnswer | undefined;
   target: StreamTarget;
   counters: TransferCounters;
   signal: AbortSignal;
+  /** Told every size an answer proves, and the clean end's length when no answer gave one. */
+  proven: (proof: SizeProof) => void;
 }
+
+/** What a plain GET asks: no range, nothing conditional. */
+const PLAIN: Asked = { range: undefined, ifRange: false, conditional: false, first: true };
 
 /**
  * Streams the whole file into `job.target` and resolves with the number of bytes
- * written, which equals the announced Content-Length when there was one.
- * @throws IntegrityError when the body's length is not the announced one (after
- *   retries); NetworkError, HttpStatusError, FileError as they come. The target was
- *   told of every failed attempt.
+ * written and the answer's URL and validators. A body that ends short of the length
+ * its answer proved is a failed attempt; the caller weighs the proofs.
+ * @throws IntegrityError when the answers are not the whole file (after retries);
+ *   NetworkError, HttpStatusError, FileError as they come. The target was told of
+ *   every failed attempt.
  */
-export async function streamWhole(job: StreamJob): Promise<number> {
+export async function streamWhole(job: StreamJob): Promise<{ size: number; finalUrl: string; validators: Validators }> {
   const { settings, counters } = job;
-  const announced = job.answer.size;
-  let firstResponse: HttpResponse | undefined = job.answer.response;
+  let firstAnswer = job.first;
   const loop = { retries: settings.retries, clock: settings.clock, signal: job.signal, onRetry: () => job.http.stats.retried() };
   return withRetries(loop, async () => {
-    const response = firstResponse;
-    firstResponse = undefined;
+    const given = firstAnswer;
+    firstAnswer = undefined;
     let writer: RangeWriter;
     try {
       writer = await job.target.start();
     } catch (error) {
-      if (response) response.body.destroy();
+      if (given) given.response.body.destroy();
       throw error;
     }
     const stopTicking = startTicker({
@@ -60,17 +67,32 @@ export async function streamWhole(job: StreamJob): Promise<number> {
       rates: new RateSampler(),
       counters,
       path: job.label,
-      size: announced,
+      size: undefined,
       inFlight: () => [],
       onProgress: settings.onProgress,
       everySecond: async () => {},
     });
+    let finalUrl = given?.finalUrl ?? settings.url;
     try {
-      const body = (response ?? (await getFollowingRedirects(job.http, settings.url, {}, job.signal, (status) => status === 200))).body;
+      const response = given?.response ?? (await plainGet(job));
+      finalUrl = response.url;
+      const verdict = given?.verdict ?? judge(PLAIN, NOTHING_KNOWN, response);
+      // Only an answer whose body is the file from its first byte can be one stream.
+      const fromStart =
+        verdict.kind === "whole" ||
+        verdict.kind === "range-ignored" ||
+        (verdict.kind === "bytes" && verdict.answered.start === 0 && verdict.answered.end === verdict.size - 1);
+      if (!fromStart) {
+        throw serverFault(response.url, `it answered a plain GET with ${response.status} that is not the whole file`);
+      }
+      const proof = sizeProofOf(verdict);
+      if (proof) job.proven(proof);
+      const announced = proof?.size;
       counters.bytesAccepted = 0;
       counters.activeConnections = 1;
+      job.http.stats.connectionsInUse(1);
       let position = 0;
-      for await (const chunk of body as AsyncIterable<Buffer>) {
+      for await (const chunk of response.body as AsyncIterable<Buffer>) {
         counters.bytesTransferred += chunk.length;
         if (settings.rateLimiter) await settings.rateLimiter.take(chunk.length, job.signal);
         await writer.write(chunk, position);
@@ -79,17 +101,32 @@ export async function streamWhole(job: StreamJob): Promise<number> {
       }
       await writer.flush();
       if (announced !== undefined && position !== announced) {
-        throw new IntegrityError(`${job.answer.finalUrl} sent ${position} bytes, not the ${announced} it announced`, {
-          code: "ERR_BAD_RANGE",
-        });
+        throw serverFault(response.url, `it sent ${position} bytes, not the ${announced} it announced`);
       }
-      return position;
+      // A length-less stream that ended cleanly proves its own length (DESIGN).
+      if (announced === undefined) job.proven({ source: "clean-end", size: position });
+      const headers = response.headers;
+      return { size: position, finalUrl, validators: { etag: headers["etag"] ?? null, lastModified: headers["last-modified"] ?? null } };
     } catch (caught) {
       await job.target.failed().catch(() => {});
-      throw toNetworkError(caught, job.answer.finalUrl, job.signal);
+      throw toNetworkError(caught, finalUrl, job.signal);
     } finally {
       counters.activeConnections = 0;
       stopTicking();
     }
   });
+}
+
+/** A GET without `Range`, holding one of its host's connections until the body is done. */
+async function plainGet(job: StreamJob): Promise<HttpResponse> {
+  const lease = await job.settings.hostLimits.acquire(hostKey(job.settings.url), job.signal);
+  try {
+    const response = await getFollowingRedirects(job.http, job.settings.url, {}, job.signal, (status) => judgesStatus(PLAIN, status));
+    response.body.once("close", () => lease.release());
+    lease.answered();
+    return response;
+  } catch (error) {
+    lease.release();
+    throw error;
+  }
 }

@@ -26,6 +26,7 @@ export class HttpStatsRecorder {
   #retries = 0;
   #rescues = 0;
   #hedges = 0;
+  #peakConnections = 0;
   readonly #statusCounts = new Map<number, number>();
   readonly #latenciesMs: number[] = [];
   readonly #origins = new Map<string, { requests: number; bytes: number }>();
@@ -48,6 +49,11 @@ export class HttpStatsRecorder {
   /** An idle connection raced the slowest range for its back half. */
   hedged(): void {
     this.#hedges += 1;
+  }
+
+  /** `count` connections of this download are in use now (for the peak). */
+  connectionsInUse(count: number): void {
+    this.#peakConnections = Math.max(this.#peakConnections, count);
   }
 
   #origin(origin: string): { requests: number; bytes: number } {
@@ -82,6 +88,7 @@ export class HttpStatsRecorder {
       rescues: this.#rescues,
       hedges: this.#hedges,
       origins: Object.fromEntries([...this.#origins].map(([origin, entry]) => [origin, { ...entry }])),
+      peakConnections: this.#peakConnections,
       latencyMs: {
         p50: roundToTenth(percentile(sorted, 50)),
         p95: roundToTenth(percentile(sorted, 95)),

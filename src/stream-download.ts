@@ -10,53 +10,22 @@ import { createHash, type Hash } from "node:crypto";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Dispatcher } from "undici";
-import { abortError, downloadWithResult, requestContext } from "./download.js";
+import { abortError, requestContext } from "./job-context.js";
 import { IntegrityError, UsageError, summarizeError } from "./errors.js";
 import { startExtraction } from "./extract.js";
 import type { RequestContext } from "./http.js";
-import { DEFAULTS, type InternalOptions, type Settings } from "./options.js";
+import type { Settings } from "./options.js";
 import { MIN_WINDOW_BYTES, OrderedSink, streamWindow, type StreamWindow } from "./ordered-sink.js";
-import { probe } from "./probe.js";
+import { discard } from "./http.js";
+import { probe, type ProbeAnswer } from "./probe.js";
 import { checkDigest } from "./running-hash.js";
 import type { ByteSink, RangeWriter } from "./sink.js";
 import { streamWhole, type StreamTarget } from "./single-stream.js";
 import type { HttpStatsRecorder } from "./stats.js";
 import type { TransferCounters } from "./ticker.js";
 import { transferRanges } from "./transfer.js";
-import type { Checksum, DownloadResult, DownloadStream, DownloadStreamOptions } from "./types.js";
-
-/**
- * Downloads `url` as a stream: `body` gives the file's bytes in order while up to
- * `connections` ranges are fetched ahead of the reader; `done` resolves with the
- * result once every byte went into `body`. See `DownloadStream` for the errors.
- * A list of URLs names copies of one file (the rest are mirrors), as for `download`.
- */
-export function downloadStream(url: string | readonly string[], options: DownloadStreamOptions = {}): DownloadStream {
-  const { body, done } = downloadStreamWithResult(url, options);
-  return {
-    body,
-    done: done.then(({ result, error }) => {
-      if (error !== undefined) throw error;
-      return result;
-    }),
-  };
-}
-
-/** Like `downloadStream`, but a failure is a result with `status: "failed"`, plus the error (for the CLI). */
-export function downloadStreamWithResult(
-  url: string | readonly string[],
-  options: InternalOptions & DownloadStreamOptions = {},
-): { body: Readable; done: Promise<{ result: DownloadResult; error?: unknown }> } {
-  // Out-of-range options make a window of no use here; resolveSettings refuses them
-  // before any request, and `body` fails with that UsageError.
-  const window = streamWindow(options.connections ?? DEFAULTS.connections, options.minSplit ?? DEFAULTS.minSplit, options.streamWindow);
-  const output = new OrderedOutput(window);
-  const done = downloadWithResult(url, { ...options, streamTo: output }).then((outcome) => {
-    if (outcome.error !== undefined) output.sink.abort(outcome.error);
-    return outcome;
-  });
-  return { body: output.body, done };
-}
+import type { Checksum, DownloadResult } from "./types.js";
+import { bodyPlacement, checkPublish, NOTHING_KNOWN, sizeProofOf, type SizeProof } from "./verdict.js";
 
 /**
  * The ordered stream as the sink of a parallel transfer and the target of a single
@@ -167,7 +136,7 @@ export class StreamDownload {
   /** What the result says: `path` is `-` for a stream, the directory for `--extract`. */
   baseResult(): DownloadResult {
     return {
-      url: this.#settings.url,
+      url: this.#settings.shownUrl,
       path: this.#label(),
       status: "downloaded",
       size: this.#size ?? null,
@@ -220,8 +189,8 @@ export class StreamDownload {
 
   /** Unpacks while fetching; DIR appears only after a clean end and a matching checksum. */
   async #extract(destination: { dir: string; force: boolean }): Promise<void> {
-    const { url, warn } = this.#settings;
-    const extraction = await startExtraction({ dir: destination.dir, force: destination.force, url, warn });
+    const { shownUrl, warn } = this.#settings;
+    const extraction = await startExtraction({ dir: destination.dir, force: destination.force, url: shownUrl, warn });
     const unpacked = pipeline(this.#output.body, extraction.input);
     unpacked.catch(() => {});
     try {
@@ -242,20 +211,30 @@ export class StreamDownload {
     }
   }
 
-  /** Probe, then parallel ranges (206) or one stream (200), into the ordered sink; ends it. */
+  /**
+   * Probe, then what its verdict calls for: parallel ranges, or one stream (a server
+   * without ranges, an unknown size, a refused Range), into the ordered sink; ends it
+   * once every byte went out and the sizes the answers proved agree with it.
+   */
   async #fetch(consequence: string): Promise<void> {
-    const { url, retries, checksum } = this.#settings;
+    const { url, shownUrl, retries, checksum, hostLimits } = this.#settings;
     const output = this.#output;
     if (checksum) {
       output.hashWith(checksum.algorithm, (hex) => {
         this.#digest = { algorithm: checksum.algorithm, hex };
-        checkDigest(checksum, hex, url, consequence);
+        checkDigest(checksum, hex, shownUrl, consequence);
       });
     }
+    const proofs: SizeProof[] = [];
+    const proven = (proof: SizeProof) => proofs.push(proof);
     const rangeBytes = output.window.rangeBytes;
-    const answer = await probe(this.#http, { url, range: { start: 0, end: rangeBytes - 1 }, retries }, this.#abort.signal);
-    if (answer.status === 206) {
-      const size = answer.size!;
+    const request = { url, range: { start: 0, end: rangeBytes - 1 }, known: NOTHING_KNOWN, retries, hostLimits };
+    const answer = await probe(this.#http, request, this.#abort.signal);
+    const verdict = answer.verdict;
+    const proof = sizeProofOf(verdict);
+    if (proof) proven(proof);
+    if (verdict.kind === "bytes") {
+      const size = verdict.size;
       this.#size = size;
       output.sink.expectSize(size);
       const outcome = await transferRanges({
@@ -264,6 +243,8 @@ export class StreamDownload {
         stats: this.#stats,
         label: this.#label(),
         answer,
+        placement: bodyPlacement(verdict, answer.asked)!,
+        proven,
         size,
         missing: [[0, size - 1]],
         // Ranges of one size, handed out in file order within the window.
@@ -274,28 +255,41 @@ export class StreamDownload {
       });
       // Bytes of the old version have left already: no restart can take them back.
       if (outcome.kind === "changed") throw outcome.error;
-    } else if (answer.status === 200) {
-      this.#size = answer.size;
-      if (answer.size !== undefined) output.sink.expectSize(answer.size);
-      this.#size = await streamWhole({
-        settings: this.#settings,
-        http: this.#http,
-        label: this.#label(),
-        answer,
-        target: output,
-        counters: this.#counters,
-        signal: this.#abort.signal,
-      });
-    } else if (answer.status === 416 && answer.size === 0) {
-      // A range of an empty file is unsatisfiable (RFC 9110 14.1.1): the file is empty.
+      // A server that keeps ignoring ranges: one plain stream; the sink drops what already went out.
+      if (outcome.kind === "ranges-ignored") await this.#stream(undefined, proven);
+    } else if (verdict.kind === "whole" || verdict.kind === "range-ignored") {
+      if (verdict.size !== undefined) output.sink.expectSize(verdict.size);
+      await this.#stream(answer, proven);
+    } else if (verdict.kind === "size-unknown" || verdict.kind === "retry-without-range") {
+      // No provable size from ranges, or ranges refused: one plain GET (DESIGN).
+      await discard(answer.response);
+      await this.#stream(undefined, proven);
+    } else if (verdict.kind === "empty-file") {
+      await discard(answer.response);
       this.#size = 0;
       output.sink.expectSize(0);
     } else {
-      throw new IntegrityError(
-        `${answer.finalUrl} refused the first range of the file (${answer.status}, Content-Range ${JSON.stringify(answer.response.headers["content-range"] ?? null)})`,
-        { code: "ERR_BAD_RANGE" },
-      );
+      await discard(answer.response);
+      throw new Error(`internal error: the first probe of a stream returned the verdict ${verdict.kind}`);
     }
+    // Every byte is in the sink now: sent to the reader, or held until it reads.
+    const check = checkPublish(proofs, output.sink.position + output.sink.bufferedBytes);
+    if (!check.publish) throw new IntegrityError(`${this.#settings.shownUrl}: ${check.reason}`);
     await output.sink.end();
+  }
+
+  /** One stream from the first byte (the probe's own body when it is the whole file). */
+  async #stream(answer: ProbeAnswer | undefined, proven: (proof: SizeProof) => void): Promise<void> {
+    const { size } = await streamWhole({
+      settings: this.#settings,
+      http: this.#http,
+      label: this.#label(),
+      first: answer,
+      target: this.#output,
+      counters: this.#counters,
+      signal: this.#abort.signal,
+      proven,
+    });
+    this.#size = size;
   }
 }

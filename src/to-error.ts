@@ -37,12 +37,15 @@ export function fileError(error: unknown, path: string, what: string): FileError
   return new FileError(`${what} ${path}: ${detail}`, { path, code: "ERR_FILE", cause: error });
 }
 
-/** A 206 whose Content-Range (`got`, absent when missing) is not the range `asked`: `ERR_BAD_RANGE`. */
-export function badRange(url: string, asked: string, got: string | undefined): IntegrityError {
-  return new IntegrityError(
-    `${url} answered ${asked} with Content-Range ${JSON.stringify(got ?? null)}; the server sends wrong ranges, try again later or with -c 1`,
-    { code: "ERR_BAD_RANGE" },
-  );
+/**
+ * An answer the verdict calls a server fault (a range that does not overlap what was
+ * asked, sizes that disagree, an encoded body): `ERR_BAD_RANGE`, retried (a broken
+ * cache node may answer right next time), then exit 5. `reason` says what it did.
+ */
+export function serverFault(url: string, reason: string): IntegrityError {
+  return new IntegrityError(`${url}: ${reason}; the server sends wrong ranges or sizes, try again later or with -c 1`, {
+    code: "ERR_BAD_RANGE",
+  });
 }
 
 /**

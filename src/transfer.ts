@@ -17,10 +17,14 @@ import type { ByteSink } from "./sink.js";
 import type { HttpStatsRecorder } from "./stats.js";
 import { findStragglers, pickHedge } from "./tail.js";
 import { startTicker, type TransferCounters } from "./ticker.js";
-import { IdleConnections, runWorker, type Source, type TransferContext } from "./worker.js";
+import type { SizeProof } from "./verdict.js";
+import { IdleConnections, RangeIgnoredError, runWorker, type Source, type TransferContext } from "./worker.js";
 
-/** How a parallel transfer ended when it did not throw. */
-export type TransferOutcome = { kind: "complete" } | { kind: "changed"; error: RemoteChangedError };
+/**
+ * How a parallel transfer ended when it did not throw: complete; the remote file
+ * changed; or the server kept ignoring ranges (it gets one plain stream instead).
+ */
+export type TransferOutcome = { kind: "complete" } | { kind: "changed"; error: RemoteChangedError } | { kind: "ranges-ignored" };
 
 export interface RangedJob {
   settings: Settings;
@@ -28,8 +32,12 @@ export interface RangedJob {
   stats: HttpStatsRecorder;
   /** What progress events name: the output path, `-` for stdout, the extract directory. */
   label: string;
-  /** A 206 answer whose body is the first range. */
+  /** The probe's answer, whose body is the first range. */
   answer: ProbeAnswer;
+  /** Where that body meets the file (from its verdict). */
+  placement: { skip: number; start: number; end: number };
+  /** Told every size an answer proves, to be weighed before the file is published. */
+  proven: (proof: SizeProof) => void;
   size: number;
   /** The bytes still to fetch (the probe's range among them). */
   missing: readonly Interval[];
@@ -50,8 +58,8 @@ export interface RangedJob {
  * checkpoint, so a re-run resumes).
  */
 export async function transferRanges(job: RangedJob): Promise<TransferOutcome> {
-  const { settings, answer, size, sink, counters, abort } = job;
-  const probeRange = answer.contentRange!;
+  const { settings, answer, placement, size, sink, counters, abort } = job;
+  const probeRange = placement;
   // Every connection listens to it (its request, its backoff): more than the default 10.
   setMaxListeners(0, abort.signal);
   const planner = new RangePlanner(
@@ -70,7 +78,7 @@ export async function transferRanges(job: RangedJob): Promise<TransferOutcome> {
     planner.limit = sink.limit;
     idle.notify();
   });
-  const sources = [primarySource(answer), ...(await probeMirrors(job, size))];
+  const sources = [primarySource(answer, settings.url), ...(await probeMirrors(job, size))];
   const context: TransferContext = {
     http: job.http,
     sources,
@@ -80,6 +88,8 @@ export async function transferRanges(job: RangedJob): Promise<TransferOutcome> {
     planner,
     signal: abort.signal,
     rateLimiter: settings.rateLimiter,
+    hostLimits: settings.hostLimits,
+    proven: job.proven,
     counters,
     interrupts,
     idle,
@@ -109,7 +119,8 @@ export async function transferRanges(job: RangedJob): Promise<TransferOutcome> {
       await sink.tick();
     },
   });
-  const workers = [runWorker(context, 0, { assignment: probeAssignment, response: answer.response })];
+  const first = { response: answer.response, skip: placement.skip, end: placement.end };
+  const workers = [runWorker(context, 0, { assignment: probeAssignment, body: first })];
   // One connection per range, plus one spare to steal or hedge; no more than asked.
   const connections = Math.min(settings.connections, planner.unassigned.length + 2);
   for (let index = 1; index < connections; index++) workers.push(runWorker(context, index));
@@ -119,17 +130,20 @@ export async function transferRanges(job: RangedJob): Promise<TransferOutcome> {
     const changed = failure instanceof RemoteChangedError;
     await sink.fail(failure, changed);
     if (changed) return { kind: "changed", error: failure };
+    if (failure instanceof RangeIgnoredError) return { kind: "ranges-ignored" };
     throw failure;
   }
   await sink.complete();
   return { kind: "complete" };
 }
 
-function primarySource(answer: ProbeAnswer): Source {
+function primarySource(answer: ProbeAnswer, requestedUrl: string): Source {
   return {
     url: answer.finalUrl,
+    requestedUrl,
     origin: new URL(answer.finalUrl).origin,
     etag: answer.etag,
+    lastModified: answer.lastModified,
     ifRange: ifRangeValue(answer),
     primary: true,
     failed: false,
@@ -137,25 +151,28 @@ function primarySource(answer: ProbeAnswer): Source {
 }
 
 /**
- * Mirrors are probed with a one-byte range for their size and validators. One
- * whose size differs is a different file: refused with a warning, as is one that
- * does not answer.
+ * Mirrors are probed with a one-byte range, judged against the size alone (mirrors
+ * rarely share validators). One whose size differs is a different file: refused with
+ * a warning, as is one that does not serve ranges or does not answer.
  */
 async function probeMirrors(job: RangedJob, size: number): Promise<Source[]> {
   const mirrors: Source[] = [];
+  const known = { size, etag: null, lastModified: null, bytesDone: 0 };
+  const { hostLimits } = job.settings;
   for (const url of job.settings.mirrors) {
     try {
-      const answer = await probe(job.http, { url, range: { start: 0, end: 0 }, retries: 1 }, job.abort.signal);
+      const answer = await probe(job.http, { url, range: { start: 0, end: 0 }, known, retries: 1, hostLimits }, job.abort.signal);
       await discard(answer.response);
-      if (answer.status !== 206 || answer.size !== size) {
+      const { verdict } = answer;
+      if (verdict.kind !== "bytes") {
         job.settings.warn(
-          answer.status === 206
-            ? `ignoring mirror ${url}: it has ${answer.size} bytes, not ${size}`
-            : `ignoring mirror ${url}: it does not serve ranges (${answer.status})`,
+          verdict.kind === "changed"
+            ? `ignoring mirror ${url}: ${verdict.reason}`
+            : `ignoring mirror ${url}: it does not serve ranges (${answer.response.status})`,
         );
         continue;
       }
-      mirrors.push({ ...primarySource(answer), primary: false });
+      mirrors.push({ ...primarySource(answer, url), primary: false });
     } catch (error) {
       if (job.abort.signal.aborted) throw error;
       job.settings.warn(`ignoring mirror ${url}: ${error instanceof Error ? error.message : String(error)}`);

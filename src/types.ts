@@ -170,6 +170,8 @@ export interface HttpStats {
   hedges: number;
   /** Per origin (the URL and each mirror): requests sent and body bytes kept. */
   origins: Record<string, { requests: number; bytes: number }>;
+  /** The most connections this file held at once. */
+  peakConnections: number;
   /** Time to response headers, milliseconds. `null` when no request was answered. */
   latencyMs: { p50: number | null; p95: number | null; p99: number | null };
 }

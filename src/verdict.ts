@@ -304,3 +304,34 @@ export function checkPublish(proofs: readonly SizeProof[], bytesOnDisk: number):
   }
   return { publish: true, size: first.size };
 }
+
+/**
+ * Whether an answer with `status` is judged by its headers and may carry bytes worth
+ * reading; `false` means an error status whatever its headers say, whose body is only
+ * the server's reason. The senders pass this to the request so that which statuses
+ * are errors is decided here too.
+ */
+export function judgesStatus(asked: Asked, status: number): boolean {
+  return judge(asked, NOTHING_KNOWN, { status, headers: {} }).kind !== "error-status";
+}
+
+/**
+ * Where an answer's body meets the file, for the verdicts that write bytes: skip
+ * `skip` body bytes, then the body is bytes `start..end` (inclusive) of the file.
+ * `undefined` for verdicts that write nothing. A `range-ignored` or `whole` body
+ * starts at offset 0 of the file, so reaching what was asked means skipping to it.
+ */
+export function bodyPlacement(verdict: Verdict, asked: Asked): { skip: number; start: number; end: number } | undefined {
+  switch (verdict.kind) {
+    case "bytes":
+      return { skip: verdict.start - verdict.answered.start, start: verdict.start, end: verdict.end };
+    case "whole":
+    case "range-ignored": {
+      const start = asked.range?.start ?? 0;
+      const last = verdict.size === undefined ? Number.MAX_SAFE_INTEGER : verdict.size - 1;
+      return { skip: start, start, end: Math.min(asked.range?.end ?? last, last) };
+    }
+    default:
+      return undefined;
+  }
+}

@@ -1,19 +1,25 @@
-import { NetworkError, RangegetError, RemoteChangedError } from "./errors.js";
-import { formatRange, isStrongEtag, parseContentRange, parseUnsatisfiedRange } from "./http-headers.js";
-import { STOP, streamGet, type HttpResponse, type RequestContext } from "./http.js";
+import { HttpStatusError, IntegrityError, NetworkError, RangegetError, RemoteChangedError } from "./errors.js";
+import { hostKey, HostLimitRefusal, type HostLease, type HostLimits } from "./host-limits.js";
+import { formatRange } from "./http-headers.js";
+import { shownUrl, STOP, streamGet, type HttpResponse, type RequestContext } from "./http.js";
+import { probe } from "./probe.js";
 import type { Assignment, RangePlanner } from "./ranges.js";
 import type { RateLimiter } from "./rate-limit.js";
 import type { RateSampler } from "./rates.js";
 import { withRetries } from "./retry.js";
 import type { ByteSink, RangeWriter } from "./sink.js";
-import { badRange, toNetworkError } from "./to-error.js";
+import { serverFault, toNetworkError } from "./to-error.js";
+import { bodyPlacement, judge, judgesStatus, sizeProofOf, type Asked, type Known, type SizeProof } from "./verdict.js";
 
 /** One copy of the file: the URL itself or a mirror. */
 export interface Source {
   /** Where ranges are asked for (after redirects). */
   url: string;
+  /** The URL as given (the user's, or the mirror's): asked again for a fresh redirect when a signed URL expires. */
+  requestedUrl: string;
   origin: string;
   etag: string | null;
+  lastModified: string | null;
   /** This copy's own validator: mirrors rarely share ETags. */
   ifRange: string | undefined;
   /** The URL the user gave; a change there restarts the download, a mirror's only drops the mirror. */
@@ -66,6 +72,10 @@ export interface TransferContext {
   planner: RangePlanner;
   signal: AbortSignal;
   rateLimiter: RateLimiter | undefined;
+  /** Connections per host, shared by every download of the run. */
+  hostLimits: HostLimits;
+  /** Told every size an answer proves, to be weighed before the file is published. */
+  proven: (proof: SizeProof) => void;
   counters: { bytesTransferred: number; bytesAccepted: number; activeConnections: number };
   /** Per in-flight assignment id: aborts just that range's request (rescue, lost race). */
   interrupts: Map<number, AbortController>;
@@ -85,31 +95,45 @@ export interface TransferContext {
 export async function runWorker(
   context: TransferContext,
   preferredSource: number,
-  first?: { assignment: Assignment; response: HttpResponse },
+  first?: { assignment: Assignment; body: GivenBody },
 ): Promise<void> {
   let assignment: Assignment | undefined = first?.assignment;
-  let response = first?.response;
-  while (!context.signal.aborted) {
-    assignment ??= context.planner.next() ?? context.pickHedge();
-    if (!assignment) {
-      if (context.planner.finished) return;
-      await context.idle.wait(IDLE_POLL_MS, context.signal);
-      continue;
+  let response = first?.body;
+  // The worker's connection to its host, held from range to range: its next request
+  // goes on the socket the last one freed, so the host never sees one more than allowed.
+  const connection: HeldConnection = { lease: undefined };
+  try {
+    while (!context.signal.aborted) {
+      assignment ??= context.planner.next() ?? context.pickHedge();
+      if (!assignment) {
+        if (context.planner.finished) return;
+        connection.lease?.release();
+        connection.lease = undefined;
+        await context.idle.wait(IDLE_POLL_MS, context.signal);
+        continue;
+      }
+      const source = pickSource(context.sources, preferredSource);
+      try {
+        await fetchRange(context, assignment, source, connection, response);
+      } catch (error) {
+        if (!dropMirror(context, source, error)) throw error;
+      } finally {
+        context.rates.finished(assignment, context.http.clock.now());
+        const idle = context.planner.release(assignment);
+        if (idle) context.interrupts.get(idle.id)?.abort();
+        context.idle.notify();
+      }
+      response = undefined;
+      assignment = undefined;
     }
-    const source = pickSource(context.sources, preferredSource);
-    try {
-      await fetchRange(context, assignment, source, response);
-    } catch (error) {
-      if (!dropMirror(context, source, error)) throw error;
-    } finally {
-      context.rates.finished(assignment, context.http.clock.now());
-      const idle = context.planner.release(assignment);
-      if (idle) context.interrupts.get(idle.id)?.abort();
-      context.idle.notify();
-    }
-    response = undefined;
-    assignment = undefined;
+  } finally {
+    connection.lease?.release();
   }
+}
+
+/** A worker's claim on one of its host's connections, if it holds one now. */
+interface HeldConnection {
+  lease: HostLease | undefined;
 }
 
 /** The worker's own copy if it still works, else the first that does. */
@@ -135,16 +159,29 @@ function dropMirror(context: TransferContext, source: Source, error: unknown): b
   return true;
 }
 
+/** An answer already under way (the probe's, a refreshed signed URL's), placed by its verdict. */
+export interface GivenBody {
+  response: HttpResponse;
+  /** Body bytes before the first byte of the range. */
+  skip: number;
+  /** The last byte (inclusive) the answer proves; it may stop short of the range's end. */
+  end: number;
+}
+
 /**
  * Fetches one range to its (possibly moving) end. A failed attempt resumes from the
  * last accepted byte; the range gives up after `retries` attempts in a row that
- * brought no new byte.
+ * brought no new byte. An answer that proves less than was asked (a server that caps
+ * its answers) is kept, and the rest asked for at once. A refusal because the host
+ * allows fewer connections is not counted; a signed URL that expired is fetched
+ * afresh from the URL that was given.
  */
 async function fetchRange(
   context: TransferContext,
   assignment: Assignment,
   source: Source,
-  response?: HttpResponse,
+  connection: HeldConnection,
+  given?: GivenBody,
 ): Promise<void> {
   const writer = context.sink.writer();
   const interrupt = new AbortController();
@@ -157,22 +194,25 @@ async function fetchRange(
     signal,
     onRetry: () => context.http.stats.retried(),
     progress: () => assignment.next,
+    uncounted: (error: unknown) => error instanceof HostLimitRefusal,
   };
-  let firstResponse = response;
+  let next = given;
   try {
     await withRetries(retryLoop, async () => {
-      if (assignment.next > assignment.end) return;
-      // What this request asks for; a steal may lower `assignment.end` while it runs.
-      const asked = { start: assignment.next, end: assignment.end };
-      const probeAnswer = firstResponse;
-      firstResponse = undefined;
-      context.rates.started(assignment, context.http.clock.now());
-      try {
-        await receive(context, assignment, source, asked, writer, signal, probeAnswer);
-      } catch (error) {
-        // Rescued, stolen to the end, or lost a hedge race: the rest is someone else's.
-        if (!context.signal.aborted && assignment.next > assignment.end) return;
-        throw error;
+      while (assignment.next <= assignment.end) {
+        // What this request asks for; a steal may lower `assignment.end` while it runs.
+        const asked = { start: assignment.next, end: assignment.end };
+        const body = next;
+        next = undefined;
+        context.rates.started(assignment, context.http.clock.now());
+        try {
+          await receive(context, assignment, source, connection, asked, writer, signal, body);
+        } catch (error) {
+          // Rescued, stolen to the end, or lost a hedge race: the rest is someone else's.
+          if (!context.signal.aborted && assignment.next > assignment.end) return;
+          if (!signedUrlExpired(source, error)) throw error;
+          next = await refreshSource(context, source, { start: assignment.next, end: assignment.end }, signal);
+        }
       }
     }).catch((error: unknown) => {
       // Interrupted in a backoff (a rescue, a lost race): the range is no longer ours.
@@ -180,6 +220,7 @@ async function fetchRange(
       throw error;
     });
   } finally {
+    if (next) next.response.body.destroy();
     context.interrupts.delete(assignment.id);
     context.http.stats.bytesFrom(source.origin, assignment.next - startedAt);
     await writer.flush();
@@ -187,75 +228,201 @@ async function fetchRange(
 }
 
 /**
- * One request for `asked`, its body taken in as it arrives. The probe's answer,
- * already under way as a stream, is read the same way.
+ * One request for `asked`, its body taken in as it arrives, from the first byte the
+ * verdict places up to the last it proves. An answer already under way (`given`) is
+ * read the same way. Resolves when every proven byte arrived (the caller asks again
+ * for what the answer did not cover); a body that ends sooner is a failed attempt.
  */
 async function receive(
   context: TransferContext,
   assignment: Assignment,
   source: Source,
+  connection: HeldConnection,
   asked: { start: number; end: number },
   writer: RangeWriter,
   signal: AbortSignal,
-  response: HttpResponse | undefined,
+  given: GivenBody | undefined,
 ): Promise<void> {
+  let skip = given?.skip ?? 0;
+  let provenEnd = given?.end ?? asked.end;
+  let answered = false;
+  let ended = false;
+  const take = (chunk: Buffer): ReturnType<typeof accept> => {
+    if (skip > 0) {
+      const dropped = Math.min(skip, chunk.length);
+      skip -= dropped;
+      context.counters.bytesTransferred += dropped;
+      if (dropped === chunk.length) return undefined;
+      chunk = chunk.subarray(dropped);
+    }
+    return accept(context, assignment, writer, chunk, signal);
+  };
+  const host = hostKey(source.url);
+  if (connection.lease !== undefined && connection.lease.host !== host) {
+    connection.lease.release();
+    connection.lease = undefined;
+  }
+  if (!given) connection.lease ??= await context.hostLimits.acquire(host, signal);
+  const lease = given ? undefined : connection.lease;
   context.counters.activeConnections++;
+  context.http.stats.connectionsInUse(context.counters.activeConnections);
   try {
-    if (response) {
-      for await (const chunk of response.body as AsyncIterable<Buffer>) {
-        const next = accept(context, assignment, writer, chunk, signal);
+    if (given) {
+      for await (const chunk of given.response.body as AsyncIterable<Buffer>) {
+        const next = take(chunk);
         if (next === STOP) break;
         await next;
       }
     } else {
+      const judged: Asked = { range: asked, ifRange: source.ifRange !== undefined, conditional: false, first: false };
       const headers: Record<string, string> = { range: formatRange(asked.start, asked.end) };
       if (source.ifRange !== undefined) headers["if-range"] = source.ifRange;
-      await streamGet(context.http, source.url, headers, signal, answersRange, {
-        onHeaders: (status, responseHeaders) => checkAnswer(context, source, asked, status, responseHeaders),
-        onData: (chunk) => accept(context, assignment, writer, chunk, signal),
+      await streamGet(context.http, source.url, headers, signal, (status) => judgesStatus(judged, status), {
+        onHeaders: (status, responseHeaders) => {
+          answered = true;
+          if (status >= 200 && status < 300) lease?.answered();
+          const placement = placeAnswer(context, source, judged, { status, headers: responseHeaders });
+          skip = placement.skip;
+          provenEnd = placement.end;
+        },
+        onData: take,
       });
     }
+    ended = true;
   } catch (error) {
-    throw toNetworkError(error, source.url, signal);
+    const failure = toNetworkError(error, shownUrl(context.http, source.url), signal);
+    if (lease && !answered && refusedByHost(failure)) {
+      const outcome = context.hostLimits.refused(lease);
+      if (outcome.kind === "host-limit") throw new HostLimitRefusal(failure, outcome.limit);
+    }
+    throw failure;
   } finally {
     context.counters.activeConnections--;
+    // A request that failed or was cut short leaves no socket to reuse: give the connection back.
+    if (lease && (!ended || assignment.next <= assignment.end)) {
+      lease.release();
+      connection.lease = undefined;
+    }
   }
-  if (assignment.next <= assignment.end) {
+  if (assignment.next <= Math.min(provenEnd, assignment.end)) {
+    const shown = shownUrl(context.http, source.url);
     throw new NetworkError(
-      `connection to ${source.url} closed after ${assignment.next - asked.start} of ${asked.end - asked.start + 1} bytes`,
-      { url: source.url },
+      `connection to ${shown} closed after ${assignment.next - asked.start} of ${Math.min(provenEnd, asked.end) - asked.start + 1} bytes`,
+      { url: shown },
     );
   }
 }
 
-/** 206 is what was asked for; 200 and 416 are let through to be judged (checkAnswer); anything else fails. */
-function answersRange(status: number): boolean {
-  return status === 206 || status === 200 || status === 416;
-}
-
-/** A ranged answer is written only if it is exactly the bytes asked, of the same file. */
-function checkAnswer(
+/**
+ * What a worker's answer may write, by the verdict: where its body meets the range.
+ * @throws RemoteChangedError when the file changed; RangeIgnoredError for the whole
+ *   file when skipping to the range costs more than the range; IntegrityError
+ *   ERR_BAD_RANGE for an answer that proves nothing usable here.
+ */
+function placeAnswer(
   context: TransferContext,
   source: Source,
-  asked: { start: number; end: number },
-  status: number,
-  headers: Record<string, string | undefined>,
-): void {
-  if (status === 200) throw changed(source, "answered a ranged request with the whole file (200)");
-  if (status === 416) {
-    const size = parseUnsatisfiedRange(headers["content-range"]);
-    if (size !== undefined && size !== context.size) throw changed(source, `now has ${size} bytes, not ${context.size}`);
-    throw badRange(source.url, formatRange(asked.start, asked.end), headers["content-range"]);
+  asked: Asked,
+  answer: { status: number; headers: Record<string, string | undefined> },
+): { skip: number; end: number } {
+  const known: Known = { size: context.size, etag: source.etag, lastModified: source.lastModified, bytesDone: 0 };
+  const verdict = judge(asked, known, answer);
+  const shown = shownUrl(context.http, source.url);
+  if (verdict.kind === "changed") {
+    throw new RemoteChangedError(`the remote file at ${shown} changed during the download: ${verdict.reason}`, { url: shown });
   }
-  const contentRange = parseContentRange(headers["content-range"]);
-  if (contentRange?.size !== undefined && contentRange.size !== context.size) {
-    throw changed(source, `now has ${contentRange.size} bytes, not ${context.size}`);
+  const range = asked.range!;
+  const placement = bodyPlacement(verdict, asked);
+  if (placement === undefined || (verdict.kind !== "bytes" && verdict.kind !== "range-ignored")) {
+    throw serverFault(shown, `it answered bytes ${range.start}-${range.end} with ${answer.status} (${verdict.kind})`);
   }
-  const etag = headers["etag"];
-  if (isStrongEtag(source.etag) && isStrongEtag(etag) && etag !== source.etag) throw changed(source, `has a new ETag ${etag}`);
-  if (contentRange === undefined || contentRange.start !== asked.start || contentRange.end !== asked.end) {
-    throw badRange(source.url, formatRange(asked.start, asked.end), headers["content-range"]);
+  // The range's bytes before the answer's first would be a hole in this connection's range.
+  if (placement.start !== range.start) {
+    throw serverFault(shown, `it answered bytes ${range.start}-${range.end} from byte ${placement.start}`);
   }
+  if (verdict.kind === "range-ignored" && placement.skip > placement.end - placement.start + 1) {
+    throw new RangeIgnoredError(`${shown} ignored the range bytes ${range.start}-${range.end} and sent the whole file (200)`);
+  }
+  const proof = sizeProofOf(verdict);
+  if (proof) context.proven(proof);
+  return { skip: placement.skip, end: placement.end };
+}
+
+/**
+ * A server (a CDN node) answered a range with the whole file of the same version, too
+ * far from the range to read up to it. Retried like a wrong range; a transfer whose
+ * ranges keep being ignored falls back to one plain stream.
+ */
+export class RangeIgnoredError extends IntegrityError {
+  constructor(message: string) {
+    super(message, { code: "ERR_BAD_RANGE" });
+    this.name = "RangeIgnoredError";
+  }
+}
+
+/** Connect refusals and resets that a host answers with when it is at its limit (codes as Node reports them). */
+const REFUSAL_CODES = new Set(["ECONNREFUSED", "ECONNRESET"]);
+
+/** A `429`/`503` or a refused or reset connect: what a host at its connection limit answers (DESIGN, "Retries"). */
+function refusedByHost(error: Error): boolean {
+  if (error instanceof HttpStatusError) return error.status === 429 || error.status === 503;
+  if (!(error instanceof NetworkError)) return false;
+  for (let cause: unknown = error.cause, depth = 0; cause instanceof Error && depth < 4; depth++) {
+    const code = (cause as NodeJS.ErrnoException).code;
+    if (code !== undefined && REFUSAL_CODES.has(code)) return true;
+    cause = cause.cause;
+  }
+  return false;
+}
+
+/**
+ * A `401`/`403`/`404`/`410` from a URL reached through a redirect (not the one given):
+ * a signed URL that expired (S3, CDNs), not a refusal of the file (DESIGN, "Resume").
+ */
+function signedUrlExpired(source: Source, error: unknown): boolean {
+  if (!(error instanceof HttpStatusError) || source.url === source.requestedUrl) return false;
+  return error.status === 401 || error.status === 403 || error.status === 404 || error.status === 410;
+}
+
+/**
+ * Asks the URL that was given again, for a fresh redirect, for the rest of the range.
+ * Its answer must be the same version (If-Range, validators): then the source moves
+ * to the new URL and the bytes on disk are kept.
+ * @throws RemoteChangedError, HttpStatusError (the fresh URL refuses too), IntegrityError
+ */
+async function refreshSource(
+  context: TransferContext,
+  source: Source,
+  range: { start: number; end: number },
+  signal: AbortSignal,
+): Promise<GivenBody> {
+  const answer = await probe(
+    context.http,
+    {
+      url: source.requestedUrl,
+      range,
+      ifRange: source.ifRange,
+      known: { size: context.size, etag: source.etag, lastModified: source.lastModified, bytesDone: 0 },
+      retries: context.retries,
+      hostLimits: context.hostLimits,
+      first: false,
+    },
+    signal,
+  );
+  const { verdict } = answer;
+  const shown = shownUrl(context.http, source.requestedUrl);
+  if (verdict.kind === "changed") {
+    answer.response.body.destroy();
+    throw new RemoteChangedError(`the remote file at ${shown} changed during the download: ${verdict.reason}`, { url: shown });
+  }
+  const placement = bodyPlacement(verdict, answer.asked);
+  if (verdict.kind !== "bytes" || placement === undefined || placement.start !== range.start) {
+    answer.response.body.destroy();
+    throw serverFault(shown, `its fresh redirect answered bytes ${range.start}-${range.end} with ${answer.response.status} (${verdict.kind})`);
+  }
+  source.url = answer.finalUrl;
+  source.origin = new URL(answer.finalUrl).origin;
+  return { response: answer.response, skip: placement.skip, end: placement.end };
 }
 
 /**
@@ -300,10 +467,4 @@ function accept(
   }
   if (tokens) wait = wait ? Promise.all([wait, tokens]).then(() => {}) : tokens;
   return wait;
-}
-
-function changed(source: Source, what: string): RemoteChangedError {
-  return new RemoteChangedError(`the remote file at ${source.url} changed during the download: it ${what}`, {
-    url: source.url,
-  });
 }

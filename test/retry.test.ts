@@ -1,6 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it, vi } from "vitest";
 import { HttpStatusError, NetworkError } from "../src/errors.js";
+import { HostLimitRefusal } from "../src/host-limits.js";
 import { isRetryableStatus, MAX_RETRY_AFTER_MS, parseRetryAfter, retryDelay, withRetries } from "../src/retry.js";
 import { FakeClock } from "./support/fake-clock.js";
 
@@ -266,5 +267,25 @@ describe("withRetries", () => {
     }).catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(NetworkError);
     expect(attempts).toBe(1);
+  });
+
+  it("does not count an uncounted failure (a host's connection limit): the range keeps its attempts", async () => {
+    let attempts = 0;
+    const limited = new HostLimitRefusal(status(503), 2);
+    const hostLimited = {
+      retries: 2,
+      clock: new FakeClock({ instantUpToMs: Infinity }),
+      signal: new AbortController().signal,
+      uncounted: (error: unknown) => error instanceof HostLimitRefusal,
+    };
+    const result = await withRetries(hostLimited, async () => {
+      attempts++;
+      // Ten refusals for the host's limit, then one ordinary failure, then success.
+      if (attempts <= 10) throw limited;
+      if (attempts === 11) throw status(503);
+      return "done";
+    });
+    expect(result).toBe("done");
+    expect(attempts).toBe(12);
   });
 });

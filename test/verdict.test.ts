@@ -2,8 +2,10 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { parseContentLength, parseContentRange, parseUnsatisfiedRange } from "../src/http-headers.js";
 import {
+  bodyPlacement,
   checkPublish,
   judge,
+  judgesStatus,
   NOTHING_KNOWN,
   sizeProofOf,
   type Answer,
@@ -572,5 +574,47 @@ describe("judge: properties", () => {
         if (check.publish) expect(check.size).toBe(onDisk);
       }),
     );
+  });
+});
+
+describe("judgesStatus: which statuses are judged rather than errors", () => {
+  const ranged = (first: boolean): Asked => ({ range: { start: 0, end: 99 }, ifRange: false, conditional: false, first });
+  const plain: Asked = { range: undefined, ifRange: false, conditional: false, first: true };
+  it.each([
+    ["200 to a range", ranged(false), 200, true],
+    ["206 to a range", ranged(false), 206, true],
+    ["416 to a range", ranged(false), 416, true],
+    ["403 to the first ranged request (a refused Range)", ranged(true), 403, true],
+    ["403 to a worker's range (an error)", ranged(false), 403, false],
+    ["503 to anything (an error, retried)", ranged(true), 503, false],
+    ["416 to a plain GET (an error)", plain, 416, false],
+    ["304 to a request that was not conditional", plain, 304, false],
+  ] as const)("%s", (_name, asked, status, judged) => {
+    expect(judgesStatus(asked, status)).toBe(judged);
+  });
+});
+
+describe("bodyPlacement: where a body meets the file", () => {
+  const validators = { etag: '"v"', lastModified: null };
+  const asked: Asked = { range: { start: 100, end: 199 }, ifRange: true, conditional: false, first: false };
+  it("a 206 that starts before the range: skip to it, write the overlap", () => {
+    const verdict = judge(asked, { size: 1000, etag: '"v"', lastModified: null, bytesDone: 0 }, {
+      status: 206,
+      headers: { "content-range": "bytes 50-149/1000", etag: '"v"' },
+    });
+    expect(bodyPlacement(verdict, asked)).toEqual({ skip: 50, start: 100, end: 149 });
+  });
+
+  it("a 200 that ignored the range: the body starts at byte 0, so skip to the range", () => {
+    expect(bodyPlacement({ kind: "range-ignored", size: 1000, validators }, asked)).toEqual({ skip: 100, start: 100, end: 199 });
+  });
+
+  it("a whole file shorter than the range asked: up to its last byte", () => {
+    expect(bodyPlacement({ kind: "whole", size: 150, validators }, asked)).toEqual({ skip: 100, start: 100, end: 149 });
+  });
+
+  it("verdicts that write nothing place nothing", () => {
+    expect(bodyPlacement({ kind: "changed", reason: "x" }, asked)).toBeUndefined();
+    expect(bodyPlacement({ kind: "complete", size: 1000 }, asked)).toBeUndefined();
   });
 });

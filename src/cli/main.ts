@@ -127,7 +127,7 @@ async function runDownloads(config: CliConfig, cli: CliIo, reporter: ProgressRep
 async function streamToStdout(config: CliConfig, cli: CliIo, reporter: ProgressReporter, signal: AbortSignal): Promise<BatchOutcome> {
   const { url, mirrors } = config.items[0]!;
   // The engine loads only for a download, as in runDownloads.
-  const { downloadStreamWithResult } = await import("../stream-download.js");
+  const { downloadStreamWithResult } = await import("../download.js");
   const { body, done } = downloadStreamWithResult(mirrors ? [url, ...mirrors] : url, {
     ...config.options,
     signal,
@@ -242,6 +242,7 @@ export function jsonResult(result: DownloadResult) {
       rescues: result.http.rescues,
       hedges: result.http.hedges,
       origins: result.http.origins,
+      peakConnections: result.http.peakConnections,
       latencyMs: { p50: result.http.latencyMs.p50, p95: result.http.latencyMs.p95, p99: result.http.latencyMs.p99 },
     },
   };

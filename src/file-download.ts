@@ -1,0 +1,448 @@
+/**
+ * One file downloaded to disk: claim the output, probe, take the path the answer calls
+ * for (parallel ranges, one stream, already complete, up to date), finish, and start
+ * over when the remote file changed under a partial download. The work of each step
+ * lives in its own module (claim, part-file, transfer, single-stream, verdict); this
+ * class holds the attempt and the restart loop, and is long because every path a
+ * probe's answer can take starts here.
+ */
+import { stat, type FileHandle } from "node:fs/promises";
+import { resolve } from "node:path";
+import type { Dispatcher } from "undici";
+import { claimOutput, conditionalHeaders, discardPartial, type ConditionalHeaders, type PartialState } from "./claim.js";
+import { IntegrityError, RemoteChangedError } from "./errors.js";
+import { chooseFileName } from "./filename.js";
+import { ifRangeValue } from "./http-headers.js";
+import { discard, type RequestContext } from "./http.js";
+import { abortError, requestContext } from "./job-context.js";
+import type { Lock, Manifest } from "./manifest.js";
+import type { Settings } from "./options.js";
+import { finishedFrom, loadXattr } from "./origin-record.js";
+import { adoptPart, createPart, finishPart, openPart, PartFileSink, PartFileStream } from "./part-file.js";
+import { probe, type ProbeAnswer } from "./probe.js";
+import { IntervalSet, type Interval } from "./ranges.js";
+import { PrefixHasher } from "./running-hash.js";
+import { streamWhole } from "./single-stream.js";
+import type { HttpStatsRecorder } from "./stats.js";
+import type { TransferCounters } from "./ticker.js";
+import { transferRanges } from "./transfer.js";
+import type { Checksum, DownloadResult } from "./types.js";
+import { bodyPlacement, checkPublish, judge, NOTHING_KNOWN, sizeProofOf, type Known, type SizeProof, type Verdict } from "./verdict.js";
+
+/** A file that keeps changing under us is not worth chasing forever. */
+const MAX_RESTARTS = 3;
+
+/**
+ * How one attempt (a probe and what follows it) ended: the download is over, or the
+ * remote file changed under a partial download, or our own partial file turned out to
+ * be unusable (already said; not a remote change). Either of the last two starts over.
+ */
+type AttemptOutcome =
+  | { kind: "finished"; result: DownloadResult }
+  | { kind: "changed"; reason: string }
+  | { kind: "lost" };
+
+/** One file's journey: claim the output, probe, transfer, finish; restart on a remote change. */
+export class FileDownload {
+  readonly #settings: Settings;
+  readonly #stats: HttpStatsRecorder;
+  readonly #http: RequestContext;
+  readonly #startedAt: number;
+  /** Stops the current attempt's requests; a new one per attempt, so a restart starts clean. */
+  #abort = new AbortController();
+  #path: string | undefined;
+  #lock: Lock | undefined;
+  #partial: PartialState | undefined;
+  /** Validators of the existing output, for `ifChanged`. */
+  #conditional: ConditionalHeaders | undefined;
+  #size: number | undefined;
+  #resumed = false;
+  #restarts = 0;
+  /** With `continue`: the length of an output another tool left, taken as a done prefix once the probe agrees. */
+  #adopted: number | undefined;
+  /** Every way this attempt learned the file's size, by source and size. */
+  readonly #proofs = new Map<string, SizeProof>();
+  /** The digest computed of the bytes, when a checksum was asked for. */
+  #digest: Checksum | null = null;
+  readonly #counters: TransferCounters = { bytesTransferred: 0, bytesAccepted: 0, activeConnections: 0 };
+
+  constructor(settings: Settings, dispatcher: Dispatcher, stats: HttpStatsRecorder) {
+    this.#settings = settings;
+    this.#stats = stats;
+    this.#startedAt = settings.clock.now();
+    this.#http = requestContext(settings, dispatcher, stats);
+  }
+
+  baseResult(): DownloadResult {
+    return {
+      url: this.#settings.shownUrl,
+      path: this.#path ?? this.#settings.output ?? "",
+      status: this.#resumed ? "resumed" : "downloaded",
+      size: this.#size ?? null,
+      bytesTransferred: this.#counters.bytesTransferred,
+      elapsedMs: Math.round(this.#settings.clock.now() - this.#startedAt),
+      resumed: this.#resumed,
+      restartedBecauseChanged: this.#restarts > 0,
+      error: null,
+      checksum: this.#digest,
+      http: this.#stats.snapshot(),
+    };
+  }
+
+  async run(): Promise<DownloadResult> {
+    const signal = this.#settings.signal;
+    const onAbort = () => this.#abort.abort(abortError(signal!));
+    if (signal?.aborted) throw abortError(signal);
+    signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      // Without -o, a file this run would name after the URL and that rangeget finished
+      // from this URL is recognised before any request (a re-run of a list).
+      const known = this.#settings.output ?? (await this.#finishedUnderUrlName());
+      if (known !== undefined && (await this.#claim(known)) === "finished-earlier") {
+        return { ...this.baseResult(), status: "up-to-date" };
+      }
+      for (;;) {
+        const outcome = await this.#attempt();
+        if (outcome.kind === "finished") return outcome.result;
+        if (outcome.kind === "changed") await this.#remoteChanged(outcome.reason);
+        else await this.#dropPartial();
+      }
+    } catch (error) {
+      if (signal?.aborted) throw abortError(signal);
+      throw error;
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+      await this.#lock?.release();
+    }
+  }
+
+  /**
+   * The one place a remote change is acted on (`reason` is a sentence: what changed): say so, flag it, drop the partial data,
+   * unless the caller forbids a restart or the file keeps changing.
+   * @throws RemoteChangedError
+   */
+  async #remoteChanged(reason: string): Promise<void> {
+    const { shownUrl: url, restartOnChange } = this.#settings;
+    if (!restartOnChange || this.#restarts >= MAX_RESTARTS) {
+      const times = restartOnChange ? ` (${this.#restarts + 1} times)` : "";
+      throw new RemoteChangedError(`${reason}${times}; run again to download the new version`, { url });
+    }
+    this.#settings.warn(`${reason}; discarding partial data and starting over`);
+    this.#restarts++;
+    await this.#dropPartial();
+  }
+
+  async #dropPartial(): Promise<void> {
+    this.#partial = undefined;
+    this.#adopted = undefined;
+    this.#resumed = false;
+    if (this.#path !== undefined) await discardPartial(this.#path);
+  }
+
+  /** Claims `path` (lock, no clobbering, trusted partial state); says whether an earlier run had finished it. */
+  async #claim(path: string): Promise<"claimed" | "finished-earlier"> {
+    this.#path = path;
+    const { url, force, ifChanged, warn } = this.#settings;
+    const claim = await claimOutput(path, { url, force, ifChanged, continue: this.#settings.continue, xattr: await loadXattr(), warn });
+    this.#lock = claim.lock;
+    if (claim.kind === "finished-earlier") {
+      this.#size = claim.size;
+      return "finished-earlier";
+    }
+    this.#partial = claim.partial;
+    this.#conditional = claim.conditional;
+    this.#adopted = claim.adopted;
+    return "claimed";
+  }
+
+  /** The path named after the URL, when its origin record says rangeget finished it from this URL. */
+  async #finishedUnderUrlName(): Promise<string | undefined> {
+    const { dir, url, force, ifChanged } = this.#settings;
+    if (force || ifChanged) return undefined;
+    const path = resolve(dir, chooseFileName(undefined, url));
+    return (await finishedFrom(path, url, await loadXattr())) ? path : undefined;
+  }
+
+  /** One probe, and the path its answer calls for. */
+  async #attempt(): Promise<AttemptOutcome> {
+    const { minSplit, retries, url } = this.#settings;
+    this.#abort = new AbortController();
+    this.#proofs.clear();
+    if (this.#settings.signal?.aborted) throw abortError(this.#settings.signal);
+    const partial = this.#partial;
+    let range = { start: this.#adopted ?? 0, end: (this.#adopted ?? 0) + minSplit - 1 };
+    if (partial) {
+      const first = partial.done.missing(partial.manifest.size)[0];
+      // Nothing missing: ask past the end; the 416 confirms the size, then we finish.
+      range = first
+        ? { start: first[0], end: Math.min(first[1], first[0] + minSplit - 1) }
+        : { start: partial.manifest.size, end: partial.manifest.size };
+    }
+    // Without -o the name is known only after the probe; for ifChanged, the URL's
+    // name is the best guess of which existing file the condition is about.
+    let guessedPath: string | undefined;
+    if (this.#path === undefined && this.#settings.ifChanged) {
+      guessedPath = resolve(this.#settings.dir, chooseFileName(undefined, url));
+      const existing = await stat(guessedPath).catch(() => undefined);
+      if (existing?.isFile()) this.#conditional = await conditionalHeaders(guessedPath, existing.mtime);
+    }
+    const answer = await probe(
+      this.#http,
+      {
+        url,
+        range,
+        ifRange: partial ? ifRangeValue(partial.manifest) : undefined,
+        ifNoneMatch: this.#conditional?.ifNoneMatch,
+        ifModifiedSince: this.#conditional?.ifModifiedSince,
+        known: partial ? knownOf(partial) : NOTHING_KNOWN,
+        retries,
+        hostLimits: this.#settings.hostLimits,
+      },
+      this.#abort.signal,
+    );
+    if (answer.verdict.kind === "not-modified") {
+      this.#path ??= guessedPath;
+      return this.#finished({ ...this.baseResult(), status: "up-to-date", size: (await stat(this.#path!)).size });
+    }
+    if (this.#path === undefined) {
+      const claimed = await discardOnFailure(answer, () =>
+        this.#claim(resolve(this.#settings.dir, chooseFileName(answer.contentDisposition, url))),
+      );
+      if (claimed === "finished-earlier") {
+        await discard(answer.response);
+        return this.#finished({ ...this.baseResult(), status: "up-to-date" });
+      }
+    }
+    // A partial state found only now (claimed after the probe, which therefore carried
+    // no If-Range) is judged by the same verdict, as if it had been known.
+    if (this.#partial && this.#partial !== partial) {
+      const late = judge(answer.asked, knownOf(this.#partial), answer.response);
+      if (late.kind === "changed") await discardOnFailure(answer, () => this.#remoteChanged(changedOnServer(this.#settings.shownUrl, late.reason)));
+      else if (late.kind !== "bytes") {
+        this.#settings.warn(`${answer.finalUrl} no longer serves ranges of the file; starting over`);
+        await discardOnFailure(answer, () => this.#dropPartial());
+      }
+    }
+    let verdict: Verdict = answer.verdict;
+    if (verdict.kind === "changed") {
+      const reason = changedOnServer(this.#settings.shownUrl, verdict.reason);
+      if (this.#adopted !== undefined) {
+        await discard(answer.response);
+        throw new IntegrityError(`${reason}; ${this.#path} is not the start of this file, so it was left as it is`);
+      }
+      // The partial data is of an old version; the answer may be the new one's bytes.
+      await discardOnFailure(answer, () => this.#remoteChanged(reason));
+      verdict = judge(answer.asked, NOTHING_KNOWN, answer.response);
+    }
+    this.#proven(sizeProofOf(verdict));
+    switch (verdict.kind) {
+      case "bytes":
+        return this.#ranged(answer, verdict);
+      case "range-ignored": {
+        // A CDN node ignored the range of the resume: its body is the whole file. Worth
+        // reading up to the missing bytes when that costs no more than they do.
+        const placement = bodyPlacement(verdict, answer.asked)!;
+        if (verdict.size !== undefined && placement.skip <= placement.end - placement.start + 1) {
+          return this.#ranged(answer, { ...verdict, size: verdict.size });
+        }
+        this.#settings.warn(`${answer.finalUrl} ignored the range of the resume; fetching the whole file as one stream`);
+        await discardOnFailure(answer, () => this.#dropPartial());
+        return this.#singleStream(answer);
+      }
+      case "whole":
+        if (this.#partial || this.#adopted !== undefined) {
+          this.#settings.warn(`${answer.finalUrl} does not serve ranges; starting over`);
+          await discardOnFailure(answer, () => this.#dropPartial());
+        }
+        return this.#singleStream(answer);
+      case "complete":
+        await discard(answer.response);
+        return this.#complete(answer, verdict.size);
+      case "empty-file":
+        await discard(answer.response);
+        await this.#dropPartial();
+        this.#size = 0;
+        return this.#finish(await createPart(this.#path!, 0), this.#newManifest(answer, 0), 0, this.#hasher());
+      case "size-unknown":
+      case "retry-without-range":
+        // No provable size from ranges, or ranges refused: one plain GET (DESIGN).
+        await discard(answer.response);
+        if (this.#partial || this.#adopted !== undefined) {
+          this.#settings.warn(`${answer.finalUrl} cannot resume this file; starting over`);
+          await this.#dropPartial();
+        }
+        return this.#singleStream(undefined);
+      case "changed":
+        // Not even the new version's bytes: ask again from the start.
+        await discard(answer.response);
+        return { kind: "lost" };
+      default:
+        await discard(answer.response);
+        throw new Error(`internal error: the probe returned the verdict ${verdict.kind}`);
+    }
+  }
+
+  async #finished(result: DownloadResult): Promise<AttemptOutcome> {
+    return { kind: "finished", result };
+  }
+
+  /** Every byte of the proven size is on disk already (a 416 to a resume that had nothing missing). */
+  async #complete(answer: ProbeAnswer, size: number): Promise<AttemptOutcome> {
+    const partial = this.#partial;
+    this.#size = size;
+    this.#resumed = true;
+    let file: FileHandle | undefined;
+    if (partial) file = await openPart(this.#path!, size, this.#settings.warn);
+    else if (this.#adopted === size) file = await adoptPart(this.#path!, size, size);
+    if (!file) return { kind: "lost" };
+    this.#counters.bytesAccepted = size;
+    const hasher = this.#hasher(partial ? partial.done.toArray() : [[0, size - 1]]);
+    return this.#finish(file, partial?.manifest ?? this.#newManifest(answer, size), partial?.done.bytes ?? size, hasher);
+  }
+
+  #newManifest(answer: ProbeAnswer, size: number): Manifest {
+    return {
+      version: 1,
+      url: this.#settings.url,
+      finalUrl: answer.finalUrl,
+      size,
+      etag: answer.etag,
+      lastModified: answer.lastModified,
+      done: [],
+    };
+  }
+
+  /** Records one way the file's size was learned; every one is weighed before publishing. */
+  #proven(proof: SizeProof | undefined): void {
+    if (proof) this.#proofs.set(`${proof.source}:${proof.size}`, proof);
+  }
+
+  /** The parallel path: reopen or create the `.part`, transfer, finish. */
+  async #ranged(answer: ProbeAnswer, verdict: Extract<Verdict, { kind: "bytes" | "range-ignored" }> & { size: number }): Promise<AttemptOutcome> {
+    const size = verdict.size;
+    const placement = bodyPlacement(verdict, answer.asked)!;
+    let file: FileHandle | undefined;
+    let manifest = this.#newManifest(answer, size);
+    let done = new IntervalSet();
+    if (this.#partial) {
+      file = await discardOnFailure(answer, () => openPart(this.#path!, size, this.#settings.warn));
+      if (file) {
+        manifest = { ...this.#partial.manifest, finalUrl: answer.finalUrl };
+        done = this.#partial.done;
+      }
+    } else if (this.#adopted !== undefined) {
+      const adopted = this.#adopted;
+      file = await discardOnFailure(answer, () => adoptPart(this.#path!, adopted, size));
+      if (adopted > 0) done.add(0, adopted - 1);
+    }
+    if (!file) {
+      this.#partial = undefined;
+      file = await discardOnFailure(answer, () => createPart(this.#path!, size));
+    }
+    this.#size = size;
+    this.#resumed = done.bytes > 0;
+    this.#counters.bytesAccepted = done.bytes;
+    // A resumed file's bytes on disk are hashed first, while the rest arrives.
+    const hasher = this.#hasher(done.toArray());
+    let outcome;
+    try {
+      outcome = await transferRanges({
+        settings: this.#settings,
+        http: this.#http,
+        stats: this.#stats,
+        label: this.#path!,
+        answer,
+        placement,
+        proven: (proof) => this.#proven(proof),
+        size,
+        missing: done.missing(size),
+        split: { minSplit: this.#settings.minSplit },
+        sink: new PartFileSink(file, this.#path!, manifest, done, hasher),
+        counters: this.#counters,
+        abort: this.#abort,
+      });
+    } catch (error) {
+      await hasher?.close();
+      throw error;
+    }
+    if (outcome.kind !== "complete") await hasher?.close();
+    if (outcome.kind === "changed") return { kind: "changed", reason: outcome.error.message };
+    if (outcome.kind === "ranges-ignored") {
+      this.#settings.warn(`${answer.finalUrl} keeps ignoring ranges; fetching the whole file as one stream`);
+      await this.#dropPartial();
+      return this.#singleStream(undefined);
+    }
+    return this.#finish(file, manifest, done.bytes, hasher);
+  }
+
+  /** With a checksum: a hasher of `<output>.part`, `alreadyDone` (bytes on disk) hashed first. */
+  #hasher(alreadyDone: Interval[] = []): PrefixHasher | undefined {
+    const algorithm = this.#settings.checksum?.algorithm;
+    return algorithm === undefined ? undefined : new PrefixHasher(`${this.#path!}.part`, algorithm, alreadyDone);
+  }
+
+  /**
+   * No range support or no provable size: one stream from the start; nothing to resume.
+   * `answer` is the probe's when its body is the whole file, else a plain GET is sent.
+   */
+  async #singleStream(answer: ProbeAnswer | undefined): Promise<AttemptOutcome> {
+    this.#adopted = undefined;
+    const target = new PartFileStream(this.#path!, this.#settings.checksum?.algorithm);
+    const { size, finalUrl, validators } = await streamWhole({
+      settings: this.#settings,
+      http: this.#http,
+      label: this.#path!,
+      first: answer,
+      target,
+      counters: this.#counters,
+      signal: this.#abort.signal,
+      proven: (proof) => this.#proven(proof),
+    });
+    this.#size = size;
+    const manifest: Manifest = { version: 1, url: this.#settings.url, finalUrl, size, ...validators, done: [] };
+    return this.#finish(target.file, manifest, size, target.hasher);
+  }
+
+  /**
+   * The file is whole: the bytes on disk must equal every size the answers proved
+   * (DESIGN, "What an answer proves"); then fsync, verify, record its origin, rename
+   * into place, report.
+   * @throws IntegrityError when no size was proven or two proofs disagree (nothing is published).
+   */
+  async #finish(file: FileHandle, manifest: Manifest, bytesOnDisk: number, hasher: PrefixHasher | undefined): Promise<AttemptOutcome> {
+    const path = this.#path!;
+    const check = checkPublish([...this.#proofs.values()], bytesOnDisk);
+    if (!check.publish) {
+      await hasher?.close();
+      await file.close().catch(() => {});
+      await discardPartial(path);
+      throw new IntegrityError(`${this.#settings.shownUrl}: ${check.reason}; nothing was saved as ${path}`);
+    }
+    const { url, checksum, ifChanged } = this.#settings;
+    const record = { url, etag: manifest.etag, lastModified: manifest.lastModified, size: manifest.size };
+    this.#digest = await finishPart(file, manifest, { path, url: this.#settings.shownUrl, checksum, hasher, ifChanged, record });
+    this.#size = manifest.size;
+    this.#settings.onProgress?.({ path, bytesDone: manifest.size, size: manifest.size, bytesPerSecond: 0, activeConnections: 0 });
+    return { kind: "finished", result: this.baseResult() };
+  }
+}
+
+/** What a trusted manifest says of the version on disk, for the verdict. */
+function knownOf(partial: PartialState): Known {
+  const { size, etag, lastModified } = partial.manifest;
+  return { size, etag, lastModified, bytesDone: partial.done.bytes };
+}
+
+function changedOnServer(url: string, what: string): string {
+  return `${url} changed on the server: ${what}`;
+}
+
+/** If `step` fails, the probe's body must not keep a socket busy. */
+async function discardOnFailure<T>(answer: ProbeAnswer, step: () => Promise<T>): Promise<T> {
+  try {
+    return await step();
+  } catch (error) {
+    await discard(answer.response);
+    throw error;
+  }
+}
