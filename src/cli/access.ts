@@ -2,7 +2,7 @@ import { join } from "node:path";
 import type { CredentialSource } from "../credentials.js";
 import { parseCookiesTxt } from "../cookies-txt.js";
 import { netrcCredentials, netrcPermissionWarning, parseNetrc } from "../netrc.js";
-import { fileReadError, isMissingFile, readUserFile } from "./user-file.js";
+import { fileReadError, isOutOfSight, readUserFile } from "./user-file.js";
 
 /** What loading may touch: injected so tests need no home directory. */
 export interface AccessEnvironment {
@@ -27,7 +27,7 @@ export async function loadNetrc(
   try {
     text = await env.readTextFile(path);
   } catch (error) {
-    if (named === undefined && isMissingFile(error)) return { credentials: undefined, warning: undefined };
+    if (named === undefined && (await isOutOfSight(path, error))) return { credentials: undefined, warning: undefined };
     throw fileReadError(path, "netrc file", error);
   }
   const netrc = parseNetrc(text, path);

@@ -23,7 +23,7 @@ import {
   type OptionKind,
 } from "./config.js";
 import { parseInputFile } from "./input-file.js";
-import { isMissingFile, readUserFile } from "./user-file.js";
+import { isOutOfSight, readUserFile } from "./user-file.js";
 
 /** The download options the command line sets; callbacks and the signal are main's. */
 export type CliDownloadOptions = Omit<DownloadAllOptions, "signal" | "onProgress" | "onFileEnd" | "onWarning" | "dispatcher">;
@@ -354,7 +354,7 @@ async function readSettings(parsed: ParsedArgs, env: ArgsEnvironment): Promise<C
       text = await env.readTextFile(path);
     } catch (error) {
       // No config file is the usual case; one that exists but cannot be read is worth saying.
-      if (!isMissingFile(error)) text = await readUserFile(path, "config file", env.readTextFile);
+      if (!(await isOutOfSight(path, error))) text = await readUserFile(path, "config file", env.readTextFile);
     }
   }
   const fromFile = text === undefined ? [] : parseConfigFile(text, path, CONFIGURABLE);

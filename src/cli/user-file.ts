@@ -1,3 +1,5 @@
+import { access, constants } from "node:fs/promises";
+import { dirname } from "node:path";
 import { UsageError } from "../errors.js";
 
 /**
@@ -20,6 +22,21 @@ export function fileReadError(path: string, what: string, error: unknown): Usage
 /** Whether reading failed only because the file is not there: a default file may be absent. */
 export function isMissingFile(error: unknown): boolean {
   return (error as NodeJS.ErrnoException | undefined)?.code === "ENOENT";
+}
+
+/**
+ * Whether a default file (`~/.netrc`, the config file) is out of this process's sight:
+ * absent, or inside a directory it may not even look into (a process run as another
+ * user with this one's HOME, as `sudo -u nobody` leaves it). A file it can see but not
+ * read is still worth an error.
+ */
+export async function isOutOfSight(path: string, error: unknown): Promise<boolean> {
+  if (isMissingFile(error) || (error as NodeJS.ErrnoException | undefined)?.code === "ENOTDIR") return true;
+  if ((error as NodeJS.ErrnoException | undefined)?.code !== "EACCES") return false;
+  return access(dirname(path), constants.X_OK).then(
+    () => false,
+    () => true,
+  );
 }
 
 function describeFileError(error: unknown): string {
