@@ -5,6 +5,7 @@ import { describe, expect, it } from "vitest";
 import { etagSidecar } from "../src/claim.js";
 import { FileError, IntegrityError } from "../src/errors.js";
 import { writeManifest, type Manifest } from "../src/manifest.js";
+import { loadXattr, readOriginRecord } from "../src/origin-record.js";
 import { Checkpointer, createPart, finishPart, openPart } from "../src/part-file.js";
 import { IntervalSet } from "../src/ranges.js";
 import { PrefixHasher } from "../src/running-hash.js";
@@ -232,15 +233,17 @@ describe("finishPart", () => {
       // The bytes were written before the finish, as a download's hasher would have seen them.
       hasher: extra.checksum === undefined ? undefined : new PrefixHasher(`${path}.part`, "sha256", bytes > 0 ? [[0, bytes - 1]] : []),
       ifChanged: extra.ifChanged ?? false,
+      record: { url: URL, etag: finalManifest.etag, lastModified: finalManifest.lastModified, size: finalManifest.size },
     };
-    return { path, run: () => finishPart(file, finalManifest, options) };
+    return { path, record: options.record, run: () => finishPart(file, finalManifest, options) };
   }
 
-  it("moves the verified .part into place, returns the digest and leaves no bookkeeping", async () => {
-    const { path, run } = await finished({ checksum: sha256 });
+  it("moves the verified .part into place with its origin record, returns the digest and leaves no bookkeeping", async () => {
+    const { path, record, run } = await finished({ checksum: sha256 });
     await writeManifest(`${path}.part.json`, manifest({ size: data.length, done: [[0, 9]] }));
     expect(await run()).toEqual({ algorithm: "sha256", hex: sha256 });
     expect(await readFile(path)).toEqual(data);
+    expect(await readOriginRecord(path, await loadXattr())).toEqual(record);
     expect((await readdir(join(path, ".."))).sort()).toEqual(["file.bin"]);
   });
 

@@ -1,7 +1,10 @@
+import { once } from "node:events";
 import { describe, expect, it } from "vitest";
 import { HttpStatusError, IntegrityError, NetworkError } from "../src/errors.js";
+import { hostKey, HostLimits } from "../src/host-limits.js";
 import { discard } from "../src/http.js";
 import { probe, type ProbeRequest } from "../src/probe.js";
+import { NOTHING_KNOWN } from "../src/verdict.js";
 import { makeContent } from "./support/content.js";
 import { FakeClock } from "./support/fake-clock.js";
 import { requestContext } from "./support/http-context.js";
@@ -16,8 +19,9 @@ function fastRetries() {
   return { clock, context: requestContext({ clock, timeoutMs: 60_000 }) };
 }
 
+/** A fresh probe: nothing known of the file yet, the default connection cap for its host. */
 function request(url: string, extra: Partial<ProbeRequest> = {}): ProbeRequest {
-  return { url, range: { start: 0, end: 999 }, retries: 3, ...extra };
+  return { url, range: { start: 0, end: 999 }, known: NOTHING_KNOWN, retries: 3, hostLimits: new HostLimits(16), ...extra };
 }
 
 async function probed(url: string, extra: Partial<ProbeRequest> = {}) {
@@ -59,10 +63,16 @@ describe("what the probe learns", () => {
     const lastModified = new Date("2024-05-06T07:08:09Z");
     const server = await rangeServer({ content, etag: '"v7"', lastModified, contentDisposition: 'attachment; filename="report.pdf"' });
     const answer = await probed(server.url());
+    expect(answer.response.status).toBe(206);
     expect(answer).toMatchObject({
-      status: 206,
-      size: content.length,
-      contentRange: { start: 0, end: 999, size: content.length },
+      verdict: {
+        kind: "bytes",
+        start: 0,
+        end: 999,
+        answered: { start: 0, end: 999 },
+        size: content.length,
+        validators: { etag: '"v7"', lastModified: lastModified.toUTCString() },
+      },
       etag: '"v7"',
       lastModified: lastModified.toUTCString(),
       contentDisposition: 'attachment; filename="report.pdf"',
@@ -81,27 +91,28 @@ describe("what the probe learns", () => {
   it("reads the size from Content-Length when the server ignores the range (200)", async () => {
     const server = await rangeServer({ content, acceptRanges: false });
     const answer = await probed(server.url());
-    expect(answer.status).toBe(200);
-    expect(answer.size).toBe(content.length);
-    expect(answer.contentRange).toBeUndefined();
+    expect(answer.response.status).toBe(200);
+    // Nothing is known yet, so a 200 is the whole file, not a sign of change; its length is the size.
+    expect(answer.verdict).toMatchObject({ kind: "whole", size: content.length });
   });
 
   it("knows no size for a 200 without Content-Length", async () => {
     const server = await rangeServer({ content, onRequest: () => ({ ignoreRange: true, noLength: true }) });
-    expect((await probed(server.url())).size).toBeUndefined();
+    expect((await probed(server.url())).verdict).toMatchObject({ kind: "whole", size: undefined });
   });
 
   it("reads the size of a 416 from its bytes */n", async () => {
     const server = await rangeServer({ content });
     const answer = await probed(server.url(), { range: { start: 10_000, end: 10_999 } });
-    expect(answer.status).toBe(416);
-    expect(answer.size).toBe(content.length);
+    expect(answer.response.status).toBe(416);
+    // Asking from byte N of an N-byte file: every byte before it is here, so the file is complete.
+    expect(answer.verdict).toEqual({ kind: "complete", size: content.length });
   });
 
   it("accepts a range cut short at the end of a small file", async () => {
     const server = await rangeServer({ content: makeContent(300) });
     const answer = await probed(server.url());
-    expect(answer.contentRange).toEqual({ start: 0, end: 299, size: 300 });
+    expect(answer.verdict).toMatchObject({ kind: "bytes", start: 0, end: 299, answered: { start: 0, end: 299 }, size: 300 });
   });
 
   it("reports the URL it ended at after redirects, and that server's validators", async () => {
@@ -115,7 +126,8 @@ describe("what the probe learns", () => {
   it("takes a 304 as the answer to an update check", async () => {
     const server = await rangeServer({ content, etag: '"same"' });
     const answer = await probed(server.url(), { ifNoneMatch: '"same"' });
-    expect(answer.status).toBe(304);
+    expect(answer.response.status).toBe(304);
+    expect(answer.verdict).toEqual({ kind: "not-modified" });
   });
 
   it("refuses a 304 to a request that was not conditional", async () => {
@@ -126,7 +138,7 @@ describe("what the probe learns", () => {
   });
 
   it("refuses a 206 for other bytes than those asked for, as a wrong range", async () => {
-    const server = await rangeServer({ content, onRequest: () => ({ contentRange: `bytes 1-1000/${content.length}` }) });
+    const server = await rangeServer({ content, onRequest: () => ({ contentRange: `bytes 5000-5999/${content.length}` }) });
     const { context } = fastRetries();
     const error = await probe(context, request(server.url(), { retries: 2 }), new AbortController().signal).catch(
       (caught: unknown) => caught,
@@ -135,6 +147,36 @@ describe("what the probe learns", () => {
     expect((error as IntegrityError).code).toBe("ERR_BAD_RANGE");
     // A broken cache node may answer right the next time: it was asked again.
     expect(server.requests).toHaveLength(2);
+  });
+
+  it("keeps from a 206 that overlaps what was asked only the overlap: an honest answer, not a wrong range", async () => {
+    const server = await rangeServer({ content, onRequest: () => ({ contentRange: `bytes 1-1000/${content.length}` }) });
+    const answer = await probed(server.url());
+    expect(answer.verdict).toMatchObject({ kind: "bytes", start: 1, end: 999, answered: { start: 1, end: 1000 }, size: content.length });
+    expect(server.requests).toHaveLength(1);
+  });
+
+  it("judges the answer against what is known: a resume whose file has a new ETag is told of the change, its body unread", async () => {
+    const server = await rangeServer({ content, etag: '"v2"' });
+    const known = { size: content.length, etag: '"v1"', lastModified: null, bytesDone: 4000 };
+    const resume = request(server.url(), { range: { start: 4000, end: 4999 }, ifRange: '"v1"', known });
+    const answer = await probe(requestContext(), resume, new AbortController().signal);
+    expect(answer.response.status).toBe(200);
+    expect(answer.verdict).toMatchObject({ kind: "changed" });
+    // The new version's bytes may be kept by the caller: the whole file is still there to read.
+    const chunks: Buffer[] = [];
+    for await (const chunk of answer.response.body as AsyncIterable<Buffer>) chunks.push(chunk);
+    expect(Buffer.concat(chunks).equals(content)).toBe(true);
+  });
+
+  it("holds one of its host's connections until its body is done, whoever reads it", async () => {
+    const server = await rangeServer({ content });
+    const hostLimits = new HostLimits(16);
+    const answer = await probe(requestContext(), request(server.url(), { hostLimits }), new AbortController().signal);
+    expect(hostLimits.inUse(hostKey(server.url()))).toBe(1);
+    await discard(answer.response);
+    if (!answer.response.body.closed) await once(answer.response.body, "close");
+    expect(hostLimits.inUse(hostKey(server.url()))).toBe(0);
   });
 });
 
@@ -147,7 +189,7 @@ describe("the probe's retries", () => {
     const { clock, context } = fastRetries();
     const answer = await probe(context, request(server.url()), new AbortController().signal);
     await discard(answer.response);
-    expect(answer.status).toBe(206);
+    expect(answer.response.status).toBe(206);
     expect(clock.sleeps.filter((ms) => ms === 7000)).toHaveLength(2);
     expect(context.stats.snapshot().retries).toBe(2);
   });
@@ -160,7 +202,7 @@ describe("the probe's retries", () => {
     const { context } = fastRetries();
     const answer = await probe(context, request(server.url()), new AbortController().signal);
     await discard(answer.response);
-    expect(answer.status).toBe(206);
+    expect(answer.response.status).toBe(206);
     expect(server.requests).toHaveLength(2);
   });
 

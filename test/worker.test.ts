@@ -2,10 +2,12 @@ import { open, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { HttpStatusError, NetworkError, RemoteChangedError } from "../src/errors.js";
+import { hostKey, HostLimits } from "../src/host-limits.js";
 import { get } from "../src/http.js";
 import { IntervalSet, RangePlanner, type Interval } from "../src/ranges.js";
 import { RateSampler } from "../src/rates.js";
 import { PartFileSink } from "../src/part-file.js";
+import type { SizeProof } from "../src/verdict.js";
 import { IdleConnections, runWorker, type Source, type TransferContext } from "../src/worker.js";
 import { makeContent } from "./support/content.js";
 import { FakeClock } from "./support/fake-clock.js";
@@ -18,13 +20,24 @@ const SIZE = 64 * 1024;
 const content = makeContent(SIZE);
 
 function source(server: RangeServer, extra: Partial<Source> = {}): Source {
-  return { url: server.url(), origin: server.origin, etag: null, ifRange: undefined, primary: true, failed: false, ...extra };
+  return {
+    url: server.url(),
+    requestedUrl: server.url(),
+    origin: server.origin,
+    etag: null,
+    lastModified: null,
+    ifRange: undefined,
+    primary: true,
+    failed: false,
+    ...extra,
+  };
 }
 
 /**
  * What runWorker shares with the other connections of one download: a real sparse
- * `.part` in a temp dir, a planner over `missing`, and a fake clock on which backoffs
- * and idle waits pass at once (the 60 s answer deadline never comes).
+ * `.part` in a temp dir, a planner over `missing`, the default connection cap per host,
+ * the sizes answers prove (`proofs`), and a fake clock on which backoffs and idle waits
+ * pass at once (the 60 s answer deadline never comes).
  */
 async function transfer(sources: Source[], options: { retries?: number; missing?: Interval[]; minSplit?: number } = {}) {
   const path = join(await tempDir(), "file.bin");
@@ -35,6 +48,7 @@ async function transfer(sources: Source[], options: { retries?: number; missing?
   const clock = new FakeClock({ instantUpToMs: 40_000 });
   const done = new IntervalSet();
   const warnings: string[] = [];
+  const proofs: SizeProof[] = [];
   const context: TransferContext = {
     http: requestContext({ clock, timeoutMs: 60_000 }),
     sources,
@@ -44,6 +58,8 @@ async function transfer(sources: Source[], options: { retries?: number; missing?
     planner: new RangePlanner(options.missing ?? [[0, SIZE - 1]], 1, options.minSplit ?? 8 * 1024),
     signal: new AbortController().signal,
     rateLimiter: undefined,
+    hostLimits: new HostLimits(16),
+    proven: (proof) => proofs.push(proof),
     counters: { bytesTransferred: 0, bytesAccepted: 0, activeConnections: 0 },
     interrupts: new Map(),
     idle: new IdleConnections((ms, signal) => clock.sleep(ms, signal)),
@@ -51,13 +67,13 @@ async function transfer(sources: Source[], options: { retries?: number; missing?
     rates: new RateSampler(),
     warn: (message) => warnings.push(message),
   };
-  return { context, done, warnings, partPath };
+  return { context, done, warnings, proofs, partPath };
 }
 
 describe("runWorker", () => {
   it("fetches its range into the .part with If-Range, and ends when every byte is written", async () => {
     const server = await rangeServer({ content, etag: '"v1"' });
-    const { context, done, partPath } = await transfer([source(server, { etag: '"v1"', ifRange: '"v1"' })]);
+    const { context, done, proofs, partPath } = await transfer([source(server, { etag: '"v1"', ifRange: '"v1"' })]);
     await runWorker(context, 0);
     expect(server.requests.map((sent) => sent.range)).toEqual([{ start: 0, end: SIZE - 1 }]);
     expect(server.requests[0]?.headers["if-range"]).toBe('"v1"');
@@ -65,6 +81,10 @@ describe("runWorker", () => {
     expect((await readFile(partPath)).equals(content)).toBe(true);
     expect(context.planner.finished).toBe(true);
     expect(context.counters).toMatchObject({ bytesAccepted: SIZE, activeConnections: 0 });
+    // The 206's Content-Range proved the size, to be weighed before the file is published.
+    expect(proofs).toEqual([{ source: "content-range", size: SIZE }]);
+    // The worker's connection to its host is given back when it ends.
+    expect(context.hostLimits.inUse(hostKey(server.url()))).toBe(0);
   });
 
   it("fetches only the missing pieces it is given", async () => {
@@ -124,7 +144,7 @@ describe("runWorker", () => {
     // The first connection's range is the probe's: already under way when the second starts.
     const first = context.planner.adopt(0, SIZE - 1);
     const response = await get(context.http, server.url(), { range: `bytes=0-${SIZE - 1}` }, context.signal, (status) => status === 206);
-    const workers = [runWorker(context, 0, { assignment: first, response }), runWorker(context, 1)];
+    const workers = [runWorker(context, 0, { assignment: first, body: { response, skip: 0, end: SIZE - 1 } }), runWorker(context, 1)];
     expect(first.end).toBe(SIZE / 2 - 1);
     await Promise.all(workers);
     expect(server.requests[1]?.range).toEqual({ start: SIZE / 2, end: SIZE - 1 });
@@ -170,12 +190,21 @@ describe("runWorker", () => {
     expect(sources.map((copy) => copy.failed)).toEqual([false, true]);
   });
 
-  it.each<[string, Record<string, unknown>]>([
-    ["the whole file (200) to a ranged request", { partialStatus: 200 }],
-    ["a new strong ETag", { headers: { etag: '"v2"' } }],
-  ])("takes %s as a change of the file", async (_name, behaviour) => {
-    const server = await rangeServer({ content, etag: '"v1"', onRequest: () => behaviour });
-    const { context } = await transfer([source(server, { etag: '"v1"' })]);
+  it.each<[string, string, Record<string, unknown>]>([
+    // A weak ETag cannot prove the same bytes (RFC 9110 8.8.3.2), so nothing proves the same version.
+    ["the whole file (200) to a ranged request, with only a weak ETag to compare", 'W/"v1"', { partialStatus: 200 }],
+    ["a new strong ETag", '"v1"', { headers: { etag: '"v2"' } }],
+  ])("takes %s as a change of the file", async (_name, etag, behaviour) => {
+    const server = await rangeServer({ content, etag, onRequest: () => behaviour });
+    const { context } = await transfer([source(server, { etag })]);
     await expect(runWorker(context, 0)).rejects.toBeInstanceOf(RemoteChangedError);
+  });
+
+  it("takes the whole file (200) under the same strong ETag as a range the server ignored, not a change, and writes it", async () => {
+    const server = await rangeServer({ content, etag: '"v1"', onRequest: () => ({ partialStatus: 200 }) });
+    const { context, partPath } = await transfer([source(server, { etag: '"v1"' })]);
+    await runWorker(context, 0);
+    expect(server.requests).toHaveLength(1);
+    expect((await readFile(partPath)).equals(content)).toBe(true);
   });
 });
