@@ -69,6 +69,7 @@ describe("HttpStatsRecorder", () => {
       rescues: 0,
       hedges: 0,
       origins: {},
+      peakConnections: 0,
       latencyMs: { p50: null, p95: null, p99: null },
     });
   });
@@ -119,6 +120,8 @@ describe("HttpStatsRecorder", () => {
     stats.rescued();
     stats.hedged();
     stats.hedged();
+    stats.connectionsInUse(3);
+    stats.connectionsInUse(1);
     expect(JSON.parse(JSON.stringify(stats.snapshot()))).toEqual({
       requests: 1,
       statusCounts: { "206": 1 },
@@ -126,6 +129,7 @@ describe("HttpStatsRecorder", () => {
       rescues: 1,
       hedges: 2,
       origins: { "http://127.0.0.1:8080": { requests: 1, bytes: 1000 } },
+      peakConnections: 3,
       latencyMs: { p50: 12.3, p95: 12.3, p99: 12.3 },
     });
   });
