@@ -145,7 +145,7 @@ describe("6. a host that serves at most 2 requests at once and answers 503 (no R
     expect(result.status).toBe("downloaded");
   });
 
-  it("shares the learned limit with the next file of a batch: the second file meets no 503", async () => {
+  it("shares the learned limit with the next file of a batch: the second file never opens more than the host allows", async () => {
     const first = makeContent(2 * MiB, 61);
     const server = await serve({ content: first, maxConcurrent: 2, bytesPerSecond: 2 * MiB });
     const dir = await tempDir();
@@ -154,8 +154,11 @@ describe("6. a host that serves at most 2 requests at once and answers 503 (no R
       jobs: 1,
     });
     expect(results.map((result) => result.status)).toEqual(["downloaded", "downloaded"]);
-    const refusedForB = server.requests.filter((request) => request.path === "/b.bin" && request.status === 503);
-    expect(refusedForB).toHaveLength(0);
+    // Without the shared limit the second file would start with 8 connections again. (The
+    // server's own count of the first file's requests may lag its last byte, so a 503 at
+    // the hand-over says nothing about the client.)
+    expect(results[0]!.http.peakConnections).toBeGreaterThan(2);
+    expect(results[1]!.http.peakConnections).toBeLessThanOrEqual(2);
   });
 
   it("honours --max-connections-per-host: no 503 at all, and --json reports the peak connections used", async () => {
