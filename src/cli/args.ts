@@ -3,14 +3,11 @@ import { homedir } from "node:os";
 import { resolve } from "node:path";
 import { text as streamText } from "node:stream/consumers";
 import yargs, { type Argv, type FallbackCompletionFunction, type Options } from "yargs";
-import { parseChecksum } from "../checksum.js";
 import { combineCredentialSources, type CredentialSource } from "../credentials.js";
 import { UsageError } from "../errors.js";
 import { parseHttpUrl } from "../options.js";
-import { MIN_WINDOW_BYTES } from "../ordered-sink.js";
 import { redactUrl } from "../redact.js";
 import { parseShard, takeShard } from "../shard.js";
-import { parseRate, parseSize } from "../size.js";
 import type { DownloadAllOptions } from "../types.js";
 import { VERSION } from "../version.js";
 import { loadCookies, loadNetrc } from "./access.js";
@@ -22,8 +19,11 @@ import {
   type ConfigurableOptions,
   type OptionKind,
 } from "./config.js";
+import { headerName, parseHeaders } from "./headers.js";
 import { parseInputFile } from "./input-file.js";
+import { allStrings, lastString, type ParsedArgs } from "./parsed-args.js";
 import { isMissingFile, readUserFile } from "./user-file.js";
+import { requireNonEmpty, VALUE_PARSERS } from "./values.js";
 
 /** The download options the command line sets; callbacks and the signal are main's. */
 export type CliDownloadOptions = Omit<DownloadAllOptions, "signal" | "onProgress" | "onFileEnd" | "onWarning" | "dispatcher">;
@@ -315,29 +315,12 @@ function asFlag(name: string): string {
   return name.length === 1 ? `-${name}` : `--${name}`;
 }
 
-type ParsedArgs = Record<string, unknown> & { _: (string | number)[] };
-
 /** Parsed flags with the defaults filled in, and where each default came from. */
 interface LayeredArgs {
   parsed: ParsedArgs;
   /** Option name -> `config file <path> line <n>` or `environment variable <NAME>`, for error messages. */
   origins: Map<string, string>;
 }
-
-/** The options whose one value is parsed without I/O, by long name. */
-const VALUE_PARSERS = {
-  dir: (text: string) => requireNonEmpty(text, "-d/--dir"),
-  connections: (text: string) => parseInteger(text, "-c/--connections", 1, 64),
-  jobs: (text: string) => parseInteger(text, "-j/--jobs", 1, Number.MAX_SAFE_INTEGER),
-  "min-split": (text: string) => parseMinSplit(text),
-  retries: (text: string) => parseInteger(text, "--retries", 0, Number.MAX_SAFE_INTEGER),
-  timeout: (text: string) => parseSeconds(text, "--timeout"),
-  "limit-rate": (text: string) => withFlag("--limit-rate", () => parseRate(text)),
-  checksum: (text: string) => withFlag("--checksum", () => parseChecksum(text)),
-  "user-agent": (text: string) => parseUserAgent(text),
-  "max-connections-per-host": (text: string) => parseInteger(text, "--max-connections-per-host", 1, Number.MAX_SAFE_INTEGER),
-  "stream-window": (text: string) => parseStreamWindow(text),
-} satisfies Record<string, (text: string) => unknown>;
 
 /**
  * The config file's settings, then the environment's (later ones win), each value
@@ -390,10 +373,6 @@ function applySettings(flags: ParsedArgs, settings: readonly ConfigSetting[]): L
   }, []);
   if (headers.length > 0) parsed["header"] = headers;
   return { parsed, origins };
-}
-
-function headerName(line: string): string {
-  return line.slice(0, Math.max(0, line.indexOf(":"))).trim().toLowerCase();
 }
 
 /** Runs `parse`, prefixing a usage error with where the value came from (a config line), if not a flag. */
@@ -556,17 +535,6 @@ function checkStreamModes(modes: {
   }
 }
 
-function parseStreamWindow(text: string): number {
-  const bytes = parseSize(text, "--stream-window");
-  if (bytes < MIN_WINDOW_BYTES) throw new UsageError(`--stream-window must be at least 1MiB, got "${text}"`);
-  return bytes;
-}
-
-function parseUserAgent(text: string): string {
-  if (/[\r\n\0]/.test(text)) throw new UsageError("-U/--user-agent must not contain line breaks");
-  return requireNonEmpty(text, "-U/--user-agent");
-}
-
 async function collectItems(parsed: ParsedArgs, env: ArgsEnvironment): Promise<CliItem[]> {
   const items: CliItem[] = parsed._.map((positional) => {
     const url = String(positional);
@@ -607,108 +575,10 @@ function rejectSharedOutputs(items: CliItem[], dir: string | undefined): void {
   }
 }
 
-// RFC 9110 5.1: field-name = token; tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" /
-// "+" / "-" / "." / "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA.
-const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-
-/**
- * Headers the engine sets itself (ranges, validators, identity encoding) or that undici
- * refuses: a user value would silently corrupt ranged requests or fail every request.
- */
-const RESERVED_HEADERS = new Set([
-  "range",
-  "if-range",
-  "accept-encoding",
-  "if-none-match",
-  "if-modified-since",
-  "connection",
-  "keep-alive",
-  "transfer-encoding",
-  "upgrade",
-  "content-length",
-]);
-
-export function parseHeaders(lines: string[]): Record<string, string> {
-  const headers: Record<string, string> = {};
-  const names = new Map<string, string>();
-  for (const line of lines) {
-    const colon = line.indexOf(":");
-    const name = colon < 0 ? "" : line.slice(0, colon).trim();
-    const value = colon < 0 ? "" : line.slice(colon + 1).trim();
-    if (!HEADER_NAME.test(name)) {
-      throw new UsageError(`-H/--header "${line}" is not "Name: value"`);
-    }
-    if (/[\r\n\0]/.test(value)) {
-      throw new UsageError(`-H/--header ${name}: the value must not contain line breaks`);
-    }
-    const lower = name.toLowerCase();
-    if (RESERVED_HEADERS.has(lower)) {
-      throw new UsageError(`-H/--header ${name} is managed by rangeget and cannot be set`);
-    }
-    // RFC 9110 5.3: repeated fields combine with commas, except Cookie (RFC 6265 5.4: "; ").
-    const key = names.get(lower) ?? name;
-    const previous = headers[key];
-    headers[key] = previous === undefined ? value : `${previous}${lower === "cookie" ? "; " : ", "}${value}`;
-    names.set(lower, key);
-  }
-  return headers;
-}
-
-function parseInteger(text: string, flag: string, min: number, max: number): number {
-  const value = /^[0-9]+$/.test(text.trim()) ? Number(text.trim()) : Number.NaN;
-  if (!Number.isSafeInteger(value) || value < min || value > max) {
-    const range = max === Number.MAX_SAFE_INTEGER ? `${min} or more` : `from ${min} to ${max}`;
-    throw new UsageError(`${flag} must be a whole number ${range}, got "${text}"`);
-  }
-  return value;
-}
-
-function parseSeconds(text: string, flag: string): number {
-  const value = /^[0-9]*\.?[0-9]+$/.test(text.trim()) ? Number(text.trim()) : Number.NaN;
-  if (!Number.isFinite(value) || value <= 0) {
-    throw new UsageError(`${flag} must be a number of seconds greater than 0, got "${text}"`);
-  }
-  return value;
-}
-
-function parseMinSplit(text: string): number {
-  const bytes = parseSize(text, "--min-split");
-  if (bytes < 1) throw new UsageError(`--min-split must be at least 1 byte, got "${text}"`);
-  return bytes;
-}
-
-/** The shared parsers do not know which flag they parse; the user needs to. */
-function withFlag<T>(flag: string, parse: () => T): T {
-  try {
-    return parse();
-  } catch (error) {
-    if (error instanceof UsageError) throw new UsageError(`${flag}: ${error.message}`);
-    throw error;
-  }
-}
-
-function requireNonEmpty(text: string, flag: string): string {
-  if (text.trim() === "") throw new UsageError(`${flag} must not be empty`);
-  return text;
-}
-
 async function readCaFile(path: string, env: ArgsEnvironment): Promise<string> {
   const text = await readUserFile(path, "--ca file", env.readTextFile);
   if (!text.includes("-----BEGIN CERTIFICATE-----")) {
     throw new UsageError(`--ca file ${path} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`);
   }
   return text;
-}
-
-/** The last value of a scalar option: like curl, a repeated flag overrides the earlier one. */
-function lastString(parsed: ParsedArgs, name: string): string | undefined {
-  const value = parsed[name];
-  const last = Array.isArray(value) ? value[value.length - 1] : value;
-  return last === undefined ? undefined : String(last);
-}
-
-function allStrings(parsed: ParsedArgs, name: string): string[] {
-  const value = parsed[name];
-  if (value === undefined) return [];
-  return (Array.isArray(value) ? value : [value]).map(String);
 }
