@@ -10,12 +10,12 @@ import { parseShard, takeShard } from "../shard.js";
 import type { DownloadAllOptions } from "../types.js";
 import { VERSION } from "../version.js";
 import { loadCookies, loadNetrc } from "./access.js";
-import { defaultConfigPath, parseConfigFile, settingsFromEnvironment, type ConfigSetting } from "./config.js";
-import { buildParser, CONFIGURABLE, formatExamples } from "./flags.js";
-import { headerName, parseHeaders } from "./headers.js";
+import { buildParser, formatExamples } from "./flags.js";
+import { parseHeaders } from "./headers.js";
 import { parseInputFile } from "./input-file.js";
+import { applySettings, locatedAsync, located, readSettings, type LayeredArgs } from "./layers.js";
 import { allStrings, lastString, type ParsedArgs } from "./parsed-args.js";
-import { isMissingFile, readUserFile } from "./user-file.js";
+import { readUserFile } from "./user-file.js";
 import { requireNonEmpty, VALUE_PARSERS } from "./values.js";
 
 /** The download options the command line sets; callbacks and the signal are main's. */
@@ -98,85 +98,6 @@ export async function parseArgs(argv: string[], environment: Partial<ArgsEnviron
   if (parsed.version === true) return { kind: "version", text: VERSION };
   const settings = parsed["no-config"] === true ? [] : await readSettings(parsed, env);
   return { kind: "download", config: await buildConfig(applySettings(parsed, settings), env) };
-}
-
-/** Parsed flags with the defaults filled in, and where each default came from. */
-interface LayeredArgs {
-  parsed: ParsedArgs;
-  /** Option name -> `config file <path> line <n>` or `environment variable <NAME>`, for error messages. */
-  origins: Map<string, string>;
-}
-
-/**
- * The config file's settings, then the environment's (later ones win), each value
- * checked now: a bad line is reported even when a flag overrides it today.
- */
-async function readSettings(parsed: ParsedArgs, env: ArgsEnvironment): Promise<ConfigSetting[]> {
-  const named = lastString(parsed, "config");
-  const path = named ?? defaultConfigPath(env.variables, env.homeDir);
-  let text: string | undefined;
-  if (named !== undefined) {
-    text = await readUserFile(named, "config file", env.readTextFile);
-  } else {
-    try {
-      text = await env.readTextFile(path);
-    } catch (error) {
-      // No config file is the usual case; one that exists but cannot be read is worth saying.
-      if (!isMissingFile(error)) text = await readUserFile(path, "config file", env.readTextFile);
-    }
-  }
-  const fromFile = text === undefined ? [] : parseConfigFile(text, path, CONFIGURABLE);
-  const settings = [...fromFile, ...settingsFromEnvironment(env.variables, CONFIGURABLE)];
-  for (const setting of settings) {
-    const parse: ((text: string) => unknown) | undefined = (VALUE_PARSERS as Record<string, (text: string) => unknown>)[setting.name];
-    if (parse !== undefined) located(setting.where, () => parse(String(setting.value)));
-    if (setting.name === "header") located(setting.where, () => parseHeaders([String(setting.value)]));
-  }
-  return settings;
-}
-
-/**
- * Fills in what the flags left unset. `-H` lines add up across the layers, except
- * that a header named on a higher layer replaces the lower layers' header of that
- * name: a config file's `Authorization` gives way to the one typed on the command line.
- */
-function applySettings(flags: ParsedArgs, settings: readonly ConfigSetting[]): LayeredArgs {
-  const parsed: ParsedArgs = { ...flags };
-  const origins = new Map<string, string>();
-  const headerLayers: string[][] = [[], []];
-  for (const setting of settings) {
-    if (setting.name === "header") {
-      headerLayers[setting.layer === "file" ? 0 : 1]!.push(String(setting.value));
-    } else if (flags[setting.name] === undefined) {
-      parsed[setting.name] = setting.value;
-      origins.set(setting.name, setting.where);
-    }
-  }
-  const headers = [...headerLayers, allStrings(flags, "header")].reduce((lower, higher) => {
-    const replaced = new Set(higher.map(headerName));
-    return [...lower.filter((line) => !replaced.has(headerName(line))), ...higher];
-  }, []);
-  if (headers.length > 0) parsed["header"] = headers;
-  return { parsed, origins };
-}
-
-/** Runs `parse`, prefixing a usage error with where the value came from (a config line), if not a flag. */
-function located<T>(where: string | undefined, parse: () => T): T {
-  try {
-    return parse();
-  } catch (error) {
-    if (where !== undefined && error instanceof UsageError) throw new UsageError(`${where}: ${error.message}`);
-    throw error;
-  }
-}
-
-async function locatedAsync<T>(where: string | undefined, parse: () => Promise<T>): Promise<T> {
-  try {
-    return await parse();
-  } catch (error) {
-    if (where !== undefined && error instanceof UsageError) throw new UsageError(`${where}: ${error.message}`);
-    throw error;
-  }
 }
 
 async function buildConfig({ parsed, origins }: LayeredArgs, env: ArgsEnvironment): Promise<CliConfig> {
