@@ -1,18 +1,14 @@
 import { readFile, stat } from "node:fs/promises";
 import { homedir } from "node:os";
-import { resolve } from "node:path";
 import { text as streamText } from "node:stream/consumers";
 import { combineCredentialSources, type CredentialSource } from "../credentials.js";
 import { UsageError } from "../errors.js";
-import { parseHttpUrl } from "../options.js";
-import { redactUrl } from "../redact.js";
-import { parseShard, takeShard } from "../shard.js";
 import type { DownloadAllOptions } from "../types.js";
 import { VERSION } from "../version.js";
 import { loadCookies, loadNetrc } from "./access.js";
 import { buildParser, formatExamples } from "./flags.js";
 import { parseHeaders } from "./headers.js";
-import { parseInputFile } from "./input-file.js";
+import { addMirrors, collectItems, rejectSharedOutputs, shareOfItems, type CliItem } from "./items.js";
 import { applySettings, locatedAsync, located, readSettings, type LayeredArgs } from "./layers.js";
 import { allStrings, lastString, type ParsedArgs } from "./parsed-args.js";
 import { readUserFile } from "./user-file.js";
@@ -20,14 +16,6 @@ import { requireNonEmpty, VALUE_PARSERS } from "./values.js";
 
 /** The download options the command line sets; callbacks and the signal are main's. */
 export type CliDownloadOptions = Omit<DownloadAllOptions, "signal" | "onProgress" | "onFileEnd" | "onWarning" | "dispatcher">;
-
-/** One file to fetch, from the arguments or a line of the `-i` file. */
-export interface CliItem {
-  url: string;
-  /** Other copies of the same file. */
-  mirrors?: string[];
-  output?: string;
-}
 
 /** Everything a download run needs, validated. */
 export interface CliConfig {
@@ -119,24 +107,15 @@ async function buildConfig({ parsed, origins }: LayeredArgs, env: ArgsEnvironmen
   const streamWindow = lastString(parsed, "stream-window");
   checkStreamModes({ parsed, items, toStdout, extract, streamWindow, stdoutIsTTY: env.stdoutIsTTY === true });
   if (output !== undefined && !toStdout && items[0] !== undefined) items[0].output = requireNonEmpty(output, "-o/--output");
-  const mirrors = allStrings(parsed, "mirror");
-  if (mirrors.length > 0) {
-    if (items.length > 1) {
-      throw new UsageError(`--mirror names copies of one file but ${items.length} URLs were given; in an -i file, put a file's copies on its line, tab-separated`);
-    }
-    for (const mirror of mirrors) parseHttpUrl(mirror);
-    if (items[0] !== undefined) items[0].mirrors = [...(items[0].mirrors ?? []), ...mirrors];
-  }
+  addMirrors(items, allStrings(parsed, "mirror"));
   // On the whole list, so every machine of a sharded run refuses the same list.
   rejectSharedOutputs(items, dir);
   const notes: string[] = [];
   if (shardText !== undefined) {
     if (inputFile === undefined) throw new UsageError("--shard splits an -i list; give the list with -i <file>");
-    const shard = parseShard(shardText);
-    const whole = items.length;
-    // An item is its URL and output name: mirrors can be added later without moving it.
-    items = takeShard(items, shard, (item) => `${item.url}\n${item.output ?? ""}`);
-    notes.push(`shard ${shard.index}/${shard.count}: ${items.length} of ${whole} file${whole === 1 ? "" : "s"}`);
+    const share = shareOfItems(items, shardText);
+    items = share.items;
+    notes.push(share.note);
   }
 
   const options: CliDownloadOptions = {};
@@ -238,46 +217,6 @@ function checkStreamModes(modes: {
   }
   if (streamWindow !== undefined && !toStdout && extract === undefined) {
     throw new UsageError("--stream-window applies only to -o - and --extract");
-  }
-}
-
-async function collectItems(parsed: ParsedArgs, env: ArgsEnvironment): Promise<CliItem[]> {
-  const items: CliItem[] = parsed._.map((positional) => {
-    const url = String(positional);
-    parseHttpUrl(url);
-    return { url };
-  });
-  const inputFile = lastString(parsed, "input-file");
-  const source = inputFile === "-" ? "stdin" : inputFile;
-  if (inputFile !== undefined) {
-    const text = inputFile === "-" ? await env.readStdin() : await readUserFile(inputFile, "input file", env.readTextFile);
-    for (const entry of parseInputFile(text, source)) {
-      items.push({
-        url: entry.url,
-        ...(entry.mirrors.length > 0 ? { mirrors: entry.mirrors } : {}),
-        ...(entry.output === undefined ? {} : { output: entry.output }),
-      });
-    }
-  }
-  if (items.length === 0) throw new UsageError(source === undefined ? "no URL given" : `no URL in ${source}`);
-  return items;
-}
-
-/**
- * Two items writing one path would meet at the lock file and one would fail after the
- * other had started; saying so up front is kinder. Only explicit names can be checked
- * here: names from the server are known after the first response.
- */
-function rejectSharedOutputs(items: CliItem[], dir: string | undefined): void {
-  const seen = new Map<string, string>();
-  for (const item of items) {
-    if (item.output === undefined) continue;
-    const path = resolve(dir ?? ".", item.output);
-    const previous = seen.get(path);
-    if (previous !== undefined) {
-      throw new UsageError(`${redactUrl(previous)} and ${redactUrl(item.url)} would both be saved as ${item.output}; give each its own output name`);
-    }
-    seen.set(path, item.url);
   }
 }
 
