@@ -160,14 +160,14 @@ describe("parseArgs: help and version", () => {
       "--config", "--no-config", "rangeget completion"]) {
       expect(text).toContain(flag);
     }
-    expect(text.split("Examples:")[1]?.trim().split("\n").filter((line) => line.trim().startsWith("rangeget "))).toHaveLength(6);
+    expect(text.split("Examples:")[1]?.trim().split("\n").filter((line) => line.trim().startsWith("rangeget "))).toHaveLength(7);
     expect(text).not.toContain("[string]");
   });
 
   it.each([40, 60, 80, 100, 200])("keeps every example command whole on one line at %i columns", async (columns) => {
     const command = await parseArgs(["--help"], { ...environment, columns });
     const examples = (command.kind === "help" ? command.text : "").split("Examples:")[1]!.split("\n").filter((line) => line !== "");
-    expect(examples).toHaveLength(12);
+    expect(examples).toHaveLength(14);
     examples.forEach((line, index) => {
       // A purpose line, then its command: a URL or option never starts a line of its own.
       if (index % 2 === 0) expect(line).toMatch(/^ {2}[a-z0-9].*:$/);
