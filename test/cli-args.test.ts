@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { parseArgs, parseHeaders, type ArgsEnvironment, type CliCommand, type CliConfig } from "../src/cli/args.js";
+import { parseArgs, type ArgsEnvironment, type CliCommand } from "../src/cli/args.js";
+import type { CliConfig } from "../src/cli/build-config.js";
+import { parseHeaders } from "../src/cli/headers.js";
 import { UsageError } from "../src/errors.js";
 
 const PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";

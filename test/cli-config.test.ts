@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { CONFIGURABLE, parseArgs, type ArgsEnvironment, type CliConfig } from "../src/cli/args.js";
+import { parseArgs, type ArgsEnvironment } from "../src/cli/args.js";
+import type { CliConfig } from "../src/cli/build-config.js";
 import { defaultConfigPath, parseConfigFile, settingsFromEnvironment } from "../src/cli/config.js";
+import { CONFIGURABLE } from "../src/cli/flags.js";
 import { UsageError } from "../src/errors.js";
 
 const HOME = "/home/tester";

@@ -4,7 +4,8 @@ import { AbortError, INTERNAL_ERROR_EXIT_CODE, RangegetError, interruptExitCode,
 import { redactText, redactUrl } from "../redact.js";
 import { formatBytes } from "../size.js";
 import type { DownloadResult } from "../types.js";
-import { parseArgs, type CliConfig } from "./args.js";
+import { parseArgs } from "./args.js";
+import type { CliConfig } from "./build-config.js";
 import { createProgressReporter, fileLabel, type ProgressReporter, type ProgressStream } from "./progress.js";
 import { BatchTally } from "./summary.js";
 

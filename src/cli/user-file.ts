@@ -20,7 +20,7 @@ export function fileReadError(path: string, what: string, error: unknown): Usage
 }
 
 /** Whether reading failed only because the file is not there: a default file may be absent. */
-export function isMissingFile(error: unknown): boolean {
+function isMissingFile(error: unknown): boolean {
   return (error as NodeJS.ErrnoException | undefined)?.code === "ENOENT";
 }
 
