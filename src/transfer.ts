@@ -18,7 +18,8 @@ import type { HttpStatsRecorder } from "./stats.js";
 import { findStragglers, pickHedge } from "./tail.js";
 import { startTicker, type TransferCounters } from "./ticker.js";
 import type { SizeProof } from "./verdict.js";
-import { IdleConnections, RangeIgnoredError, runWorker, type Source, type TransferContext } from "./worker.js";
+import type { Source } from "./sources.js";
+import { IdleConnections, RangeIgnoredError, runWorker, type TransferContext } from "./worker.js";
 
 /**
  * How a parallel transfer ended when it did not throw: complete; the remote file

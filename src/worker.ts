@@ -1,8 +1,13 @@
-import { HttpStatusError, IntegrityError, NetworkError, RangegetError, RemoteChangedError } from "./errors.js";
+/**
+ * One connection of a parallel transfer: it takes a range from the planner (or steals,
+ * or hedges), asks for it, has each answer judged by the verdict, writes what the
+ * answer proves through the sink, and retries from its last byte, until no byte is left.
+ */
+import { dropMirror, pickSource, refreshSource, signedUrlExpired, type GivenBody, type Source } from "./sources.js";
+import { HttpStatusError, IntegrityError, NetworkError, RemoteChangedError } from "./errors.js";
 import { hostKey, HostLimitRefusal, type HostLease, type HostLimits } from "./host-limits.js";
 import { formatRange } from "./http-headers.js";
-import { shownUrl, STOP, streamGet, type HttpResponse, type RequestContext } from "./http.js";
-import { probe } from "./probe.js";
+import { shownUrl, STOP, streamGet, type RequestContext } from "./http.js";
 import type { Assignment, RangePlanner } from "./ranges.js";
 import type { RateLimiter } from "./rate-limit.js";
 import type { RateSampler } from "./rates.js";
@@ -10,22 +15,6 @@ import { withRetries } from "./retry.js";
 import type { ByteSink, RangeWriter } from "./sink.js";
 import { serverFault, toNetworkError } from "./to-error.js";
 import { bodyPlacement, judge, judgesStatus, sizeProofOf, type Asked, type Known, type SizeProof } from "./verdict.js";
-
-/** One copy of the file: the URL itself or a mirror. */
-export interface Source {
-  /** Where ranges are asked for (after redirects). */
-  url: string;
-  /** The URL as given (the user's, or the mirror's): asked again for a fresh redirect when a signed URL expires. */
-  requestedUrl: string;
-  origin: string;
-  etag: string | null;
-  lastModified: string | null;
-  /** This copy's own validator: mirrors rarely share ETags. */
-  ifRange: string | undefined;
-  /** The URL the user gave; a change there restarts the download, a mirror's only drops the mirror. */
-  primary: boolean;
-  failed: boolean;
-}
 
 /** How often an idle connection looks again for a range to hedge while others run. */
 const IDLE_POLL_MS = 200;
@@ -116,7 +105,7 @@ export async function runWorker(
       try {
         await fetchRange(context, assignment, source, connection, response);
       } catch (error) {
-        if (!dropMirror(context, source, error)) throw error;
+        if (context.signal.aborted || !dropMirror(context.sources, source, error, context.warn)) throw error;
       } finally {
         context.rates.finished(assignment, context.http.clock.now());
         const idle = context.planner.release(assignment);
@@ -134,38 +123,6 @@ export async function runWorker(
 /** A worker's claim on one of its host's connections, if it holds one now. */
 interface HeldConnection {
   lease: HostLease | undefined;
-}
-
-/** The worker's own copy if it still works, else the first that does. */
-function pickSource(sources: readonly Source[], preferred: number): Source {
-  const own = sources[preferred % sources.length];
-  if (own && !own.failed) return own;
-  const working = sources.find((source) => !source.failed);
-  if (!working) throw new Error("internal error: no working source left");
-  return working;
-}
-
-/**
- * A mirror that fails for good is dropped, and its ranges go to the other copies.
- * The last working copy's failure is the download's.
- */
-function dropMirror(context: TransferContext, source: Source, error: unknown): boolean {
-  if (context.signal.aborted || error instanceof RangegetError === false) return false;
-  if (error instanceof RemoteChangedError && source.primary) return false;
-  const others = context.sources.filter((other) => other !== source && !other.failed);
-  if (others.length === 0) return false;
-  source.failed = true;
-  context.warn(`dropping ${source.url}: ${(error as Error).message}; continuing with the other ${others.length === 1 ? "copy" : "copies"}`);
-  return true;
-}
-
-/** An answer already under way (the probe's, a refreshed signed URL's), placed by its verdict. */
-export interface GivenBody {
-  response: HttpResponse;
-  /** Body bytes before the first byte of the range. */
-  skip: number;
-  /** The last byte (inclusive) the answer proves; it may stop short of the range's end. */
-  end: number;
 }
 
 /**
@@ -373,56 +330,6 @@ function refusedByHost(error: Error): boolean {
     cause = cause.cause;
   }
   return false;
-}
-
-/**
- * A `401`/`403`/`404`/`410` from a URL reached through a redirect (not the one given):
- * a signed URL that expired (S3, CDNs), not a refusal of the file (DESIGN, "Resume").
- */
-function signedUrlExpired(source: Source, error: unknown): boolean {
-  if (!(error instanceof HttpStatusError) || source.url === source.requestedUrl) return false;
-  return error.status === 401 || error.status === 403 || error.status === 404 || error.status === 410;
-}
-
-/**
- * Asks the URL that was given again, for a fresh redirect, for the rest of the range.
- * Its answer must be the same version (If-Range, validators): then the source moves
- * to the new URL and the bytes on disk are kept.
- * @throws RemoteChangedError, HttpStatusError (the fresh URL refuses too), IntegrityError
- */
-async function refreshSource(
-  context: TransferContext,
-  source: Source,
-  range: { start: number; end: number },
-  signal: AbortSignal,
-): Promise<GivenBody> {
-  const answer = await probe(
-    context.http,
-    {
-      url: source.requestedUrl,
-      range,
-      ifRange: source.ifRange,
-      known: { size: context.size, etag: source.etag, lastModified: source.lastModified, bytesDone: 0 },
-      retries: context.retries,
-      hostLimits: context.hostLimits,
-      first: false,
-    },
-    signal,
-  );
-  const { verdict } = answer;
-  const shown = shownUrl(context.http, source.requestedUrl);
-  if (verdict.kind === "changed") {
-    answer.response.body.destroy();
-    throw new RemoteChangedError(`the remote file at ${shown} changed during the download: ${verdict.reason}`, { url: shown });
-  }
-  const placement = bodyPlacement(verdict, answer.asked);
-  if (verdict.kind !== "bytes" || placement === undefined || placement.start !== range.start) {
-    answer.response.body.destroy();
-    throw serverFault(shown, `its fresh redirect answered bytes ${range.start}-${range.end} with ${answer.response.status} (${verdict.kind})`);
-  }
-  source.url = answer.finalUrl;
-  source.origin = new URL(answer.finalUrl).origin;
-  return { response: answer.response, skip: placement.skip, end: placement.end };
 }
 
 /**

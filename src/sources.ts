@@ -1,0 +1,118 @@
+/**
+ * The copies of one file a download fetches from (the URL and its mirrors): which copy
+ * a connection uses, dropping a mirror that fails for good, and asking the URL that
+ * was given again when the signed URL it redirected to has expired.
+ */
+import { HttpStatusError, RangegetError, RemoteChangedError } from "./errors.js";
+import type { HostLimits } from "./host-limits.js";
+import { shownUrl, type HttpResponse, type RequestContext } from "./http.js";
+import { probe } from "./probe.js";
+import { serverFault } from "./to-error.js";
+import { bodyPlacement } from "./verdict.js";
+
+/** One copy of the file: the URL itself or a mirror. */
+export interface Source {
+  /** Where ranges are asked for (after redirects). */
+  url: string;
+  /** The URL as given (the user's, or the mirror's): asked again for a fresh redirect when a signed URL expires. */
+  requestedUrl: string;
+  origin: string;
+  etag: string | null;
+  lastModified: string | null;
+  /** This copy's own validator: mirrors rarely share ETags. */
+  ifRange: string | undefined;
+  /** The URL the user gave; a change there restarts the download, a mirror's only drops the mirror. */
+  primary: boolean;
+  failed: boolean;
+}
+
+/** An answer already under way (the probe's, a refreshed signed URL's), placed by its verdict. */
+export interface GivenBody {
+  response: HttpResponse;
+  /** Body bytes before the first byte of the range. */
+  skip: number;
+  /** The last byte (inclusive) the answer proves; it may stop short of the range's end. */
+  end: number;
+}
+
+/** The worker's own copy if it still works, else the first that does. */
+export function pickSource(sources: readonly Source[], preferred: number): Source {
+  const own = sources[preferred % sources.length];
+  if (own && !own.failed) return own;
+  const working = sources.find((source) => !source.failed);
+  if (!working) throw new Error("internal error: no working source left");
+  return working;
+}
+
+/**
+ * A mirror that fails for good is dropped, and its ranges go to the other copies.
+ * The last working copy's failure is the download's.
+ */
+export function dropMirror(sources: readonly Source[], source: Source, error: unknown, warn: (message: string) => void): boolean {
+  if (error instanceof RangegetError === false) return false;
+  if (error instanceof RemoteChangedError && source.primary) return false;
+  const others = sources.filter((other) => other !== source && !other.failed);
+  if (others.length === 0) return false;
+  source.failed = true;
+  warn(`dropping ${source.url}: ${(error as Error).message}; continuing with the other ${others.length === 1 ? "copy" : "copies"}`);
+  return true;
+}
+
+/** What a refresh needs of the transfer: its requests' context, the file's size, the retry budget, the host limits. */
+export interface RefreshContext {
+  http: RequestContext;
+  size: number;
+  retries: number;
+  hostLimits: HostLimits;
+}
+
+/**
+ * A `401`/`403`/`404`/`410` from a URL reached through a redirect (not the one given):
+ * a signed URL that expired (S3, CDNs), not a refusal of the file (DESIGN, "Resume").
+ */
+export function signedUrlExpired(source: Source, error: unknown): boolean {
+  if (!(error instanceof HttpStatusError) || source.url === source.requestedUrl) return false;
+  return error.status === 401 || error.status === 403 || error.status === 404 || error.status === 410;
+}
+
+/**
+ * Asks the URL that was given again, for a fresh redirect, for the rest of the range.
+ * Its answer must be the same version (If-Range, validators): then the source moves
+ * to the new URL and the bytes on disk are kept.
+ * @throws RemoteChangedError, HttpStatusError (the fresh URL refuses too), IntegrityError
+ */
+export async function refreshSource(
+  context: RefreshContext,
+  source: Source,
+  range: { start: number; end: number },
+  signal: AbortSignal,
+): Promise<GivenBody> {
+  const answer = await probe(
+    context.http,
+    {
+      url: source.requestedUrl,
+      range,
+      ifRange: source.ifRange,
+      known: { size: context.size, etag: source.etag, lastModified: source.lastModified, bytesDone: 0 },
+      retries: context.retries,
+      hostLimits: context.hostLimits,
+      first: false,
+    },
+    signal,
+  );
+  const { verdict } = answer;
+  const shown = shownUrl(context.http, source.requestedUrl);
+  if (verdict.kind === "changed") {
+    answer.response.body.destroy();
+    throw new RemoteChangedError(`the remote file at ${shown} changed during the download: ${verdict.reason}`, { url: shown });
+  }
+  const placement = bodyPlacement(verdict, answer.asked);
+  if (verdict.kind !== "bytes" || placement === undefined || placement.start !== range.start) {
+    answer.response.body.destroy();
+    throw serverFault(shown, `its fresh redirect answered bytes ${range.start}-${range.end} with ${answer.response.status} (${verdict.kind})`);
+  }
+  source.url = answer.finalUrl;
+  source.origin = new URL(answer.finalUrl).origin;
+  return { response: answer.response, skip: placement.skip, end: placement.end };
+}
+
