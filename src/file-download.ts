@@ -41,7 +41,9 @@ const MAX_RESTARTS = 3;
 type AttemptOutcome =
   | { kind: "finished"; result: DownloadResult }
   | { kind: "changed"; reason: string }
-  | { kind: "lost" };
+  | { kind: "lost" }
+  /** The answer named a file with partial data of its own: probe again, knowing it. */
+  | { kind: "again" };
 
 /** One file's journey: claim the output, probe, transfer, finish; restart on a remote change. */
 export class FileDownload {
@@ -105,6 +107,7 @@ export class FileDownload {
       for (;;) {
         const outcome = await this.#attempt();
         if (outcome.kind === "finished") return outcome.result;
+        if (outcome.kind === "again") continue;
         if (outcome.kind === "changed") await this.#remoteChanged(outcome.reason);
         else await this.#dropPartial();
       }
@@ -171,6 +174,7 @@ export class FileDownload {
     this.#proofs.clear();
     if (this.#settings.signal?.aborted) throw abortError(this.#settings.signal);
     const partial = this.#partial;
+    const adoptedBefore = this.#adopted;
     let range = { start: this.#adopted ?? 0, end: (this.#adopted ?? 0) + minSplit - 1 };
     if (partial) {
       const first = partial.done.missing(partial.manifest.size)[0];
@@ -203,7 +207,7 @@ export class FileDownload {
     );
     if (answer.verdict.kind === "not-modified") {
       this.#path ??= guessedPath;
-      return this.#finished({ ...this.baseResult(), status: "up-to-date", size: (await stat(this.#path!)).size });
+      return { kind: "finished", result: { ...this.baseResult(), status: "up-to-date", size: (await stat(this.#path!)).size } };
     }
     if (this.#path === undefined) {
       const claimed = await discardOnFailure(answer, () =>
@@ -211,25 +215,24 @@ export class FileDownload {
       );
       if (claimed === "finished-earlier") {
         await discard(answer.response);
-        return this.#finished({ ...this.baseResult(), status: "up-to-date" });
+        return { kind: "finished", result: { ...this.baseResult(), status: "up-to-date" } };
       }
     }
-    // A partial state found only now (claimed after the probe, which therefore carried
-    // no If-Range) is judged by the same verdict, as if it had been known.
-    if (this.#partial && this.#partial !== partial) {
-      const late = judge(answer.asked, knownOf(this.#partial), answer.response);
-      if (late.kind === "changed") await discardOnFailure(answer, () => this.#remoteChanged(changedOnServer(this.#settings.shownUrl, late.reason)));
-      else if (late.kind !== "bytes") {
-        this.#settings.warn(`${answer.finalUrl} no longer serves ranges of the file; starting over`);
-        await discardOnFailure(answer, () => this.#dropPartial());
-      }
+    // A partial state or an output to adopt found only now, under the name the answer
+    // gave: the probe asked without knowing it (from byte 0, without If-Range). Ask again
+    // knowing it, so that no byte already on disk is fetched twice.
+    if ((this.#partial !== undefined && this.#partial !== partial) || (this.#adopted !== undefined && adoptedBefore === undefined)) {
+      await discard(answer.response);
+      return { kind: "again" };
     }
     let verdict: Verdict = answer.verdict;
     if (verdict.kind === "changed") {
       const reason = changedOnServer(this.#settings.shownUrl, verdict.reason);
       if (this.#adopted !== undefined) {
         await discard(answer.response);
-        throw new IntegrityError(`${reason}; ${this.#path} is not the start of this file, so it was left as it is`);
+        throw new IntegrityError(
+          `${this.#path} (${this.#adopted} bytes) is not the start of ${this.#settings.shownUrl}: ${verdict.reason}; it was left as it is`,
+        );
       }
       // The partial data is of an old version; the answer may be the new one's bytes.
       await discardOnFailure(answer, () => this.#remoteChanged(reason));
@@ -281,10 +284,6 @@ export class FileDownload {
         await discard(answer.response);
         throw new Error(`internal error: the probe returned the verdict ${verdict.kind}`);
     }
-  }
-
-  async #finished(result: DownloadResult): Promise<AttemptOutcome> {
-    return { kind: "finished", result };
   }
 
   /** Every byte of the proven size is on disk already (a 416 to a resume that had nothing missing). */

@@ -130,6 +130,9 @@ export class StreamDownload {
     this.#destination = destination;
     this.#output =
       destination.kind === "stream" ? destination.output : new OrderedOutput(streamWindow(settings.connections, settings.minSplit, windowBytes));
+    // The unpacker is this body's only reader, and it may not have started (an existing
+    // DIR is refused first): a failure is reported by run(), never as an unhandled 'error'.
+    if (destination.kind === "extract") this.#output.body.on("error", () => {});
     this.#http = requestContext(settings, dispatcher, stats);
   }
 

@@ -1,5 +1,5 @@
 import { readFile, readdir, stat, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import {
   AbortError,
@@ -275,6 +275,30 @@ describe("checkpoints and resume", () => {
     expect(askedRanges(server, content.length, before)).toEqual(done.missing(content.length));
     expect(server.requests[before]?.headers["if-range"]).toBe(defaultEtag(content));
     expect(sha256(await readFile(output))).toBe(sha256(content));
+  });
+
+  it("resumes without -o the same way: once the answer names the file, it asks again for only the missing bytes, with If-Range", async () => {
+    const content = makeContent(2 * MiB);
+    const server = await serve({ content, bytesPerSecond: 256 * KiB });
+    const dir = await tempDir();
+    const named = join(dir, basename(new URL(server.url()).pathname));
+    const manifest = await interruptAfter(server, named, 300 * KiB, { connections: 4 });
+    const missing = IntervalSet.from(manifest.done).missing(content.length);
+    // Bytes on disk that were fetched again would now show: the server's copy of them
+    // differs (same validators, so only a second fetch could bring these bytes in).
+    const marked = Buffer.from(content);
+    for (const [start, end] of manifest.done) marked.fill(0x21, start, end + 1);
+    server.setContent(marked, { etag: defaultEtag(content) });
+    server.bytesPerSecond = undefined;
+    const before = server.requests.length;
+    const result = await download(server.url(), { ...quick({ connections: 4 }), dir });
+    expect(result.path).toBe(named);
+    expect(result.status).toBe("resumed");
+    // The first probe could not know the name, so it knew no partial state; every later
+    // request asks only for missing bytes.
+    expect(askedRanges(server, content.length, before + 1)).toEqual(missing);
+    expect(server.requests[before + 1]?.headers["if-range"]).toBe(defaultEtag(content));
+    expect(sha256(await readFile(named))).toBe(sha256(content));
   });
 
   it("continues a broken connection from its last byte, not from the start of its range", async () => {

@@ -6,8 +6,8 @@
  */
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { readFile, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { readdir, readFile, writeFile } from "node:fs/promises";
+import { basename, join } from "node:path";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { download, downloadAll, type DownloadOptions, type DownloadResult } from "../src/index.js";
 import { makeContent, sha256 } from "./support/content.js";
@@ -373,14 +373,21 @@ describe("10. running the same command again", () => {
     expect(server.requests.map((request) => request.status)).toEqual([416]);
   });
 
-  it("--continue on a file longer than the remote one leaves it alone and fails", async () => {
+  it.each([
+    ["with -o", true],
+    ["named by the URL", false],
+  ])("--continue on a file longer than the remote one (%s) leaves it alone and fails", async (_how, withOutput) => {
     const content = makeContent(256 * KiB, 106);
     const server = await serve({ content });
-    const output = join(await tempDir(), "longer.bin");
+    const dir = await tempDir();
+    const output = join(dir, basename(new URL(server.url()).pathname));
     const longer = Buffer.concat([content, Buffer.from("tail")]);
     await writeFile(output, longer);
-    await expect(download(server.url(), quick({ continue: true, output }))).rejects.toMatchObject({ exitCode: 5 });
+    const where = withOutput ? { output } : { dir };
+    const failure = await download(server.url(), quick({ continue: true, ...where })).catch((error: unknown) => error);
+    expect(failure).toMatchObject({ exitCode: 5, message: expect.stringMatching(/is not the start of .*; it was left as it is/) });
     expect(sha256(await readFile(output))).toBe(sha256(longer));
+    expect(await readdir(dir)).toEqual([basename(output)]);
   });
 });
 

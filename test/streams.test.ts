@@ -233,6 +233,17 @@ process.stdin.on("end", () => console.log(hash.digest("hex")));`,
     expect(await readdir(dir)).toEqual([]);
   });
 
+  it("--extract into a DIR that exists and is not empty is one line and exit 6, leaving it as it was", async () => {
+    const server = await serve({ content: gzipTar({ "x/y": makeContent(64 * KiB, 44) }) });
+    const dir = await tempDir();
+    await mkdir(join(dir, "out"));
+    await writeFile(join(dir, "out", "mine.txt"), "keep me");
+    const run = await runCli(["--extract", "out", server.url()], { cwd: dir });
+    expect(run.code).toBe(6);
+    expect(run.stderr.trim().split("\n")).toEqual([expect.stringMatching(/^rangeget: .*out already exists and is not empty; use --force/)]);
+    expect(await readFile(join(dir, "out", "mine.txt"), "utf8")).toBe("keep me");
+  });
+
   it("--extract of a corrupt archive is exit 5 and leaves nothing", async () => {
     const archive = gzipTar({ "x/y": makeContent(1 * MiB, 43) });
     archive.fill(0x41, 2000, 4000);
