@@ -56,7 +56,7 @@ export function httpStatusError(status: number, url: string, reason: string, ret
   const oneLine = reason.replace(/\s+/g, " ").trim().slice(0, 200);
   const advice =
     status === 401 || status === 403
-      ? "check the URL's credentials or pass them with -H"
+      ? "check the credentials (user:password@ in the URL, --netrc-file, --load-cookies or -H)"
       : status === 404 || status === 410
         ? "check the URL"
         : isRetryableStatus(status)

@@ -105,6 +105,12 @@ describe("1. flags, --help, --version and bad input", () => {
     }
   });
 
+  it("--help into a pipe wraps at COLUMNS, as ls does", async () => {
+    const run = await rangeget(["--help"], { env: { COLUMNS: "60" } });
+    expect(run.code).toBe(0);
+    expect(run.stdout.split("\n").filter((line) => line.length > 60)).toEqual([]);
+  });
+
   it("--version prints package.json's version", async () => {
     const pkg = JSON.parse(await readFile(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
     const run = await rangeget(["--version"]);

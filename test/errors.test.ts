@@ -180,8 +180,8 @@ describe("toNetworkError", () => {
 
 describe("httpStatusError", () => {
   it.each([
-    [401, "check the URL's credentials or pass them with -H"],
-    [403, "check the URL's credentials or pass them with -H"],
+    [401, "check the credentials (user:password@ in the URL, --netrc-file, --load-cookies or -H)"],
+    [403, "check the credentials (user:password@ in the URL, --netrc-file, --load-cookies or -H)"],
     [404, "check the URL"],
     [410, "check the URL"],
     [503, "the server kept failing; try again later"],

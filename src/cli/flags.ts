@@ -145,9 +145,9 @@ export const CONFIGURABLE: ConfigurableOptions = (() => {
 const EXAMPLES: [command: string, what: string][] = [
   ["rangeget -c 16 https://example.com/big.iso", "16 connections; run it again to resume"],
   ["rangeget --checksum sha256=<hex> https://host/a.img", "verified before the file appears"],
-  ["rangeget -i urls.txt -j 2 -d downloads --json", "a list, 2 files at a time, JSON results; run it again after an interruption"],
-  ["rangeget --continue -o big.iso https://host/big.iso", "finish a big.iso that curl, wget or a browser left partial"],
-  ["rangeget -i urls.txt --shard 3/8", "machine 3 (counting from 0) of 8 takes its share of the list"],
+  ["rangeget -i urls.txt -j 2 -d downloads --json", "a list, 2 at a time, JSON results; re-run to resume"],
+  ["rangeget --continue -o big.iso https://host/big.iso", "finish a big.iso that another tool left partial"],
+  ["rangeget -i urls.txt --shard 3/8", "machine 3 (from 0) of 8 takes its share of the list"],
   ["rangeget -o - https://host/a.tar | tar x", "the bytes in order on stdout, fetched in parallel"],
   ["rangeget --extract out/ https://host/a.tar.gz", "unpacked while it downloads"],
 ];

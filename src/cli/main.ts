@@ -42,7 +42,8 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
     const command = await parseArgs(argv, {
       readStdin: () => text(cli.stdin),
       variables: cli.env,
-      columns: cli.stdout.columns,
+      // Piped help has no terminal width; COLUMNS says what the user wants, as for ls.
+      columns: cli.stdout.columns ?? columnsFrom(cli.env),
       stdoutIsTTY: cli.stdout.isTTY === true,
     });
     if (command.kind !== "download") {
@@ -67,7 +68,12 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
     const signal = interrupt.received();
     // A signal after the last file finished interrupted nothing.
     if (signal !== undefined && outcome.interrupted) {
-      cli.stderr.write("rangeget: interrupted: state saved; run the same command again to resume\n");
+      // A stream to stdout keeps nothing on disk: saying "state saved" would promise a resume.
+      cli.stderr.write(
+        config.stdout
+          ? "rangeget: interrupted; a stream to stdout keeps nothing to resume: run the same command again to start over\n"
+          : "rangeget: interrupted: state saved; run the same command again to resume\n",
+      );
       return interruptExitCode(signal);
     }
     return outcome.exitCode;
@@ -209,6 +215,12 @@ function reportThrown(error: unknown, cli: CliIo): number {
   cli.stderr.write(`rangeget: internal error: ${oneLine(redactText(message))}; this is a bug, please report it (DEBUG=rangeget shows the stack)\n`);
   if (debug && error instanceof Error && error.stack !== undefined) cli.stderr.write(`${error.stack}\n`);
   return INTERNAL_ERROR_EXIT_CODE;
+}
+
+/** `COLUMNS` when it is a sensible width. */
+function columnsFrom(env: NodeJS.ProcessEnv): number | undefined {
+  const columns = Number(env.COLUMNS);
+  return Number.isInteger(columns) && columns >= 20 ? columns : undefined;
 }
 
 /** `DEBUG=rangeget`, as in the `debug` package: a comma- or space-separated list, `*` for all. */
