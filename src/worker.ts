@@ -1,3 +1,4 @@
+import { WAKE_UP } from "./clock.js";
 import { NetworkError, RangegetError, RemoteChangedError } from "./errors.js";
 import { formatRange, isStrongEtag, parseContentRange, parseUnsatisfiedRange } from "./http-headers.js";
 import { STOP, streamGet, type HttpResponse, type RequestContext } from "./http.js";
@@ -39,7 +40,7 @@ export class IdleConnections {
 
   async wait(ms: number, signal: AbortSignal): Promise<void> {
     const woken = new AbortController();
-    const wake = () => woken.abort();
+    const wake = () => woken.abort(WAKE_UP);
     this.#waiting.add(wake);
     try {
       await this.#sleep(ms, AbortSignal.any([signal, woken.signal]));
