@@ -4,7 +4,9 @@
 //
 //   node bench/streams.mjs            # 256 MiB stream and archive, 1 GiB checksum
 //   QUICK=1 node bench/streams.mjs    # 64 MiB and 256 MiB: a quick look
+//   ONLY=<regex>                      # rows to run: stdout, extract, checksum
 //
+// `npm run bench` runs it after bench/run.mjs (files in $BENCH_DIR/streams).
 // Rows and goals:
 //   stdout   -o - into a hashing consumer vs file mode, -c 8, 16 MiB/s per connection:
 //            throughput >= 0.9x file mode; peak RSS (rangeget's) reported beside it
@@ -140,59 +142,72 @@ async function main() {
   await mkdir(base, { recursive: true });
   const rg = `${process.execPath} ${BIN} -q`;
   const hasher = `${process.execPath} -e "const h=require(\\"crypto\\").createHash(\\"sha256\\");process.stdin.on(\\"data\\",c=>h.update(c)).on(\\"end\\",()=>console.log(h.digest(\\"hex\\")))"`;
+  const only = new RegExp(process.env.ONLY ?? ".");
+  const wanted = ["stdout", "extract", "checksum"].filter((name) => only.test(name));
+  if (wanted.length === 0) return;
+  const verdict = (holds) => (holds ? "holds" : "**short**");
   const rows = [];
   console.log(`streams bench: ${quick ? "QUICK " : ""}${streamMib} MiB streams, ${checksumMib} MiB checksum; the machine may be shared, so figures are noisy`);
 
   // 1. -o - into a hashing consumer vs file mode, 16 MiB/s per connection, -c 8.
-  const blob = join(base, "blob.bin");
-  await randomFile(blob, streamMib * MiB);
-  const slow = await startOrigin(blob, 16);
-  const work = await fresh(join(base, "work"));
-  const fileMode = await measure(`${rg} -c 8 -o out.bin ${slow.url("a.bin")}`, work, work);
-  await rm(join(work, "out.bin"), { force: true });
-  const stdoutMode = await measure(`${rg} -c 8 -o - ${slow.url("a.bin")} | ${hasher} > /dev/null`, work);
-  slow.stop();
-  rows.push([
-    "stdout: -o - into sha256 vs file (-c 8, 16 MiB/s/conn)",
-    `${(streamMib / stdoutMode.seconds).toFixed(1)} vs ${(streamMib / fileMode.seconds).toFixed(1)} MiB/s; peak RSS ${stdoutMode.rssMiB.toFixed(0)} vs ${fileMode.rssMiB.toFixed(0)} MiB`,
-    `${(fileMode.seconds / stdoutMode.seconds).toFixed(2)}x (goal >= 0.9)`,
-  ]);
+  if (wanted.includes("stdout")) {
+    const blob = join(base, "blob.bin");
+    await randomFile(blob, streamMib * MiB);
+    const slow = await startOrigin(blob, 16);
+    const work = await fresh(join(base, "work"));
+    const fileMode = await measure(`${rg} -c 8 -o out.bin ${slow.url("a.bin")}`, work, work);
+    await rm(join(work, "out.bin"), { force: true });
+    const stdoutMode = await measure(`${rg} -c 8 -o - ${slow.url("a.bin")} | ${hasher} > /dev/null`, work);
+    slow.stop();
+    rows.push([
+      "stdout: -o - into sha256 vs file (-c 8, 16 MiB/s/conn)",
+      `${(streamMib / stdoutMode.seconds).toFixed(1)} vs ${(streamMib / fileMode.seconds).toFixed(1)} MiB/s; peak RSS ${stdoutMode.rssMiB.toFixed(0)} vs ${fileMode.rssMiB.toFixed(0)} MiB`,
+      `${(fileMode.seconds / stdoutMode.seconds).toFixed(2)}x (goal >= 0.9)`,
+      verdict(fileMode.seconds / stdoutMode.seconds >= 0.9),
+    ]);
+  }
 
   // 2. --extract of a .tar.gz vs download then tar xzf.
-  const src = await fresh(join(base, "src"));
-  await randomFile(join(src, "payload.bin"), streamMib * MiB);
-  const archive = join(base, "archive.tar.gz");
-  if (!existsSync(archive)) await measure(`tar czf ${archive} -C ${src} payload.bin`, base);
-  const archiveOrigin = await startOrigin(archive, 16);
-  const w2 = await fresh(join(base, "work2"));
-  const thenTar = await measure(`${rg} -c 8 -o a.tar.gz ${archiveOrigin.url("a.tar.gz")} && mkdir x && tar xzf a.tar.gz -C x && rm a.tar.gz`, w2, w2);
-  const w3 = await fresh(join(base, "work3"));
-  const extract = await measure(`${rg} -c 8 --extract x ${archiveOrigin.url("a.tar.gz")}`, w3, w3);
-  archiveOrigin.stop();
-  const expected = await sha256(join(src, "payload.bin"));
-  if ((await sha256(join(w3, "x", "payload.bin"))) !== expected) throw new Error("--extract unpacked the wrong bytes");
-  rows.push([
-    "extract: --extract vs download + tar xzf (-c 8, 16 MiB/s/conn)",
-    `${extract.seconds.toFixed(1)} s vs ${thenTar.seconds.toFixed(1)} s; peak disk ${extract.peakDiskMiB.toFixed(0)} vs ${thenTar.peakDiskMiB.toFixed(0)} MiB`,
-    `${(thenTar.seconds / extract.seconds).toFixed(2)}x (goal >= 0.9), disk ${extract.peakDiskMiB < thenTar.peakDiskMiB ? "less" : "NOT less"}`,
-  ]);
+  if (wanted.includes("extract")) {
+    const src = await fresh(join(base, "src"));
+    await randomFile(join(src, "payload.bin"), streamMib * MiB);
+    const archive = join(base, "archive.tar.gz");
+    if (!existsSync(archive)) await measure(`tar czf ${archive} -C ${src} payload.bin`, base);
+    const archiveOrigin = await startOrigin(archive, 16);
+    const w2 = await fresh(join(base, "work2"));
+    const thenTar = await measure(`${rg} -c 8 -o a.tar.gz ${archiveOrigin.url("a.tar.gz")} && mkdir x && tar xzf a.tar.gz -C x && rm a.tar.gz`, w2, w2);
+    const w3 = await fresh(join(base, "work3"));
+    const extract = await measure(`${rg} -c 8 --extract x ${archiveOrigin.url("a.tar.gz")}`, w3, w3);
+    archiveOrigin.stop();
+    const expected = await sha256(join(src, "payload.bin"));
+    if ((await sha256(join(w3, "x", "payload.bin"))) !== expected) throw new Error("--extract unpacked the wrong bytes");
+    rows.push([
+      "extract: --extract vs download + tar xzf (-c 8, 16 MiB/s/conn)",
+      `${extract.seconds.toFixed(1)} s vs ${thenTar.seconds.toFixed(1)} s; peak disk ${extract.peakDiskMiB.toFixed(0)} vs ${thenTar.peakDiskMiB.toFixed(0)} MiB`,
+      `${(thenTar.seconds / extract.seconds).toFixed(2)}x (goal >= 0.9), disk ${extract.peakDiskMiB < thenTar.peakDiskMiB ? "less" : "NOT less"}`,
+      verdict(thenTar.seconds / extract.seconds >= 0.9 && extract.peakDiskMiB < thenTar.peakDiskMiB),
+    ]);
+  }
 
   // 3. --checksum sha256 on the fast origin vs none.
-  const big = join(base, "big.bin");
-  await randomFile(big, checksumMib * MiB);
-  const digest = await sha256(big);
-  const fast = await startOrigin(big, 0);
-  const w4 = await fresh(join(base, "work4"));
-  const plain = await measure(`${rg} -c 8 -o b.bin ${fast.url("b.bin")} && rm b.bin`, w4);
-  const hashed = await measure(`${rg} -c 8 --checksum sha256=${digest} -o b.bin ${fast.url("b.bin")} && rm b.bin`, w4);
-  fast.stop();
-  rows.push([
-    `checksum: --checksum sha256 vs none (${checksumMib} MiB, fast origin)`,
-    `${hashed.seconds.toFixed(2)} s vs ${plain.seconds.toFixed(2)} s`,
-    `${(hashed.seconds / plain.seconds).toFixed(2)}x (goal <= 1.1)`,
-  ]);
+  if (wanted.includes("checksum")) {
+    const big = join(base, "big.bin");
+    await randomFile(big, checksumMib * MiB);
+    const digest = await sha256(big);
+    const fast = await startOrigin(big, 0);
+    const w4 = await fresh(join(base, "work4"));
+    const plain = await measure(`${rg} -c 8 -o b.bin ${fast.url("b.bin")} && rm b.bin`, w4);
+    const hashed = await measure(`${rg} -c 8 --checksum sha256=${digest} -o b.bin ${fast.url("b.bin")} && rm b.bin`, w4);
+    fast.stop();
+    rows.push([
+      `checksum: --checksum sha256 vs none (${checksumMib} MiB, fast origin)`,
+      `${hashed.seconds.toFixed(2)} s vs ${plain.seconds.toFixed(2)} s`,
+      `${(hashed.seconds / plain.seconds).toFixed(2)}x (goal <= 1.1)`,
+      verdict(hashed.seconds / plain.seconds <= 1.1),
+    ]);
+  }
 
-  console.log("\n| scenario | figures | ratio |\n| --- | --- | --- |");
+  console.log("\n| scenario | figures | ratio | holds |\n| --- | --- | --- | --- |");
   for (const row of rows) console.log(`| ${row.join(" | ")} |`);
   await writeFile(join(base, "results.md"), rows.map((row) => `| ${row.join(" | ")} |`).join("\n") + "\n");
   for (const dir of ["work", "work2", "work3", "work4", "src"]) await rm(join(base, dir), { recursive: true, force: true });

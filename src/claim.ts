@@ -61,8 +61,7 @@ export interface ClaimOptions {
  *   output is a directory, or the file system refuses.
  */
 export async function claimOutput(path: string, options: ClaimOptions): Promise<Claim> {
-  await mkdirFor(path);
-  const lock = await acquireLock(`${path}.part.lock`, path);
+  const lock = await lockCreatingDirectory(path);
   try {
     if (options.force) await discardPartial(path);
     let partial: PartialState | undefined;
@@ -125,7 +124,23 @@ export async function discardPartial(path: string): Promise<void> {
   await removeIfPresent(`${path}.part.json`);
 }
 
-/** Like wget and aria2, create the output's directory if it is missing. */
+/**
+ * Takes the lock of `path`, creating the output's directory if it is missing (as wget
+ * and aria2 do). The directory is made only when the lock finds none: a list of small
+ * files into one directory would otherwise pay a mkdir and a stat per file.
+ */
+async function lockCreatingDirectory(path: string): Promise<Lock> {
+  const lockPath = `${path}.part.lock`;
+  try {
+    return await acquireLock(lockPath, path);
+  } catch (error) {
+    const code = ((error as FileError).cause as NodeJS.ErrnoException | undefined)?.code;
+    if (code !== "ENOENT" && code !== "ENOTDIR") throw error;
+  }
+  await mkdirFor(path);
+  return acquireLock(lockPath, path);
+}
+
 async function mkdirFor(path: string): Promise<void> {
   const directory = dirname(path);
   try {

@@ -44,7 +44,9 @@ export function detectCompression(head: Buffer): Compression {
   return "none";
 }
 
-type ZstdZlib = typeof zlib & { createZstdDecompress?: () => zlib.Gunzip };
+type ZstdZlib = typeof zlib & { createZstdDecompress?: (options?: zlib.ZlibOptions) => zlib.Gunzip };
+
+const INFLATED_CHUNK_BYTES = 1024 * 1024;
 
 /** Node 22.15+ and 23.8+ decode zstd in zlib; older ones do not. */
 export function zstdAvailable(): boolean {
@@ -154,7 +156,9 @@ export class Extraction {
   /** Removes the temporary directory and everything unpacked so far. */
   async discard(): Promise<void> {
     this.input.destroy();
-    await rm(this.tempDir, { recursive: true, force: true });
+    // node-tar may still be finishing an entry's writes (ENOTEMPTY while rm walks):
+    // rm retries, with 100 ms more wait each time.
+    await rm(this.tempDir, { recursive: true, force: true, maxRetries: 5 });
   }
 
   #take(chunk: Buffer, callback: (error?: Error | null) => void): void {
@@ -233,7 +237,7 @@ export class Extraction {
       this.#target = unpack;
       return;
     }
-    const decoder = compression === "gzip" ? zlib.createGunzip() : (zlib as ZstdZlib).createZstdDecompress!();
+    const decoder = compression === "gzip" ? zlib.createGunzip({ chunkSize: INFLATED_CHUNK_BYTES }) : (zlib as ZstdZlib).createZstdDecompress!({ chunkSize: INFLATED_CHUNK_BYTES });
     decoder.on("error", (error) => {
       this.#fail(new IntegrityError(`--extract: the ${compression} stream from ${url} is corrupt: ${error.message}; nothing was unpacked`, { cause: error }));
     });

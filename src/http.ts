@@ -5,7 +5,7 @@
  */
 import { Readable } from "node:stream";
 import type { Dispatcher } from "undici";
-import type { Clock } from "./clock.js";
+import { WAKE_UP, type Clock } from "./clock.js";
 import { addCredentialHeaders, type CredentialSource } from "./credentials.js";
 import { HttpStatusError, NetworkError } from "./errors.js";
 import { headerText } from "./http-headers.js";
@@ -96,7 +96,7 @@ export function streamGet(
     const settle = (error?: unknown) => {
       if (settled) return;
       settled = true;
-      deadline.abort();
+      deadline.abort(WAKE_UP);
       signal.removeEventListener("abort", onAbort);
       if (error === undefined) resolve();
       else reject(error);
@@ -136,7 +136,7 @@ export function streamGet(
         },
         onResponseStart(_controller, status, rawHeaders) {
           if (status < 200 || settled) return;
-          deadline.abort();
+          deadline.abort(WAKE_UP);
           context.stats.responseReceived(status, clock.now() - startedAt);
           context.credentials?.onResponse(target, rawHeaders);
           const flat = flattenHeaders(rawHeaders);

@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { constants } from "node:fs";
 import { link, open, readFile, rename, unlink, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
+import { dirname, join } from "node:path";
 import { FileError } from "./errors.js";
 import { IntervalSet, type Interval } from "./ranges.js";
 import { fileError } from "./to-error.js";
@@ -126,37 +127,46 @@ export interface Lock {
 }
 
 /**
- * Takes the lock with O_EXCL. A lock whose process is gone (SIGKILL, power loss) is
- * taken over; a live one, including our own process's, is refused.
+ * Takes the lock: a hard link at `path` to this process's owner file in that directory
+ * (`ownerFiles`), which fails with EEXIST when the lock is held. A lock whose process
+ * is gone (SIGKILL, power loss) is taken over, and that process's owner file removed;
+ * a live one, including our own process's, is refused.
  */
 export async function acquireLock(path: string, output: string): Promise<Lock> {
   for (let attempt = 0; attempt < 3; attempt++) {
-    // Written in full under a private name, then linked into place: the lock file is
-    // never visible without its owner, so unreadable content really means stale.
-    const temp = `${path}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
+    const owner = ownerFiles.take(dirname(path));
+    let ownerPath: string;
     try {
-      const owner: LockOwner = { pid: process.pid, host: hostname(), started: await ownStartTime() };
-      await writeFile(temp, JSON.stringify(owner), { flag: "wx" });
-      await link(temp, path);
-      return { release: () => removeIfPresent(path) };
+      ownerPath = await owner.ready;
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw fileError(error, path, "cannot create the lock file");
-    } finally {
-      await unlink(temp).catch(() => {});
+      // ENOENT here: no directory, which the caller may make.
+      await ownerFiles.put(owner, { broken: true });
+      throw fileError(error, path, "cannot create the lock file");
     }
-    const owner = await readLockOwner(path);
-    if (owner !== undefined && owner.host === hostname() && (await isStillRunning(owner))) {
+    try {
+      await link(ownerPath, path);
+      return { release: () => removeIfPresent(path).finally(() => ownerFiles.put(owner)) };
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      await ownerFiles.put(owner, { broken: code !== "EEXIST" });
+      // Someone removed the owner file: the next attempt writes a new one.
+      if (code === "ENOENT") continue;
+      if (code !== "EEXIST") throw fileError(error, path, "cannot create the lock file");
+    }
+    const holder = await readLockOwner(path);
+    if (holder !== undefined && holder.host === hostname() && (await isStillRunning(holder))) {
       throw new FileError(
-        `${output} is being downloaded by another rangeget process (pid ${owner.pid}); wait for it, or stop it first`,
+        `${output} is being downloaded by another rangeget process (pid ${holder.pid}); wait for it, or stop it first`,
         { path: output, code: "ERR_LOCKED" },
       );
     }
-    if (owner !== undefined && owner.host !== hostname()) {
-      throw new FileError(`${output} is locked by a rangeget process on host ${owner.host}; remove ${path} if it is gone`, {
+    if (holder !== undefined && holder.host !== hostname()) {
+      throw new FileError(`${output} is locked by a rangeget process on host ${holder.host}; remove ${path} if it is gone`, {
         path: output,
         code: "ERR_LOCKED",
       });
     }
+    if (holder?.file !== undefined) await removeIfPresent(join(dirname(path), holder.file));
     await removeIfPresent(path);
   }
   throw new FileError(`cannot take the lock ${path}: another process keeps taking it`, { path: output, code: "ERR_LOCKED" });
@@ -167,16 +177,26 @@ interface LockOwner {
   host: string;
   /** When the process started, where the system tells (Linux): pids are reused. */
   started: string | undefined;
+  /** The owner file's name in the lock's directory, removed when a stale lock is taken over. */
+  file?: string;
 }
+
+/** The names `OwnerFiles` gives: nothing else is ever removed on a stale lock's word. */
+const OWNER_FILE_NAME = /^\.rangeget-\d+-[0-9a-f]+-\d+\.owner$/;
 
 async function readLockOwner(path: string): Promise<LockOwner | undefined> {
   try {
-    const value = JSON.parse(await readFile(path, "utf8")) as { pid?: unknown; host?: unknown; started?: unknown };
+    const value = JSON.parse(await readFile(path, "utf8")) as { pid?: unknown; host?: unknown; started?: unknown; file?: unknown };
     if (Number.isSafeInteger(value.pid) && typeof value.host === "string") {
-      return { pid: value.pid as number, host: value.host, started: typeof value.started === "string" ? value.started : undefined };
+      return {
+        pid: value.pid as number,
+        host: value.host,
+        started: typeof value.started === "string" ? value.started : undefined,
+        ...(typeof value.file === "string" && OWNER_FILE_NAME.test(value.file) ? { file: value.file } : {}),
+      };
     }
   } catch {
-    // Unreadable or half-written by a process that died while writing it: stale.
+    // Unreadable: not a lock this version wrote in full, so stale.
   }
   return undefined;
 }
@@ -189,15 +209,64 @@ async function isStillRunning(owner: LockOwner): Promise<boolean> {
   return started === undefined || started === owner.started;
 }
 
-/**
- * This process's start time, read once: it never changes, and a list of small files
- * takes a lock per file (five file system round trips each time).
- */
-let ownStart: Promise<string | undefined> | undefined;
-function ownStartTime(): Promise<string | undefined> {
-  ownStart ??= startTimeOf(process.pid);
-  return ownStart;
+/** One owner file and the locks linked to it. */
+interface OwnerFile {
+  directory: string;
+  /** Resolves with the file's path once it is written in full; rejects if it could not be. */
+  ready: Promise<string>;
+  users: number;
 }
+
+/**
+ * This process's owner files, one per directory it holds locks in:
+ * `.rangeget-<pid>-<nonce>-<n>.owner`, holding the pid, host and start time, written in
+ * full before any lock links to it, so a lock is never visible without its owner and
+ * unreadable content really means stale. Every lock is one link and one unlink: no new
+ * inode per file of a list (on ext4 without a journal each new inode is checked against
+ * every recently deleted one, so a temp file per lock made a list slower the longer it
+ * was). The file goes when its last lock is released. The nonce tells this process
+ * from an earlier one given the same pid, `n` one owner file from the next.
+ */
+class OwnerFiles {
+  readonly #nonce = randomBytes(4).toString("hex");
+  readonly #byDirectory = new Map<string, OwnerFile>();
+  #made = 0;
+  #content: Promise<Omit<LockOwner, "file">> | undefined;
+
+  /** The owner file of `directory`, written if there is none; `put` it back when done. */
+  take(directory: string): OwnerFile {
+    let owner = this.#byDirectory.get(directory);
+    if (!owner) {
+      const name = `.rangeget-${process.pid}-${this.#nonce}-${++this.#made}.owner`;
+      const path = join(directory, name);
+      this.#content ??= startTimeOf(process.pid).then((started) => ({ pid: process.pid, host: hostname(), started }));
+      const ready = this.#content.then(async (content) => {
+        await writeFile(path, JSON.stringify({ ...content, file: name }), { flag: "wx" });
+        return path;
+      });
+      owner = { directory, ready, users: 0 };
+      this.#byDirectory.set(directory, owner);
+    }
+    owner.users++;
+    return owner;
+  }
+
+  /**
+   * Gives `owner` back; the last user removes the file. A `broken` one (not written, or
+   * gone) is given to no one else: the next `take` writes a new one.
+   */
+  async put(owner: OwnerFile, { broken = false } = {}): Promise<void> {
+    const current = this.#byDirectory.get(owner.directory) === owner;
+    if (--owner.users > 0 && !broken) return;
+    if (current) this.#byDirectory.delete(owner.directory);
+    if (owner.users > 0) return;
+    const path = await owner.ready.catch(() => undefined);
+    // A stray owner file is clutter, not harm: no download fails for it.
+    if (path !== undefined) await removeIfPresent(path).catch(() => {});
+  }
+}
+
+const ownerFiles = new OwnerFiles();
 
 /** Field 22 of /proc/<pid>/stat (start time in clock ticks since boot); undefined off Linux. */
 async function startTimeOf(pid: number): Promise<string | undefined> {

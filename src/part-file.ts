@@ -61,9 +61,12 @@ export async function createPart(path: string, size: number): Promise<FileHandle
   const partPath = `${path}.part`;
   await refuseTooLarge(partPath, size);
   await ensureSpace(partPath, size);
-  await removeIfPresent(partPath);
   try {
-    const file = await open(partPath, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o666);
+    const file = await openExclusive(partPath).catch(async (error: unknown) => {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+      await removeIfPresent(partPath);
+      return openExclusive(partPath);
+    });
     if (size > 0) await file.truncate(size);
     return file;
   } catch (error) {
@@ -90,6 +93,14 @@ export async function adoptPart(path: string, prefix: number, size: number): Pro
   } catch (error) {
     throw fileError(error, partPath, "cannot continue");
   }
+}
+
+/**
+ * A new file at `path`; EEXIST if anything is there, a symlink included (O_EXCL does
+ * not follow links), so a stray `.part` is removed only when there is one.
+ */
+function openExclusive(path: string): Promise<FileHandle> {
+  return open(path, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o666);
 }
 
 async function ensureSpace(partPath: string, size: number): Promise<void> {
@@ -169,17 +180,17 @@ export async function finishPart(file: FileHandle, manifest: Manifest, options: 
     // No directory fsync: on a crash the journal keeps these renames and unlinks in
     // order, so either the output appeared or the .part and its complete manifest
     // remain, and the next run finishes it. The data itself was synced above.
+    // We hold the lock, so a manifest absent now stays absent: no removal to attempt.
     const manifestPath = `${path}.part.json`;
-    if (size > 0 && (await stat(manifestPath).catch(() => undefined))) {
-      await writeManifest(manifestPath, { ...manifest, done: [[0, size - 1]] });
-    }
+    const manifestOnDisk = (await stat(manifestPath).catch(() => undefined)) !== undefined;
+    if (size > 0 && manifestOnDisk) await writeManifest(manifestPath, { ...manifest, done: [[0, size - 1]] });
     // On the .part, before the rename: attributes move with the file, so the output
     // never appears without its record.
     await writeOriginRecord(partPath, options.record, { xattr: await loadXattr(), sidecarFor: path });
     await rename(partPath, path);
     const modified = parseHttpDate(manifest.lastModified);
     if (modified !== undefined) await utimes(path, new Date(), new Date(modified));
-    await removeIfPresent(manifestPath);
+    if (manifestOnDisk) await removeIfPresent(manifestPath);
     if (options.ifChanged) {
       // If-None-Match compares weakly (RFC 9110 13.1.2), so a weak ETag serves too.
       if (manifest.etag) await writeFile(etagSidecar(path), `${manifest.etag}\n`);

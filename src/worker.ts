@@ -8,6 +8,7 @@ import { HttpStatusError, IntegrityError, NetworkError, RemoteChangedError } fro
 import { hostKey, HostLimitRefusal, type HostLease, type HostLimits } from "./host-limits.js";
 import { formatRange } from "./http-headers.js";
 import { shownUrl, STOP, streamGet, type RequestContext } from "./http.js";
+import { WAKE_UP } from "./clock.js";
 import type { Assignment, RangePlanner } from "./ranges.js";
 import type { RateLimiter } from "./rate-limit.js";
 import type { RateSampler } from "./rates.js";
@@ -34,7 +35,7 @@ export class IdleConnections {
 
   async wait(ms: number, signal: AbortSignal): Promise<void> {
     const woken = new AbortController();
-    const wake = () => woken.abort();
+    const wake = () => woken.abort(WAKE_UP);
     this.#waiting.add(wake);
     try {
       await this.#sleep(ms, AbortSignal.any([signal, woken.signal]));

@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { lstat, readdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
+import { link, lstat, readdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import path from "node:path";
 import fc from "fast-check";
@@ -39,6 +39,9 @@ vi.mock("node:fs/promises", async (importOriginal) => {
 });
 
 const URL = "https://example.com/files/big.iso";
+
+/** The names of this process's owner files, which its locks link to. */
+const OWNER_FILE = /^\.rangeget-\d+-[0-9a-f]+-\d+\.owner$/;
 
 const valid: Manifest = {
   version: 1,
@@ -412,9 +415,16 @@ describe("acquireLock", () => {
     return child.pid!;
   }
 
+  /** What this process's locks hold: its pid, host, start time and owner file. */
+  function ownLock() {
+    return { pid: process.pid, host: hostname(), started: expect.stringMatching(/^\d+$/), file: expect.stringMatching(OWNER_FILE) };
+  }
+
+  const ownerFiles = async (): Promise<string[]> => (await readdir(dir)).filter((name) => OWNER_FILE.test(name));
+
   it("creates the lock file naming this process and host", async () => {
     const lock = await acquireLock(lockPath, output);
-    expect(JSON.parse(await readFile(lockPath, "utf8"))).toEqual({ pid: process.pid, host: hostname(), started: expect.stringMatching(/^\d+$/) });
+    expect(JSON.parse(await readFile(lockPath, "utf8"))).toEqual(ownLock());
     await lock.release();
   });
 
@@ -425,7 +435,7 @@ describe("acquireLock", () => {
     expect(error.exitCode).toBe(6);
     expect(error.message).toContain(output);
     // The refused attempt must not have disturbed the holder's lock.
-    expect(JSON.parse(await readFile(lockPath, "utf8"))).toEqual({ pid: process.pid, host: hostname(), started: expect.stringMatching(/^\d+$/) });
+    expect(JSON.parse(await readFile(lockPath, "utf8"))).toEqual(ownLock());
     await lock.release();
   });
 
@@ -448,7 +458,7 @@ describe("acquireLock", () => {
     const pid = await deadPid();
     await writeFile(lockPath, JSON.stringify({ pid, host: hostname() }));
     const lock = await acquireLock(lockPath, output);
-    expect(JSON.parse(await readFile(lockPath, "utf8"))).toEqual({ pid: process.pid, host: hostname(), started: expect.stringMatching(/^\d+$/) });
+    expect(JSON.parse(await readFile(lockPath, "utf8"))).toEqual(ownLock());
     await lock.release();
   });
 
@@ -457,7 +467,7 @@ describe("acquireLock", () => {
     async (content) => {
       await writeFile(lockPath, content);
       const lock = await acquireLock(lockPath, output);
-      expect(JSON.parse(await readFile(lockPath, "utf8"))).toEqual({ pid: process.pid, host: hostname(), started: expect.stringMatching(/^\d+$/) });
+      expect(JSON.parse(await readFile(lockPath, "utf8"))).toEqual(ownLock());
       await lock.release();
     },
   );
@@ -468,6 +478,48 @@ describe("acquireLock", () => {
     expect(await readdir(dir)).toEqual([]);
     const again = await acquireLock(lockPath, output);
     await again.release();
+    expect(await readdir(dir)).toEqual([]);
+  });
+
+  it("every lock of this process in a directory is a link to one owner file, which goes with the last lock", async () => {
+    const first = await acquireLock(lockPath, output);
+    const second = await acquireLock(path.join(dir, "other.iso.part.lock"), path.join(dir, "other.iso"));
+    const [owner, ...more] = await ownerFiles();
+    expect(more).toEqual([]);
+    expect((await lstat(path.join(dir, owner!))).nlink).toBe(3);
+    expect(JSON.parse(await readFile(lockPath, "utf8"))).toEqual({ ...ownLock(), file: owner });
+    await first.release();
+    expect(await ownerFiles()).toEqual([owner]);
+    await second.release();
+    expect(await readdir(dir)).toEqual([]);
+  });
+
+  it("taking over a stale lock removes the dead process's owner file, and nothing else the lock names", async () => {
+    const pid = await deadPid();
+    const staleOwner = `.rangeget-${pid}-0badcafe-1.owner`;
+    await writeFile(path.join(dir, staleOwner), JSON.stringify({ pid, host: hostname(), file: staleOwner }));
+    await link(path.join(dir, staleOwner), lockPath);
+    const lock = await acquireLock(lockPath, output);
+    expect(await ownerFiles()).not.toContain(staleOwner);
+    await lock.release();
+
+    await writeFile(path.join(dir, "precious.txt"), "keep me");
+    await writeFile(lockPath, JSON.stringify({ pid, host: hostname(), file: "precious.txt" }));
+    const again = await acquireLock(lockPath, output);
+    await again.release();
+    expect(await readdir(dir)).toEqual(["precious.txt"]);
+  });
+
+  it("an owner file removed by someone else is written anew for the next lock", async () => {
+    const first = await acquireLock(lockPath, output);
+    const [owner] = await ownerFiles();
+    await rm(path.join(dir, owner!));
+    const second = await acquireLock(path.join(dir, "other.iso.part.lock"), path.join(dir, "other.iso"));
+    const [renewed, ...more] = await ownerFiles();
+    expect(more).toEqual([]);
+    expect(renewed).not.toBe(owner);
+    await first.release();
+    await second.release();
     expect(await readdir(dir)).toEqual([]);
   });
 
