@@ -9,6 +9,7 @@ import { WAKE_UP, type Clock } from "./clock.js";
 import { addCredentialHeaders, type CredentialSource } from "./credentials.js";
 import { HttpStatusError, NetworkError } from "./errors.js";
 import { headerText } from "./http-headers.js";
+import { hostKey, type HostLimits } from "./host-limits.js";
 import type { HttpStatsRecorder } from "./stats.js";
 import { httpStatusError, toNetworkError } from "./to-error.js";
 import { VERSION } from "./version.js";
@@ -327,6 +328,35 @@ export async function getFollowingRedirects(
     if (next.origin !== new URL(current).origin) headers = withoutCredentials(headers);
     current = next.href;
   }
+}
+
+/**
+ * `getFollowingRedirects` holding one of `url`'s host connections (`hostLimits`) from
+ * before the request until the answer's body closes, whoever ends it: read to its end
+ * or destroyed. A 2xx answer tells the lease the host is delivering. The caller must
+ * read or destroy the body on every path, or the host's connection is never given back.
+ * Waiting for the lease rejects with the signal's reason on abort.
+ * @throws as `getFollowingRedirects`; the lease is given back first.
+ */
+export async function leasedGet(
+  context: RequestContext,
+  hostLimits: HostLimits,
+  url: string,
+  headers: Record<string, string>,
+  signal: AbortSignal,
+  accepts: (status: number) => boolean,
+): Promise<HttpResponse> {
+  const lease = await hostLimits.acquire(hostKey(url), signal);
+  let response: HttpResponse;
+  try {
+    response = await getFollowingRedirects(context, url, headers, signal, accepts);
+  } catch (error) {
+    lease.release();
+    throw error;
+  }
+  response.body.once("close", () => lease.release());
+  if (response.status >= 200 && response.status < 300) lease.answered();
+  return response;
 }
 
 function withoutCredentials(headers: Record<string, string>): Record<string, string> {
