@@ -8,7 +8,7 @@
 import { setMaxListeners } from "node:events";
 import { RemoteChangedError } from "./errors.js";
 import { ifRangeValue } from "./http-headers.js";
-import { discard, type RequestContext } from "./http.js";
+import { discard, shownUrl, type RequestContext } from "./http.js";
 import type { Settings } from "./options.js";
 import { probe, type ProbeAnswer } from "./probe.js";
 import { IntervalSet, RangePlanner, type Interval } from "./ranges.js";
@@ -182,6 +182,7 @@ function primarySource(answer: ProbeAnswer, requestedUrl: string): Source {
 async function probeMirror(job: RangedJob, url: string, signal: AbortSignal): Promise<Source | undefined> {
   const known = { size: job.size, etag: null, lastModified: null, bytesDone: 0 };
   const { hostLimits, warn } = job.settings;
+  const shown = shownUrl(job.http, url);
   try {
     const answer = await probe(job.http, { url, range: { start: 0, end: 0 }, known, retries: 1, hostLimits }, signal);
     await discard(answer.response);
@@ -189,11 +190,11 @@ async function probeMirror(job: RangedJob, url: string, signal: AbortSignal): Pr
     if (verdict.kind === "bytes") return signal.aborted ? undefined : { ...primarySource(answer, url), primary: false };
     warn(
       verdict.kind === "changed"
-        ? `ignoring mirror ${url}: ${verdict.reason}`
-        : `ignoring mirror ${url}: it does not serve ranges (${answer.response.status})`,
+        ? `ignoring mirror ${shown}: ${verdict.reason}`
+        : `ignoring mirror ${shown}: it does not serve ranges (${answer.response.status})`,
     );
   } catch (error) {
-    if (!signal.aborted) warn(`ignoring mirror ${url}: ${error instanceof Error ? error.message : String(error)}`);
+    if (!signal.aborted) warn(`ignoring mirror ${shown}: ${error instanceof Error ? error.message : String(error)}`);
   }
   return undefined;
 }
