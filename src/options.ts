@@ -93,6 +93,22 @@ export function parseHttpUrl(text: string): URL {
 }
 
 /**
+ * Checks the limits a batch shares across its files (`downloadAll` builds them once,
+ * before any file's settings): `limitRate` a finite positive number of bytes per
+ * second, `maxConnectionsPerHost` a whole number from 1.
+ * @throws UsageError
+ */
+export function checkSharedLimits(options: Pick<DownloadOptions, "limitRate" | "maxConnectionsPerHost">): void {
+  const { limitRate, maxConnectionsPerHost } = options;
+  if (limitRate !== undefined && !(limitRate > 0 && Number.isFinite(limitRate))) {
+    throw new UsageError(`limitRate must be a positive number of bytes per second, not ${limitRate}`);
+  }
+  if (maxConnectionsPerHost !== undefined && !(Number.isSafeInteger(maxConnectionsPerHost) && maxConnectionsPerHost >= 1)) {
+    throw new UsageError(`maxConnectionsPerHost must be an integer from 1 to ${Number.MAX_SAFE_INTEGER}, not ${maxConnectionsPerHost}`);
+  }
+}
+
+/**
  * Settings for downloading `url` (and its `mirrors`) with `options`.
  * @throws UsageError for a bad URL or an option out of its range.
  */
@@ -107,9 +123,7 @@ export function resolveSettings(url: string, mirrors: readonly string[], options
   };
   const timeout = options.timeout ?? DEFAULTS.timeout;
   if (!(timeout > 0) || !Number.isFinite(timeout)) throw new UsageError(`timeout must be a positive number of seconds, not ${timeout}`);
-  if (options.limitRate !== undefined && !(options.limitRate > 0)) {
-    throw new UsageError(`limitRate must be a positive number of bytes per second, not ${options.limitRate}`);
-  }
+  checkSharedLimits(options);
   const dir = resolve(options.dir ?? ".");
   const credentials = splitUrlCredentials(parsed.href);
   const headers = { ...options.headers };
@@ -126,7 +140,6 @@ export function resolveSettings(url: string, mirrors: readonly string[], options
     }
   }
   const maxPerHost = options.maxConnectionsPerHost;
-  if (maxPerHost !== undefined) integer("maxConnectionsPerHost", maxPerHost, maxPerHost, 1, Number.MAX_SAFE_INTEGER);
   return {
     url: credentials.url,
     shownUrl: credentials.shown,
