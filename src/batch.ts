@@ -1,4 +1,5 @@
 import { DEFAULTS, downloadWithResult } from "./download.js";
+import { checkSharedLimits } from "./options.js";
 import { UsageError } from "./errors.js";
 import { createDispatcher } from "./dispatcher.js";
 import { HostLimits, maxConnectionsPerHostFor } from "./host-limits.js";
@@ -29,7 +30,8 @@ export async function downloadAll(items: readonly DownloadItem[], options: Downl
  * not kept, and only `jobs` files are in hand at a time, so memory does not grow with
  * the list (the command line's `-i` with thousands of files). `onFileEnd` is called
  * exactly once per item. Throws UsageError when `jobs` is not a whole number from 1 up
- * (or Infinity).
+ * (or Infinity), or when the shared `limitRate` or `maxConnectionsPerHost` is out of
+ * its range (as `download` would for one file), before any request.
  */
 export async function forEachDownload(
   items: readonly DownloadItem[],
@@ -39,6 +41,8 @@ export async function forEachDownload(
   if (!(jobs === Number.POSITIVE_INFINITY || (Number.isInteger(jobs) && jobs >= 1))) {
     throw new UsageError(`jobs must be a whole number 1 or more, got ${jobs}`);
   }
+  // Built once for the batch, before any file's settings are checked.
+  checkSharedLimits(options);
   const rateLimiter = limitRate === undefined ? undefined : new RateLimiter(limitRate);
   const hostLimits = new HostLimits(maxConnectionsPerHostFor(defaults));
   // One dispatcher for the whole batch: files from one server reuse its connections.

@@ -9,7 +9,9 @@ import { WAKE_UP, type Clock } from "./clock.js";
 import { addCredentialHeaders, type CredentialSource } from "./credentials.js";
 import { HttpStatusError, NetworkError } from "./errors.js";
 import { headerText } from "./http-headers.js";
+import { hostKey, type HostLimits } from "./host-limits.js";
 import type { HttpStatsRecorder } from "./stats.js";
+import type { OriginCredentials } from "./url-credentials.js";
 import { httpStatusError, toNetworkError } from "./to-error.js";
 import { VERSION } from "./version.js";
 
@@ -45,17 +47,26 @@ export interface RequestContext {
   credentials?: CredentialSource | undefined;
   /** How the user's credentials are shown in messages (`user:***`), when the URL had some. */
   shownUserinfo?: string | undefined;
+  /**
+   * Basic auth per origin from the mirrors' `user:password@`, sent to that origin only
+   * (after the user's own headers, which win on `userOrigin`).
+   */
+  originCredentials?: ReadonlyMap<string, OriginCredentials> | undefined;
 }
 
 /**
- * `url` as messages show it: a URL of the user's origin carries the user's name and
- * `***` for the password, so a message names the URL the user typed but never the secret.
+ * `url` as messages show it: a URL of an origin the user gave credentials for (the
+ * URL's, a mirror's) carries the user's name and `***` for the password, so a message
+ * names the URL the user typed but never the secret.
  */
-export function shownUrl(context: Pick<RequestContext, "userOrigin" | "shownUserinfo">, url: string): string {
-  if (context.shownUserinfo === undefined || !URL.canParse(url)) return url;
+export function shownUrl(context: Pick<RequestContext, "userOrigin" | "shownUserinfo" | "originCredentials">, url: string): string {
+  if (!URL.canParse(url)) return url;
   const parsed = new URL(url);
-  if (parsed.origin !== context.userOrigin || parsed.username !== "") return url;
-  return parsed.href.replace("//", `//${context.shownUserinfo}@`);
+  if (parsed.username !== "") return url;
+  const userinfo =
+    (parsed.origin === context.userOrigin ? context.shownUserinfo : undefined) ??
+    context.originCredentials?.get(parsed.origin)?.shownUserinfo;
+  return userinfo === undefined ? url : parsed.href.replace("//", `//${userinfo}@`);
 }
 
 /** Returned by a body handler that has all it wants: the request ends early. */
@@ -268,6 +279,8 @@ function headersFor(context: RequestContext, target: URL, headers: Record<string
   if (target.origin === context.userOrigin) {
     for (const [name, value] of Object.entries(context.userHeaders)) requestHeaders[name.toLowerCase()] = value;
   }
+  const mirrorCredentials = context.originCredentials?.get(target.origin);
+  if (mirrorCredentials && requestHeaders["authorization"] === undefined) requestHeaders["authorization"] = mirrorCredentials.authorization;
   // Asked per request URL, so every redirect hop gets what belongs to its own host.
   if (context.credentials) addCredentialHeaders(requestHeaders, context.credentials.headersFor(target));
   return Object.assign(requestHeaders, headers, { "accept-encoding": "identity" });
@@ -327,6 +340,35 @@ export async function getFollowingRedirects(
     if (next.origin !== new URL(current).origin) headers = withoutCredentials(headers);
     current = next.href;
   }
+}
+
+/**
+ * `getFollowingRedirects` holding one of `url`'s host connections (`hostLimits`) from
+ * before the request until the answer's body closes, whoever ends it: read to its end
+ * or destroyed. A 2xx answer tells the lease the host is delivering. The caller must
+ * read or destroy the body on every path, or the host's connection is never given back.
+ * Waiting for the lease rejects with the signal's reason on abort.
+ * @throws as `getFollowingRedirects`; the lease is given back first.
+ */
+export async function leasedGet(
+  context: RequestContext,
+  hostLimits: HostLimits,
+  url: string,
+  headers: Record<string, string>,
+  signal: AbortSignal,
+  accepts: (status: number) => boolean,
+): Promise<HttpResponse> {
+  const lease = await hostLimits.acquire(hostKey(url), signal);
+  let response: HttpResponse;
+  try {
+    response = await getFollowingRedirects(context, url, headers, signal, accepts);
+  } catch (error) {
+    lease.release();
+    throw error;
+  }
+  response.body.once("close", () => lease.release());
+  if (response.status >= 200 && response.status < 300) lease.answered();
+  return response;
 }
 
 function withoutCredentials(headers: Record<string, string>): Record<string, string> {

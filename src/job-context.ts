@@ -18,17 +18,11 @@ export function requestContext(settings: Settings, dispatcher: Dispatcher, stats
     clock: settings.clock,
     userOrigin: settings.userOrigin,
     userHeaders: settings.headers,
-    shownUserinfo: shownUserinfo(settings.shownUrl),
+    shownUserinfo: settings.shownUserinfo,
+    originCredentials: settings.mirrorCredentials,
     userAgent: settings.userAgent,
     credentials: settings.credentials,
   };
-}
-
-/** `user:***` of a URL shown with its credentials redacted, or `undefined` when it has none. */
-function shownUserinfo(shownUrl: string): string | undefined {
-  const { username, password } = new URL(shownUrl);
-  if (username === "" && password === "") return undefined;
-  return password === "" ? username : `${username}:${password}`;
 }
 
 /** The error a download rejects with when the caller's signal stopped it (SIGINT unless it says SIGTERM). */

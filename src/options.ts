@@ -11,7 +11,7 @@ import { HostLimits, maxConnectionsPerHostFor } from "./host-limits.js";
 import { redactText } from "./redact.js";
 import { RateLimiter } from "./rate-limit.js";
 import type { OrderedOutput } from "./stream-download.js";
-import { splitUrlCredentials } from "./url-credentials.js";
+import { splitUrlCredentials, type OriginCredentials } from "./url-credentials.js";
 import type { Checksum, DownloadOptions } from "./types.js";
 
 export const DEFAULTS = {
@@ -39,8 +39,16 @@ export interface Settings {
   url: string;
   /** The URL as it may be shown (`user:***@`): results and messages. */
   shownUrl: string;
-  /** Other copies of the same file. */
+  /** `user:***` of the URL, or `undefined` when it has no user name. */
+  shownUserinfo: string | undefined;
+  /** Other copies of the same file, without user name and password: what is requested. */
   mirrors: string[];
+  /**
+   * Per origin, the Basic auth of the first mirror URL there with `user:password@`;
+   * sent to that origin only. The URL's own credentials (or `-H Authorization`) win
+   * on the URL's origin.
+   */
+  mirrorCredentials: ReadonlyMap<string, OriginCredentials>;
   userOrigin: string;
   dir: string;
   output: string | undefined;
@@ -85,6 +93,22 @@ export function parseHttpUrl(text: string): URL {
 }
 
 /**
+ * Checks the limits a batch shares across its files (`downloadAll` builds them once,
+ * before any file's settings): `limitRate` a finite positive number of bytes per
+ * second, `maxConnectionsPerHost` a whole number from 1.
+ * @throws UsageError
+ */
+export function checkSharedLimits(options: Pick<DownloadOptions, "limitRate" | "maxConnectionsPerHost">): void {
+  const { limitRate, maxConnectionsPerHost } = options;
+  if (limitRate !== undefined && !(limitRate > 0 && Number.isFinite(limitRate))) {
+    throw new UsageError(`limitRate must be a positive number of bytes per second, not ${limitRate}`);
+  }
+  if (maxConnectionsPerHost !== undefined && !(Number.isSafeInteger(maxConnectionsPerHost) && maxConnectionsPerHost >= 1)) {
+    throw new UsageError(`maxConnectionsPerHost must be an integer from 1 to ${Number.MAX_SAFE_INTEGER}, not ${maxConnectionsPerHost}`);
+  }
+}
+
+/**
  * Settings for downloading `url` (and its `mirrors`) with `options`.
  * @throws UsageError for a bad URL or an option out of its range.
  */
@@ -99,9 +123,7 @@ export function resolveSettings(url: string, mirrors: readonly string[], options
   };
   const timeout = options.timeout ?? DEFAULTS.timeout;
   if (!(timeout > 0) || !Number.isFinite(timeout)) throw new UsageError(`timeout must be a positive number of seconds, not ${timeout}`);
-  if (options.limitRate !== undefined && !(options.limitRate > 0)) {
-    throw new UsageError(`limitRate must be a positive number of bytes per second, not ${options.limitRate}`);
-  }
+  checkSharedLimits(options);
   const dir = resolve(options.dir ?? ".");
   const credentials = splitUrlCredentials(parsed.href);
   const headers = { ...options.headers };
@@ -110,12 +132,20 @@ export function resolveSettings(url: string, mirrors: readonly string[], options
   if (credentials.authorization !== undefined && !hasAuthorization) headers["authorization"] = credentials.authorization;
   const connections = integer("connections", options.connections, DEFAULTS.connections, 1, 64);
   if (options.continue && options.force) throw new UsageError("continue keeps a partial output and force discards it; give one of them");
+  const mirrorUrls = mirrors.map((mirror) => splitUrlCredentials(parseHttpUrl(mirror).href));
+  const mirrorCredentials = new Map<string, OriginCredentials>();
+  for (const { origin, authorization, shownUserinfo } of mirrorUrls) {
+    if (authorization !== undefined && shownUserinfo !== undefined && !mirrorCredentials.has(origin)) {
+      mirrorCredentials.set(origin, { authorization, shownUserinfo });
+    }
+  }
   const maxPerHost = options.maxConnectionsPerHost;
-  if (maxPerHost !== undefined) integer("maxConnectionsPerHost", maxPerHost, maxPerHost, 1, Number.MAX_SAFE_INTEGER);
   return {
     url: credentials.url,
     shownUrl: credentials.shown,
-    mirrors: mirrors.map((mirror) => parseHttpUrl(mirror).href),
+    shownUserinfo: credentials.shownUserinfo,
+    mirrors: mirrorUrls.map((mirror) => mirror.url),
+    mirrorCredentials,
     userOrigin: parsed.origin,
     dir,
     output: options.output === undefined ? undefined : resolve(dir, options.output),
@@ -133,7 +163,8 @@ export function resolveSettings(url: string, mirrors: readonly string[], options
     restartOnChange: options.restartOnChange ?? true,
     signal: options.signal,
     onProgress: options.onProgress,
-    warn: options.onWarning ?? ((message) => process.stderr.write(`rangeget: warning: ${message}\n`)),
+    // A library user's stderr is a log like any other: no password reaches it.
+    warn: options.onWarning ?? ((message) => process.stderr.write(`rangeget: warning: ${redactText(message)}\n`)),
     rateLimiter: options.rateLimiter ?? (options.limitRate === undefined ? undefined : new RateLimiter(options.limitRate)),
     hostLimits: options.hostLimits ?? new HostLimits(maxConnectionsPerHostFor({ connections, ...(maxPerHost === undefined ? {} : { maxConnectionsPerHost: maxPerHost }) })),
     clock: options.clock ?? systemClock,

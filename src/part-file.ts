@@ -61,15 +61,21 @@ export async function createPart(path: string, size: number): Promise<FileHandle
   const partPath = `${path}.part`;
   await refuseTooLarge(partPath, size);
   await ensureSpace(partPath, size);
+  let file: FileHandle;
   try {
-    const file = await openExclusive(partPath).catch(async (error: unknown) => {
+    file = await openExclusive(partPath).catch(async (error: unknown) => {
       if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
       await removeIfPresent(partPath);
       return openExclusive(partPath);
     });
+  } catch (error) {
+    throw fileError(error, partPath, "cannot create");
+  }
+  try {
     if (size > 0) await file.truncate(size);
     return file;
   } catch (error) {
+    await file.close().catch(() => {});
     throw fileError(error, partPath, "cannot create");
   }
 }
@@ -78,6 +84,8 @@ export async function createPart(path: string, size: number): Promise<FileHandle
  * Adopts an output another tool left partial (`continue`): `<path>` becomes `<path>.part`
  * and grows, sparse, to `size`; its `prefix` bytes are kept. Called once the probe
  * proved the size, so a file that is not a prefix of the remote one stays untouched.
+ * If it cannot be opened or grown once moved, it is moved back: the user's file is
+ * never lost.
  * @throws FileError when it cannot be moved, grown, or does not fit.
  */
 export async function adoptPart(path: string, prefix: number, size: number): Promise<FileHandle> {
@@ -87,10 +95,17 @@ export async function adoptPart(path: string, prefix: number, size: number): Pro
   try {
     await removeIfPresent(partPath);
     await rename(path, partPath);
-    const file = await open(partPath, constants.O_RDWR | constants.O_NOFOLLOW);
+  } catch (error) {
+    throw fileError(error, partPath, "cannot continue");
+  }
+  let file: FileHandle | undefined;
+  try {
+    file = await open(partPath, constants.O_RDWR | constants.O_NOFOLLOW);
     if (size > prefix) await file.truncate(size);
     return file;
   } catch (error) {
+    await file?.close().catch(() => {});
+    await rename(partPath, path).catch(() => {});
     throw fileError(error, partPath, "cannot continue");
   }
 }
@@ -165,7 +180,8 @@ export async function finishPart(file: FileHandle, manifest: Manifest, options: 
     try {
       actual = await hasher.digest(size);
     } catch (error) {
-      throw fileError(error, partPath, "cannot hash");
+      // The file system's refusal is the user's to fix; anything else is a bug, shown as one.
+      throw typeof (error as NodeJS.ErrnoException).code === "string" ? fileError(error, partPath, "cannot hash") : error;
     }
     digest = { algorithm: checksum.algorithm, hex: actual };
     if (actual !== checksum.hex) await discardPartial(path);

@@ -3,8 +3,8 @@
  * signed URL's refresh): a ranged GET whose answer is judged by the verdict.
  */
 import { formatRange } from "./http-headers.js";
-import { discard, getFollowingRedirects, type HttpResponse, type RequestContext } from "./http.js";
-import { hostKey, type HostLimits } from "./host-limits.js";
+import { discard, leasedGet, type HttpResponse, type RequestContext } from "./http.js";
+import type { HostLimits } from "./host-limits.js";
 import { withRetries } from "./retry.js";
 import { serverFault } from "./to-error.js";
 import { judge, judgesStatus, type Asked, type ByteSpan, type Known, type Verdict } from "./verdict.js";
@@ -68,16 +68,7 @@ export async function probe(context: RequestContext, request: ProbeRequest, sign
   };
   const loop = { retries: request.retries, clock: context.clock, signal, onRetry: () => context.stats.retried() };
   return withRetries(loop, async () => {
-    const lease = await request.hostLimits.acquire(hostKey(request.url), signal);
-    let response: HttpResponse;
-    try {
-      response = await getFollowingRedirects(context, request.url, headers, signal, (status) => judgesStatus(asked, status));
-    } catch (error) {
-      lease.release();
-      throw error;
-    }
-    response.body.once("close", () => lease.release());
-    if (response.status >= 200 && response.status < 300) lease.answered();
+    const response = await leasedGet(context, request.hostLimits, request.url, headers, signal, (status) => judgesStatus(asked, status));
     const verdict = judge(asked, request.known, response);
     if (!BODY_VERDICTS.has(verdict.kind)) await discard(response);
     if (verdict.kind === "server-fault") throw serverFault(response.url, verdict.reason);

@@ -79,13 +79,16 @@ export class PrefixHasher {
     this.#send();
   }
 
-  /** The digest of `[0, size)`; every byte of it must have been reported written. */
+  /**
+   * The digest of `[0, size)`; every byte of it must have been reported written. The
+   * worker is stopped whatever happens (a live one keeps the process from exiting).
+   */
   async digest(size: number): Promise<string> {
-    if (this.#prefixEnd() < size) {
-      throw new Error(`internal error: hashing asked for ${size} bytes with only ${this.#prefixEnd()} written in order`);
-    }
-    this.#worker.postMessage({ upTo: size, final: true });
     try {
+      if (this.#prefixEnd() < size) {
+        throw new Error(`internal error: hashing asked for ${size} bytes with only ${this.#prefixEnd()} written in order`);
+      }
+      this.#worker.postMessage({ upTo: size, final: true });
       return await this.#result;
     } finally {
       await this.close();

@@ -4,8 +4,7 @@
  * fresh `.part`, an ordered stream that drops what it already sent) is the job's
  * `target`. Every answer is judged by the verdict.
  */
-import { hostKey } from "./host-limits.js";
-import { getFollowingRedirects, type HttpResponse, type RequestContext } from "./http.js";
+import { leasedGet, type HttpResponse, type RequestContext } from "./http.js";
 import type { Settings } from "./options.js";
 import type { ProbeAnswer } from "./probe.js";
 import { RateSampler } from "./rates.js";
@@ -73,8 +72,10 @@ export async function streamWhole(job: StreamJob): Promise<{ size: number; final
       everySecond: async () => {},
     });
     let finalUrl = given?.finalUrl ?? settings.url;
+    // Held until its body closes: a path that does not read the body must end it.
+    let response: HttpResponse | undefined = given?.response;
     try {
-      const response = given?.response ?? (await plainGet(job));
+      response ??= await plainGet(job);
       finalUrl = response.url;
       const verdict = given?.verdict ?? judge(PLAIN, NOTHING_KNOWN, response);
       // Only an answer whose body is the file from its first byte can be one stream.
@@ -108,6 +109,7 @@ export async function streamWhole(job: StreamJob): Promise<{ size: number; final
       const headers = response.headers;
       return { size: position, finalUrl, validators: { etag: headers["etag"] ?? null, lastModified: headers["last-modified"] ?? null } };
     } catch (caught) {
+      response?.body.destroy();
       await job.target.failed().catch(() => {});
       throw toNetworkError(caught, finalUrl, job.signal);
     } finally {
@@ -118,15 +120,6 @@ export async function streamWhole(job: StreamJob): Promise<{ size: number; final
 }
 
 /** A GET without `Range`, holding one of its host's connections until the body is done. */
-async function plainGet(job: StreamJob): Promise<HttpResponse> {
-  const lease = await job.settings.hostLimits.acquire(hostKey(job.settings.url), job.signal);
-  try {
-    const response = await getFollowingRedirects(job.http, job.settings.url, {}, job.signal, (status) => judgesStatus(PLAIN, status));
-    response.body.once("close", () => lease.release());
-    lease.answered();
-    return response;
-  } catch (error) {
-    lease.release();
-    throw error;
-  }
+function plainGet(job: StreamJob): Promise<HttpResponse> {
+  return leasedGet(job.http, job.settings.hostLimits, job.settings.url, {}, job.signal, (status) => judgesStatus(PLAIN, status));
 }

@@ -48,13 +48,18 @@ export function pickSource(sources: readonly Source[], preferred: number): Sourc
  * A mirror that fails for good is dropped, and its ranges go to the other copies.
  * The last working copy's failure is the download's.
  */
-export function dropMirror(sources: readonly Source[], source: Source, error: unknown, warn: (message: string) => void): boolean {
+export function dropMirror(
+  copies: { sources: readonly Source[]; http: RequestContext; warn: (message: string) => void },
+  source: Source,
+  error: unknown,
+): boolean {
+  const { sources, warn } = copies;
   if (error instanceof RangegetError === false) return false;
   if (error instanceof RemoteChangedError && source.primary) return false;
   const others = sources.filter((other) => other !== source && !other.failed);
   if (others.length === 0) return false;
   source.failed = true;
-  warn(`dropping ${source.url}: ${(error as Error).message}; continuing with the other ${others.length === 1 ? "copy" : "copies"}`);
+  warn(`dropping ${shownUrl(copies.http, source.url)}: ${(error as Error).message}; continuing with the other ${others.length === 1 ? "copy" : "copies"}`);
   return true;
 }
 

@@ -8,7 +8,7 @@
 import { setMaxListeners } from "node:events";
 import { RemoteChangedError } from "./errors.js";
 import { ifRangeValue } from "./http-headers.js";
-import { discard, type RequestContext } from "./http.js";
+import { discard, shownUrl, type RequestContext } from "./http.js";
 import type { Settings } from "./options.js";
 import { probe, type ProbeAnswer } from "./probe.js";
 import { IntervalSet, RangePlanner, type Interval } from "./ranges.js";
@@ -79,7 +79,8 @@ export async function transferRanges(job: RangedJob): Promise<TransferOutcome> {
     planner.limit = sink.limit;
     idle.notify();
   });
-  const sources = [primarySource(answer, settings.url), ...(await probeMirrors(job, size))];
+  // Mirrors join as they answer (below).
+  const sources = [primarySource(answer, settings.url)];
   const context: TransferContext = {
     http: job.http,
     sources,
@@ -121,11 +122,31 @@ export async function transferRanges(job: RangedJob): Promise<TransferOutcome> {
     },
   });
   const first = { response: answer.response, skip: placement.skip, end: placement.end };
-  const workers = [runWorker(context, 0, { assignment: probeAssignment, body: first })];
+  // Mirrors are probed while worker 0 reads the probe's body (which holds its host
+  // connection): a slow mirror holds up no range of the URL's, and a mirror on the
+  // same host never waits for a connection only that body can give back. Those still
+  // unanswered when the URL's own workers are done are of no more use.
+  const stopProbing = new AbortController();
+  const probeSignal = AbortSignal.any([abort.signal, stopProbing.signal]);
+  const mirrors = settings.mirrors.map((url) =>
+    probeMirror(job, url, probeSignal).then((mirror) => {
+      if (mirror) sources.push(mirror);
+      return mirror;
+    }),
+  );
+  const started = [runWorker(context, 0, { assignment: probeAssignment, body: first })];
+  const waiting: Promise<void>[] = [];
   // One connection per range, plus one spare to steal or hedge; no more than asked.
+  // Connections are dealt over the copies in turn; one dealt to a mirror starts once
+  // that mirror answered, on the URL if it was refused.
   const connections = Math.min(settings.connections, planner.unassigned.length + 2);
-  for (let index = 1; index < connections; index++) workers.push(runWorker(context, index));
-  const failure = await firstFailure(workers, abort);
+  for (let index = 1; index < connections; index++) {
+    const mirror = mirrors[(index % (mirrors.length + 1)) - 1];
+    if (mirror === undefined) started.push(runWorker(context, index));
+    else waiting.push(mirror.then((source) => runWorker(context, source ? sources.indexOf(source) : 0)));
+  }
+  void Promise.allSettled(started).then(() => stopProbing.abort());
+  const failure = await firstFailure([...started, ...waiting, ...mirrors], abort);
   stopTicking();
   if (failure !== undefined) {
     const changed = failure instanceof RemoteChangedError;
@@ -152,41 +173,38 @@ function primarySource(answer: ProbeAnswer, requestedUrl: string): Source {
 }
 
 /**
- * Mirrors are probed with a one-byte range, judged against the size alone (mirrors
+ * A mirror is probed with a one-byte range judged against the size alone (mirrors
  * rarely share validators). One whose size differs is a different file: refused with
- * a warning, as is one that does not serve ranges or does not answer.
+ * a warning, as is one that does not serve ranges or does not answer. Resolves with
+ * the mirror as a source, or `undefined` when refused or when `signal` aborted (the
+ * transfer is over, or failed for its own reason).
  */
-async function probeMirrors(job: RangedJob, size: number): Promise<Source[]> {
-  const mirrors: Source[] = [];
-  const known = { size, etag: null, lastModified: null, bytesDone: 0 };
-  const { hostLimits } = job.settings;
-  for (const url of job.settings.mirrors) {
-    try {
-      const answer = await probe(job.http, { url, range: { start: 0, end: 0 }, known, retries: 1, hostLimits }, job.abort.signal);
-      await discard(answer.response);
-      const { verdict } = answer;
-      if (verdict.kind !== "bytes") {
-        job.settings.warn(
-          verdict.kind === "changed"
-            ? `ignoring mirror ${url}: ${verdict.reason}`
-            : `ignoring mirror ${url}: it does not serve ranges (${answer.response.status})`,
-        );
-        continue;
-      }
-      mirrors.push({ ...primarySource(answer, url), primary: false });
-    } catch (error) {
-      if (job.abort.signal.aborted) throw error;
-      job.settings.warn(`ignoring mirror ${url}: ${error instanceof Error ? error.message : String(error)}`);
-    }
+async function probeMirror(job: RangedJob, url: string, signal: AbortSignal): Promise<Source | undefined> {
+  const known = { size: job.size, etag: null, lastModified: null, bytesDone: 0 };
+  const { hostLimits, warn } = job.settings;
+  const shown = shownUrl(job.http, url);
+  try {
+    const answer = await probe(job.http, { url, range: { start: 0, end: 0 }, known, retries: 1, hostLimits }, signal);
+    await discard(answer.response);
+    const { verdict } = answer;
+    if (verdict.kind === "bytes") return signal.aborted ? undefined : { ...primarySource(answer, url), primary: false };
+    warn(
+      verdict.kind === "changed"
+        ? `ignoring mirror ${shown}: ${verdict.reason}`
+        : `ignoring mirror ${shown}: it does not serve ranges (${answer.response.status})`,
+    );
+  } catch (error) {
+    if (!signal.aborted) warn(`ignoring mirror ${shown}: ${error instanceof Error ? error.message : String(error)}`);
   }
-  return mirrors;
+  return undefined;
 }
 
 /**
- * Runs the workers; the first failure stops the rest (their own errors, caused by
- * that stop, are noise). Resolves with the failure, or the caller's abort reason.
+ * Runs the workers (and the mirrors' probes); the first failure stops the rest (their
+ * own errors, caused by that stop, are noise). Resolves with the failure, or the
+ * caller's abort reason.
  */
-async function firstFailure(workers: Promise<void>[], abort: AbortController): Promise<unknown> {
+async function firstFailure(workers: Promise<unknown>[], abort: AbortController): Promise<unknown> {
   let failure: unknown;
   await Promise.all(
     workers.map((worker) =>

@@ -10,6 +10,15 @@ export interface UrlCredentials {
   authorization: string | undefined;
   /** The URL as it may be shown: `user:***@`. */
   shown: string;
+  /** `user:***` (or `user` without a password) as messages show it, or `undefined` when the URL has no user name. */
+  shownUserinfo: string | undefined;
+}
+
+/** A Basic `Authorization` for one origin, from a URL's `user:password@`, and how messages show that user. */
+export interface OriginCredentials {
+  authorization: string;
+  /** `user:***`, or `user` when there was no password. */
+  shownUserinfo: string;
 }
 
 /**
@@ -26,7 +35,8 @@ export function splitUrlCredentials(url: string): UrlCredentials {
     parsed.username === "" && parsed.password === ""
       ? undefined
       : `Basic ${Buffer.from(`${user}:${password}`, "utf8").toString("base64")}`;
-  return { url: withoutCredentials(parsed.href), origin: parsed.origin, authorization, shown: redactUrl(parsed.href) };
+  const shownUserinfo = authorization === undefined ? undefined : parsed.password === "" ? parsed.username : `${parsed.username}:***`;
+  return { url: withoutCredentials(parsed.href), origin: parsed.origin, authorization, shown: redactUrl(parsed.href), shownUserinfo };
 }
 
 /** A malformed escape (`%zz`) is kept as typed: the user meant those characters. */

@@ -106,7 +106,7 @@ export async function runWorker(
       try {
         await fetchRange(context, assignment, source, connection, response);
       } catch (error) {
-        if (context.signal.aborted || !dropMirror(context.sources, source, error, context.warn)) throw error;
+        if (context.signal.aborted || !dropMirror(context, source, error)) throw error;
       } finally {
         context.rates.finished(assignment, context.http.clock.now());
         const idle = context.planner.release(assignment);

@@ -2,6 +2,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it, vi } from "vitest";
 import { downloadAll } from "../src/batch.js";
+import { UsageError } from "../src/errors.js";
 import { RateLimiter } from "../src/rate-limit.js";
 import { makeContent } from "./support/content.js";
 import { rangeAnswer, sendAndClose } from "./support/raw-server.js";
@@ -47,6 +48,20 @@ describe("downloadAll", () => {
     expect(results[1]?.error?.code).toBe("ERR_HTTP_STATUS");
     expect(await readFile(join(dir, "a.bin"))).toEqual(content);
     expect(await readFile(join(dir, "b.bin"))).toEqual(content);
+  });
+
+  it.each([
+    ["maxConnectionsPerHost", 0],
+    ["maxConnectionsPerHost", 1.5],
+    ["limitRate", 0],
+    ["limitRate", -100],
+    ["limitRate", Number.POSITIVE_INFINITY],
+  ])("refuses %s %s as a usage error (exit 2) before any request", async (name, value) => {
+    const server = await rangeServer({ content: makeContent(1000) });
+    const error = await downloadAll([server.url("/a.bin")], { dir: await tempDir(), [name]: value }).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(UsageError);
+    expect(error).toMatchObject({ exitCode: 2, message: expect.stringContaining(`${name} must be`) });
+    expect(server.requests).toHaveLength(0);
   });
 
   it("charges the bytes of every file to one shared rate limit", async () => {

@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import {
   AbortError,
   download,
+  downloadAll,
   FileError,
   HttpStatusError,
   IntegrityError,
@@ -243,6 +244,32 @@ describe("servers without ranges or length", () => {
     expect(server.requests).toHaveLength(2);
     expect(result.http.retries).toBe(1);
     expect(sha256(await readFile(result.path))).toBe(sha256(content));
+  });
+});
+
+describe("a server that refuses Range (400) and answers a plain GET with a slice (bytes 0-99/1000)", () => {
+  const content = makeContent(1000);
+  const sliceServer = () =>
+    serve({
+      content,
+      onRequest: (request) =>
+        request.range ? { status: 400 } : { body: content.subarray(0, 100), contentRange: `bytes 0-99/${content.length}` },
+    });
+  // A leaked host connection would leave a request waiting for ever: the abort bounds the wait.
+  const bounded = () => AbortSignal.timeout(15_000);
+
+  it("gives its host connection back after each refused answer, so every retry is sent", async () => {
+    const server = await sliceServer();
+    const pending = download(server.url(), { ...quick({ retries: 3, maxConnectionsPerHost: 1 }), dir: await tempDir(), signal: bounded() });
+    await expect(pending).rejects.toMatchObject({ code: "ERR_BAD_RANGE" });
+    expect(server.requests.filter((request) => request.range === undefined)).toHaveLength(3);
+  });
+
+  it("leaves the host's one connection free for the next file of a batch", async () => {
+    const server = await sliceServer();
+    const urls = [server.url("/a"), server.url("/b"), server.url("/c")];
+    const results = await downloadAll(urls, { ...quick({ retries: 0, maxConnectionsPerHost: 1 }), jobs: 1, dir: await tempDir(), signal: bounded() });
+    expect(results.map((result) => result.error?.code)).toEqual(["ERR_BAD_RANGE", "ERR_BAD_RANGE", "ERR_BAD_RANGE"]);
   });
 });
 

@@ -1,12 +1,12 @@
 import { createHash } from "node:crypto";
 import { open, readdir, readFile, stat, symlink, writeFile, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { etagSidecar } from "../src/claim.js";
 import { FileError, IntegrityError } from "../src/errors.js";
 import { writeManifest, type Manifest } from "../src/manifest.js";
 import { loadXattr, readOriginRecord } from "../src/origin-record.js";
-import { createPart, finishPart, openPart } from "../src/part-file.js";
+import { adoptPart, createPart, finishPart, openPart } from "../src/part-file.js";
 import { Checkpointer } from "../src/part-sink.js";
 import { IntervalSet } from "../src/ranges.js";
 import { PrefixHasher } from "../src/running-hash.js";
@@ -123,6 +123,51 @@ describe("createPart", () => {
     const path = join(await tempDir(), "file.bin");
     const error = await createPart(path, Number.MAX_SAFE_INTEGER).catch((caught: unknown) => caught);
     expect((error as FileError).code).toBe("ERR_NO_SPACE");
+    expect(await exists(`${path}.part`)).toBe(false);
+  });
+});
+
+/**
+ * Makes every FileHandle's `truncate` fail with EIO (as a failing disk would) while
+ * `run` runs, and returns the handles it was called on.
+ */
+async function withFailingTruncate(run: () => Promise<unknown>): Promise<{ handles: FileHandle[]; error: unknown }> {
+  const sample = await open(join(await tempDir(), "sample"), "w");
+  const prototype = Object.getPrototypeOf(sample) as FileHandle;
+  await sample.close();
+  const handles: FileHandle[] = [];
+  const truncate = vi.spyOn(prototype, "truncate").mockImplementation(function (this: FileHandle) {
+    handles.push(this);
+    return Promise.reject(Object.assign(new Error("EIO: i/o error, ftruncate"), { code: "EIO" }));
+  });
+  try {
+    const error = await run().then(
+      () => undefined,
+      (caught: unknown) => caught,
+    );
+    return { handles, error };
+  } finally {
+    truncate.mockRestore();
+  }
+}
+
+describe("a .part that cannot be grown to full length", () => {
+  it("createPart closes the file it opened and fails with a FileError", async () => {
+    const path = join(await tempDir(), "file.bin");
+    const { handles, error } = await withFailingTruncate(() => createPart(path, 1000));
+    expect(error).toBeInstanceOf(FileError);
+    expect(handles).toHaveLength(1);
+    // A closed FileHandle's descriptor is -1.
+    expect(handles[0]!.fd).toBe(-1);
+  });
+
+  it("adoptPart closes it and moves the user's file back under its own name, unchanged", async () => {
+    const path = join(await tempDir(), "file.bin");
+    await writeFile(path, "the first bytes another tool left");
+    const { handles, error } = await withFailingTruncate(() => adoptPart(path, 33, 1000));
+    expect(error).toBeInstanceOf(FileError);
+    expect(handles[0]!.fd).toBe(-1);
+    expect(await readFile(path, "utf8")).toBe("the first bytes another tool left");
     expect(await exists(`${path}.part`)).toBe(false);
   });
 });
@@ -266,6 +311,20 @@ describe("finishPart", () => {
     const { path, run } = await finished({ length: data.length - 1 });
     await expect(run()).rejects.toBeInstanceOf(IntegrityError);
     expect(await exists(path)).toBe(false);
+  });
+
+  it("lets a hasher's own failure (a bug, not the disk) through as it is, not as a FileError", async () => {
+    const path = join(await tempDir(), "file.bin");
+    await writeFile(`${path}.part`, data);
+    const file = await open(`${path}.part`, "r+");
+    // No byte was reported written to the hasher: asking for the digest is a bug.
+    const hasher = new PrefixHasher(`${path}.part`, "sha256");
+    const finalManifest = manifest({ size: data.length });
+    const record = { url: URL, etag: null, lastModified: null, size: data.length };
+    const options = { path, url: URL, checksum: { algorithm: "sha256" as const, hex: sha256 }, hasher, ifChanged: false, record };
+    const error = await finishPart(file, finalManifest, options).catch((caught: unknown) => caught);
+    expect(error).not.toBeInstanceOf(FileError);
+    expect((error as Error).message).toMatch(/^internal error: hashing asked for/);
   });
 
   it("sets the output's mtime from Last-Modified", async () => {

@@ -8,7 +8,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { readdir, readFile, writeFile } from "node:fs/promises";
 import { basename, join } from "node:path";
-import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { download, downloadAll, type DownloadOptions, type DownloadResult } from "../src/index.js";
 import { makeContent, sha256 } from "./support/content.js";
 import { startRangeServer, type RangeServer, type RangeServerOptions } from "./support/range-server.js";
@@ -277,6 +277,50 @@ describe("8. credentials in the URL: http://user:p%40ss@host/file against a serv
       expect(text).not.toContain("p@ss");
     }
     expect((JSON.parse(manifest) as { url: string }).url).toBe(server.url());
+  });
+});
+
+describe("8b. credentials in a mirror's URL: http://bob:s3cret@mirror/file.bin", () => {
+  const bob = `Basic ${Buffer.from("bob:s3cret").toString("base64")}`;
+  const wantsBob = (request: { headers: Record<string, unknown> }) =>
+    request.headers["authorization"] === bob ? undefined : { status: 401, headers: { "www-authenticate": 'Basic realm="mirror"' } };
+  const withBob = (url: string, password = "s3cret") => url.replace("http://", `http://bob:${password}@`);
+
+  it("sends the mirror's Basic auth to the mirror's origin only, never to the URL's, and fetches from both", async () => {
+    const content = makeContent(2 * MiB, 84);
+    // The URL's copy is slow enough that the mirror answers and takes ranges.
+    const primary = await serve({ content, bytesPerSecond: 2 * MiB });
+    const mirror = await serve({ content, onRequest: wantsBob });
+    const result = await download([primary.url(), withBob(mirror.url())], quick({ connections: 4, minSplit: 256 * KiB, dir: await tempDir() }));
+    expect(sha256(await readFile(result.path))).toBe(sha256(content));
+    expect(mirror.requests.length).toBeGreaterThan(1);
+    expect(mirror.requests.every((request) => request.headers["authorization"] === bob)).toBe(true);
+    expect(primary.requests.every((request) => request.headers["authorization"] === undefined)).toBe(true);
+  });
+
+  it("a refused mirror's warning shows bob:***@, never the password, and so does the default warning on stderr", async () => {
+    const content = makeContent(256 * KiB, 85);
+    const primary = await serve({ content, bytesPerSecond: 1 * MiB });
+    const mirror = await serve({ content, onRequest: wantsBob });
+    const warnings: string[] = [];
+    await download([primary.url(), withBob(mirror.url(), "wr0ng")], quick({ dir: await tempDir(), onWarning: (message) => warnings.push(message) }));
+    expect(warnings).toEqual([expect.stringContaining(`ignoring mirror ${withBob(mirror.url(), "***")}`)]);
+    expect(warnings.join("\n")).not.toContain("wr0ng");
+
+    const written: string[] = [];
+    const write = vi.spyOn(process.stderr, "write").mockImplementation((chunk: string | Uint8Array) => {
+      written.push(String(chunk));
+      return true;
+    });
+    try {
+      const { onWarning: _quiet, ...options } = quick({ dir: await tempDir() });
+      await download([primary.url(), withBob(mirror.url(), "wr0ng")], options);
+    } finally {
+      write.mockRestore();
+    }
+    const stderr = written.join("");
+    expect(stderr).toContain("bob:***@");
+    expect(stderr).not.toContain("wr0ng");
   });
 });
 

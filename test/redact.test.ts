@@ -62,6 +62,7 @@ describe("splitUrlCredentials", () => {
       origin: "http://127.0.0.1:8080",
       authorization: `Basic ${Buffer.from("user:p@ss").toString("base64")}`,
       shown: "http://user:***@127.0.0.1:8080/file",
+      shownUserinfo: "user:***",
     });
   });
 

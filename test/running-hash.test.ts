@@ -1,8 +1,10 @@
+import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { open, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { checkDigest, PrefixHasher } from "../src/running-hash.js";
+import { assertBuilt } from "./support/run-cli.js";
 import { tempDir } from "./support/temp.js";
 
 const MiB = 1024 * 1024;
@@ -68,6 +70,29 @@ describe("PrefixHasher", () => {
     hasher.written(60, 99);
     await expect(hasher.digest(100)).rejects.toThrow(/only 50 written in order/);
     await hasher.close();
+  });
+
+  it("stops its thread when a digest is refused, so the process can exit", async () => {
+    assertBuilt();
+    const dir = await tempDir();
+    const path = join(dir, "gap.part");
+    await writeFile(path, pattern(0, 100));
+    const module = new URL("../dist/running-hash.js", import.meta.url).href;
+    // A file, not `--input-type=module -e`: the hashing thread would inherit that flag.
+    const script = join(dir, "refused-digest.mjs");
+    await writeFile(
+      script,
+      `const { PrefixHasher } = await import(${JSON.stringify(module)});
+      const hasher = new PrefixHasher(${JSON.stringify(path)}, "sha1");
+      hasher.written(0, 49);
+      await hasher.digest(100).catch((error) => console.log(error.message));
+      `,
+    );
+    // A thread left running keeps the child alive until the deadline kills it.
+    const child = spawnSync(process.execPath, [script], { encoding: "utf8", timeout: 15_000 });
+    expect(child.stdout).toContain("only 50 written in order");
+    expect(child.signal).toBeNull();
+    expect(child.status).toBe(0);
   });
 
   it("rejects with the file system's error when the file cannot be read", async () => {

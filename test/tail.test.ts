@@ -1,9 +1,10 @@
 import { readFile } from "node:fs/promises";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { download, type DownloadOptions } from "../src/index.js";
+import { AbortError, download, type DownloadOptions } from "../src/index.js";
 import { makeContent, sha256 } from "./support/content.js";
 import { rangeServer as serve } from "./support/servers.js";
-import { tempDir } from "./support/temp.js";
+import { tempDir, waitFor } from "./support/temp.js";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -81,7 +82,8 @@ describe("mirrors", () => {
 
   it("refuses a mirror whose size differs, with a warning", async () => {
     const content = makeContent(1 * MiB, 17);
-    const primary = await serve({ content });
+    // Mirrors answer while the transfer runs: a slow one keeps it going until they have.
+    const primary = await serve({ content, bytesPerSecond: 2 * MiB });
     const other = await serve({ content: makeContent(1 * MiB + 1, 17) });
     const options = quick({ connections: 4 });
     const result = await download([primary.url(), other.url()], { ...options, dir: await tempDir() });
@@ -92,12 +94,51 @@ describe("mirrors", () => {
 
   it("sends each copy its own validator in If-Range", async () => {
     const content = makeContent(2 * MiB, 18);
-    const primary = await serve({ content, etag: '"a"' });
-    const mirror = await serve({ content, etag: '"b"' });
+    const primary = await serve({ content, etag: '"a"', bytesPerSecond: 2 * MiB });
+    const mirror = await serve({ content, etag: '"b"', bytesPerSecond: 2 * MiB });
     await download([primary.url(), mirror.url()], { ...quick({ connections: 4 }), dir: await tempDir() });
     expect(primary.requests.slice(1).every((request) => request.headers["if-range"] === '"a"')).toBe(true);
     expect(mirror.requests.slice(1).every((request) => request.headers["if-range"] === '"b"')).toBe(true);
     expect(mirror.requests.length).toBeGreaterThan(1);
+  });
+});
+
+describe("mirrors join while the transfer runs", () => {
+  // A stuck request would wait for ever: the abort bounds the wait.
+  const bounded = () => AbortSignal.timeout(20_000);
+
+  it("a mirror on the URL's own host with one connection per host: the probe's body is read while the mirror waits, and the download finishes", async () => {
+    const content = makeContent(1 * MiB, 19);
+    const server = await serve({ content });
+    const options = quick({ connections: 4, maxConnectionsPerHost: 1 });
+    const result = await download([server.url("/file"), server.url("/copy")], { ...options, dir: await tempDir(), signal: bounded() });
+    expect(sha256(await readFile(result.path))).toBe(sha256(content));
+    expect(server.peakConcurrent()).toBe(1);
+  });
+
+  it("a mirror that never answers holds up no range: the download finishes from the URL without it", async () => {
+    const content = makeContent(1 * MiB, 20);
+    const primary = await serve({ content });
+    const silent = await serve({ content, onRequest: () => ({ stallBeforeHeaders: true }) });
+    const options = quick({ connections: 4, timeout: 60 });
+    const result = await download([primary.url(), silent.url()], { ...options, dir: await tempDir(), signal: bounded() });
+    expect(sha256(await readFile(result.path))).toBe(sha256(content));
+    expect(result.http.origins[primary.origin]!.bytes).toBe(content.length);
+    expect(options.warnings).toEqual([]);
+  });
+
+  it("an abort while a mirror has not answered keeps the bytes already fetched for a resume", async () => {
+    const content = makeContent(4 * MiB, 21);
+    const primary = await serve({ content, bytesPerSecond: 1 * MiB });
+    const silent = await serve({ content, onRequest: () => ({ stallBeforeHeaders: true }) });
+    const output = join(await tempDir(), "file.bin");
+    const controller = new AbortController();
+    const pending = download([primary.url(), silent.url()], { ...quick({ connections: 4, timeout: 60 }), output, signal: controller.signal });
+    await waitFor(() => silent.requests.length > 0 && primary.bytesServed() >= 512 * KiB);
+    controller.abort();
+    await expect(pending).rejects.toBeInstanceOf(AbortError);
+    const manifest = JSON.parse(await readFile(`${output}.part.json`, "utf8")) as { done: [number, number][] };
+    expect(manifest.done.length).toBeGreaterThan(0);
   });
 });
 
