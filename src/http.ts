@@ -1,7 +1,8 @@
 /**
  * Sending a GET: the one request path (header hygiene, counting, the answer deadline,
  * the error body's reason) and redirects followed by our own rules. What undici throws
- * becomes our error in to-error.ts.
+ * becomes our error in to-error.ts. Longer than most modules because everything a
+ * request needs lives in that one path, on purpose: there is no second way to send one.
  */
 import { Readable } from "node:stream";
 import type { Dispatcher } from "undici";

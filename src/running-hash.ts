@@ -62,7 +62,8 @@ export class PrefixHasher {
    */
   constructor(path: string, algorithm: Checksum["algorithm"], alreadyDone: Iterable<Interval> = []) {
     this.#written = IntervalSet.from(alreadyDone);
-    this.#worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { path, algorithm } });
+    // The source is CommonJS: the host's own flags (--input-type=module, say) must not reach it.
+    this.#worker = new Worker(WORKER_SOURCE, { eval: true, execArgv: [], workerData: { path, algorithm } });
     this.#result = new Promise<string>((resolve, reject) => {
       this.#worker.once("message", (digest: string) => resolve(digest));
       this.#worker.once("error", reject);

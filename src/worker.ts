@@ -2,6 +2,8 @@
  * One connection of a parallel transfer: it takes a range from the planner (or steals,
  * or hedges), asks for it, has each answer judged by the verdict, writes what the
  * answer proves through the sink, and retries from its last byte, until no byte is left.
+ * Longer than most modules because a range's whole life (its requests, its retries,
+ * host limits, a signed URL's refresh, the hedge race) is one loop that reads best whole.
  */
 import { dropMirror, pickSource, refreshSource, signedUrlExpired, type GivenBody, type Source } from "./sources.js";
 import { HttpStatusError, IntegrityError, NetworkError, RemoteChangedError } from "./errors.js";
