@@ -1,6 +1,6 @@
 import { readFile, readdir, stat, writeFile } from "node:fs/promises";
 import { basename, join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
   AbortError,
   download,
@@ -14,22 +14,14 @@ import {
 } from "../src/index.js";
 import { IntervalSet, type Interval } from "../src/ranges.js";
 import { makeContent, sha256 } from "./support/content.js";
-import { defaultEtag, startRangeServer, type RangeServer, type RangeServerOptions } from "./support/range-server.js";
+import { defaultEtag, type RangeServer } from "./support/range-server.js";
+import { rangeServer } from "./support/servers.js";
 import { tempDir, waitFor } from "./support/temp.js";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
-const servers: RangeServer[] = [];
-
-async function serve(options: RangeServerOptions): Promise<RangeServer> {
-  const server = await startRangeServer(options);
-  servers.push(server);
-  return server;
-}
-
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map((server) => server.close()));
-});
+/** Range servers on 127.0.0.1, each closed after its test. */
+const serve = rangeServer;
 
 /** Options that keep tests quick: small ranges, short timeouts, warnings collected. */
 function quick(extra: DownloadOptions = {}): DownloadOptions & { warnings: string[] } {

@@ -11,24 +11,16 @@ import { basename, join } from "node:path";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { download, downloadAll, type DownloadOptions, type DownloadResult } from "../src/index.js";
 import { makeContent, sha256 } from "./support/content.js";
-import { startRangeServer, type RangeServer, type RangeServerOptions } from "./support/range-server.js";
+import type { RangeServer } from "./support/range-server.js";
+import { rangeServer } from "./support/servers.js";
 import { rangeAnswer, sendAndClose, startRawServer, type RawServer } from "./support/raw-server.js";
 import { assertBuilt, lines, runCli, startCli } from "./support/run-cli.js";
 import { tempDir } from "./support/temp.js";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
-const servers: RangeServer[] = [];
-
-async function serve(options: RangeServerOptions): Promise<RangeServer> {
-  const server = await startRangeServer(options);
-  servers.push(server);
-  return server;
-}
-
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map((server) => server.close()));
-});
+/** Range servers on 127.0.0.1, each closed after its test. */
+const serve = rangeServer;
 
 beforeAll(() => assertBuilt());
 

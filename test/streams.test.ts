@@ -8,28 +8,20 @@ import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { gzipSync } from "node:zlib";
-import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { download, downloadStream, type DownloadOptions } from "../src/index.js";
 import { streamWindow } from "../src/ordered-sink.js";
 import { makeContent, sha256 } from "./support/content.js";
-import { startRangeServer, type RangeServer, type RangeServerOptions } from "./support/range-server.js";
+import type { RangeServer } from "./support/range-server.js";
+import { rangeServer } from "./support/servers.js";
 import { assertBuilt, BIN, cliEnv, runCli } from "./support/run-cli.js";
 import { tarArchive } from "./support/tar-archive.js";
 import { tempDir } from "./support/temp.js";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
-const servers: RangeServer[] = [];
-
-async function serve(options: RangeServerOptions): Promise<RangeServer> {
-  const server = await startRangeServer(options);
-  servers.push(server);
-  return server;
-}
-
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map((server) => server.close()));
-});
+/** Range servers on 127.0.0.1, each closed after its test. */
+const serve = rangeServer;
 
 function quick(extra: DownloadOptions = {}): DownloadOptions & { warnings: string[] } {
   const warnings: string[] = [];
