@@ -1,5 +1,10 @@
-import { DEFAULTS, downloadWithResult } from "./download.js";
-import { checkSharedLimits } from "./options.js";
+/**
+ * Many files: `downloadAll` (every result, in input order) over `forEachDownload`
+ * (each result reported as it ends, none kept), `jobs` at a time, with one dispatcher,
+ * one rate limit and one set of host limits for the batch.
+ */
+import { downloadWithResult } from "./download.js";
+import { checkSharedLimits, DEFAULTS } from "./options.js";
 import { UsageError } from "./errors.js";
 import { createDispatcher } from "./dispatcher.js";
 import { HostLimits, maxConnectionsPerHostFor } from "./host-limits.js";

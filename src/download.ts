@@ -18,7 +18,6 @@ import { HttpStatsRecorder } from "./stats.js";
 import { OrderedOutput, StreamDownload } from "./stream-download.js";
 import type { DownloadOptions, DownloadResult, DownloadStream, DownloadStreamOptions, FinishedDownload } from "./types.js";
 
-export { DEFAULTS } from "./options.js";
 
 /**
  * Downloads one URL to a file (with `extract`, unpacks it into that directory instead).

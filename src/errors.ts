@@ -152,7 +152,8 @@ export class IntegrityError extends RangegetError {
 
 /**
  * The remote file changed while a partial download existed, and the caller asked
- * not to restart (`restartOnChange: false`) or it kept changing. Exit 5.
+ * not to restart (`restartOnChange: false`) or it kept changing; or it changed under
+ * a stream (`-o -`, `--extract`, `downloadStream`), whose bytes already left. Exit 5.
  */
 export class RemoteChangedError extends RangegetError {
   declare readonly code: RemoteChangedErrorCode;

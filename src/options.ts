@@ -140,6 +140,7 @@ export function resolveSettings(url: string, mirrors: readonly string[], options
     }
   }
   const maxPerHost = options.maxConnectionsPerHost;
+  const clock = options.clock ?? systemClock;
   return {
     url: credentials.url,
     shownUrl: credentials.shown,
@@ -165,8 +166,8 @@ export function resolveSettings(url: string, mirrors: readonly string[], options
     onProgress: options.onProgress,
     // A library user's stderr is a log like any other: no password reaches it.
     warn: options.onWarning ?? ((message) => process.stderr.write(`rangeget: warning: ${redactText(message)}\n`)),
-    rateLimiter: options.rateLimiter ?? (options.limitRate === undefined ? undefined : new RateLimiter(options.limitRate)),
+    rateLimiter: options.rateLimiter ?? (options.limitRate === undefined ? undefined : new RateLimiter(options.limitRate, clock)),
     hostLimits: options.hostLimits ?? new HostLimits(maxConnectionsPerHostFor({ connections, ...(maxPerHost === undefined ? {} : { maxConnectionsPerHost: maxPerHost }) })),
-    clock: options.clock ?? systemClock,
+    clock,
   };
 }

@@ -1,3 +1,7 @@
+/**
+ * Where a transfer's bytes go: the `ByteSink` seam (the `.part` file, an ordered
+ * stream) and the coalescing positional writer the `.part` uses.
+ */
 import type { FileHandle } from "node:fs/promises";
 
 /**

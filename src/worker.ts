@@ -316,7 +316,6 @@ function placeAnswer(
 export class RangeIgnoredError extends IntegrityError {
   constructor(message: string) {
     super(message, { code: "ERR_BAD_RANGE" });
-    this.name = "RangeIgnoredError";
   }
 }
 

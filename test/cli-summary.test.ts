@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { formatBatchSummary } from "../src/cli/summary.js";
+import { BatchTally } from "../src/cli/summary.js";
 import type { DownloadResult } from "../src/types.js";
 
 const MiB = 1024 * 1024;
@@ -19,7 +19,14 @@ function result(status: DownloadResult["status"], bytesTransferred: number, erro
   };
 }
 
-describe("formatBatchSummary", () => {
+/** The closing line for `results`, counted as the CLI counts them: one at a time as each ends. */
+function formatBatchSummary(results: DownloadResult[], elapsedMs: number): string {
+  const tally = new BatchTally();
+  for (const result of results) tally.add(result);
+  return tally.format(elapsedMs);
+}
+
+describe("BatchTally", () => {
   it("counts files by outcome, adds this run's bytes, and gives the batch's wall time and rate", () => {
     const results = [
       result("downloaded", 30 * MiB),

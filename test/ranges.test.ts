@@ -278,7 +278,7 @@ class PlannerModel {
     const missing = IntervalSet.from(done).missing(size);
     const first = missing[0];
     if (probe && first) {
-      // As download.ts does: the probe's range is taken out of the plan and adopted.
+      // As transfer.ts does: the probe's range is taken out of the plan and adopted.
       const probeEnd = Math.min(first[1], first[0] + minSplit - 1);
       const rest = IntervalSet.from(missing.slice(1));
       if (probeEnd < first[1]) rest.add(probeEnd + 1, first[1]);

@@ -44,10 +44,3 @@ export class BatchTally {
     return `rangeget: ${files}${parts.length > 0 ? `: ${parts.join(", ")}` : ""}; ${formatBytes(this.bytes)} in ${formatDuration(seconds)}${speed}`;
   }
 }
-
-/** The closing line for `results` (see BatchTally.format). */
-export function formatBatchSummary(results: Iterable<DownloadResult>, elapsedMs: number): string {
-  const tally = new BatchTally();
-  for (const result of results) tally.add(result);
-  return tally.format(elapsedMs);
-}
