@@ -81,7 +81,7 @@ await build({
   splitting: true,
   format: "esm",
   platform: "node",
-  target: "node20.19",
+  target: "node22.19",
   // undici and cli-progress are CommonJS and call require() for Node's built-ins, which an
   // ES module bundle has to provide.
   banner: { js: 'import { createRequire as rangegetCreateRequire } from "node:module"; const require = rangegetCreateRequire(import.meta.url);' },

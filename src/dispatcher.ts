@@ -16,7 +16,7 @@ export interface DispatcherOptions {
 /**
  * One keep-alive dispatcher per download: `connections` sockets per origin, no
  * pipelining (a stalled range must not block the next one on the same socket), and
- * HTTP_PROXY / HTTPS_PROXY / NO_PROXY from the environment.
+ * HTTP_PROXY / HTTPS_PROXY / NO_PROXY from the environment, HTTP/1.1 only.
  */
 export function createDispatcher(options: DispatcherOptions): Dispatcher {
   const tls = {
@@ -24,6 +24,10 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     ...(options.insecure ? { rejectUnauthorized: false } : {}),
   };
   return new EnvHttpProxyAgent({
+    // undici 8 negotiates HTTP/2 by default and then multiplexes every range over one
+    // TCP connection: 8 ranges at 50 ms round trip measured 4.9 MiB/s that way against
+    // 150.8 MiB/s on separate HTTP/1.1 connections. Parallel ranges need separate sockets.
+    allowH2: false,
     connections: options.connections,
     pipelining: 1,
     keepAliveTimeout: 30_000,

@@ -19,8 +19,8 @@ export interface ForwardProxy {
 
 /**
  * A minimal HTTP forward proxy on 127.0.0.1 that records what passes: absolute-URI
- * requests are forwarded to http:// targets, CONNECT opens a tunnel (undici tunnels
- * http:// targets too, by default). With `refuse`, every request is answered with
+ * requests are forwarded to http:// targets (undici 8 sends http:// targets that way),
+ * CONNECT opens a tunnel (https:// targets). With `refuse`, every request is answered with
  * that status instead (a proxy demanding authentication, say).
  */
 export async function startForwardProxy(options: { refuse?: number } = {}): Promise<ForwardProxy> {
@@ -34,7 +34,8 @@ export async function startForwardProxy(options: { refuse?: number } = {}): Prom
       return;
     }
     const target = new URL(req.url!);
-    const { "proxy-connection": _dropped, ...headers } = req.headers;
+    // Proxy-Authorization is the proxy's own (RFC 9110 §11.7.2): a proxy consumes it.
+    const { "proxy-connection": _dropped, "proxy-authorization": _consumed, ...headers } = req.headers;
     const upstream = httpRequest(
       { host: target.hostname, port: target.port, path: target.pathname + target.search, method: req.method, headers },
       (answer) => {
