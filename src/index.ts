@@ -1,3 +1,4 @@
+import "./node-version.js";
 export { download, downloadStream } from "./download.js";
 export { downloadAll } from "./batch.js";
 export {

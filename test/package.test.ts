@@ -36,7 +36,7 @@ interface LockEntry {
   [field: string]: unknown;
 }
 
-// Children run on the Node that runs this test (CI runs the suite on Node 20 and 24),
+// Children run on the Node that runs this test (CI runs the suite on Node 22, 24 and 26),
 // and see none of the npm_* variables that this project's own `npm test` set for itself.
 const childEnv: NodeJS.ProcessEnv = Object.fromEntries(
   Object.entries(process.env).filter(([key]) => !/^npm_(lifecycle_|package_|command$|config_local_prefix$)/i.test(key)),
@@ -283,7 +283,7 @@ describe("the npm package", () => {
       await server.close();
     }
 
-    // require(esm), unflagged since Node 20.19, the oldest Node that rangeget supports.
+    // require(esm), unflagged since Node 20.19 and 22.12: every Node that rangeget supports.
     await writeFile(join(consumerDir, "consumer.cjs"), CONSUMER_CJS);
     const { stdout } = await node(["consumer.cjs"], consumerDir);
     expect(JSON.parse(stdout)).toEqual(["function", "function", "function"]);

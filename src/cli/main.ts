@@ -7,7 +7,11 @@ import type { DownloadResult } from "../types.js";
 import { parseArgs } from "./args.js";
 import type { CliConfig } from "./build-config.js";
 import { createProgressReporter, fileLabel, type ProgressReporter, type ProgressStream } from "./progress.js";
+import { debugEnabled } from "./debug.js";
 import { BatchTally } from "./summary.js";
+
+export { debugEnabled } from "./debug.js";
+export { installLastResort } from "./last-resort.js";
 
 /** Where SIGINT and SIGTERM arrive from: the process, or an emitter in tests. */
 export interface SignalSource {
@@ -223,10 +227,6 @@ function columnsFrom(env: NodeJS.ProcessEnv): number | undefined {
   return Number.isInteger(columns) && columns >= 20 ? columns : undefined;
 }
 
-/** `DEBUG=rangeget`, as in the `debug` package: a comma- or space-separated list, `*` for all. */
-export function debugEnabled(env: NodeJS.ProcessEnv): boolean {
-  return (env.DEBUG ?? "").split(/[\s,]+/).some((name) => name === "*" || name === "rangeget" || name.startsWith("rangeget:"));
-}
 
 function oneLine(text: string): string {
   return text.replace(/\s*\n\s*/g, " ");
