@@ -8,8 +8,8 @@
 //   RUNS=3          runs per row (median wall and CPU, peak RSS over the runs)
 //   ONLY=<regex>    scenarios to run: big-fast, big-tls, single, mid-throttled,
 //                   batch-200x1M, list-5000x4K, start, rss, straggler, mirrors, resume
-//   NODE24          another Node for the start rows (default: the newest
-//                   ~/.cache/rangeget-ci/node-v24*/bin/node, if there is one)
+//   START_NODES     other Nodes for the start rows, ":"-separated (default: the newest
+//                   ~/.cache/rangeget-ci/node-v{22,24,26}.*/bin/node at hand)
 //   MIRROR_MIB=32   each mirror's uplink in the mirrors scenario
 //   BENCH_DIR       as in setup.sh          BENCH_PORT    as in setup.sh (default 18080)
 //   TIMEOUT_S=300   a run still going after this is killed and counted as failed
@@ -344,18 +344,25 @@ function longList() {
   };
 }
 
-/** The Nodes to time start-up on: this one, and Node 24 when one is at hand. */
+/**
+ * The Nodes to time start-up on: this one, and one of each other supported line (22, 24,
+ * 26) at hand: START_NODES (paths, separated by ":"), else the newest of each line that
+ * .ci/run cached in ~/.cache/rangeget-ci. One per major.
+ */
 function startNodes() {
   const nodes = [{ label: `Node ${process.versions.node.split(".")[0]}`, path: process.execPath }];
-  let other = env.NODE24;
-  if (other === undefined) {
+  let others = (env.START_NODES ?? "").split(delimiter).filter((path) => path !== "");
+  if (others.length === 0) {
     const cache = join(homedir(), ".cache", "rangeget-ci");
-    const found = existsSync(cache) ? readdirSync(cache).filter((name) => /^node-v24/.test(name)).sort() : [];
-    if (found.length > 0) other = join(cache, found.at(-1), "bin", "node");
+    const cached = existsSync(cache) ? readdirSync(cache).filter((name) => /^node-v\d+\./.test(name)) : [];
+    const newest = (line) => cached.filter((name) => name.startsWith(`node-v${line}.`)).sort((a, b) => a.localeCompare(b, "en", { numeric: true })).at(-1);
+    others = ["22", "24", "26"].map(newest).filter((name) => name !== undefined).map((name) => join(cache, name, "bin", "node"));
   }
-  if (other !== undefined && other !== "" && isExecutable(other)) {
+  for (const other of others) {
+    if (!isExecutable(other)) continue;
     const version = spawnSync(other, ["--version"], { encoding: "utf8" }).stdout.trim();
-    if (version !== "" && version !== process.version) nodes.push({ label: `Node ${version.replace(/^v/, "").split(".")[0]}`, path: other });
+    const label = `Node ${version.replace(/^v/, "").split(".")[0]}`;
+    if (version !== "" && !nodes.some((node) => node.label === label)) nodes.push({ label, path: other });
   }
   return nodes;
 }

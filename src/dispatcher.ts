@@ -2,7 +2,6 @@
  * The undici dispatcher every request of a download (or a batch) goes through:
  * keep-alive sockets, proxies from the environment, and the TLS trust settings.
  */
-import { readFileSync } from "node:fs";
 import nodeTls from "node:tls";
 import { EnvHttpProxyAgent, type Dispatcher } from "undici";
 
@@ -37,21 +36,10 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
 }
 
 /**
- * What Node trusts without `--ca`: Mozilla's roots plus NODE_EXTRA_CA_CERTS. A `ca`
- * option replaces that set, and `--ca` means "also trust", so it is added to this.
+ * What Node trusts without `--ca`: Mozilla's roots plus NODE_EXTRA_CA_CERTS
+ * (`tls.getCACertificates`, Node 22.15+). A `ca` option replaces that set, and `--ca`
+ * means "also trust", so it is added to this.
  */
 function defaultCaCertificates(): string[] {
-  const { getCACertificates } = nodeTls as { getCACertificates?: (type: "default") => string[] };
-  // Node 22.15+ answers itself; on older Nodes we read NODE_EXTRA_CA_CERTS as Node does.
-  if (getCACertificates) return getCACertificates("default");
-  const extra = process.env["NODE_EXTRA_CA_CERTS"];
-  let extraPem: string[] = [];
-  if (extra) {
-    try {
-      extraPem = readFileSync(extra, "utf8").match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? [];
-    } catch {
-      // Node has already warned about an unreadable NODE_EXTRA_CA_CERTS at start-up.
-    }
-  }
-  return [...nodeTls.rootCertificates, ...extraPem];
+  return nodeTls.getCACertificates("default");
 }

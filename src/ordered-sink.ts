@@ -19,7 +19,7 @@ export const MIN_WINDOW_BYTES = 1 * MiB;
 export const MIN_STREAM_RANGE_BYTES = 64 * KiB;
 /**
  * How much `body` itself holds before the sink stops pushing into it. Node's default
- * (16 KiB on Node 20) is smaller than one network chunk, so every push would pause.
+ * (64 KiB since Node 22) is one network chunk, so nearly every push would pause.
  */
 const BODY_HIGH_WATER_MARK = 256 * KiB;
 
@@ -101,7 +101,7 @@ export class OrderedSink {
   #position = 0;
   /** `body` asked us to stop pushing until it is read. */
   #bodyFull = false;
-  #ending: { resolve: () => void; reject: (error: unknown) => void } | undefined;
+  #ending: PromiseWithResolvers<void> | undefined;
   #ended = false;
   #failure: unknown;
 
@@ -173,7 +173,8 @@ export class OrderedSink {
    */
   end(): Promise<void> {
     if (this.#failure !== undefined) return Promise.reject(this.#failure);
-    const ended = new Promise<void>((resolve, reject) => (this.#ending = { resolve, reject }));
+    this.#ending = Promise.withResolvers<void>();
+    const ended = this.#ending.promise;
     this.#drain();
     return ended;
   }
