@@ -1,12 +1,56 @@
-import { defineConfig } from "vitest/config";
+import { configDefaults, defineConfig } from "vitest/config";
+
+/**
+ * Pure modules, tested with tables and properties: no socket, no child process. Every
+ * other test file is end-to-end (real sockets on 127.0.0.1, real files, the built CLI).
+ */
+const UNIT = [
+  "checksum",
+  "claim",
+  "cli-args",
+  "cli-config",
+  "cli-progress",
+  "cli-summary",
+  "cookies",
+  "errors",
+  "extract",
+  "file-size-limit",
+  "filename",
+  "host-limits",
+  "http-headers",
+  "input-file",
+  "netrc",
+  "ordered-sink",
+  "origin-record",
+  "part-file",
+  "properties",
+  "ranges",
+  "ranges-tail",
+  "rate-limit",
+  "rates",
+  "redact",
+  "retry",
+  "shard",
+  "sink",
+  "size",
+  "stats",
+  "tail-policy",
+  "verdict",
+].map((name) => `test/${name}.test.ts`);
+/** SIGKILL loops and the fault soak: a minute of wall time, run by CI and `npm run torture`. */
+const TORTURE = ["test/torture.test.ts"];
 
 export default defineConfig({
   test: {
-    include: ["test/**/*.test.ts"],
     // Most tests wait on sockets and throttled servers, not the CPU: on 2 cores, four
     // files at a time finish the suite in about half the time.
     maxWorkers: 4,
     testTimeout: 30_000,
     hookTimeout: 30_000,
+    projects: [
+      { extends: true, test: { name: "unit", include: UNIT } },
+      { extends: true, test: { name: "e2e", include: ["test/**/*.test.ts"], exclude: [...configDefaults.exclude, ...UNIT, ...TORTURE] } },
+      { extends: true, test: { name: "torture", include: TORTURE } },
+    ],
   },
 });
