@@ -8,7 +8,7 @@
 import { randomBytes } from "node:crypto";
 import { constants } from "node:fs";
 import { lstat, open, readFile, rename, stat, statfs, unlink, type FileHandle } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import type { Clock } from "./clock.js";
 import type { InterruptSignal } from "./errors.js";
 
@@ -207,5 +207,13 @@ async function probeVolume(directory: string, platform: Platform): Promise<Volum
   } finally {
     await file.close().catch(() => {});
     await unlink(path).catch(() => {});
+  }
+}
+
+/** `path` if it is a directory, else its nearest ancestor that is: where a directory still to be made will live. */
+export async function nearestExistingDirectory(path: string): Promise<string> {
+  for (let current = path; ; current = dirname(current)) {
+    const info = await stat(current).catch(() => undefined);
+    if (info?.isDirectory() || dirname(current) === current) return current;
   }
 }
