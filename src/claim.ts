@@ -6,7 +6,9 @@
 import { mkdir, readFile, stat } from "node:fs/promises";
 import { dirname } from "node:path";
 import { FileError } from "./errors.js";
-import { acquireLock, manifestDone, readManifest, removeIfPresent, type Lock, type Manifest } from "./manifest.js";
+import { acquireLock, type Lock } from "./lock.js";
+import { manifestDone, readManifest, removeIfPresent, type Manifest } from "./manifest.js";
+import { partPaths } from "./part-paths.js";
 import { finishedFrom, type XattrApi } from "./origin-record.js";
 import type { IntervalSet } from "./ranges.js";
 import { fileError } from "./to-error.js";
@@ -65,9 +67,10 @@ export async function claimOutput(path: string, options: ClaimOptions): Promise<
   try {
     if (options.force) await discardPartial(path);
     let partial: PartialState | undefined;
-    const check = await readManifest(`${path}.part.json`, options.url);
+    const manifestPath = partPaths(path).manifest;
+    const check = await readManifest(manifestPath, options.url);
     if (check?.trusted === false) {
-      options.warn(`ignoring ${path}.part.json: ${check.reason}; starting over`);
+      options.warn(`ignoring ${manifestPath}: ${check.reason}; starting over`);
       await discardPartial(path);
     } else if (check?.trusted) {
       partial = { manifest: check.manifest, done: manifestDone(check.manifest) };
@@ -113,15 +116,17 @@ export async function claimOutput(path: string, options: ClaimOptions): Promise<
 async function finishedBeforeCrash(path: string, partial: PartialState, outputSize: number): Promise<boolean> {
   const size = partial.manifest.size;
   const complete = partial.done.bytes === size && outputSize === size;
-  if (!complete || (await stat(`${path}.part`).catch(() => undefined))) return false;
-  await removeIfPresent(`${path}.part.json`);
+  const paths = partPaths(path);
+  if (!complete || (await stat(paths.part).catch(() => undefined))) return false;
+  await removeIfPresent(paths.manifest);
   return true;
 }
 
 /** Removes the `.part` and its manifest: the partial data is of no further use. */
 export async function discardPartial(path: string): Promise<void> {
-  await removeIfPresent(`${path}.part`);
-  await removeIfPresent(`${path}.part.json`);
+  const paths = partPaths(path);
+  await removeIfPresent(paths.part);
+  await removeIfPresent(paths.manifest);
 }
 
 /**
@@ -130,7 +135,7 @@ export async function discardPartial(path: string): Promise<void> {
  * files into one directory would otherwise pay a mkdir and a stat per file.
  */
 async function lockCreatingDirectory(path: string): Promise<Lock> {
-  const lockPath = `${path}.part.lock`;
+  const lockPath = partPaths(path).lock;
   try {
     return await acquireLock(lockPath, path);
   } catch (error) {

@@ -38,15 +38,22 @@ export type ErrorCode =
   | FileErrorCode
   | AbortErrorCode;
 
-/** The signals the CLI turns into an abort. */
-export type InterruptSignal = "SIGINT" | "SIGTERM";
+/**
+ * The signals the CLI turns into an abort: Ctrl-C, a kill, a closed terminal (SIGHUP),
+ * and Ctrl-Break on Windows (SIGBREAK).
+ */
+export type InterruptSignal = "SIGINT" | "SIGTERM" | "SIGHUP" | "SIGBREAK";
+
+/** Signal numbers where `os.constants.signals` lacks one (SIGBREAK exists only on Windows, as 21). */
+const SIGNAL_NUMBERS: Readonly<Record<InterruptSignal, number>> = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15, SIGBREAK: 21 };
 
 /**
  * The exit code after an interrupt: 128 + the signal's number, as POSIX shells
- * report a process killed by a signal (130 for SIGINT, 143 for SIGTERM).
+ * report a process killed by a signal (129 for SIGHUP, 130 for SIGINT, 143 for
+ * SIGTERM; 149 for Windows' SIGBREAK).
  */
 export function interruptExitCode(signal: InterruptSignal): number {
-  return 128 + constants.signals[signal];
+  return 128 + ((constants.signals as Partial<Record<InterruptSignal, number>>)[signal] ?? SIGNAL_NUMBERS[signal]);
 }
 
 /** Exit code 1: anything that is not one of ours is a bug. */

@@ -15,10 +15,12 @@ import { chooseFileName } from "./filename.js";
 import { ifRangeValue } from "./http-headers.js";
 import { discard, type RequestContext } from "./http.js";
 import { abortError, requestContext } from "./job-context.js";
-import type { Lock, Manifest } from "./manifest.js";
+import type { Lock } from "./lock.js";
+import type { Manifest } from "./manifest.js";
 import type { Settings } from "./options.js";
 import { finishedFrom, loadXattr } from "./origin-record.js";
-import { adoptPart, createPart, finishPart, openPart } from "./part-file.js";
+import { adoptPart, createPart, finishPart, openPart, rangePlanning } from "./part-file.js";
+import { partPaths } from "./part-paths.js";
 import { PartFileSink, PartFileStream } from "./part-sink.js";
 import { probe, type ProbeAnswer } from "./probe.js";
 import { IntervalSet, type Interval } from "./ranges.js";
@@ -325,7 +327,7 @@ export class FileDownload {
     let manifest = this.#newManifest(answer, size);
     let done = new IntervalSet();
     if (this.#partial) {
-      file = await discardOnFailure(answer, () => openPart(this.#path!, size, this.#settings.warn));
+      file = await discardOnFailure(answer, () => openPart(this.#path!, size, this.#settings.warn, this.#partial!.manifest.done));
       if (file) {
         manifest = { ...this.#partial.manifest, finalUrl: answer.finalUrl };
         done = this.#partial.done;
@@ -356,7 +358,7 @@ export class FileDownload {
         proven: (proof) => this.#proven(proof),
         size,
         missing: done.missing(size),
-        split: { minSplit: this.#settings.minSplit },
+        split: await rangePlanning(this.#path!, this.#settings.minSplit),
         sink: new PartFileSink(file, this.#path!, manifest, done, hasher),
         counters: this.#counters,
         abort: this.#abort,
@@ -378,7 +380,7 @@ export class FileDownload {
   /** With a checksum: a hasher of `<output>.part`, `alreadyDone` (bytes on disk) hashed first. */
   #hasher(alreadyDone: Interval[] = []): PrefixHasher | undefined {
     const algorithm = this.#settings.checksum?.algorithm;
-    return algorithm === undefined ? undefined : new PrefixHasher(`${this.#path!}.part`, algorithm, alreadyDone);
+    return algorithm === undefined ? undefined : new PrefixHasher(partPaths(this.#path!).part, algorithm, alreadyDone);
   }
 
   /**

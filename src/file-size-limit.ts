@@ -6,19 +6,9 @@
  * raised limit, not freeing space. Where the limit is known up front, a file that
  * cannot fit is refused before any byte is fetched.
  */
-import { readFile, statfs } from "node:fs/promises";
-import { dirname } from "node:path";
+import { readFile } from "node:fs/promises";
 import { FileError } from "./errors.js";
-
-/** statfs(2) `f_type` of FAT (vfat, msdos): linux/magic.h MSDOS_SUPER_MAGIC. */
-export const MSDOS_SUPER_MAGIC = 0x4d44;
-/** FAT stores a file's size in 32 bits. */
-const FAT_MAX_FILE_SIZE = 2 ** 32 - 1;
-
-/** The largest file a file system of statfs type `type` can hold, or `undefined` when no practical limit is known. */
-export function largestFileOn(type: number): number | undefined {
-  return type === MSDOS_SUPER_MAGIC ? FAT_MAX_FILE_SIZE : undefined;
-}
+import { currentPlatform, type Platform } from "./platform.js";
 
 /**
  * The soft "Max file size" of `/proc/self/limits` (Linux, proc(5)) in bytes, or
@@ -34,11 +24,13 @@ export function parseFileSizeLimit(procLimits: string): number | undefined {
 /** Why a file of some size cannot be written here. */
 export type SizeRefusal = { kind: "process-limit"; limit: number } | { kind: "file-system"; limit: number };
 
-/** The limit that a file of `size` bytes would break, if any. Pure. */
-export function sizeRefusal(size: number, limits: { processLimit: number | undefined; fileSystemType: number | undefined }): SizeRefusal | undefined {
+/**
+ * The limit that a file of `size` bytes would break, if any. `largestFile` is the
+ * volume's (platform.ts `Volume.largestFile`: FAT32 4 GiB - 1). Pure.
+ */
+export function sizeRefusal(size: number, limits: { processLimit: number | undefined; largestFile: number | undefined }): SizeRefusal | undefined {
   if (limits.processLimit !== undefined && size > limits.processLimit) return { kind: "process-limit", limit: limits.processLimit };
-  const largest = limits.fileSystemType === undefined ? undefined : largestFileOn(limits.fileSystemType);
-  if (largest !== undefined && size > largest) return { kind: "file-system", limit: largest };
+  if (limits.largestFile !== undefined && size > limits.largestFile) return { kind: "file-system", limit: limits.largestFile };
   return undefined;
 }
 
@@ -64,15 +56,12 @@ export function fileTooLargeOnWrite(path: string, what: string, cause: unknown):
 
 /**
  * Refuses up front a `size`-byte file at `path` that the process limit or the volume
- * cannot hold. Limits that cannot be read (not Linux, no statfs) refuse nothing: the
- * write's own EFBIG still tells.
+ * (whose largest file is `largestFile`) cannot hold. A limit that cannot be read
+ * (no /proc) refuses nothing: the write's own EFBIG still tells.
+ * @throws FileError ERR_FILE_TOO_LARGE
  */
-export async function refuseTooLarge(path: string, size: number): Promise<void> {
-  const processLimit = await readFile("/proc/self/limits", "utf8").then(parseFileSizeLimit, () => undefined);
-  const fileSystemType = await statfs(dirname(path)).then(
-    (info) => info.type,
-    () => undefined,
-  );
-  const refusal = sizeRefusal(size, { processLimit, fileSystemType });
+export async function refuseTooLarge(path: string, size: number, largestFile: number | undefined, platform: Platform = currentPlatform): Promise<void> {
+  const processLimit = platform.procFs ? await readFile("/proc/self/limits", "utf8").then(parseFileSizeLimit, () => undefined) : undefined;
+  const refusal = sizeRefusal(size, { processLimit, largestFile });
   if (refusal) throw fileTooLarge(path, size, refusal);
 }

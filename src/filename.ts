@@ -7,7 +7,7 @@
 import { decodeExtended, parse } from "content-disposition";
 
 /** The name used when neither the server nor the URL offers one. */
-const FALLBACK_NAME = "download";
+export const FALLBACK_NAME = "download";
 
 // RFC 9110 5.6.2 token, 5.6.4 quoted-string; RFC 6266 4.1:
 // disposition-type *( OWS ";" OWS disposition-parm ), disposition-parm = token "=" ( token / quoted-string ).

@@ -1,18 +1,23 @@
 /**
- * The `.part` file's life: created at full length (sparse) after a space check, or
+ * The `.part` file's life: created after a space and size check (at full length where
+ * the volume has sparse files, empty and grown by the writes where it has not), or
  * reopened for a resume when it can be trusted; made durable by checkpoints (data
  * fsync, then the manifest); and finished (fsync, size check, checksum, rename into
  * place, mtime). The output name only ever holds a complete, verified file. Writing
  * into it while a transfer runs is part-sink.ts's.
  */
 import { constants } from "node:fs";
-import { open, rename, stat, statfs, utimes, writeFile, type FileHandle } from "node:fs/promises";
+import { stat, statfs, utimes, writeFile, type FileHandle } from "node:fs/promises";
 import { dirname } from "node:path";
 import { discardPartial, etagSidecar } from "./claim.js";
+import { systemClock } from "./clock.js";
 import { FileError, IntegrityError, RangegetError } from "./errors.js";
 import { refuseTooLarge } from "./file-size-limit.js";
 import { parseHttpDate } from "./http-headers.js";
+import { openNoFollow, renameRetrying, volumeOf, type Volume } from "./platform.js";
+import type { Interval } from "./ranges.js";
 import { removeIfPresent, writeManifest, type Manifest } from "./manifest.js";
+import { partPaths } from "./part-paths.js";
 import { loadXattr, writeOriginRecord, type OriginRecord } from "./origin-record.js";
 import { checkDigest, type PrefixHasher } from "./running-hash.js";
 import { fileError } from "./to-error.js";
@@ -22,14 +27,21 @@ import type { Checksum } from "./types.js";
  * Opens the existing `.part` of a resume, or `undefined` when it cannot be trusted (a
  * symlink, gone, or not the manifest's length): then the partial state is discarded,
  * with a warning, and the caller starts over. None of these is a change on the server.
+ * A `.part` on a volume without sparse files grows as ranges land, so it may be
+ * shorter than `size` as long as it holds every byte of `done`.
  * @throws FileError when the file exists but cannot be opened.
  */
-export async function openPart(path: string, size: number, warn: (message: string) => void): Promise<FileHandle | undefined> {
-  const partPath = `${path}.part`;
+export async function openPart(
+  path: string,
+  size: number,
+  warn: (message: string) => void,
+  done: readonly Interval[] = [],
+): Promise<FileHandle | undefined> {
+  const partPath = partPaths(path).part;
   let file: FileHandle;
   try {
     // Never through a symlink: someone else's file is not our partial download.
-    file = await open(partPath, constants.O_RDWR | constants.O_NOFOLLOW);
+    file = await openNoFollow(partPath, constants.O_RDWR, undefined);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code !== "ELOOP" && code !== "ENOENT") throw fileError(error, partPath, "cannot open");
@@ -42,7 +54,10 @@ export async function openPart(path: string, size: number, warn: (message: strin
     return undefined;
   }
   const actual = (await file.stat()).size;
-  if (actual !== size) {
+  // Only a volume without sparse files leaves a .part shorter than the file (createPart).
+  const growing = !(await volumeOf(dirname(partPath))).sparse;
+  const holdsDone = actual === size || (growing && actual < size && (done.at(-1)?.[1] ?? -1) < actual);
+  if (!holdsDone) {
     await file.close();
     warn(`${partPath} has ${actual} bytes, not ${size}: it was changed by someone else; starting over`);
     await discardPartial(path);
@@ -52,14 +67,19 @@ export async function openPart(path: string, size: number, warn: (message: strin
 }
 
 /**
- * A fresh full-length sparse `.part`, after checking the disk can hold it. A stray
- * `.part` (even a planted symlink) is replaced, never written through.
+ * A fresh `.part`, after checking the volume can hold it: full-length and sparse where
+ * the volume has sparse files; empty elsewhere (exFAT, FAT, NTFS on Windows), because
+ * growing it there would zero every byte before the first one arrives: the writes
+ * grow it instead, front to back (`rangePlanning`). A stray `.part` (even a planted
+ * symlink) is replaced, never written through. `volume` is asked of the file system
+ * unless given (tests give a FAT32 one).
  * @throws FileError: too large for this process or volume (ERR_FILE_TOO_LARGE), not
  *   enough space (ERR_NO_SPACE), permission, or other file system errors.
  */
-export async function createPart(path: string, size: number): Promise<FileHandle> {
-  const partPath = `${path}.part`;
-  await refuseTooLarge(partPath, size);
+export async function createPart(path: string, size: number, volume?: Volume): Promise<FileHandle> {
+  const partPath = partPaths(path).part;
+  const { sparse, largestFile } = volume ?? (await volumeOf(dirname(partPath)));
+  await refuseTooLarge(partPath, size, largestFile);
   await ensureSpace(partPath, size);
   let file: FileHandle;
   try {
@@ -72,7 +92,7 @@ export async function createPart(path: string, size: number): Promise<FileHandle
     throw fileError(error, partPath, "cannot create");
   }
   try {
-    if (size > 0) await file.truncate(size);
+    if (size > 0 && sparse) await file.truncate(size);
     return file;
   } catch (error) {
     await file.close().catch(() => {});
@@ -81,31 +101,45 @@ export async function createPart(path: string, size: number): Promise<FileHandle
 }
 
 /**
+ * How the planner cuts ranges for the `.part` of `path`: as it likes on a volume with
+ * sparse files; front to back in `minSplit` pieces elsewhere, so the file grows at
+ * most `connections` pieces ahead of its written front and no range's first write
+ * waits for the zero-fill of everything before it (aria2 `--file-allocation=none`
+ * with in-order piece selection; aria2 #1708, #657).
+ */
+export async function rangePlanning(path: string, minSplit: number): Promise<{ minSplit: number; maxRange?: number }> {
+  const { sparse } = await volumeOf(dirname(partPaths(path).part));
+  return sparse ? { minSplit } : { minSplit, maxRange: minSplit };
+}
+
+/**
  * Adopts an output another tool left partial (`continue`): `<path>` becomes `<path>.part`
  * and grows, sparse, to `size`; its `prefix` bytes are kept. Called once the probe
  * proved the size, so a file that is not a prefix of the remote one stays untouched.
  * If it cannot be opened or grown once moved, it is moved back: the user's file is
- * never lost.
+ * never lost. Where the volume has no sparse files it is not grown: the writes grow it.
+ * `volume` is asked of the file system unless given.
  * @throws FileError when it cannot be moved, grown, or does not fit.
  */
-export async function adoptPart(path: string, prefix: number, size: number): Promise<FileHandle> {
-  const partPath = `${path}.part`;
-  await refuseTooLarge(partPath, size);
+export async function adoptPart(path: string, prefix: number, size: number, volume?: Volume): Promise<FileHandle> {
+  const partPath = partPaths(path).part;
+  const { sparse, largestFile } = volume ?? (await volumeOf(dirname(partPath)));
+  await refuseTooLarge(partPath, size, largestFile);
   await ensureSpace(partPath, size - prefix);
   try {
     await removeIfPresent(partPath);
-    await rename(path, partPath);
+    await renameRetrying(path, partPath, { clock: systemClock });
   } catch (error) {
     throw fileError(error, partPath, "cannot continue");
   }
   let file: FileHandle | undefined;
   try {
-    file = await open(partPath, constants.O_RDWR | constants.O_NOFOLLOW);
-    if (size > prefix) await file.truncate(size);
+    file = await openNoFollow(partPath, constants.O_RDWR, undefined);
+    if (size > prefix && sparse) await file.truncate(size);
     return file;
   } catch (error) {
     await file?.close().catch(() => {});
-    await rename(partPath, path).catch(() => {});
+    await renameRetrying(partPath, path, { clock: systemClock }).catch(() => {});
     throw fileError(error, partPath, "cannot continue");
   }
 }
@@ -115,19 +149,23 @@ export async function adoptPart(path: string, prefix: number, size: number): Pro
  * not follow links), so a stray `.part` is removed only when there is one.
  */
 function openExclusive(path: string): Promise<FileHandle> {
-  return open(path, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o666);
+  return openNoFollow(path, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL, 0o666);
+}
+
+/**
+ * The bytes free for us on a volume whose statfs(2) says `info`, or `undefined` when it
+ * does not know: a volume that reports 0 blocks in total (Debian's fusefat, some
+ * network mounts) reports 0 free too, and that means "unknown", not "full". Pure.
+ */
+export function freeBytes(info: { blocks: number; bavail: number; bsize: number }): number | undefined {
+  if (info.blocks === 0) return undefined;
+  return info.bavail * info.bsize;
 }
 
 async function ensureSpace(partPath: string, size: number): Promise<void> {
   if (size === 0) return;
-  let free: number;
-  try {
-    const info = await statfs(dirname(partPath));
-    free = info.bavail * info.bsize;
-  } catch {
-    return;
-  }
-  if (free < size) {
+  const free = await statfs(dirname(partPath)).then(freeBytes, () => undefined);
+  if (free !== undefined && free < size) {
     throw new FileError(
       `not enough space for ${partPath}: the file needs ${size} bytes and ${free} are free; free some space or choose another --dir`,
       { path: partPath, code: "ERR_NO_SPACE" },
@@ -159,7 +197,7 @@ export interface FinishOptions {
  */
 export async function finishPart(file: FileHandle, manifest: Manifest, options: FinishOptions): Promise<Checksum | null> {
   const { path } = options;
-  const partPath = `${path}.part`;
+  const partPath = partPaths(path).part;
   const size = manifest.size;
   try {
     await file.datasync();
@@ -197,13 +235,13 @@ export async function finishPart(file: FileHandle, manifest: Manifest, options: 
     // order, so either the output appeared or the .part and its complete manifest
     // remain, and the next run finishes it. The data itself was synced above.
     // We hold the lock, so a manifest absent now stays absent: no removal to attempt.
-    const manifestPath = `${path}.part.json`;
+    const manifestPath = partPaths(path).manifest;
     const manifestOnDisk = (await stat(manifestPath).catch(() => undefined)) !== undefined;
     if (size > 0 && manifestOnDisk) await writeManifest(manifestPath, { ...manifest, done: [[0, size - 1]] });
     // On the .part, before the rename: attributes move with the file, so the output
     // never appears without its record.
     await writeOriginRecord(partPath, options.record, { xattr: await loadXattr(), sidecarFor: path });
-    await rename(partPath, path);
+    await renameRetrying(partPath, path, { clock: systemClock });
     const modified = parseHttpDate(manifest.lastModified);
     if (modified !== undefined) await utimes(path, new Date(), new Date(modified));
     if (manifestOnDisk) await removeIfPresent(manifestPath);

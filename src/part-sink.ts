@@ -7,6 +7,7 @@
 import type { FileHandle } from "node:fs/promises";
 import { removeIfPresent, writeManifest, type Manifest } from "./manifest.js";
 import { createPart } from "./part-file.js";
+import { partPaths } from "./part-paths.js";
 import type { IntervalSet } from "./ranges.js";
 import { PrefixHasher } from "./running-hash.js";
 import type { StreamTarget } from "./single-stream.js";
@@ -95,7 +96,7 @@ export class PartFileSink implements ByteSink {
    */
   constructor(file: FileHandle, path: string, manifest: Manifest, done: IntervalSet, hasher?: PrefixHasher) {
     this.#file = file;
-    this.#partPath = `${path}.part`;
+    this.#partPath = partPaths(path).part;
     this.#size = manifest.size;
     this.#done = done;
     this.#hasher = hasher;
@@ -104,7 +105,7 @@ export class PartFileSink implements ByteSink {
     const flushWriters = async () => {
       await Promise.all([...this.#writers].map((writer) => writer.flush()));
     };
-    this.#checkpoint = new Checkpointer(file, `${path}.part.json`, manifest, done, flushWriters);
+    this.#checkpoint = new Checkpointer(file, partPaths(path).manifest, manifest, done, flushWriters);
   }
 
   writer(): RangeWriter {
@@ -175,7 +176,7 @@ export class PartFileStream implements StreamTarget {
   }
 
   async start(): Promise<RangeWriter> {
-    const partPath = `${this.#path}.part`;
+    const partPath = partPaths(this.#path).part;
     const file = await createPart(this.#path, 0);
     this.#file = file;
     const hasher = this.#algorithm === undefined ? undefined : new PrefixHasher(partPath, this.#algorithm);
@@ -193,7 +194,7 @@ export class PartFileStream implements StreamTarget {
   async failed(): Promise<void> {
     await this.#hasher?.close();
     await this.#file?.close().catch(() => {});
-    await removeIfPresent(`${this.#path}.part`);
+    await removeIfPresent(partPaths(this.#path).part);
   }
 }
 

@@ -4,12 +4,11 @@ import { exitCodeForErrorCode, FileError } from "../src/errors.js";
 import {
   fileTooLarge,
   fileTooLargeOnWrite,
-  largestFileOn,
-  MSDOS_SUPER_MAGIC,
   parseFileSizeLimit,
   refuseTooLarge,
   sizeRefusal,
 } from "../src/file-size-limit.js";
+import { FAT_LARGEST_FILE, largestFileFor, MSDOS_SUPER_MAGIC } from "../src/platform.js";
 import { fileError } from "../src/to-error.js";
 import { tempDir } from "./support/temp.js";
 
@@ -31,18 +30,18 @@ describe("parseFileSizeLimit (/proc/self/limits)", () => {
 
 describe("sizeRefusal", () => {
   it("refuses a file larger than the process may write", () => {
-    expect(sizeRefusal(2 * GiB, { processLimit: GiB, fileSystemType: undefined })).toEqual({ kind: "process-limit", limit: GiB });
-    expect(sizeRefusal(GiB, { processLimit: GiB, fileSystemType: undefined })).toBeUndefined();
+    expect(sizeRefusal(2 * GiB, { processLimit: GiB, largestFile: undefined })).toEqual({ kind: "process-limit", limit: GiB });
+    expect(sizeRefusal(GiB, { processLimit: GiB, largestFile: undefined })).toBeUndefined();
   });
 
   it("refuses a file of 4 GiB or more on FAT32, and nothing on other file systems", () => {
-    expect(largestFileOn(MSDOS_SUPER_MAGIC)).toBe(4 * GiB - 1);
-    expect(sizeRefusal(4 * GiB, { processLimit: undefined, fileSystemType: MSDOS_SUPER_MAGIC })).toEqual({
+    expect(largestFileFor(MSDOS_SUPER_MAGIC, undefined)).toBe(4 * GiB - 1);
+    expect(sizeRefusal(4 * GiB, { processLimit: undefined, largestFile: largestFileFor(MSDOS_SUPER_MAGIC, undefined) })).toEqual({
       kind: "file-system",
       limit: 4 * GiB - 1,
     });
-    expect(sizeRefusal(4 * GiB - 1, { processLimit: undefined, fileSystemType: MSDOS_SUPER_MAGIC })).toBeUndefined();
-    expect(sizeRefusal(100 * GiB, { processLimit: undefined, fileSystemType: 0xef53 })).toBeUndefined();
+    expect(sizeRefusal(4 * GiB - 1, { processLimit: undefined, largestFile: FAT_LARGEST_FILE })).toBeUndefined();
+    expect(sizeRefusal(100 * GiB, { processLimit: undefined, largestFile: largestFileFor(0xef53, "ext4") })).toBeUndefined();
   });
 });
 
@@ -72,6 +71,6 @@ describe("the error for a file too large", () => {
 
 describe("refuseTooLarge", () => {
   it("lets a file through that this process and volume can hold", async () => {
-    await expect(refuseTooLarge(join(await tempDir(), "small.bin.part"), 1024)).resolves.toBeUndefined();
+    await expect(refuseTooLarge(join(await tempDir(), "small.bin.part"), 1024, undefined)).resolves.toBeUndefined();
   });
 });

@@ -7,7 +7,8 @@ import fc from "fast-check";
 import { setTimeout } from "node:timers/promises";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { FileError } from "../src/errors.js";
-import { acquireLock, parseManifest, readManifest, writeManifest, type Lock, type Manifest } from "../src/manifest.js";
+import { acquireLock, type Lock } from "../src/lock.js";
+import { parseManifest, readManifest, writeManifest, type Manifest } from "../src/manifest.js";
 import { tempDir } from "./support/temp.js";
 
 /**

@@ -7,6 +7,7 @@ import { FileError, IntegrityError } from "../src/errors.js";
 import { writeManifest, type Manifest } from "../src/manifest.js";
 import { loadXattr, readOriginRecord } from "../src/origin-record.js";
 import { adoptPart, createPart, finishPart, openPart } from "../src/part-file.js";
+import type { Volume } from "../src/platform.js";
 import { Checkpointer } from "../src/part-sink.js";
 import { IntervalSet } from "../src/ranges.js";
 import { PrefixHasher } from "../src/running-hash.js";
@@ -151,10 +152,13 @@ async function withFailingTruncate(run: () => Promise<unknown>): Promise<{ handl
   }
 }
 
+/** A volume with sparse files, given outright: the probe of the real one would meet the failing truncate too. */
+const sparseVolume: Volume = { sparse: true, caseInsensitive: false, largestFile: undefined };
+
 describe("a .part that cannot be grown to full length", () => {
   it("createPart closes the file it opened and fails with a FileError", async () => {
     const path = join(await tempDir(), "file.bin");
-    const { handles, error } = await withFailingTruncate(() => createPart(path, 1000));
+    const { handles, error } = await withFailingTruncate(() => createPart(path, 1000, sparseVolume));
     expect(error).toBeInstanceOf(FileError);
     expect(handles).toHaveLength(1);
     // A closed FileHandle's descriptor is -1.
@@ -164,7 +168,7 @@ describe("a .part that cannot be grown to full length", () => {
   it("adoptPart closes it and moves the user's file back under its own name, unchanged", async () => {
     const path = join(await tempDir(), "file.bin");
     await writeFile(path, "the first bytes another tool left");
-    const { handles, error } = await withFailingTruncate(() => adoptPart(path, 33, 1000));
+    const { handles, error } = await withFailingTruncate(() => adoptPart(path, 33, 1000, sparseVolume));
     expect(error).toBeInstanceOf(FileError);
     expect(handles[0]!.fd).toBe(-1);
     expect(await readFile(path, "utf8")).toBe("the first bytes another tool left");

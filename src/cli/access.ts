@@ -2,6 +2,7 @@ import { join } from "node:path";
 import type { CredentialSource } from "../credentials.js";
 import { parseCookiesTxt } from "../cookies-txt.js";
 import { netrcCredentials, netrcPermissionWarning, parseNetrc } from "../netrc.js";
+import { currentPlatform, type Platform } from "../platform.js";
 import { fileReadError, isOutOfSight, readUserFile } from "./user-file.js";
 
 /** What loading may touch: injected so tests need no home directory. */
@@ -10,6 +11,8 @@ export interface AccessEnvironment {
   /** The `stat` mode of a file, for the netrc permission warning. */
   fileMode: (path: string) => Promise<number>;
   homeDir: string;
+  /** Whether file modes mean anything here: on Windows they always read 0666 and `chmod 600` cannot change that. */
+  platform?: Pick<Platform, "permissionModes">;
 }
 
 /**
@@ -32,7 +35,9 @@ export async function loadNetrc(
   }
   const netrc = parseNetrc(text, path);
   const hasLogins = netrc.machines.length > 0 || netrc.default !== undefined;
-  return { credentials: hasLogins ? netrcCredentials(netrc) : undefined, warning: netrcPermissionWarning(path, await env.fileMode(path)) };
+  const modesMatter = (env.platform ?? currentPlatform).permissionModes;
+  const warning = modesMatter ? netrcPermissionWarning(path, await env.fileMode(path)) : undefined;
+  return { credentials: hasLogins ? netrcCredentials(netrc) : undefined, warning };
 }
 
 /**

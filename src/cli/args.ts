@@ -6,6 +6,7 @@
 import { readFile, stat } from "node:fs/promises";
 import { homedir } from "node:os";
 import { text as streamText } from "node:stream/consumers";
+import { nearestExistingDirectory, volumeOf } from "../platform.js";
 import { VERSION } from "../version.js";
 import { buildConfig, type BuildEnvironment, type CliConfig } from "./build-config.js";
 import { buildParser, formatExamples } from "./flags.js";
@@ -29,6 +30,7 @@ const defaultEnvironment: ArgsEnvironment = {
   readTextFile: (path) => readFile(path, "utf8"),
   readStdin: () => streamText(process.stdin),
   fileMode: async (path) => (await stat(path)).mode,
+  namesFoldCase: async (directory) => (await volumeOf(await nearestExistingDirectory(directory))).caseInsensitive,
   variables: process.env,
   homeDir: homedir(),
 };

@@ -67,7 +67,7 @@ export async function buildConfig({ parsed, origins }: LayeredArgs, env: BuildEn
   if (output !== undefined && !toStdout && items[0] !== undefined) items[0].output = requireNonEmpty(output, "-o/--output");
   addMirrors(items, allStrings(parsed, "mirror"));
   // On the whole list, so every machine of a sharded run refuses the same list.
-  rejectSharedOutputs(items, dir);
+  await rejectSharedOutputs(items, dir, env);
   const notes: string[] = [];
   if (shardText !== undefined) {
     if (inputFile === undefined) throw new UsageError("--shard splits an -i list; give the list with -i <file>");

@@ -2,8 +2,9 @@
  * The files a run fetches: URLs from the arguments and the `-i` list, the `--mirror`
  * copies, outputs no two of which may collide, and one machine's `--shard` share.
  */
-import { resolve } from "node:path";
+import { dirname, resolve } from "node:path";
 import { UsageError } from "../errors.js";
+import { FALLBACK_NAME, fileNameFromUrl } from "../filename.js";
 import { parseHttpUrl } from "../options.js";
 import { redactUrl } from "../redact.js";
 import { parseShard, takeShard } from "../shard.js";
@@ -19,11 +20,19 @@ export interface CliItem {
   output?: string;
 }
 
+/** Where each item was given, for messages (`line 3 of urls.txt`, `argument 1`): beside the items, which go to the library as they are. */
+const whereGiven = new WeakMap<CliItem, string>();
+
 /** What collecting items may read: injected so tests need no files or stdin. */
 export interface ItemsEnvironment {
   readTextFile: (path: string) => Promise<string>;
   /** The whole of stdin, for `-i -`. */
   readStdin: () => Promise<string>;
+  /**
+   * Whether the file system that holds (or will hold) `directory` treats `A.iso` and
+   * `a.iso` as one name: asked of it (platform.ts `volumeOf`), not assumed. Absent: no.
+   */
+  namesFoldCase?: (directory: string) => Promise<boolean>;
 }
 
 /**
@@ -32,21 +41,25 @@ export interface ItemsEnvironment {
  * parsed, or no URL at all.
  */
 export async function collectItems(parsed: ParsedArgs, env: ItemsEnvironment): Promise<CliItem[]> {
-  const items: CliItem[] = parsed._.map((positional) => {
+  const items: CliItem[] = parsed._.map((positional, index): CliItem => {
     const url = String(positional);
     parseHttpUrl(url);
-    return { url };
+    const item = { url };
+    whereGiven.set(item, `argument ${index + 1}`);
+    return item;
   });
   const inputFile = lastString(parsed, "input-file");
   const source = inputFile === "-" ? "stdin" : inputFile;
   if (inputFile !== undefined) {
     const text = inputFile === "-" ? await env.readStdin() : await readUserFile(inputFile, "input file", env.readTextFile);
     for (const entry of parseInputFile(text, source)) {
-      items.push({
+      const item = {
         url: entry.url,
         ...(entry.mirrors.length > 0 ? { mirrors: entry.mirrors } : {}),
         ...(entry.output === undefined ? {} : { output: entry.output }),
-      });
+      };
+      whereGiven.set(item, `line ${entry.line} of ${source}`);
+      items.push(item);
     }
   }
   if (items.length === 0) throw new UsageError(source === undefined ? "no URL given" : `no URL in ${source}`);
@@ -69,20 +82,43 @@ export function addMirrors(items: CliItem[], mirrors: string[]): void {
 
 /**
  * Two items writing one path would meet at the lock file and one would fail after the
- * other had started; saying so up front is kinder. Only explicit names can be checked
- * here: names from the server are known after the first response.
+ * other had started; saying so up front, before any request, is kinder. A path is the
+ * explicit output, else the name the URL gives (as the library would choose it, before
+ * any Content-Disposition: a server's name is known only after its answer, and a
+ * collision there fails the later item at the lock with a message saying so). Where the
+ * directory's file system folds case (`env.namesFoldCase`: exFAT, FAT, NTFS on Windows,
+ * APFS by default), `A.iso` and `a.iso` collide too.
+ * @throws UsageError naming both items, where each was given and the shared name.
  */
-export function rejectSharedOutputs(items: CliItem[], dir: string | undefined): void {
-  const seen = new Map<string, string>();
+export async function rejectSharedOutputs(items: CliItem[], dir: string | undefined, env: Pick<ItemsEnvironment, "namesFoldCase"> = {}): Promise<void> {
+  const seen = new Map<string, { item: CliItem; path: string }>();
+  const folds = new Map<string, Promise<boolean>>();
   for (const item of items) {
-    if (item.output === undefined) continue;
-    const path = resolve(dir ?? ".", item.output);
-    const previous = seen.get(path);
-    if (previous !== undefined) {
-      throw new UsageError(`${redactUrl(previous)} and ${redactUrl(item.url)} would both be saved as ${item.output}; give each its own output name`);
+    const name = nameOf(item);
+    const path = resolve(dir ?? ".", name);
+    const directory = dirname(path);
+    let fold = folds.get(directory);
+    if (fold === undefined) {
+      fold = env.namesFoldCase?.(directory) ?? Promise.resolve(false);
+      folds.set(directory, fold);
     }
-    seen.set(path, item.url);
+    const key = (await fold) ? path.toLowerCase() : path;
+    const previous = seen.get(key);
+    if (previous !== undefined) {
+      const saved =
+        previous.path === path ? `would both be saved as ${name}` : `would be saved as ${nameOf(previous.item)} and ${name}, one file on a volume that ignores case`;
+      const [first, second] = [whereGiven.get(previous.item), whereGiven.get(item)];
+      const where = first !== undefined && second !== undefined ? ` (${first} and ${second})` : "";
+      const hint = item.output === undefined ? ' (in a list: "<url> <name>")' : "";
+      throw new UsageError(`${redactUrl(previous.item.url)} and ${redactUrl(item.url)} ${saved}${where}; give each its own output name${hint}`);
+    }
+    seen.set(key, { item, path });
   }
+}
+
+/** The name an item is saved under before any answer: its output, else its URL's last segment (filename.ts). */
+function nameOf(item: CliItem): string {
+  return item.output ?? fileNameFromUrl(item.url) ?? FALLBACK_NAME;
 }
 
 /**

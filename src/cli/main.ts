@@ -2,6 +2,7 @@ import { text } from "node:stream/consumers";
 import { pipeline } from "node:stream/promises";
 import { AbortError, INTERNAL_ERROR_EXIT_CODE, RangegetError, interruptExitCode, type InterruptSignal } from "../errors.js";
 import { redactText, redactUrl } from "../redact.js";
+import { currentPlatform, type Platform } from "../platform.js";
 import { formatBytes } from "../size.js";
 import type { DownloadResult } from "../types.js";
 import { parseArgs } from "./args.js";
@@ -13,7 +14,7 @@ import { BatchTally } from "./summary.js";
 export { debugEnabled } from "./debug.js";
 export { installLastResort } from "./last-resort.js";
 
-/** Where SIGINT and SIGTERM arrive from: the process, or an emitter in tests. */
+/** Where the interrupt signals arrive from: the process, or an emitter in tests. */
 export interface SignalSource {
   on(event: InterruptSignal, listener: (signal: InterruptSignal) => void): unknown;
   off(event: InterruptSignal, listener: (signal: InterruptSignal) => void): unknown;
@@ -25,6 +26,8 @@ export interface CliIo {
   stdin: NodeJS.ReadableStream;
   env: NodeJS.ProcessEnv;
   signals: SignalSource;
+  /** Which signals stop a download with its state saved (SIGHUP everywhere, SIGBREAK on Windows). */
+  platform: Platform;
   /** Ends the process at once: the second Ctrl-C does not wait for anything. */
   exit: (code: number) => void;
 }
@@ -35,6 +38,7 @@ const processIo: CliIo = {
   stdin: process.stdin,
   env: process.env,
   signals: process,
+  platform: currentPlatform,
   exit: (code) => process.exit(code),
 };
 
@@ -176,14 +180,12 @@ function watchSignals(cli: CliIo, reporter: ProgressReporter) {
     received = signal;
     controller.abort(new AbortError(undefined, { signal }));
   };
-  cli.signals.on("SIGINT", onSignal);
-  cli.signals.on("SIGTERM", onSignal);
+  for (const signal of cli.platform.interruptSignals) cli.signals.on(signal, onSignal);
   return {
     controller,
     received: () => received,
     dispose: () => {
-      cli.signals.off("SIGINT", onSignal);
-      cli.signals.off("SIGTERM", onSignal);
+      for (const signal of cli.platform.interruptSignals) cli.signals.off(signal, onSignal);
     },
   };
 }
