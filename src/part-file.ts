@@ -55,8 +55,8 @@ export async function openPart(
   }
   const actual = (await file.stat()).size;
   // Only a volume without sparse files leaves a .part shorter than the file (createPart).
-  const growing = !(await volumeOf(dirname(partPath))).sparse;
-  const holdsDone = actual === size || (growing && actual < size && (done.at(-1)?.[1] ?? -1) < actual);
+  const holdsDone =
+    actual === size || (actual < size && (done.at(-1)?.[1] ?? -1) < actual && !(await volumeOf(dirname(partPath))).sparse);
   if (!holdsDone) {
     await file.close();
     warn(`${partPath} has ${actual} bytes, not ${size}: it was changed by someone else; starting over`);
@@ -78,9 +78,7 @@ export async function openPart(
  */
 export async function createPart(path: string, size: number, volume?: Volume): Promise<FileHandle> {
   const partPath = partPaths(path).part;
-  const { sparse, largestFile } = volume ?? (await volumeOf(dirname(partPath)));
-  await refuseTooLarge(partPath, size, largestFile);
-  await ensureSpace(partPath, size);
+  const { sparse } = await checkRoom(partPath, size, size, volume);
   let file: FileHandle;
   try {
     file = await openExclusive(partPath).catch(async (error: unknown) => {
@@ -123,9 +121,7 @@ export async function rangePlanning(path: string, minSplit: number): Promise<{ m
  */
 export async function adoptPart(path: string, prefix: number, size: number, volume?: Volume): Promise<FileHandle> {
   const partPath = partPaths(path).part;
-  const { sparse, largestFile } = volume ?? (await volumeOf(dirname(partPath)));
-  await refuseTooLarge(partPath, size, largestFile);
-  await ensureSpace(partPath, size - prefix);
+  const { sparse } = await checkRoom(partPath, size, size - prefix, volume);
   try {
     await removeIfPresent(partPath);
     await renameRetrying(path, partPath, { clock: systemClock });
@@ -160,6 +156,18 @@ function openExclusive(path: string): Promise<FileHandle> {
 export function freeBytes(info: { blocks: number; bavail: number; bsize: number }): number | undefined {
   if (info.blocks === 0) return undefined;
   return info.bavail * info.bsize;
+}
+
+/**
+ * Refuses a `size`-byte `.part` that the process or its volume cannot hold, or whose
+ * `needed` new bytes do not fit the free space; answers the volume (asked unless given).
+ * @throws FileError ERR_FILE_TOO_LARGE, ERR_NO_SPACE
+ */
+async function checkRoom(partPath: string, size: number, needed: number, volume: Volume | undefined): Promise<Volume> {
+  const known = volume ?? (await volumeOf(dirname(partPath)));
+  await refuseTooLarge(partPath, size, known.largestFile);
+  await ensureSpace(partPath, needed);
+  return known;
 }
 
 async function ensureSpace(partPath: string, size: number): Promise<void> {

@@ -95,8 +95,9 @@ export class PartFileSink implements ByteSink {
    * @param done bytes already on disk (a resume); grows as ranges are written
    */
   constructor(file: FileHandle, path: string, manifest: Manifest, done: IntervalSet, hasher?: PrefixHasher) {
+    const paths = partPaths(path);
     this.#file = file;
-    this.#partPath = partPaths(path).part;
+    this.#partPath = paths.part;
     this.#size = manifest.size;
     this.#done = done;
     this.#hasher = hasher;
@@ -105,7 +106,7 @@ export class PartFileSink implements ByteSink {
     const flushWriters = async () => {
       await Promise.all([...this.#writers].map((writer) => writer.flush()));
     };
-    this.#checkpoint = new Checkpointer(file, partPaths(path).manifest, manifest, done, flushWriters);
+    this.#checkpoint = new Checkpointer(file, paths.manifest, manifest, done, flushWriters);
   }
 
   writer(): RangeWriter {

@@ -11,7 +11,6 @@ import { createProgressReporter, fileLabel, type ProgressReporter, type Progress
 import { debugEnabled } from "./debug.js";
 import { BatchTally } from "./summary.js";
 
-export { debugEnabled } from "./debug.js";
 export { installLastResort } from "./last-resort.js";
 
 /** Where the interrupt signals arrive from: the process, or an emitter in tests. */
