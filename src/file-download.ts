@@ -203,7 +203,6 @@ export class FileDownload {
         ifModifiedSince: this.#conditional?.ifModifiedSince,
         known: partial ? knownOf(partial) : NOTHING_KNOWN,
         retries,
-        hostLimits: this.#settings.hostLimits,
       },
       this.#abort.signal,
     );

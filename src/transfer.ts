@@ -90,7 +90,6 @@ export async function transferRanges(job: RangedJob): Promise<TransferOutcome> {
     planner,
     signal: abort.signal,
     rateLimiter: settings.rateLimiter,
-    hostLimits: settings.hostLimits,
     proven: job.proven,
     counters,
     interrupts,
@@ -181,10 +180,10 @@ function primarySource(answer: ProbeAnswer, requestedUrl: string): Source {
  */
 async function probeMirror(job: RangedJob, url: string, signal: AbortSignal): Promise<Source | undefined> {
   const known = { size: job.size, etag: null, lastModified: null, bytesDone: 0 };
-  const { hostLimits, warn } = job.settings;
+  const { warn } = job.settings;
   const shown = shownUrl(job.http, url);
   try {
-    const answer = await probe(job.http, { url, range: { start: 0, end: 0 }, known, retries: 1, hostLimits }, signal);
+    const answer = await probe(job.http, { url, range: { start: 0, end: 0 }, known, retries: 1 }, signal);
     await discard(answer.response);
     const { verdict } = answer;
     if (verdict.kind === "bytes") return signal.aborted ? undefined : { ...primarySource(answer, url), primary: false };

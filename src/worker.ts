@@ -6,10 +6,11 @@
  * host limits, a signed URL's refresh, the hedge race) is one loop that reads best whole.
  */
 import { dropMirror, pickSource, refreshSource, signedUrlExpired, type GivenBody, type Source } from "./sources.js";
-import { HttpStatusError, IntegrityError, NetworkError, RemoteChangedError } from "./errors.js";
-import { hostKey, HostLimitRefusal, type HostLease, type HostLimits } from "./host-limits.js";
-import { formatRange } from "./http-headers.js";
-import { shownUrl, STOP, streamGet, type RequestContext } from "./http.js";
+import { IntegrityError, NetworkError, RemoteChangedError } from "./errors.js";
+import { HostLimitRefusal } from "./host-limits.js";
+import type { HeldConnection } from "./host-lease.js";
+import { shownUrl, STOP, type RequestContext } from "./http.js";
+import { askedOf, request, type Ask } from "./request.js";
 import { WAKE_UP } from "./clock.js";
 import type { Assignment, RangePlanner } from "./ranges.js";
 import type { RateLimiter } from "./rate-limit.js";
@@ -17,7 +18,7 @@ import type { RateSampler } from "./rates.js";
 import { withRetries } from "./retry.js";
 import type { ByteSink, RangeWriter } from "./sink.js";
 import { serverFault, toNetworkError } from "./to-error.js";
-import { bodyPlacement, judge, judgesStatus, sizeProofOf, type Asked, type Known, type SizeProof } from "./verdict.js";
+import { bodyPlacement, judge, sizeProofOf, type Asked, type Known, type SizeProof } from "./verdict.js";
 
 /** How often an idle connection looks again for a range to hedge while others run. */
 const IDLE_POLL_MS = 200;
@@ -64,8 +65,6 @@ export interface TransferContext {
   planner: RangePlanner;
   signal: AbortSignal;
   rateLimiter: RateLimiter | undefined;
-  /** Connections per host, shared by every download of the run. */
-  hostLimits: HostLimits;
   /** Told every size an answer proves, to be weighed before the file is published. */
   proven: (proof: SizeProof) => void;
   counters: { bytesTransferred: number; bytesAccepted: number; activeConnections: number };
@@ -121,11 +120,6 @@ export async function runWorker(
   } finally {
     connection.lease?.release();
   }
-}
-
-/** A worker's claim on one of its host's connections, if it holds one now. */
-interface HeldConnection {
-  lease: HostLease | undefined;
 }
 
 /**
@@ -205,8 +199,6 @@ async function receive(
 ): Promise<void> {
   let skip = given?.skip ?? 0;
   let provenEnd = given?.end ?? asked.end;
-  let answered = false;
-  let ended = false;
   const take = (chunk: Buffer): ReturnType<typeof accept> => {
     if (skip > 0) {
       const dropped = Math.min(skip, chunk.length);
@@ -217,30 +209,26 @@ async function receive(
     }
     return accept(context, assignment, writer, chunk, signal);
   };
-  const host = hostKey(source.url);
-  if (connection.lease !== undefined && connection.lease.host !== host) {
-    connection.lease.release();
-    connection.lease = undefined;
-  }
-  if (!given) connection.lease ??= await context.hostLimits.acquire(host, signal);
-  const lease = given ? undefined : connection.lease;
-  context.counters.activeConnections++;
-  context.http.stats.connectionsInUse(context.counters.activeConnections);
+  let active = false;
+  // Counted from when the request holds its host connection: a worker waiting for one is not using one.
+  const activate = () => {
+    active = true;
+    context.counters.activeConnections++;
+    context.http.stats.connectionsInUse(context.counters.activeConnections);
+  };
   try {
     if (given) {
+      activate();
       for await (const chunk of given.response.body as AsyncIterable<Buffer>) {
         const next = take(chunk);
         if (next === STOP) break;
         await next;
       }
     } else {
-      const judged: Asked = { range: asked, ifRange: source.ifRange !== undefined, conditional: false, first: false };
-      const headers: Record<string, string> = { range: formatRange(asked.start, asked.end) };
-      if (source.ifRange !== undefined) headers["if-range"] = source.ifRange;
-      await streamGet(context.http, source.url, headers, signal, (status) => judgesStatus(judged, status), {
+      const ask: Ask = { url: source.url, range: asked, ifRange: source.ifRange, signal, held: connection, onSending: activate };
+      const judged = askedOf(ask);
+      await request(context.http, ask, {
         onHeaders: (status, responseHeaders) => {
-          answered = true;
-          if (status >= 200 && status < 300) lease?.answered();
           const placement = placeAnswer(context, source, judged, { status, headers: responseHeaders });
           skip = placement.skip;
           provenEnd = placement.end;
@@ -248,21 +236,11 @@ async function receive(
         onData: take,
       });
     }
-    ended = true;
   } catch (error) {
-    const failure = toNetworkError(error, shownUrl(context.http, source.url), signal);
-    if (lease && !answered && refusedByHost(failure)) {
-      const outcome = context.hostLimits.refused(lease);
-      if (outcome.kind === "host-limit") throw new HostLimitRefusal(failure, outcome.limit);
-    }
-    throw failure;
+    if (error instanceof HostLimitRefusal) throw error;
+    throw toNetworkError(error, shownUrl(context.http, source.url), signal);
   } finally {
-    context.counters.activeConnections--;
-    // A request that failed or was cut short leaves no socket to reuse: give the connection back.
-    if (lease && (!ended || assignment.next <= assignment.end)) {
-      lease.release();
-      connection.lease = undefined;
-    }
+    if (active) context.counters.activeConnections--;
   }
   if (assignment.next <= Math.min(provenEnd, assignment.end)) {
     const shown = shownUrl(context.http, source.url);
@@ -317,21 +295,6 @@ export class RangeIgnoredError extends IntegrityError {
   constructor(message: string) {
     super(message, { code: "ERR_BAD_RANGE" });
   }
-}
-
-/** Connect refusals and resets that a host answers with when it is at its limit (codes as Node reports them). */
-const REFUSAL_CODES = new Set(["ECONNREFUSED", "ECONNRESET"]);
-
-/** A `429`/`503` or a refused or reset connect: what a host at its connection limit answers (DESIGN, "Retries"). */
-function refusedByHost(error: Error): boolean {
-  if (error instanceof HttpStatusError) return error.status === 429 || error.status === 503;
-  if (!(error instanceof NetworkError)) return false;
-  for (let cause: unknown = error.cause, depth = 0; cause instanceof Error && depth < 4; depth++) {
-    const code = (cause as NodeJS.ErrnoException).code;
-    if (code !== undefined && REFUSAL_CODES.has(code)) return true;
-    cause = cause.cause;
-  }
-  return false;
 }
 
 /**
