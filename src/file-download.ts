@@ -131,6 +131,8 @@ export class FileDownload {
     const { shownUrl: url, restartOnChange } = this.#settings;
     if (!restartOnChange || this.#restarts >= MAX_RESTARTS) {
       const times = restartOnChange ? ` (${this.#restarts + 1} times)` : "";
+      // The bytes on disk are of a version that is gone: no .part is left without a manifest to vouch for it.
+      await this.#dropPartial();
       throw new RemoteChangedError(`${reason}${times}; run again to download the new version`, { url });
     }
     this.#settings.warn(`${reason}; discarding partial data and starting over`);
@@ -238,6 +240,13 @@ export class FileDownload {
       // The partial data is of an old version; the answer may be the new one's bytes.
       await discardOnFailure(answer, () => this.#remoteChanged(reason));
       verdict = judge(answer.asked, NOTHING_KNOWN, answer.response);
+      // The new version is a new download: probed from its first byte, planned, fetched in
+      // parallel and checkpointed. Only a 206 of it is worth keeping; a whole-file 200 (the
+      // usual answer to a stale If-Range) would make it one plain, unresumable stream.
+      if (verdict.kind !== "bytes") {
+        await discard(answer.response);
+        return { kind: "again" };
+      }
     }
     this.#proven(sizeProofOf(verdict));
     switch (verdict.kind) {
@@ -277,10 +286,6 @@ export class FileDownload {
           await this.#dropPartial();
         }
         return this.#singleStream(undefined);
-      case "changed":
-        // Not even the new version's bytes: ask again from the start.
-        await discard(answer.response);
-        return { kind: "lost" };
       default:
         await discard(answer.response);
         throw new Error(`internal error: the probe returned the verdict ${verdict.kind}`);
@@ -371,6 +376,9 @@ export class FileDownload {
     if (outcome.kind === "ranges-ignored") {
       this.#settings.warn(`${answer.finalUrl} keeps ignoring ranges; fetching the whole file as one stream`);
       await this.#dropPartial();
+      // The transfer's first failure aborted its controller; the stream needs one of its own.
+      this.#abort = new AbortController();
+      if (this.#settings.signal?.aborted) throw abortError(this.#settings.signal);
       return this.#singleStream(undefined);
     }
     return this.#finish(file, manifest, done.bytes, hasher);

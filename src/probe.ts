@@ -42,6 +42,8 @@ export interface ProbeAnswer {
   finalUrl: string;
   etag: string | null;
   lastModified: string | null;
+  /** The answer's `Date`: whether its Last-Modified is strong enough for If-Range (RFC 9110 8.8.2.2). */
+  date: string | null;
   contentDisposition: string | undefined;
 }
 
@@ -85,6 +87,7 @@ export async function probe(context: RequestContext, request: ProbeRequest, sign
       finalUrl: response.url,
       etag: headersIn["etag"] ?? null,
       lastModified: headersIn["last-modified"] ?? null,
+      date: headersIn["date"] ?? null,
       contentDisposition: headersIn["content-disposition"],
     };
   });

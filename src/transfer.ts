@@ -92,6 +92,7 @@ export async function transferRanges(job: RangedJob): Promise<TransferOutcome> {
     rateLimiter: settings.rateLimiter,
     proven: job.proven,
     counters,
+    answers: { ranged: 0 },
     interrupts,
     idle,
     rates,

@@ -9,6 +9,7 @@ import { dropMirror, pickSource, refreshSource, signedUrlExpired, type GivenBody
 import { IntegrityError, NetworkError, RemoteChangedError } from "./errors.js";
 import { HostLimitRefusal } from "./host-limits.js";
 import type { HeldConnection } from "./host-lease.js";
+import { ifRangeAfterUseless } from "./http-headers.js";
 import { shownUrl, STOP, type RequestContext } from "./http.js";
 import { askedOf, request, type Ask } from "./request.js";
 import { WAKE_UP } from "./clock.js";
@@ -68,6 +69,8 @@ export interface TransferContext {
   /** Told every size an answer proves, to be weighed before the file is published. */
   proven: (proof: SizeProof) => void;
   counters: { bytesTransferred: number; bytesAccepted: number; activeConnections: number };
+  /** Answers to the workers' ranges that were ranges (206): while none was, a server ignoring `Range` is not a passing fault. */
+  answers: { ranged: number };
   /** Per in-flight assignment id: aborts just that range's request (rescue, lost race). */
   interrupts: Map<number, AbortController>;
   idle: IdleConnections;
@@ -151,6 +154,7 @@ async function fetchRange(
     uncounted: (error: unknown) => error instanceof HostLimitRefusal,
   };
   let next = given;
+  let ignoredEveryTime: RangeIgnoredError | undefined;
   try {
     await withRetries(retryLoop, async () => {
       while (assignment.next <= assignment.end) {
@@ -164,6 +168,12 @@ async function fetchRange(
         } catch (error) {
           // Rescued, stolen to the end, or lost a hedge race: the rest is someone else's.
           if (!context.signal.aborted && assignment.next > assignment.end) return;
+          // A better If-Range to try: ask again at once; not a failed attempt (at most twice per copy).
+          if (error instanceof UselessValidator) continue;
+          if (error instanceof RangeIgnoredError && error.everyTime) {
+            ignoredEveryTime = error;
+            return;
+          }
           if (!signedUrlExpired(source, error)) throw error;
           next = await refreshSource(context, source, { start: assignment.next, end: assignment.end }, signal);
         }
@@ -173,6 +183,7 @@ async function fetchRange(
       if (!context.signal.aborted && assignment.next > assignment.end) return;
       throw error;
     });
+    if (ignoredEveryTime) throw ignoredEveryTime;
   } finally {
     if (next) next.response.body.destroy();
     context.interrupts.delete(assignment.id);
@@ -229,7 +240,7 @@ async function receive(
       const judged = askedOf(ask);
       await request(context.http, ask, {
         onHeaders: (status, responseHeaders) => {
-          const placement = placeAnswer(context, source, judged, { status, headers: responseHeaders });
+          const placement = placeAnswer(context, source, judged, { status, headers: responseHeaders }, ask.ifRange);
           skip = placement.skip;
           provenEnd = placement.end;
         },
@@ -237,7 +248,7 @@ async function receive(
       });
     }
   } catch (error) {
-    if (error instanceof HostLimitRefusal) throw error;
+    if (error instanceof HostLimitRefusal || error instanceof UselessValidator) throw error;
     throw toNetworkError(error, shownUrl(context.http, source.url), signal);
   } finally {
     if (active) context.counters.activeConnections--;
@@ -262,9 +273,17 @@ function placeAnswer(
   source: Source,
   asked: Asked,
   answer: { status: number; headers: Record<string, string | undefined> },
+  sentIfRange: string | undefined,
 ): { skip: number; end: number } {
   const known: Known = { size: context.size, etag: source.etag, lastModified: source.lastModified, bytesDone: 0 };
   const verdict = judge(asked, known, answer);
+  // The same version, whole, in answer to If-Range: that validator is no use with this
+  // server, and every range would cost the whole file again (DESIGN, "What an answer proves").
+  if (verdict.kind === "range-ignored" && sentIfRange !== undefined) {
+    if (source.ifRange === sentIfRange) source.ifRange = ifRangeAfterUseless(sentIfRange, source);
+    // Reading the whole file up to the range would cost more than asking again without that validator.
+    if (bodyPlacement(verdict, asked)!.skip > 0) throw new UselessValidator();
+  }
   const shown = shownUrl(context.http, source.url);
   if (verdict.kind === "changed") {
     throw new RemoteChangedError(`the remote file at ${shown} changed during the download: ${verdict.reason}`, { url: shown });
@@ -278,12 +297,23 @@ function placeAnswer(
   if (placement.start !== range.start) {
     throw serverFault(shown, `it answered bytes ${range.start}-${range.end} from byte ${placement.start}`);
   }
+  if (verdict.kind === "bytes") context.answers.ranged++;
   if (verdict.kind === "range-ignored" && placement.skip > placement.end - placement.start + 1) {
-    throw new RangeIgnoredError(`${shown} ignored the range bytes ${range.start}-${range.end} and sent the whole file (200)`);
+    // Ignored without If-Range by a server that has answered no range of ours: it ignores
+    // ranges (all but the probe's), and every retry would cost the whole file again.
+    const everyTime = sentIfRange === undefined && context.answers.ranged === 0;
+    throw new RangeIgnoredError(`${shown} ignored the range bytes ${range.start}-${range.end} and sent the whole file (200)`, everyTime);
   }
   const proof = sizeProofOf(verdict);
   if (proof) context.proven(proof);
   return { skip: placement.skip, end: placement.end };
+}
+
+/** The answer ignored the range because of the If-Range it carried: this request ends, and the range is asked again with the next validator. */
+class UselessValidator extends Error {
+  constructor() {
+    super("the server ignores ranges asked with this If-Range validator");
+  }
 }
 
 /**
@@ -292,8 +322,12 @@ function placeAnswer(
  * ranges keep being ignored falls back to one plain stream.
  */
 export class RangeIgnoredError extends IntegrityError {
-  constructor(message: string) {
+  /** The server ignores ranges every time: the transfer gives way to one plain stream at once, without retries. */
+  readonly everyTime: boolean;
+
+  constructor(message: string, everyTime = false) {
     super(message, { code: "ERR_BAD_RANGE" });
+    this.everyTime = everyTime;
   }
 }
 

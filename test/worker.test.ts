@@ -62,6 +62,7 @@ async function transfer(sources: Source[], options: { retries?: number; missing?
     rateLimiter: undefined,
     proven: (proof) => proofs.push(proof),
     counters: { bytesTransferred: 0, bytesAccepted: 0, activeConnections: 0 },
+    answers: { ranged: 0 },
     interrupts: new Map(),
     idle: new IdleConnections((ms, signal) => clock.sleep(ms, signal)),
     pickHedge: () => undefined,
