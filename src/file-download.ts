@@ -16,7 +16,7 @@ import { ifRangeValue } from "./http-headers.js";
 import { discard, type RequestContext } from "./http.js";
 import { abortError, requestContext } from "./job-context.js";
 import type { Lock } from "./lock.js";
-import type { Manifest } from "./manifest.js";
+import { readManifest, type Manifest } from "./manifest.js";
 import type { Settings } from "./options.js";
 import { finishedFrom, loadXattr } from "./origin-record.js";
 import { adoptPart, createPart, finishPart, openPart, rangePlanning } from "./part-file.js";
@@ -100,9 +100,10 @@ export class FileDownload {
     if (signal?.aborted) throw abortError(signal);
     signal?.addEventListener("abort", onAbort, { once: true });
     try {
-      // Without -o, a file this run would name after the URL and that rangeget finished
-      // from this URL is recognised before any request (a re-run of a list).
-      const known = this.#settings.output ?? (await this.#finishedUnderUrlName());
+      // Without -o, a file this run would name after the URL, finished from this URL or
+      // partly downloaded from it, is recognised before any request (a re-run of a list):
+      // then the probe asks for the first missing range, with If-Range.
+      const known = this.#settings.output ?? (await this.#knownUnderUrlName());
       if (known !== undefined && (await this.#claim(known)) === "finished-earlier") {
         return { ...this.baseResult(), status: "up-to-date" };
       }
@@ -163,11 +164,16 @@ export class FileDownload {
     return "claimed";
   }
 
-  /** The path named after the URL, when its origin record says rangeget finished it from this URL. */
-  async #finishedUnderUrlName(): Promise<string | undefined> {
+  /**
+   * The path named after the URL, when its origin record says rangeget finished it from
+   * this URL, or a trusted manifest there says it is being downloaded from this URL. A
+   * name the server gives (Content-Disposition) is known only after the probe.
+   */
+  async #knownUnderUrlName(): Promise<string | undefined> {
     const { dir, url, force, ifChanged } = this.#settings;
     if (force || ifChanged) return undefined;
     const path = resolve(dir, chooseFileName(undefined, url));
+    if ((await readManifest(partPaths(path).manifest, url))?.trusted) return path;
     return (await finishedFrom(path, url, await loadXattr())) ? path : undefined;
   }
 

@@ -213,3 +213,33 @@ describe("a restart after a remote change is a new download", () => {
     expect(after.filter((request) => request.status === 206).length).toBeGreaterThanOrEqual(4);
   });
 });
+
+describe("a resume without -o (the name from the URL)", () => {
+  it("asks for the first missing range with If-Range from its first request, and fetches no byte it has", async () => {
+    const content = makeContent(12 * MiB, 71);
+    const server = await rangeServer({ content, bytesPerSecond: 8 * MiB });
+    const dir = await tempDir();
+    const abort = new AbortController();
+    const options = quick({ connections: 1, minSplit: 1 * MiB, dir });
+    const interrupted = await download(server.url("/data.bin"), {
+      ...options,
+      signal: abort.signal,
+      onProgress: (progress) => {
+        if (progress.bytesDone >= 4 * MiB) abort.abort();
+      },
+    }).catch((error: unknown) => error);
+    expect(interrupted).toBeInstanceOf(Error);
+    const manifest = JSON.parse(await readFile(join(dir, "data.bin.part.json"), "utf8")) as { done: [number, number][] };
+    const firstMissing = manifest.done[0]![1] + 1;
+    server.bytesPerSecond = undefined;
+    const before = server.requests.length;
+    const result = await download(server.url("/data.bin"), options);
+    expect(result.status).toBe("resumed");
+    expect(sha256(await readFile(join(dir, "data.bin")))).toBe(sha256(content));
+    const resumeProbe = server.requests[before]!;
+    expect(resumeProbe.range?.start).toBe(firstMissing);
+    expect(resumeProbe.headers["if-range"]).toBe(defaultEtag(content));
+    const servedAfter = server.requests.slice(before).reduce((sum, request) => sum + request.bytesSent, 0);
+    expect(servedAfter).toBe(content.length - firstMissing);
+  });
+});
