@@ -16,7 +16,7 @@ import { ifRangeValue } from "./http-headers.js";
 import { discard, type RequestContext } from "./http.js";
 import { abortError, requestContext } from "./job-context.js";
 import type { Lock } from "./lock.js";
-import type { Manifest } from "./manifest.js";
+import { readManifest, type Manifest } from "./manifest.js";
 import type { Settings } from "./options.js";
 import { finishedFrom, loadXattr } from "./origin-record.js";
 import { adoptPart, createPart, finishPart, openPart, rangePlanning } from "./part-file.js";
@@ -100,9 +100,10 @@ export class FileDownload {
     if (signal?.aborted) throw abortError(signal);
     signal?.addEventListener("abort", onAbort, { once: true });
     try {
-      // Without -o, a file this run would name after the URL and that rangeget finished
-      // from this URL is recognised before any request (a re-run of a list).
-      const known = this.#settings.output ?? (await this.#finishedUnderUrlName());
+      // Without -o, a file this run would name after the URL, finished from this URL or
+      // partly downloaded from it, is recognised before any request (a re-run of a list):
+      // then the probe asks for the first missing range, with If-Range.
+      const known = this.#settings.output ?? (await this.#knownUnderUrlName());
       if (known !== undefined && (await this.#claim(known)) === "finished-earlier") {
         return { ...this.baseResult(), status: "up-to-date" };
       }
@@ -131,6 +132,8 @@ export class FileDownload {
     const { shownUrl: url, restartOnChange } = this.#settings;
     if (!restartOnChange || this.#restarts >= MAX_RESTARTS) {
       const times = restartOnChange ? ` (${this.#restarts + 1} times)` : "";
+      // The bytes on disk are of a version that is gone: no .part is left without a manifest to vouch for it.
+      await this.#dropPartial();
       throw new RemoteChangedError(`${reason}${times}; run again to download the new version`, { url });
     }
     this.#settings.warn(`${reason}; discarding partial data and starting over`);
@@ -161,11 +164,16 @@ export class FileDownload {
     return "claimed";
   }
 
-  /** The path named after the URL, when its origin record says rangeget finished it from this URL. */
-  async #finishedUnderUrlName(): Promise<string | undefined> {
+  /**
+   * The path named after the URL, when its origin record says rangeget finished it from
+   * this URL, or a trusted manifest there says it is being downloaded from this URL. A
+   * name the server gives (Content-Disposition) is known only after the probe.
+   */
+  async #knownUnderUrlName(): Promise<string | undefined> {
     const { dir, url, force, ifChanged } = this.#settings;
     if (force || ifChanged) return undefined;
     const path = resolve(dir, chooseFileName(undefined, url));
+    if ((await readManifest(partPaths(path).manifest, url))?.trusted) return path;
     return (await finishedFrom(path, url, await loadXattr())) ? path : undefined;
   }
 
@@ -203,7 +211,6 @@ export class FileDownload {
         ifModifiedSince: this.#conditional?.ifModifiedSince,
         known: partial ? knownOf(partial) : NOTHING_KNOWN,
         retries,
-        hostLimits: this.#settings.hostLimits,
       },
       this.#abort.signal,
     );
@@ -239,6 +246,13 @@ export class FileDownload {
       // The partial data is of an old version; the answer may be the new one's bytes.
       await discardOnFailure(answer, () => this.#remoteChanged(reason));
       verdict = judge(answer.asked, NOTHING_KNOWN, answer.response);
+      // The new version is a new download: probed from its first byte, planned, fetched in
+      // parallel and checkpointed. Only a 206 of it is worth keeping; a whole-file 200 (the
+      // usual answer to a stale If-Range) would make it one plain, unresumable stream.
+      if (verdict.kind !== "bytes") {
+        await discard(answer.response);
+        return { kind: "again" };
+      }
     }
     this.#proven(sizeProofOf(verdict));
     switch (verdict.kind) {
@@ -278,10 +292,6 @@ export class FileDownload {
           await this.#dropPartial();
         }
         return this.#singleStream(undefined);
-      case "changed":
-        // Not even the new version's bytes: ask again from the start.
-        await discard(answer.response);
-        return { kind: "lost" };
       default:
         await discard(answer.response);
         throw new Error(`internal error: the probe returned the verdict ${verdict.kind}`);
@@ -372,6 +382,9 @@ export class FileDownload {
     if (outcome.kind === "ranges-ignored") {
       this.#settings.warn(`${answer.finalUrl} keeps ignoring ranges; fetching the whole file as one stream`);
       await this.#dropPartial();
+      // The transfer's first failure aborted its controller; the stream needs one of its own.
+      this.#abort = new AbortController();
+      if (this.#settings.signal?.aborted) throw abortError(this.#settings.signal);
       return this.#singleStream(undefined);
     }
     return this.#finish(file, manifest, done.bytes, hasher);

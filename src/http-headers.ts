@@ -67,12 +67,31 @@ export function isStrongEtag(etag: string | null | undefined): etag is string {
 /**
  * The `If-Range` validator for a resumed or parallel request. RFC 9110 13.1.5: a
  * client must not send a weak entity tag in If-Range, so a weak-only server gets
- * the Last-Modified date; a value that is not an HTTP-date would make the server
- * ignore If-Range, so it is not sent.
+ * the Last-Modified date, but only a strong one: RFC 9110 8.8.2.2 makes a date strong
+ * when the answer's `Date` (if it gave one) is at least a second later. Apache, in the
+ * first second after a file changes, answers a weaker date in If-Range with the whole
+ * file every time; without If-Range the validators are checked on every answer
+ * instead (verdict.ts). A value that is not an HTTP-date would make the server ignore
+ * If-Range, so it is not sent.
  */
-export function ifRangeValue(v: { etag: string | null; lastModified: string | null }): string | undefined {
+export function ifRangeValue(v: { etag: string | null; lastModified: string | null; date?: string | null | undefined }): string | undefined {
   if (isStrongEtag(v.etag)) return v.etag;
-  if (v.lastModified !== null && parseHttpDate(v.lastModified) !== undefined) return v.lastModified;
+  const modified = v.lastModified === null ? undefined : parseHttpDate(v.lastModified);
+  if (modified === undefined) return undefined;
+  const date = v.date === null || v.date === undefined ? undefined : parseHttpDate(v.date);
+  if (date !== undefined && date - modified < 1000) return undefined;
+  return v.lastModified!;
+}
+
+/**
+ * The `If-Range` to send after `sent` proved useless: the server answered it with the
+ * whole file of the same version (a CDN that does so whenever If-Range carries an
+ * ETag, seen in the wild: aria2-next #43). The ETag gives way to the Last-Modified
+ * date, a date to nothing (the validators of each answer are still checked); sending
+ * the same one again would only fetch the whole file again.
+ */
+export function ifRangeAfterUseless(sent: string, v: { etag: string | null; lastModified: string | null }): string | undefined {
+  if (sent === v.etag && v.lastModified !== null && parseHttpDate(v.lastModified) !== undefined) return v.lastModified;
   return undefined;
 }
 

@@ -1,29 +1,21 @@
 /**
- * Sending a GET: the one request path (header hygiene, counting, the answer deadline,
- * the error body's reason) and redirects followed by our own rules. What undici throws
- * becomes our error in to-error.ts. Longer than most modules because everything a
- * request needs lives in that one path, on purpose: there is no second way to send one.
+ * One GET on the wire, the innermost layer of the request path (request.ts): the
+ * dispatch to undici with the body pushed to a handler, request counting and latency,
+ * the fixed deadline for the answer, the status gate and the error body's reason, and
+ * `get`, the same answer as a Readable. Redirects, the host lease and the headers are
+ * the outer layers (redirects.ts, host-lease.ts, request-headers.ts); callers go through
+ * request.ts, not here. What undici throws becomes our error in to-error.ts.
  */
 import { Readable } from "node:stream";
 import type { Dispatcher } from "undici";
 import { WAKE_UP, type Clock } from "./clock.js";
-import { addCredentialHeaders, type CredentialSource } from "./credentials.js";
-import { HttpStatusError, NetworkError } from "./errors.js";
+import type { CredentialSource } from "./credentials.js";
+import { NetworkError } from "./errors.js";
 import { headerText } from "./http-headers.js";
-import { hostKey, type HostLimits } from "./host-limits.js";
+import type { HostLimits } from "./host-limits.js";
 import type { HttpStatsRecorder } from "./stats.js";
 import type { OriginCredentials } from "./url-credentials.js";
 import { httpStatusError, toNetworkError } from "./to-error.js";
-import { VERSION } from "./version.js";
-
-/** The User-Agent when the caller names none. */
-export const USER_AGENT = `rangeget/${VERSION}`;
-const MAX_REDIRECTS = 10;
-const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
-// Credentials must not follow a redirect to another origin (RFC 9110 15.4; curl and
-// fetch behave the same), and neither must the user's own -H headers, which often
-// carry API keys under custom names.
-const CREDENTIAL_HEADERS = new Set(["authorization", "cookie", "proxy-authorization"]);
 
 export interface HttpResponse {
   status: number;
@@ -53,6 +45,8 @@ export interface RequestContext {
    * (after the user's own headers, which win on `userOrigin`).
    */
   originCredentials?: ReadonlyMap<string, OriginCredentials> | undefined;
+  /** The run's connections per host: every request holds one of its host's (host-lease.ts). */
+  hostLimits: HostLimits;
 }
 
 /**
@@ -74,19 +68,23 @@ export function shownUrl(context: Pick<RequestContext, "userOrigin" | "shownUser
 export const STOP = Symbol("stop");
 
 export interface BodyHandler {
-  /** Status and headers of the final answer: throw to refuse it (the request fails with that error). */
-  onHeaders(status: number, headers: Record<string, string | undefined>): void;
+  /**
+   * Status and headers of the final answer, and the URL that gave it (after redirects):
+   * throw to refuse it (the request fails with that error).
+   */
+  onHeaders(status: number, headers: Record<string, string | undefined>, url: string): void;
   /** A body chunk: STOP to end early, a promise to stop reading until it settles. */
   onData(chunk: Buffer): Promise<void> | typeof STOP | undefined;
 }
 
 /**
- * The one way rangeget sends a GET. The body is pushed to `handler` straight from
- * undici's parser: no stream, no promise per chunk, and backpressure by pausing the
- * socket (the hot path of every range). Header hygiene, request counting, latency,
- * the fixed deadline for the answer and the error body's reason all live here.
- * A status that `accepts` refuses fails with an HttpStatusError carrying the server's
- * reason (the first 200 characters of its body); `handler` never sees that body.
+ * One GET of `url` with exactly `headers` (request-headers.ts built them), no redirect
+ * followed. The body is pushed to `handler` straight from undici's parser: no stream,
+ * no promise per chunk, and backpressure by pausing the socket (the hot path of every
+ * range). A status that `accepts` refuses fails with an HttpStatusError carrying the
+ * server's reason (the first 200 characters of its body); `handler` never sees that body.
+ * @throws HttpStatusError, NetworkError (ERR_TIMEOUT when no final answer comes within
+ *   `timeoutMs`), the signal's reason on abort, or what the handler threw
  */
 export function streamGet(
   context: RequestContext,
@@ -97,7 +95,6 @@ export function streamGet(
   handler: BodyHandler,
 ): Promise<void> {
   const target = new URL(url);
-  const requestHeaders = headersFor(context, target, headers);
   const { clock } = context;
   const shown = shownUrl(context, url);
   return new Promise<void>((resolve, reject) => {
@@ -137,7 +134,7 @@ export function streamGet(
         origin: target.origin,
         path: target.pathname + target.search,
         method: "GET",
-        headers: requestHeaders,
+        headers,
         headersTimeout: 0,
         bodyTimeout: context.timeoutMs,
       },
@@ -157,7 +154,7 @@ export function streamGet(
             return;
           }
           try {
-            handler.onHeaders(status, flat);
+            handler.onHeaders(status, flat, url);
           } catch (error) {
             fail(error);
           }
@@ -213,24 +210,19 @@ export function streamGet(
 const BODY_BUFFER_BYTES = 1024 * 1024;
 
 /**
- * `streamGet` with the body as a Readable, for answers whose reader is decided only
- * after the headers are seen (the probe, redirects, the single stream). Resolves at
- * the headers of a status that `accepts` allows; destroying the body ends the request.
+ * A request sent through `send` (the layered path, or one `streamGet`) with the body as
+ * a Readable, for answers whose reader is decided only after the headers are seen (the
+ * probe, the single stream). Resolves at the headers of a status the request accepts;
+ * destroying the body ends the request.
  */
-export function get(
-  context: RequestContext,
-  url: string,
-  headers: Record<string, string>,
-  signal: AbortSignal,
-  accepts: (status: number) => boolean,
-): Promise<HttpResponse> {
+export function asResponse(send: (signal: AbortSignal, handler: BodyHandler) => Promise<void>, signal: AbortSignal): Promise<HttpResponse> {
   return new Promise<HttpResponse>((resolve, reject) => {
     let body: Readable | undefined;
     let wake: (() => void) | undefined;
     let ended = false;
     const unwanted = new AbortController();
-    const request = streamGet(context, url, headers, AbortSignal.any([signal, unwanted.signal]), accepts, {
-      onHeaders(status, responseHeaders) {
+    const request = send(AbortSignal.any([signal, unwanted.signal]), {
+      onHeaders(status, responseHeaders, url) {
         body = new Readable({
           highWaterMark: BODY_BUFFER_BYTES,
           read() {
@@ -275,106 +267,6 @@ function answerTimeout(url: string, timeoutMs: number): NetworkError {
   });
 }
 
-function headersFor(context: RequestContext, target: URL, headers: Record<string, string>): Record<string, string> {
-  const requestHeaders: Record<string, string> = { "user-agent": context.userAgent ?? USER_AGENT };
-  if (target.origin === context.userOrigin) {
-    for (const [name, value] of Object.entries(context.userHeaders)) requestHeaders[name.toLowerCase()] = value;
-  }
-  const mirrorCredentials = context.originCredentials?.get(target.origin);
-  if (mirrorCredentials && requestHeaders["authorization"] === undefined) requestHeaders["authorization"] = mirrorCredentials.authorization;
-  // Asked per request URL, so every redirect hop gets what belongs to its own host.
-  if (context.credentials) addCredentialHeaders(requestHeaders, context.credentials.headersFor(target));
-  return Object.assign(requestHeaders, headers, { "accept-encoding": "identity" });
-}
-
-/**
- * GET that follows redirects itself (not undici's interceptor) so the hop limit, the
- * loop check, the scheme check and credential stripping are ours and tested.
- */
-export async function getFollowingRedirects(
-  context: RequestContext,
-  url: string,
-  headers: Record<string, string>,
-  signal: AbortSignal,
-  accepts: (status: number) => boolean,
-): Promise<HttpResponse> {
-  const visited = new Set<string>();
-  const acceptsOrRedirect = (status: number) => REDIRECT_STATUSES.has(status) || accepts(status);
-  let current = url;
-  for (let hop = 0; ; hop++) {
-    visited.add(current);
-    const response = await get(context, current, headers, signal, acceptsOrRedirect);
-    if (!REDIRECT_STATUSES.has(response.status)) return response;
-    await discard(response);
-    const location = response.headers["location"];
-    if (location === undefined || !URL.canParse(location, current)) {
-      const what = location === undefined ? "without a Location header" : `to ${JSON.stringify(location)}, which is not a URL,`;
-      throw new HttpStatusError(`${response.status} redirect ${what} from ${current}`, {
-        status: response.status,
-        url: current,
-        code: "ERR_BAD_REDIRECT",
-      });
-    }
-    const next = new URL(location, current);
-    if (next.protocol !== "http:" && next.protocol !== "https:") {
-      throw new HttpStatusError(`redirect from ${current} to unsupported scheme ${next.protocol} refused`, {
-        status: response.status,
-        url: current,
-        code: "ERR_BAD_REDIRECT",
-      });
-    }
-    next.hash = "";
-    if (visited.has(next.href)) {
-      throw new HttpStatusError(`redirect loop: ${current} leads back to ${next.href}`, {
-        status: response.status,
-        url,
-        code: "ERR_REDIRECT_LOOP",
-      });
-    }
-    if (hop >= MAX_REDIRECTS) {
-      throw new HttpStatusError(`more than ${MAX_REDIRECTS} redirects starting at ${url}`, {
-        status: response.status,
-        url,
-        code: "ERR_TOO_MANY_REDIRECTS",
-      });
-    }
-    if (next.origin !== new URL(current).origin) headers = withoutCredentials(headers);
-    current = next.href;
-  }
-}
-
-/**
- * `getFollowingRedirects` holding one of `url`'s host connections (`hostLimits`) from
- * before the request until the answer's body closes, whoever ends it: read to its end
- * or destroyed. A 2xx answer tells the lease the host is delivering. The caller must
- * read or destroy the body on every path, or the host's connection is never given back.
- * Waiting for the lease rejects with the signal's reason on abort.
- * @throws as `getFollowingRedirects`; the lease is given back first.
- */
-export async function leasedGet(
-  context: RequestContext,
-  hostLimits: HostLimits,
-  url: string,
-  headers: Record<string, string>,
-  signal: AbortSignal,
-  accepts: (status: number) => boolean,
-): Promise<HttpResponse> {
-  const lease = await hostLimits.acquire(hostKey(url), signal);
-  let response: HttpResponse;
-  try {
-    response = await getFollowingRedirects(context, url, headers, signal, accepts);
-  } catch (error) {
-    lease.release();
-    throw error;
-  }
-  response.body.once("close", () => lease.release());
-  if (response.status >= 200 && response.status < 300) lease.answered();
-  return response;
-}
-
-function withoutCredentials(headers: Record<string, string>): Record<string, string> {
-  return Object.fromEntries(Object.entries(headers).filter(([name]) => !CREDENTIAL_HEADERS.has(name.toLowerCase())));
-}
 
 /** A body larger than this is not worth reading to keep its socket: the request is ended. */
 const DISCARD_LIMIT_BYTES = 64 * 1024;

@@ -66,6 +66,8 @@ export interface Settings {
   userAgent: string | undefined;
   credentials: DownloadOptions["credentials"];
   restartOnChange: boolean;
+  /** See `DownloadOptions.noHedge`. */
+  noHedge: boolean;
   signal: AbortSignal | undefined;
   onProgress: DownloadOptions["onProgress"];
   warn: (message: string) => void;
@@ -162,6 +164,7 @@ export function resolveSettings(url: string, mirrors: readonly string[], options
     userAgent: options.userAgent,
     credentials: options.credentials,
     restartOnChange: options.restartOnChange ?? true,
+    noHedge: options.noHedge ?? false,
     signal: options.signal,
     onProgress: options.onProgress,
     // A library user's stderr is a log like any other: no password reaches it.

@@ -2,12 +2,12 @@
  * The first request of an attempt (the probe, the resume probe, a mirror's probe, a
  * signed URL's refresh): a ranged GET whose answer is judged by the verdict.
  */
-import { formatRange } from "./http-headers.js";
-import { discard, leasedGet, type HttpResponse, type RequestContext } from "./http.js";
-import type { HostLimits } from "./host-limits.js";
+import { HostLimitRefusal } from "./host-limits.js";
+import { discard, type HttpResponse, type RequestContext } from "./http.js";
+import { askedOf, requestResponse, type Ask } from "./request.js";
 import { withRetries } from "./retry.js";
 import { serverFault } from "./to-error.js";
-import { judge, judgesStatus, type Asked, type ByteSpan, type Known, type Verdict } from "./verdict.js";
+import { judge, type Asked, type ByteSpan, type Known, type Verdict } from "./verdict.js";
 
 export interface ProbeRequest {
   url: string;
@@ -19,9 +19,8 @@ export interface ProbeRequest {
   ifModifiedSince?: string | undefined;
   /** What is known of the version being fetched: the answer is judged against it. */
   known: Known;
+  /** Attempts without progress before the probe fails; 1 for a refresh inside a range's own retry loop. */
   retries: number;
-  /** The run's per-host connection counts: the probe holds one of its host's connections until its body is done. */
-  hostLimits: HostLimits;
   /**
    * Whether this is the first request to the URL in this attempt (default true): only
    * then may a `400`/`403`/`405`/`501` be a refusal of `Range` itself. A signed URL's
@@ -43,6 +42,8 @@ export interface ProbeAnswer {
   finalUrl: string;
   etag: string | null;
   lastModified: string | null;
+  /** The answer's `Date`: whether its Last-Modified is strong enough for If-Range (RFC 9110 8.8.2.2). */
+  date: string | null;
   contentDisposition: string | undefined;
 }
 
@@ -56,19 +57,25 @@ const BODY_VERDICTS = new Set<Verdict["kind"]>(["bytes", "whole", "range-ignored
  * @throws HttpStatusError, NetworkError, IntegrityError, AbortError
  */
 export async function probe(context: RequestContext, request: ProbeRequest, signal: AbortSignal): Promise<ProbeAnswer> {
-  const headers: Record<string, string> = { range: formatRange(request.range.start, request.range.end) };
-  if (request.ifRange !== undefined) headers["if-range"] = request.ifRange;
-  if (request.ifNoneMatch !== undefined) headers["if-none-match"] = request.ifNoneMatch;
-  if (request.ifModifiedSince !== undefined) headers["if-modified-since"] = request.ifModifiedSince;
-  const asked: Asked = {
+  const ask: Ask = {
+    url: request.url,
     range: request.range,
-    ifRange: request.ifRange !== undefined,
-    conditional: request.ifNoneMatch !== undefined || request.ifModifiedSince !== undefined,
+    ifRange: request.ifRange,
+    ifNoneMatch: request.ifNoneMatch,
+    ifModifiedSince: request.ifModifiedSince,
     first: request.first ?? true,
+    signal,
   };
-  const loop = { retries: request.retries, clock: context.clock, signal, onRetry: () => context.stats.retried() };
+  const asked = askedOf(ask);
+  const loop = {
+    retries: request.retries,
+    clock: context.clock,
+    signal,
+    onRetry: () => context.stats.retried(),
+    uncounted: (error: unknown) => error instanceof HostLimitRefusal,
+  };
   return withRetries(loop, async () => {
-    const response = await leasedGet(context, request.hostLimits, request.url, headers, signal, (status) => judgesStatus(asked, status));
+    const response = await requestResponse(context, ask);
     const verdict = judge(asked, request.known, response);
     if (!BODY_VERDICTS.has(verdict.kind)) await discard(response);
     if (verdict.kind === "server-fault") throw serverFault(response.url, verdict.reason);
@@ -80,6 +87,7 @@ export async function probe(context: RequestContext, request: ProbeRequest, sign
       finalUrl: response.url,
       etag: headersIn["etag"] ?? null,
       lastModified: headersIn["last-modified"] ?? null,
+      date: headersIn["date"] ?? null,
       contentDisposition: headersIn["content-disposition"],
     };
   });

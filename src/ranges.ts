@@ -112,10 +112,12 @@ interface Queued {
   rescues: number;
 }
 
-/** How an ordered stream (`-o -`, `--extract`) narrows what the planner hands out. */
+/** How an ordered stream (`-o -`, `--extract`), a volume without sparse files or `noHedge` narrows what the planner hands out. */
 export interface PlannerOptions {
   /** No queued range is handed out longer than this many bytes. Default: no cap. */
   maxRange?: number;
+  /** Never split a range in flight (its answer would be cut short): `noHedge`. Default false. */
+  noSteal?: boolean;
 }
 
 /**
@@ -133,6 +135,7 @@ export class RangePlanner {
   readonly #inFlight = new Map<number, Assignment>();
   readonly #minSplit: number;
   readonly #maxRange: number;
+  readonly #noSteal: boolean;
   #nextId = 0;
   /**
    * Queued bytes at or past this offset are not handed out. A piece cut short by it
@@ -144,6 +147,7 @@ export class RangePlanner {
   constructor(missing: readonly Interval[], connections: number, minSplit: number, options: PlannerOptions = {}) {
     this.#minSplit = minSplit;
     this.#maxRange = options.maxRange ?? Number.POSITIVE_INFINITY;
+    this.#noSteal = options.noSteal ?? false;
     this.#queue = splitMissing(missing, connections, minSplit).map(([start, end]) => ({ start, end, rescues: 0 }));
   }
 
@@ -175,8 +179,14 @@ export class RangePlanner {
     return undefined;
   }
 
-  /** Steals the back half of the in-flight range with the most bytes left. */
+  /** The smallest range worth its own connection, in bytes. */
+  get minSplit(): number {
+    return this.#minSplit;
+  }
+
+  /** Steals the back half of the in-flight range with the most bytes left (never with `noSteal`). */
   splitLargestInFlight(): Assignment | undefined {
+    if (this.#noSteal) return undefined;
     let victim: Assignment | undefined;
     for (const assignment of this.#inFlight.values()) {
       if (isHedged(assignment)) continue;

@@ -4,7 +4,8 @@
  * fresh `.part`, an ordered stream that drops what it already sent) is the job's
  * `target`. Every answer is judged by the verdict.
  */
-import { leasedGet, type HttpResponse, type RequestContext } from "./http.js";
+import type { HttpResponse, RequestContext } from "./http.js";
+import { requestResponse } from "./request.js";
 import type { Settings } from "./options.js";
 import type { ProbeAnswer } from "./probe.js";
 import { RateSampler } from "./rates.js";
@@ -12,7 +13,7 @@ import { withRetries } from "./retry.js";
 import type { RangeWriter } from "./sink.js";
 import { startTicker, type TransferCounters } from "./ticker.js";
 import { serverFault, toNetworkError } from "./to-error.js";
-import { judge, judgesStatus, NOTHING_KNOWN, sizeProofOf, type Asked, type SizeProof, type Validators } from "./verdict.js";
+import { judge, NOTHING_KNOWN, sizeProofOf, type Asked, type SizeProof, type Validators } from "./verdict.js";
 
 /** Where one stream's bytes go, attempt by attempt. */
 export interface StreamTarget {
@@ -121,5 +122,5 @@ export async function streamWhole(job: StreamJob): Promise<{ size: number; final
 
 /** A GET without `Range`, holding one of its host's connections until the body is done. */
 function plainGet(job: StreamJob): Promise<HttpResponse> {
-  return leasedGet(job.http, job.settings.hostLimits, job.settings.url, {}, job.signal, (status) => judgesStatus(PLAIN, status));
+  return requestResponse(job.http, { url: job.settings.url, first: true, signal: job.signal });
 }

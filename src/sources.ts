@@ -4,7 +4,6 @@
  * was given again when the signed URL it redirected to has expired.
  */
 import { HttpStatusError, RangegetError, RemoteChangedError } from "./errors.js";
-import type { HostLimits } from "./host-limits.js";
 import { shownUrl, type HttpResponse, type RequestContext } from "./http.js";
 import { probe } from "./probe.js";
 import { serverFault } from "./to-error.js";
@@ -63,12 +62,10 @@ export function dropMirror(
   return true;
 }
 
-/** What a refresh needs of the transfer: its requests' context, the file's size, the retry budget, the host limits. */
+/** What a refresh needs of the transfer: its requests' context and the file's size. */
 export interface RefreshContext {
   http: RequestContext;
   size: number;
-  retries: number;
-  hostLimits: HostLimits;
 }
 
 /**
@@ -83,7 +80,9 @@ export function signedUrlExpired(source: Source, error: unknown): boolean {
 /**
  * Asks the URL that was given again, for a fresh redirect, for the rest of the range.
  * Its answer must be the same version (If-Range, validators): then the source moves
- * to the new URL and the bytes on disk are kept.
+ * to the new URL and the bytes on disk are kept. One attempt: the refresh runs inside
+ * the range's retry loop, whose budget it shares (one budget per need; with its own
+ * loop, `--retries 3` once meant ten GETs of the user's URL).
  * @throws RemoteChangedError, HttpStatusError (the fresh URL refuses too), IntegrityError
  */
 export async function refreshSource(
@@ -99,8 +98,7 @@ export async function refreshSource(
       range,
       ifRange: source.ifRange,
       known: { size: context.size, etag: source.etag, lastModified: source.lastModified, bytesDone: 0 },
-      retries: context.retries,
-      hostLimits: context.hostLimits,
+      retries: 1,
       first: false,
     },
     signal,

@@ -219,7 +219,7 @@ export class StreamDownload {
    * once every byte went out and the sizes the answers proved agree with it.
    */
   async #fetch(consequence: string): Promise<void> {
-    const { url, shownUrl, retries, checksum, hostLimits } = this.#settings;
+    const { url, shownUrl, retries, checksum } = this.#settings;
     const output = this.#output;
     if (checksum) {
       output.hashWith(checksum.algorithm, (hex) => {
@@ -230,7 +230,7 @@ export class StreamDownload {
     const proofs: SizeProof[] = [];
     const proven = (proof: SizeProof) => proofs.push(proof);
     const rangeBytes = output.window.rangeBytes;
-    const request = { url, range: { start: 0, end: rangeBytes - 1 }, known: NOTHING_KNOWN, retries, hostLimits };
+    const request = { url, range: { start: 0, end: rangeBytes - 1 }, known: NOTHING_KNOWN, retries };
     const answer = await probe(this.#http, request, this.#abort.signal);
     const verdict = answer.verdict;
     const proof = sizeProofOf(verdict);

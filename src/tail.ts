@@ -17,6 +17,8 @@ export const MAX_RESCUES = 3;
 export const RECONNECT_SECONDS = 1;
 /** Hedging a range that ends within this long is not worth a connection. */
 export const HEDGE_MIN_SECONDS = 1;
+/** A rest smaller than `minSplit` is hedged only when it would take longer than this, seconds. */
+export const HEDGE_SMALL_REST_SECONDS = 3;
 /** Below twice this, a hedge races for the whole rest rather than its back half. */
 export const HEDGE_MIN_BYTES = 64 * 1024;
 
@@ -69,7 +71,10 @@ export function findStragglers(
 
 /**
  * For an idle connection in the endgame: the in-flight range that will finish last at
- * its rate, if it ends more than HEDGE_MIN_SECONDS away, hedged so that both parts end
+ * its rate, if it ends more than HEDGE_MIN_SECONDS away, and, when less than `minSplit`
+ * is left, more than HEDGE_SMALL_REST_SECONDS away: a small rest that ends soon is noise
+ * beside what a hedge costs (its request, and the bytes in flight when the loser is
+ * cut: hedges on a 7 MB file once cost 15% more bytes), hedged so that both parts end
  * about together: the victim keeps the share it can finish at its own rate, the hedge
  * takes the rest at what the other connections have been doing. Registers the hedge
  * with the planner and returns it; undefined when nothing is worth racing.
@@ -83,6 +88,7 @@ export function pickHedge(planner: RangePlanner, rates: RateSampler, nowMs: numb
     const rate = rates.requestRate(assignment, nowMs);
     if (rate === undefined) continue;
     const seconds = rate > 0 ? remaining(assignment) / rate : Number.POSITIVE_INFINITY;
+    if (remaining(assignment) < planner.minSplit && seconds <= HEDGE_SMALL_REST_SECONDS) continue;
     if (seconds > victimSeconds) {
       victim = assignment;
       victimRate = rate;

@@ -11,7 +11,7 @@ import { ifRangeValue } from "./http-headers.js";
 import { discard, shownUrl, type RequestContext } from "./http.js";
 import type { Settings } from "./options.js";
 import { probe, type ProbeAnswer } from "./probe.js";
-import { IntervalSet, RangePlanner, type Interval } from "./ranges.js";
+import { IntervalSet, RangePlanner, type Interval, type PlannerOptions } from "./ranges.js";
 import { RateSampler } from "./rates.js";
 import type { ByteSink } from "./sink.js";
 import type { HttpStatsRecorder } from "./stats.js";
@@ -67,7 +67,7 @@ export async function transferRanges(job: RangedJob): Promise<TransferOutcome> {
     withoutRange(IntervalSet.from(job.missing), probeRange.start, probeRange.end),
     settings.connections,
     job.split.minSplit,
-    job.split.maxRange === undefined ? {} : { maxRange: job.split.maxRange },
+    plannerOptions(job, settings),
   );
   planner.limit = sink.limit;
   const probeAssignment = planner.adopt(probeRange.start, probeRange.end);
@@ -90,13 +90,14 @@ export async function transferRanges(job: RangedJob): Promise<TransferOutcome> {
     planner,
     signal: abort.signal,
     rateLimiter: settings.rateLimiter,
-    hostLimits: settings.hostLimits,
     proven: job.proven,
     counters,
+    answers: { ranged: 0 },
     interrupts,
     idle,
     rates,
     pickHedge: () => {
+      if (settings.noHedge) return undefined;
       const hedge = pickHedge(planner, rates, settings.clock.now());
       if (hedge) job.stats.hedged();
       return hedge;
@@ -112,7 +113,9 @@ export async function transferRanges(job: RangedJob): Promise<TransferOutcome> {
     inFlight: () => planner.inFlight,
     onProgress: settings.onProgress,
     everySecond: async () => {
-      for (const straggler of findStragglers(planner.inFlight, rates, slowChecks)) {
+      // A rescue cuts the slow answer short: not with noHedge.
+      const stragglers = settings.noHedge ? [] : findStragglers(planner.inFlight, rates, slowChecks);
+      for (const straggler of stragglers) {
         planner.rescue(straggler);
         interrupts.get(straggler.id)?.abort();
         job.stats.rescued();
@@ -181,10 +184,10 @@ function primarySource(answer: ProbeAnswer, requestedUrl: string): Source {
  */
 async function probeMirror(job: RangedJob, url: string, signal: AbortSignal): Promise<Source | undefined> {
   const known = { size: job.size, etag: null, lastModified: null, bytesDone: 0 };
-  const { hostLimits, warn } = job.settings;
+  const { warn } = job.settings;
   const shown = shownUrl(job.http, url);
   try {
-    const answer = await probe(job.http, { url, range: { start: 0, end: 0 }, known, retries: 1, hostLimits }, signal);
+    const answer = await probe(job.http, { url, range: { start: 0, end: 0 }, known, retries: 1 }, signal);
     await discard(answer.response);
     const { verdict } = answer;
     if (verdict.kind === "bytes") return signal.aborted ? undefined : { ...primarySource(answer, url), primary: false };
@@ -219,6 +222,18 @@ async function firstFailure(workers: Promise<unknown>[], abort: AbortController)
     ),
   );
   return failure;
+}
+
+/**
+ * The planner's limits: the job's own (an ordered stream's window, a volume without
+ * sparse files), and with `noHedge` no steals and ranges small enough (a quarter of a
+ * connection's share, at least `minSplit`) that idle connections find queued work
+ * instead of splitting a range in flight.
+ */
+function plannerOptions(job: RangedJob, settings: Settings): PlannerOptions {
+  if (!settings.noHedge) return job.split.maxRange === undefined ? {} : { maxRange: job.split.maxRange };
+  const piece = Math.max(job.split.minSplit, Math.ceil(job.size / (4 * settings.connections)));
+  return { maxRange: Math.min(piece, job.split.maxRange ?? piece), noSteal: true };
 }
 
 function withoutRange(set: IntervalSet, start: number, end: number): Interval[] {

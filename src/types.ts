@@ -94,6 +94,15 @@ export interface DownloadOptions {
   onProgress?: (progress: ProgressEvent) => void;
   /** When the remote file changed under a partial download: start over (default true) or throw `RemoteChangedError`. */
   restartOnChange?: boolean;
+  /**
+   * Never ask for a byte twice and never cut an answer short, for links paid by the
+   * byte: no endgame hedges, no rescue of a slow connection, no steal of a range in
+   * flight; the file is planned as ranges of at most `max(minSplit, size / (4 ×
+   * connections))` bytes that idle connections take in turn, so the server sends
+   * exactly the file's bytes (a connection that breaks resumes from its last byte).
+   * The tail may take longer. Default false.
+   */
+  noHedge?: boolean;
   /** Extra trusted CA certificates (PEM text) for HTTPS. */
   ca?: string | Buffer;
   /** Skip TLS certificate checks. Default false. */

@@ -6,10 +6,12 @@
  * host limits, a signed URL's refresh, the hedge race) is one loop that reads best whole.
  */
 import { dropMirror, pickSource, refreshSource, signedUrlExpired, type GivenBody, type Source } from "./sources.js";
-import { HttpStatusError, IntegrityError, NetworkError, RemoteChangedError } from "./errors.js";
-import { hostKey, HostLimitRefusal, type HostLease, type HostLimits } from "./host-limits.js";
-import { formatRange } from "./http-headers.js";
-import { shownUrl, STOP, streamGet, type RequestContext } from "./http.js";
+import { IntegrityError, NetworkError, RemoteChangedError } from "./errors.js";
+import { HostLimitRefusal } from "./host-limits.js";
+import type { HeldConnection } from "./host-lease.js";
+import { ifRangeAfterUseless } from "./http-headers.js";
+import { shownUrl, STOP, type RequestContext } from "./http.js";
+import { askedOf, request, type Ask } from "./request.js";
 import { WAKE_UP } from "./clock.js";
 import type { Assignment, RangePlanner } from "./ranges.js";
 import type { RateLimiter } from "./rate-limit.js";
@@ -17,7 +19,7 @@ import type { RateSampler } from "./rates.js";
 import { withRetries } from "./retry.js";
 import type { ByteSink, RangeWriter } from "./sink.js";
 import { serverFault, toNetworkError } from "./to-error.js";
-import { bodyPlacement, judge, judgesStatus, sizeProofOf, type Asked, type Known, type SizeProof } from "./verdict.js";
+import { bodyPlacement, judge, sizeProofOf, type Asked, type Known, type SizeProof } from "./verdict.js";
 
 /** How often an idle connection looks again for a range to hedge while others run. */
 const IDLE_POLL_MS = 200;
@@ -64,11 +66,11 @@ export interface TransferContext {
   planner: RangePlanner;
   signal: AbortSignal;
   rateLimiter: RateLimiter | undefined;
-  /** Connections per host, shared by every download of the run. */
-  hostLimits: HostLimits;
   /** Told every size an answer proves, to be weighed before the file is published. */
   proven: (proof: SizeProof) => void;
   counters: { bytesTransferred: number; bytesAccepted: number; activeConnections: number };
+  /** Answers to the workers' ranges that were ranges (206): while none was, a server ignoring `Range` is not a passing fault. */
+  answers: { ranged: number };
   /** Per in-flight assignment id: aborts just that range's request (rescue, lost race). */
   interrupts: Map<number, AbortController>;
   idle: IdleConnections;
@@ -123,11 +125,6 @@ export async function runWorker(
   }
 }
 
-/** A worker's claim on one of its host's connections, if it holds one now. */
-interface HeldConnection {
-  lease: HostLease | undefined;
-}
-
 /**
  * Fetches one range to its (possibly moving) end. A failed attempt resumes from the
  * last accepted byte; the range gives up after `retries` attempts in a row that
@@ -157,6 +154,7 @@ async function fetchRange(
     uncounted: (error: unknown) => error instanceof HostLimitRefusal,
   };
   let next = given;
+  let ignoredEveryTime: RangeIgnoredError | undefined;
   try {
     await withRetries(retryLoop, async () => {
       while (assignment.next <= assignment.end) {
@@ -170,6 +168,12 @@ async function fetchRange(
         } catch (error) {
           // Rescued, stolen to the end, or lost a hedge race: the rest is someone else's.
           if (!context.signal.aborted && assignment.next > assignment.end) return;
+          // A better If-Range to try: ask again at once; not a failed attempt (at most twice per copy).
+          if (error instanceof UselessValidator) continue;
+          if (error instanceof RangeIgnoredError && error.everyTime) {
+            ignoredEveryTime = error;
+            return;
+          }
           if (!signedUrlExpired(source, error)) throw error;
           next = await refreshSource(context, source, { start: assignment.next, end: assignment.end }, signal);
         }
@@ -179,6 +183,7 @@ async function fetchRange(
       if (!context.signal.aborted && assignment.next > assignment.end) return;
       throw error;
     });
+    if (ignoredEveryTime) throw ignoredEveryTime;
   } finally {
     if (next) next.response.body.destroy();
     context.interrupts.delete(assignment.id);
@@ -205,8 +210,6 @@ async function receive(
 ): Promise<void> {
   let skip = given?.skip ?? 0;
   let provenEnd = given?.end ?? asked.end;
-  let answered = false;
-  let ended = false;
   const take = (chunk: Buffer): ReturnType<typeof accept> => {
     if (skip > 0) {
       const dropped = Math.min(skip, chunk.length);
@@ -217,52 +220,38 @@ async function receive(
     }
     return accept(context, assignment, writer, chunk, signal);
   };
-  const host = hostKey(source.url);
-  if (connection.lease !== undefined && connection.lease.host !== host) {
-    connection.lease.release();
-    connection.lease = undefined;
-  }
-  if (!given) connection.lease ??= await context.hostLimits.acquire(host, signal);
-  const lease = given ? undefined : connection.lease;
-  context.counters.activeConnections++;
-  context.http.stats.connectionsInUse(context.counters.activeConnections);
+  let active = false;
+  // Counted from when the request holds its host connection: a worker waiting for one is not using one.
+  const activate = () => {
+    active = true;
+    context.counters.activeConnections++;
+    context.http.stats.connectionsInUse(context.counters.activeConnections);
+  };
   try {
     if (given) {
+      activate();
       for await (const chunk of given.response.body as AsyncIterable<Buffer>) {
         const next = take(chunk);
         if (next === STOP) break;
         await next;
       }
     } else {
-      const judged: Asked = { range: asked, ifRange: source.ifRange !== undefined, conditional: false, first: false };
-      const headers: Record<string, string> = { range: formatRange(asked.start, asked.end) };
-      if (source.ifRange !== undefined) headers["if-range"] = source.ifRange;
-      await streamGet(context.http, source.url, headers, signal, (status) => judgesStatus(judged, status), {
+      const ask: Ask = { url: source.url, range: asked, ifRange: source.ifRange, signal, held: connection, onSending: activate };
+      const judged = askedOf(ask);
+      await request(context.http, ask, {
         onHeaders: (status, responseHeaders) => {
-          answered = true;
-          if (status >= 200 && status < 300) lease?.answered();
-          const placement = placeAnswer(context, source, judged, { status, headers: responseHeaders });
+          const placement = placeAnswer(context, source, judged, { status, headers: responseHeaders }, ask.ifRange);
           skip = placement.skip;
           provenEnd = placement.end;
         },
         onData: take,
       });
     }
-    ended = true;
   } catch (error) {
-    const failure = toNetworkError(error, shownUrl(context.http, source.url), signal);
-    if (lease && !answered && refusedByHost(failure)) {
-      const outcome = context.hostLimits.refused(lease);
-      if (outcome.kind === "host-limit") throw new HostLimitRefusal(failure, outcome.limit);
-    }
-    throw failure;
+    if (error instanceof HostLimitRefusal || error instanceof UselessValidator) throw error;
+    throw toNetworkError(error, shownUrl(context.http, source.url), signal);
   } finally {
-    context.counters.activeConnections--;
-    // A request that failed or was cut short leaves no socket to reuse: give the connection back.
-    if (lease && (!ended || assignment.next <= assignment.end)) {
-      lease.release();
-      connection.lease = undefined;
-    }
+    if (active) context.counters.activeConnections--;
   }
   if (assignment.next <= Math.min(provenEnd, assignment.end)) {
     const shown = shownUrl(context.http, source.url);
@@ -284,9 +273,17 @@ function placeAnswer(
   source: Source,
   asked: Asked,
   answer: { status: number; headers: Record<string, string | undefined> },
+  sentIfRange: string | undefined,
 ): { skip: number; end: number } {
   const known: Known = { size: context.size, etag: source.etag, lastModified: source.lastModified, bytesDone: 0 };
   const verdict = judge(asked, known, answer);
+  // The same version, whole, in answer to If-Range: that validator is no use with this
+  // server, and every range would cost the whole file again (DESIGN, "What an answer proves").
+  if (verdict.kind === "range-ignored" && sentIfRange !== undefined) {
+    if (source.ifRange === sentIfRange) source.ifRange = ifRangeAfterUseless(sentIfRange, source);
+    // Reading the whole file up to the range would cost more than asking again without that validator.
+    if (bodyPlacement(verdict, asked)!.skip > 0) throw new UselessValidator();
+  }
   const shown = shownUrl(context.http, source.url);
   if (verdict.kind === "changed") {
     throw new RemoteChangedError(`the remote file at ${shown} changed during the download: ${verdict.reason}`, { url: shown });
@@ -300,12 +297,23 @@ function placeAnswer(
   if (placement.start !== range.start) {
     throw serverFault(shown, `it answered bytes ${range.start}-${range.end} from byte ${placement.start}`);
   }
+  if (verdict.kind === "bytes") context.answers.ranged++;
   if (verdict.kind === "range-ignored" && placement.skip > placement.end - placement.start + 1) {
-    throw new RangeIgnoredError(`${shown} ignored the range bytes ${range.start}-${range.end} and sent the whole file (200)`);
+    // Ignored without If-Range by a server that has answered no range of ours: it ignores
+    // ranges (all but the probe's), and every retry would cost the whole file again.
+    const everyTime = sentIfRange === undefined && context.answers.ranged === 0;
+    throw new RangeIgnoredError(`${shown} ignored the range bytes ${range.start}-${range.end} and sent the whole file (200)`, everyTime);
   }
   const proof = sizeProofOf(verdict);
   if (proof) context.proven(proof);
   return { skip: placement.skip, end: placement.end };
+}
+
+/** The answer ignored the range because of the If-Range it carried: this request ends, and the range is asked again with the next validator. */
+class UselessValidator extends Error {
+  constructor() {
+    super("the server ignores ranges asked with this If-Range validator");
+  }
 }
 
 /**
@@ -314,24 +322,13 @@ function placeAnswer(
  * ranges keep being ignored falls back to one plain stream.
  */
 export class RangeIgnoredError extends IntegrityError {
-  constructor(message: string) {
+  /** The server ignores ranges every time: the transfer gives way to one plain stream at once, without retries. */
+  readonly everyTime: boolean;
+
+  constructor(message: string, everyTime = false) {
     super(message, { code: "ERR_BAD_RANGE" });
+    this.everyTime = everyTime;
   }
-}
-
-/** Connect refusals and resets that a host answers with when it is at its limit (codes as Node reports them). */
-const REFUSAL_CODES = new Set(["ECONNREFUSED", "ECONNRESET"]);
-
-/** A `429`/`503` or a refused or reset connect: what a host at its connection limit answers (DESIGN, "Retries"). */
-function refusedByHost(error: Error): boolean {
-  if (error instanceof HttpStatusError) return error.status === 429 || error.status === 503;
-  if (!(error instanceof NetworkError)) return false;
-  for (let cause: unknown = error.cause, depth = 0; cause instanceof Error && depth < 4; depth++) {
-    const code = (cause as NodeJS.ErrnoException).code;
-    if (code !== undefined && REFUSAL_CODES.has(code)) return true;
-    cause = cause.cause;
-  }
-  return false;
 }
 
 /**

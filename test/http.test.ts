@@ -3,7 +3,9 @@ import type { Socket } from "node:net";
 import { text } from "node:stream/consumers";
 import { describe, expect, it } from "vitest";
 import { HttpStatusError, NetworkError } from "../src/errors.js";
-import { discard, get, getFollowingRedirects, STOP, streamGet, USER_AGENT, type BodyHandler } from "../src/http.js";
+import { discard, STOP, streamGet, type BodyHandler } from "../src/http.js";
+import { request, requestResponse, type Ask } from "../src/request.js";
+import { USER_AGENT } from "../src/request-headers.js";
 import { makeContent } from "./support/content.js";
 import { requestContext } from "./support/http-context.js";
 import { listenOnLoopback } from "./support/listen.js";
@@ -11,6 +13,8 @@ import { closeAfterTest, rangeServer, rawServer } from "./support/servers.js";
 import { waitFor } from "./support/temp.js";
 
 const anyStatus = () => true;
+/** A plain GET of `url` through the whole request path. */
+const ask = (url: string, extra: Partial<Ask> = {}): Ask => ({ url, signal: new AbortController().signal, ...extra });
 const only200 = (status: number) => status === 200;
 
 /** A handler that keeps every chunk and the headers it was shown. */
@@ -53,7 +57,7 @@ describe("streamGet: what is sent", () => {
   it("asks for the identity encoding even when the user's headers ask for gzip, and names itself", async () => {
     const server = await rangeServer({ content: makeContent(1000) });
     const context = requestContext({ userOrigin: server.origin, userHeaders: { "Accept-Encoding": "gzip", "X-Token": "t1" } });
-    await streamGet(context, server.url(), {}, new AbortController().signal, anyStatus, collector());
+    await request(context, ask(server.url()), collector());
     expect(server.requests[0]!.headers["accept-encoding"]).toBe("identity");
     expect(server.requests[0]!.headers["user-agent"]).toBe(USER_AGENT);
     expect(USER_AGENT).toMatch(/^rangeget\/\d+\.\d+\.\d+/);
@@ -64,7 +68,7 @@ describe("streamGet: what is sent", () => {
     const theirs = await rangeServer({ content: makeContent(100) });
     const other = await rangeServer({ content: makeContent(100) });
     const context = requestContext({ userOrigin: theirs.origin, userHeaders: { "X-Api-Key": "secret" } });
-    await streamGet(context, other.url(), {}, new AbortController().signal, anyStatus, collector());
+    await request(context, ask(other.url()), collector());
     expect(other.requests[0]!.headers["x-api-key"]).toBeUndefined();
   });
 
@@ -230,11 +234,11 @@ describe("streamGet: the answer", () => {
   });
 });
 
-describe("get", () => {
+describe("requestResponse", () => {
   it("resolves at the headers with the body as a Readable holding every byte", async () => {
     const content = makeContent(2 * 1024 * 1024);
     const server = await rangeServer({ content, etag: '"v1"' });
-    const response = await get(requestContext(), server.url(), {}, new AbortController().signal, anyStatus);
+    const response = await requestResponse(requestContext(), ask(server.url()));
     expect(response.status).toBe(200);
     expect(response.headers["etag"]).toBe('"v1"');
     expect(response.url).toBe(server.url());
@@ -245,7 +249,7 @@ describe("get", () => {
 
   it("rejects, before any body, with the error of a refused status", async () => {
     const server = await rangeServer({ content: makeContent(10), onRequest: () => ({ status: 403, text: "AccessDenied" }) });
-    const error = await get(requestContext(), server.url(), {}, new AbortController().signal, only200).catch((caught: unknown) => caught);
+    const error = await requestResponse(requestContext(), ask(server.url())).catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(HttpStatusError);
     expect((error as HttpStatusError).message).toContain("AccessDenied");
   });
@@ -253,14 +257,14 @@ describe("get", () => {
   it("ends the request when the body is destroyed", async () => {
     const head = "HTTP/1.1 200 OK\r\nContent-Length: 10000000\r\n\r\n";
     const { server, closed } = await holdingServer(head, makeContent(1000));
-    const response = await get(requestContext(), server.url(), {}, new AbortController().signal, anyStatus);
+    const response = await requestResponse(requestContext(), ask(server.url()));
     response.body.destroy();
     await closed();
   });
 
   it("errors the body with a NetworkError when the connection is cut mid-body", async () => {
     const server = await rangeServer({ content: makeContent(100_000), onRequest: () => ({ dropAfterBytes: 5000 }) });
-    const response = await get(requestContext(), server.url(), {}, new AbortController().signal, anyStatus);
+    const response = await requestResponse(requestContext(), ask(server.url()));
     await expect(text(response.body)).rejects.toBeInstanceOf(NetworkError);
   });
 });
@@ -277,7 +281,7 @@ describe("discard", () => {
     });
     const context = requestContext();
     for (let index = 0; index < 3; index++) {
-      await discard(await get(context, `http://127.0.0.1:${port}/`, {}, new AbortController().signal, anyStatus));
+      await discard(await requestResponse(context, ask(`http://127.0.0.1:${port}/`)));
       // undici hands the socket back to its pool just after the answer ends.
       await new Promise((resolve) => setImmediate(resolve));
     }
@@ -287,12 +291,12 @@ describe("discard", () => {
   it("ends the request instead of reading a large body to its end", async () => {
     const head = "HTTP/1.1 200 OK\r\nContent-Length: 100000000\r\n\r\n";
     const { server, closed } = await holdingServer(head, makeContent(200 * 1024));
-    await discard(await get(requestContext(), server.url(), {}, new AbortController().signal, anyStatus));
+    await discard(await requestResponse(requestContext(), ask(server.url())));
     await closed();
   });
 });
 
-describe("getFollowingRedirects", () => {
+describe("request: redirects", () => {
   it("follows relative and absolute Locations to the final answer, whose URL it reports", async () => {
     const target = await rangeServer({ content: makeContent(10) });
     const server = await rangeServer({
@@ -300,7 +304,7 @@ describe("getFollowingRedirects", () => {
       onRequest: (request) =>
         request.path === "/start" ? { redirectTo: "/next#fragment", status: 301 } : { redirectTo: target.url("/final.bin"), status: 307 },
     });
-    const response = await getFollowingRedirects(requestContext(), server.url("/start"), {}, new AbortController().signal, only200);
+    const response = await requestResponse(requestContext(), ask(server.url("/start")));
     await discard(response);
     expect(response.status).toBe(200);
     expect(response.url).toBe(target.url("/final.bin"));
@@ -312,7 +316,7 @@ describe("getFollowingRedirects", () => {
       content: makeContent(10),
       onRequest: (request) => ({ redirectTo: `/hop${request.index + 1}`, status: 302 }),
     });
-    const error = await getFollowingRedirects(requestContext(), server.url("/hop0"), {}, new AbortController().signal, only200).catch(
+    const error = await requestResponse(requestContext(), ask(server.url("/hop0"))).catch(
       (caught: unknown) => caught,
     );
     expect((error as HttpStatusError).code).toBe("ERR_TOO_MANY_REDIRECTS");
@@ -324,7 +328,7 @@ describe("getFollowingRedirects", () => {
       content: makeContent(10),
       onRequest: (request) => ({ redirectTo: request.path === "/a" ? "/b" : "/a", status: 302 }),
     });
-    const error = await getFollowingRedirects(requestContext(), server.url("/a"), {}, new AbortController().signal, only200).catch(
+    const error = await requestResponse(requestContext(), ask(server.url("/a"))).catch(
       (caught: unknown) => caught,
     );
     expect((error as HttpStatusError).code).toBe("ERR_REDIRECT_LOOP");
@@ -337,7 +341,7 @@ describe("getFollowingRedirects", () => {
     ["http://[::1", "which is not a URL"],
   ])("refuses a redirect to %s", async (location, message) => {
     const server = await rangeServer({ content: makeContent(10), onRequest: () => ({ redirectTo: location, status: 302 }) });
-    const error = await getFollowingRedirects(requestContext(), server.url(), {}, new AbortController().signal, only200).catch(
+    const error = await requestResponse(requestContext(), ask(server.url())).catch(
       (caught: unknown) => caught,
     );
     expect((error as HttpStatusError).code).toBe("ERR_BAD_REDIRECT");
@@ -347,7 +351,7 @@ describe("getFollowingRedirects", () => {
 
   it("refuses a redirect without a Location header", async () => {
     const server = await rangeServer({ content: makeContent(10), onRequest: () => ({ status: 302 }) });
-    const error = await getFollowingRedirects(requestContext(), server.url(), {}, new AbortController().signal, only200).catch(
+    const error = await requestResponse(requestContext(), ask(server.url())).catch(
       (caught: unknown) => caught,
     );
     expect((error as HttpStatusError).code).toBe("ERR_BAD_REDIRECT");
@@ -360,9 +364,9 @@ describe("getFollowingRedirects", () => {
       content: makeContent(10),
       onRequest: (request) => (request.path === "/start" ? { redirectTo: "/same", status: 302 } : request.path === "/same" ? { redirectTo: other.url(), status: 302 } : undefined),
     });
-    const context = requestContext({ userOrigin: server.origin, userHeaders: { "X-Api-Key": "k" } });
-    const headers = { Authorization: "Bearer secret", Cookie: "session=1", "Proxy-Authorization": "Basic x", range: "bytes=0-4" };
-    await discard(await getFollowingRedirects(context, server.url("/start"), headers, new AbortController().signal, anyStatus));
+    const userHeaders = { "X-Api-Key": "k", Authorization: "Bearer secret", Cookie: "session=1", "Proxy-Authorization": "Basic x" };
+    const context = requestContext({ userOrigin: server.origin, userHeaders });
+    await discard(await requestResponse(context, ask(server.url("/start"), { range: { start: 0, end: 4 } })));
     const [start, same] = server.requests;
     for (const request of [start!, same!]) {
       expect(request.headers["authorization"]).toBe("Bearer secret");

@@ -21,7 +21,7 @@ function fastRetries() {
 
 /** A fresh probe: nothing known of the file yet, the default connection cap for its host. */
 function request(url: string, extra: Partial<ProbeRequest> = {}): ProbeRequest {
-  return { url, range: { start: 0, end: 999 }, known: NOTHING_KNOWN, retries: 3, hostLimits: new HostLimits(16), ...extra };
+  return { url, range: { start: 0, end: 999 }, known: NOTHING_KNOWN, retries: 3, ...extra };
 }
 
 async function probed(url: string, extra: Partial<ProbeRequest> = {}) {
@@ -172,7 +172,7 @@ describe("what the probe learns", () => {
   it("holds one of its host's connections until its body is done, whoever reads it", async () => {
     const server = await rangeServer({ content });
     const hostLimits = new HostLimits(16);
-    const answer = await probe(requestContext(), request(server.url(), { hostLimits }), new AbortController().signal);
+    const answer = await probe(requestContext({ hostLimits }), request(server.url()), new AbortController().signal);
     expect(hostLimits.inUse(hostKey(server.url()))).toBe(1);
     await discard(answer.response);
     if (!answer.response.body.closed) await once(answer.response.body, "close");

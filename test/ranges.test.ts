@@ -708,3 +708,17 @@ describe("RangePlanner for ordered streams: limit and maxRange", () => {
     );
   });
 });
+
+describe("RangePlanner with noSteal (noHedge)", () => {
+  it("never splits a range in flight: an idle worker gets nothing once the queue is empty", () => {
+    const planner = new RangePlanner([[0, 99_999_999]], 2, 1_000_000, { noSteal: true });
+    expect(planner.next()).toBeDefined();
+    expect(planner.next()).toBeDefined();
+    expect(planner.next()).toBeUndefined();
+    expect(planner.splitLargestInFlight()).toBeUndefined();
+    const stealing = new RangePlanner([[0, 99_999_999]], 2, 1_000_000);
+    stealing.next();
+    stealing.next();
+    expect(stealing.next()).toBeDefined();
+  });
+});

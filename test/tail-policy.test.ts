@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { RangePlanner, type Assignment } from "../src/ranges.js";
 import { RateSampler } from "../src/rates.js";
-import { findStragglers, HEDGE_MIN_BYTES, MAX_RESCUES, pickHedge } from "../src/tail.js";
+import { findStragglers, HEDGE_MIN_BYTES, HEDGE_SMALL_REST_SECONDS, MAX_RESCUES, pickHedge } from "../src/tail.js";
 
 function range(id: number, rescues = 0): Assignment {
   return { id, start: 0, end: 100_000_000, next: 0, rescues };
@@ -92,6 +92,23 @@ describe("pickHedge: the endgame race for the range that would finish last", () 
     sampler.started(only, 0);
     only.next += 1_900_000;
     expect(pickHedge(planner, sampler, 1000)).toBeUndefined();
+  });
+
+  it(`hedges a rest smaller than min-split only when it would take more than ${HEDGE_SMALL_REST_SECONDS} s`, () => {
+    // 1.5 MB left of a 4 MB range at 1 MB/s: 1.5 s, under a 2 MB min-split. Not worth a hedge.
+    const planner = new RangePlanner([[0, 3_999_999]], 1, 2_000_000);
+    const only = planner.next()!;
+    const sampler = new RateSampler();
+    sampler.started(only, 0);
+    only.next += 2_500_000;
+    expect(pickHedge(planner, sampler, 2500)).toBeUndefined();
+    // The same rest at 250 kB/s: 6 s left. Worth it.
+    const slower = new RangePlanner([[0, 3_999_999]], 1, 2_000_000);
+    const crawling = slower.next()!;
+    const rates = new RateSampler();
+    rates.started(crawling, 0);
+    crawling.next += 2_500_000;
+    expect(pickHedge(slower, rates, 10_000)?.hedgeOf).toBe(crawling);
   });
 
   it("does not hedge before a rate could be measured", () => {

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { HttpStatusError, NetworkError, RemoteChangedError } from "../src/errors.js";
 import { hostKey, HostLimits } from "../src/host-limits.js";
-import { get } from "../src/http.js";
+import { requestResponse } from "../src/request.js";
 import { IntervalSet, RangePlanner, type Interval } from "../src/ranges.js";
 import { RateSampler } from "../src/rates.js";
 import { PartFileSink } from "../src/part-sink.js";
@@ -50,8 +50,9 @@ async function transfer(sources: Source[], options: { retries?: number; missing?
   const done = new IntervalSet();
   const warnings: string[] = [];
   const proofs: SizeProof[] = [];
+  const hostLimits = new HostLimits(16);
   const context: TransferContext = {
-    http: requestContext({ clock, timeoutMs: 60_000 }),
+    http: requestContext({ clock, timeoutMs: 60_000, hostLimits }),
     sources,
     size: SIZE,
     retries: options.retries ?? 3,
@@ -59,9 +60,9 @@ async function transfer(sources: Source[], options: { retries?: number; missing?
     planner: new RangePlanner(options.missing ?? [[0, SIZE - 1]], 1, options.minSplit ?? 8 * 1024),
     signal: new AbortController().signal,
     rateLimiter: undefined,
-    hostLimits: new HostLimits(16),
     proven: (proof) => proofs.push(proof),
     counters: { bytesTransferred: 0, bytesAccepted: 0, activeConnections: 0 },
+    answers: { ranged: 0 },
     interrupts: new Map(),
     idle: new IdleConnections((ms, signal) => clock.sleep(ms, signal)),
     pickHedge: () => undefined,
@@ -85,7 +86,7 @@ describe("runWorker", () => {
     // The 206's Content-Range proved the size, to be weighed before the file is published.
     expect(proofs).toEqual([{ source: "content-range", size: SIZE }]);
     // The worker's connection to its host is given back when it ends.
-    expect(context.hostLimits.inUse(hostKey(server.url()))).toBe(0);
+    expect(context.http.hostLimits.inUse(hostKey(server.url()))).toBe(0);
   });
 
   it("fetches only the missing pieces it is given", async () => {
@@ -144,7 +145,7 @@ describe("runWorker", () => {
     const { context, partPath } = await transfer([source(server)], { missing: [] });
     // The first connection's range is the probe's: already under way when the second starts.
     const first = context.planner.adopt(0, SIZE - 1);
-    const response = await get(context.http, server.url(), { range: `bytes=0-${SIZE - 1}` }, context.signal, (status) => status === 206);
+    const response = await requestResponse(context.http, { url: server.url(), range: { start: 0, end: SIZE - 1 }, signal: context.signal });
     const workers = [runWorker(context, 0, { assignment: first, body: { response, skip: 0, end: SIZE - 1 } }), runWorker(context, 1)];
     expect(first.end).toBe(SIZE / 2 - 1);
     await Promise.all(workers);

@@ -98,6 +98,7 @@ export async function buildConfig({ parsed, origins }: LayeredArgs, env: BuildEn
   set("stream-window", (chosen) => (options.streamWindow = chosen));
   if (parsed["if-changed"] === true) options.ifChanged = true;
   if (parsed.force === true) options.force = true;
+  if (parsed["no-hedge"] === true) options.noHedge = true;
   if (parsed.continue === true) {
     if (options.force) throw new UsageError("--continue keeps a partial output and --force discards it; give one of them");
     options.continue = true;

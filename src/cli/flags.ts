@@ -56,6 +56,11 @@ const OPTIONS = {
     group: GROUP_OUTPUT,
     describe: "re-download an existing output only if the server has a newer one",
   },
+  "no-hedge": {
+    type: "boolean",
+    group: GROUP_CONNECTIONS,
+    describe: "never ask for a byte twice or cut an answer short (no hedges, rescues or steals): the server sends exactly the file",
+  },
   mirror: {
     type: "string",
     requiresArg: true,
