@@ -3,8 +3,12 @@
 // range servers and a TLS terminator on 127.0.0.1.
 import { existsSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
+import { createSecureServer, type Http2ServerRequest, type Http2ServerResponse } from "node:http2";
+import type { AddressInfo } from "node:net";
+import type { TLSSocket } from "node:tls";
 import { join } from "node:path";
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { download, downloadAll, HttpStatusError, UsageError } from "../src/index.js";
 import { makeContent, sha256 } from "./support/content.js";
 import type { RangeServer } from "./support/range-server.js";
 import { assertBuilt, lines, runCli, startCli, until, type CliRun } from "./support/run-cli.js";
@@ -204,6 +208,53 @@ describe("HTTPS through SOCKS5", () => {
     expect(proxy.requests.every((request) => request.host === "localhost" && request.port === tls.port)).toBe(true);
   });
 
+  it("an https:// URL that names an address works too", async () => {
+    const server = await origin();
+    const tls = await startTlsTerminator({ targetPort: server.port, cert: serverCert.cert, key: serverCert.key });
+    closeAfterTest(() => tls.close());
+    const proxy = await socks();
+    const run = await cli(["--ca", testCa.certPath, "-o", "out.bin", "--proxy", proxy.url(), tls.url()]);
+    expect(run.code).toBe(0);
+    // undici 8.13's Socks5ProxyAgent sends the address as the TLS server name, and Node
+    // warns once (DEP0123, RFC 6066 allows names only); nothing else may be printed.
+    expect(lines(run.stderr).filter((line) => !/DEP0123|--trace-deprecation/.test(line))).toEqual([]);
+    expect(await downloaded("out.bin")).toBe(sha256(server.content));
+    expect(proxy.requests.every((request) => request.addressType === "ipv4" && request.host === "127.0.0.1")).toBe(true);
+  });
+
+  it("an h2-capable server gets HTTP/1.1 on one tunnel per range in flight", async () => {
+    const content = makeContent(4 * 1024 * KiB, 53);
+    const protocols: string[] = [];
+    const versions: string[] = [];
+    const h2 = createSecureServer({ cert: serverCert.cert, key: serverCert.key, allowHTTP1: true }, (req: Http2ServerRequest, res: Http2ServerResponse) => {
+      versions.push(req.httpVersion);
+      const match = /^bytes=(\d+)-(\d+)$/.exec(req.headers["range"] ?? "");
+      if (!match) {
+        res.writeHead(200, { "content-length": String(content.length), etag: '"h2-v1"' }).end(content);
+        return;
+      }
+      const start = Number(match[1]);
+      const end = Math.min(Number(match[2]), content.length - 1);
+      // Slow enough that the ranges overlap in time: multiplexing would show as one connection.
+      setTimeout(() => {
+        res.writeHead(206, { "content-range": `bytes ${start}-${end}/${content.length}`, "content-length": String(end - start + 1), etag: '"h2-v1"' });
+        res.end(content.subarray(start, end + 1));
+      }, 150);
+    });
+    h2.on("secureConnection", (socket: TLSSocket) => protocols.push(String(socket.alpnProtocol)));
+    await new Promise<void>((resolve) => h2.listen(0, "127.0.0.1", resolve));
+    closeAfterTest(() => new Promise((resolve) => h2.close(resolve)));
+    const port = (h2.address() as AddressInfo).port;
+    const proxy = await socks();
+    const run = await cli(["--min-split", "512K", "--ca", testCa.certPath, "-o", "out.bin", "--proxy", proxy.url(), `https://localhost:${port}/f.bin`]);
+    expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 0, stderr: "" });
+    expect(await downloaded("out.bin")).toBe(sha256(content));
+    expect(new Set(versions)).toEqual(new Set(["1.1"]));
+    expect(protocols).not.toContain("h2");
+    expect(protocols.length).toBeGreaterThanOrEqual(4);
+    expect(proxy.requests.length).toBeGreaterThanOrEqual(protocols.length);
+  });
+
   it("an untrusted certificate still fails through the tunnel (exit 4)", async () => {
     const server = await origin();
     const tls = await startTlsTerminator({ targetPort: server.port, cert: serverCert.cert, key: serverCert.key });
@@ -288,6 +339,43 @@ describe("which proxy: flag, ALL_PROXY, NO_PROXY, --noproxy", () => {
     expect(env.code).toBe(2);
     expect(lines(env.stderr)).toEqual([expect.stringMatching(/^rangeget: environment variable ALL_PROXY: "ftp:\/\/bob:\*\*\*@127\.0\.0\.1:21" is not a proxy URL/)]);
     expect(env.stderr).not.toContain("hunter2");
+    expect(server.requests).toHaveLength(0);
+  });
+});
+
+describe("the library's proxy and noProxy", () => {
+  it("download({ proxy }) goes through the SOCKS5 proxy; downloadAll's noProxy (a list) bypasses it", async () => {
+    const server = await origin();
+    const proxy = await socks({ users: { alice: "pw" } });
+    const proxied = await download(named(server, PROXY_ONLY_NAME), {
+      output: join(workDir, "lib.bin"),
+      connections: 4,
+      minSplit: 64 * KiB,
+      proxy: proxy.url({ user: "alice", password: "pw" }),
+    });
+    expect(proxied.status).toBe("downloaded");
+    expect(await downloaded("lib.bin")).toBe(sha256(server.content));
+    const tunnels = proxy.requests.length;
+    expect(tunnels).toBeGreaterThanOrEqual(1);
+    const [direct] = await downloadAll([{ url: server.url(), output: join(workDir, "all.bin") }], {
+      proxy: proxy.url({ user: "alice", password: "pw" }),
+      noProxy: ["example.com", "127.0.0.1"],
+    });
+    expect(direct?.status).toBe("downloaded");
+    expect(proxy.requests.length).toBe(tunnels);
+  });
+
+  it("rejects a refused login with HttpStatusError ERR_PROXY_AUTH (407) and a bad proxy URL with UsageError", async () => {
+    const server = await origin();
+    const proxy = await socks({ users: { alice: "pw" } });
+    const refused: unknown = await download(server.url(), { output: join(workDir, "x.bin"), proxy: proxy.url({ user: "alice", password: "nope-secret" }) }).catch(
+      (error: unknown) => error,
+    );
+    expect(refused).toBeInstanceOf(HttpStatusError);
+    expect(refused).toMatchObject({ code: "ERR_PROXY_AUTH", status: 407, exitCode: 3 });
+    expect((refused as Error).message).not.toContain("nope-secret");
+    await expect(download(server.url(), { output: join(workDir, "y.bin"), proxy: "gopher://127.0.0.1:70" })).rejects.toBeInstanceOf(UsageError);
+    await expect(downloadAll([server.url()], { proxy: "socks4a://127.0.0.1:1080" })).rejects.toBeInstanceOf(UsageError);
     expect(server.requests).toHaveLength(0);
   });
 });
