@@ -194,6 +194,20 @@ describe("--proxy http://", () => {
   });
 });
 
+describe("an https:// proxy", () => {
+  it("speaks TLS to the proxy itself, trusted with --ca, and tunnels through it", async () => {
+    const server = await origin();
+    const forward = await proxy();
+    const proxyTls = await startTlsTerminator({ targetPort: forward.port, cert: serverCert.cert, key: serverCert.key });
+    closeAfterTest(() => proxyTls.close());
+    const run = await cli(["--ca", testCa.certPath, "-o", "out.bin", "--proxy", `https://localhost:${proxyTls.port}`, server.url()]);
+    expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 0, stderr: "" });
+    expect(await downloaded("out.bin")).toBe(sha256(server.content));
+    expect(proxyTls.handshakes()).toBeGreaterThanOrEqual(1);
+    expect(forward.requests.length).toBeGreaterThanOrEqual(1);
+  });
+});
+
 describe("NO_PROXY", () => {
   it.each([
     ["127.0.0.1", "the exact host"],

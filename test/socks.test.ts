@@ -156,6 +156,19 @@ describe("a SOCKS5 proxy that is not there", () => {
   });
 });
 
+describe("a SOCKS5 proxy that cannot reach the server", () => {
+  it("is one line naming the proxy and the server, exit 4", async () => {
+    const closed = await origin();
+    await closed.close();
+    const proxy = await socks();
+    const run = await cli(["--retries", "0", "-o", "out.bin", "--proxy", proxy.url(), closed.url()]);
+    expect(run.code).toBe(4);
+    expect(lines(run.stderr)).toEqual([
+      `rangeget: proxy socks5h://127.0.0.1:${proxy.port} could not connect to 127.0.0.1:${closed.port}: Connection refused (UND_ERR_SOCKS5_REPLY_5)`,
+    ]);
+  });
+});
+
 describe("streams and resume through SOCKS5", () => {
   it("-o - writes the file in order to stdout", async () => {
     const server = await origin();
