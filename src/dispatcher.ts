@@ -91,7 +91,7 @@ function translatingErrors(handler: Dispatcher.DispatchHandler, proxy: ProxyEndp
     },
     onResponseData: (controller, chunk) => handler.onResponseData?.(controller, chunk),
     onResponseEnd: (controller, trailers) => handler.onResponseEnd?.(controller, trailers),
-    onResponseError: (controller, error) => handler.onResponseError?.(controller, proxyError(error, proxy, url, answered) as Error),
+    onResponseError: (controller, error) => handler.onResponseError?.(controller, proxyError(error, proxy, url, answered)),
   };
 }
 

@@ -28,8 +28,8 @@ const SOCKS_AUTH_CODES = new Set(["UND_ERR_SOCKS5_AUTH_FAILED", "UND_ERR_SOCKS5_
  *   answer (`answered` false): `ERR_NETWORK` or `ERR_TIMEOUT` naming the proxy. After an
  *   answer began, a reset is the transfer's, judged like any other.
  */
-export function proxyError(error: unknown, proxy: ProxyEndpoint, url: string, answered: boolean): unknown {
-  if (error instanceof RangegetError || !(error instanceof Error)) return error;
+export function proxyError(error: Error, proxy: ProxyEndpoint, url: string, answered: boolean): Error {
+  if (error instanceof RangegetError) return error;
   const code = codeOf(error);
   const target = URL.canParse(url) ? new URL(url).host : url;
   const tunnelStatus = /Proxy response \(([0-9]{3})\) !== 200/.exec(error.message)?.[1];

@@ -86,6 +86,8 @@ function resolvedHere(): Dispatcher.DispatcherComposeInterceptor {
           url,
           cause: error,
         });
+        // No request was started, so there is no controller yet (undici's own dns
+        // interceptor reports its lookup failures the same way).
         handler.onResponseError?.(null as unknown as Dispatcher.DispatchController, failure);
       },
     );

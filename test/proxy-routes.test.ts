@@ -1,5 +1,6 @@
 // Which proxy a URL goes through (proxy.ts) and how a proxy's failures read
 // (proxy-error.ts): pure tables, no socket.
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { HttpStatusError, NetworkError, UsageError } from "../src/errors.js";
 import { bypasses, parseNoProxy, parseProxyUrl, proxyFor, proxyRoutes } from "../src/proxy.js";
@@ -157,5 +158,28 @@ describe("proxyError", () => {
     expect(proxyError(tls, socks, url, false)).toBe(tls);
     const ours = new UsageError("x");
     expect(proxyError(ours, socks, url, false)).toBe(ours);
+  });
+});
+
+describe("hostile input", () => {
+  it("parseNoProxy never throws and bypasses() answers for any list", () => {
+    fc.assert(
+      fc.property(fc.string({ maxLength: 60 }), fc.constantFrom("http://a.example/", "https://[::1]:8443/", "http://10.1.2.3:81/"), (list, url) => {
+        expect(typeof bypasses(parseNoProxy(list), new URL(url))).toBe("boolean");
+      }),
+    );
+  });
+
+  it("parseProxyUrl either gives an endpoint or throws UsageError, never shows a password", () => {
+    fc.assert(
+      fc.property(fc.string({ maxLength: 40 }), (text) => {
+        const withSecret = `socks5://user:pw-${text}-secret@${text}`;
+        try {
+          expect(parseProxyUrl(withSecret, "--proxy").shown).not.toContain("-secret");
+        } catch (error) {
+          expect(error).toBeInstanceOf(UsageError);
+        }
+      }),
+    );
   });
 });
