@@ -59,7 +59,7 @@ export function proxyError(error: Error, proxy: ProxyEndpoint, url: string, answ
     return new NetworkError(`timed out connecting through proxy ${proxy.shown} to ${target} (${code})`, { url, code: "ERR_TIMEOUT", cause: error });
   }
   if (UNREACHABLE_CODES.has(code)) {
-    return new NetworkError(`proxy ${proxy.shown} does not answer (${code}): check it is running and ${proxy.source}`, { url, cause: error });
+    return new NetworkError(`proxy ${proxy.shown} does not answer (${code}): check it is running, or fix ${proxy.source}`, { url, cause: error });
   }
   return error;
 }
