@@ -24,6 +24,7 @@ const UNIT = [
   "origin-record",
   "part-file",
   "properties",
+  "proxy-routes",
   "ranges",
   "ranges-tail",
   "rate-limit",

@@ -36,8 +36,9 @@ rmSync("dist/bin", { recursive: true, force: true });
 /**
  * undici's index.js loads every part of undici (fetch, WebSocket, cookies, caches, mocks)
  * and with them Node's own copy of undici: about 110 ms of CPU per start, measured by
- * requiring each. The engine uses EnvHttpProxyAgent and the request API, so the bundle
- * takes those modules alone, with the one thing index.js does to make them whole:
+ * requiring each. The engine uses the Agent, Client, Pool, ProxyAgent, Socks5ProxyAgent
+ * and buildConnector of dispatcher.ts and socks-dispatcher.ts, and the request API, so the
+ * bundle takes those modules alone, with the one thing index.js does to make them whole:
  * install the request API on Dispatcher.prototype. Types still come from "undici".
  */
 const slimUndici = {
@@ -51,7 +52,12 @@ const slimUndici = {
       contents: [
         'const Dispatcher = require("undici/lib/dispatcher/dispatcher.js");',
         'Object.assign(Dispatcher.prototype, require("undici/lib/api/index.js"));',
-        'exports.EnvHttpProxyAgent = require("undici/lib/dispatcher/env-http-proxy-agent.js");',
+        'exports.Agent = require("undici/lib/dispatcher/agent.js");',
+        'exports.Client = require("undici/lib/dispatcher/client.js");',
+        'exports.Pool = require("undici/lib/dispatcher/pool.js");',
+        'exports.ProxyAgent = require("undici/lib/dispatcher/proxy-agent.js");',
+        'exports.Socks5ProxyAgent = require("undici/lib/dispatcher/socks5-proxy-agent.js");',
+        'exports.buildConnector = require("undici/lib/core/connect.js");',
       ].join("\n"),
       resolveDir: args.path,
       loader: "js",

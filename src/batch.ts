@@ -8,6 +8,7 @@ import { checkSharedLimits, DEFAULTS } from "./options.js";
 import { UsageError } from "./errors.js";
 import { createDispatcher } from "./dispatcher.js";
 import { HostLimits, maxConnectionsPerHostFor } from "./host-limits.js";
+import { proxyRoutes } from "./proxy.js";
 import { RateLimiter } from "./rate-limit.js";
 import type { DownloadAllOptions, DownloadItem, DownloadResult } from "./types.js";
 
@@ -35,8 +36,9 @@ export async function downloadAll(items: readonly DownloadItem[], options: Downl
  * not kept, and only `jobs` files are in hand at a time, so memory does not grow with
  * the list (the command line's `-i` with thousands of files). `onFileEnd` is called
  * exactly once per item. Throws UsageError when `jobs` is not a whole number from 1 up
- * (or Infinity), or when the shared `limitRate` or `maxConnectionsPerHost` is out of
- * its range (as `download` would for one file), before any request.
+ * (or Infinity), when the shared `limitRate` or `maxConnectionsPerHost` is out of
+ * its range, or when the shared `proxy` (or a proxy variable) is not a proxy URL (as
+ * `download` would for one file), before any request.
  */
 export async function forEachDownload(
   items: readonly DownloadItem[],
@@ -50,6 +52,8 @@ export async function forEachDownload(
   checkSharedLimits(options);
   const rateLimiter = limitRate === undefined ? undefined : new RateLimiter(limitRate);
   const hostLimits = new HostLimits(maxConnectionsPerHostFor(defaults));
+  // A proxy URL the batch cannot use is refused before any request, as a bad limit is.
+  const proxies = proxyRoutes(defaults, process.env);
   // One dispatcher for the whole batch: files from one server reuse its connections.
   const shared =
     defaults.dispatcher ??
@@ -58,12 +62,13 @@ export async function forEachDownload(
       timeoutMs: (defaults.timeout ?? DEFAULTS.timeout) * 1000,
       ...(defaults.ca === undefined ? {} : { ca: defaults.ca }),
       ...(defaults.insecure ? { insecure: true } : {}),
+      proxies,
     });
 
   const downloadOne = async (item: DownloadItem, index: number): Promise<void> => {
     const { url, ...own } = typeof item === "string" || isUrlList(item) ? { url: item } : item;
-    // An item with TLS settings of its own needs connections of its own.
-    const ownTls = own.ca !== undefined || own.insecure !== undefined;
+    // An item with TLS or proxy settings of its own needs connections of its own.
+    const ownTls = own.ca !== undefined || own.insecure !== undefined || own.proxy !== undefined || own.noProxy !== undefined;
     const { result } = await downloadWithResult(url, {
       ...defaults,
       ...(ownTls ? { dispatcher: undefined } : { dispatcher: shared }),

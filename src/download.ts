@@ -90,6 +90,7 @@ export async function downloadWithResult(
         timeoutMs: settings.timeoutMs,
         ...(options.ca === undefined ? {} : { ca: options.ca }),
         ...(options.insecure ? { insecure: true } : {}),
+        proxies: settings.proxies,
       });
     job = streamJob(settings, dispatcher, stats, options) ?? new FileDownload(settings, dispatcher, stats);
     return { result: await job.run() };

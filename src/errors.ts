@@ -8,8 +8,8 @@ import { constants } from "node:os";
 
 /** `UsageError`: a bad option, URL or input line. */
 export type UsageErrorCode = "ERR_USAGE";
-/** `HttpStatusError`: an error status, or redirects that went wrong. */
-export type HttpStatusErrorCode = "ERR_HTTP_STATUS" | "ERR_TOO_MANY_REDIRECTS" | "ERR_REDIRECT_LOOP" | "ERR_BAD_REDIRECT";
+/** `HttpStatusError`: an error status, redirects that went wrong, or a proxy that refused our credentials. */
+export type HttpStatusErrorCode = "ERR_HTTP_STATUS" | "ERR_TOO_MANY_REDIRECTS" | "ERR_REDIRECT_LOOP" | "ERR_BAD_REDIRECT" | "ERR_PROXY_AUTH";
 /** `NetworkError`: the connection failed, timed out, or its TLS certificate is not trusted. */
 export type NetworkErrorCode = "ERR_NETWORK" | "ERR_TIMEOUT" | "ERR_TLS";
 /** `IntegrityError`: wrong bytes, a wrong size or wrong ranges. */
@@ -67,6 +67,7 @@ const EXIT_CODES: Readonly<Record<ErrorCode, number>> = {
   ERR_TOO_MANY_REDIRECTS: 3,
   ERR_REDIRECT_LOOP: 3,
   ERR_BAD_REDIRECT: 3,
+  ERR_PROXY_AUTH: 3,
   ERR_NETWORK: 4,
   ERR_TIMEOUT: 4,
   ERR_TLS: 4,
@@ -117,7 +118,8 @@ export class UsageError extends RangegetError {
 
 /**
  * The server answered with an error status after retries, or redirects went wrong
- * (too many, a loop, a non-http scheme, no usable Location). Exit 3.
+ * (too many, a loop, a non-http scheme, no usable Location), or a proxy refused the
+ * credentials (`ERR_PROXY_AUTH`, status 407, SOCKS5 included). Exit 3.
  */
 export class HttpStatusError extends RangegetError {
   declare readonly code: HttpStatusErrorCode;

@@ -1,13 +1,15 @@
 /**
  * A download's settings: the caller's options checked once, defaults filled in, and
  * the one URL parser the library and the CLI share. Pure apart from `resolve` of
- * paths against the current directory.
+ * paths against the current directory and the proxy variables read from
+ * `process.env` (unless the caller passes `environment`).
  */
 import { resolve } from "node:path";
 import { parseChecksum } from "./checksum.js";
 import { systemClock, type Clock } from "./clock.js";
 import { UsageError } from "./errors.js";
 import { HostLimits, maxConnectionsPerHostFor } from "./host-limits.js";
+import { proxyRoutes, type ProxyRoutes } from "./proxy.js";
 import { redactText } from "./redact.js";
 import { RateLimiter } from "./rate-limit.js";
 import type { OrderedOutput } from "./stream-download.js";
@@ -31,6 +33,8 @@ export interface InternalOptions extends DownloadOptions {
   streamTo?: OrderedOutput;
   /** Connection limits per host shared with other downloads (downloadAll shares one across files). */
   hostLimits?: HostLimits;
+  /** Where the proxy variables (HTTP_PROXY, NO_PROXY...) are read. Default `process.env`. */
+  environment?: NodeJS.ProcessEnv;
 }
 
 /** Everything a download reads from its options, checked and with defaults. */
@@ -74,6 +78,8 @@ export interface Settings {
   rateLimiter: RateLimiter | undefined;
   hostLimits: HostLimits;
   clock: Clock;
+  /** Which proxy each URL goes through, from `proxy`, `noProxy` and the environment. */
+  proxies: ProxyRoutes;
 }
 
 /**
@@ -112,7 +118,8 @@ export function checkSharedLimits(options: Pick<DownloadOptions, "limitRate" | "
 
 /**
  * Settings for downloading `url` (and its `mirrors`) with `options`.
- * @throws UsageError for a bad URL or an option out of its range.
+ * @throws UsageError for a bad URL, an option out of its range, or a proxy URL (the
+ *   option's or a proxy variable's) of a scheme rangeget does not speak.
  */
 export function resolveSettings(url: string, mirrors: readonly string[], options: InternalOptions): Settings {
   const parsed = parseHttpUrl(url);
@@ -143,6 +150,7 @@ export function resolveSettings(url: string, mirrors: readonly string[], options
   }
   const maxPerHost = options.maxConnectionsPerHost;
   const clock = options.clock ?? systemClock;
+  const proxies = proxyRoutes(options, options.environment ?? process.env);
   return {
     url: credentials.url,
     shownUrl: credentials.shown,
@@ -172,5 +180,6 @@ export function resolveSettings(url: string, mirrors: readonly string[], options
     rateLimiter: options.rateLimiter ?? (options.limitRate === undefined ? undefined : new RateLimiter(options.limitRate, clock)),
     hostLimits: options.hostLimits ?? new HostLimits(maxConnectionsPerHostFor({ connections, ...(maxPerHost === undefined ? {} : { maxConnectionsPerHost: maxPerHost }) })),
     clock,
+    proxies,
   };
 }

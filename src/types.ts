@@ -107,6 +107,21 @@ export interface DownloadOptions {
   ca?: string | Buffer;
   /** Skip TLS certificate checks. Default false. */
   insecure?: boolean;
+  /**
+   * The proxy for every request: `http://`, `https://`, `socks5://` (names resolved
+   * here) or `socks5h://` (names resolved by the proxy), with `user:password@` if it
+   * wants them (never shown: messages say `user:***@`); no scheme means `http://`.
+   * `""` means no proxy, whatever the environment says. Default: `HTTPS_PROXY` /
+   * `HTTP_PROXY` / `ALL_PROXY` from the environment (README, "Proxies"). `--ca` and
+   * `insecure` apply through it. A `UsageError` for a URL of another scheme.
+   */
+  proxy?: string;
+  /**
+   * Hosts that bypass any proxy, as curl's `--noproxy`: comma-separated (or a list),
+   * `*` for all, a name with its subdomains, an IP address or CIDR block, `host:port`.
+   * Replaces `NO_PROXY`; `""` means none. Default: `NO_PROXY` from the environment.
+   */
+  noProxy?: string | readonly string[];
   /** Receives one-line warnings (untrusted manifest, restart after a change…). Default: `process.stderr`. */
   onWarning?: (message: string) => void;
   /** Use this undici dispatcher instead of creating one (tests, custom proxies). It is not closed. */

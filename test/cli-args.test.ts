@@ -71,6 +71,10 @@ describe("parseArgs: options become download options", () => {
     [["--insecure"], { insecure: true }],
     [["--extract", "out"], { extract: "out" }],
     [["--extract", "out", "--stream-window", "8M"], { extract: "out", streamWindow: 8 * 1024 * 1024 }],
+    [["--proxy", "socks5h://u:p@127.0.0.1:1080"], { proxy: "socks5h://u:p@127.0.0.1:1080" }],
+    [["--proxy", "10.0.0.1:3128", "--noproxy", "example.com,10.0.0.0/8"], { proxy: "10.0.0.1:3128", noProxy: "example.com,10.0.0.0/8" }],
+    [["--proxy", ""], { proxy: "" }],
+    [["--noproxy", ""], { noProxy: "" }],
   ])("%j", async (flags, expected) => {
     const parsed = await config(...flags, "http://example.test/file");
     expect(parsed.options).toEqual(expected);
@@ -277,6 +281,8 @@ describe("parseArgs: bad input is one clear UsageError", () => {
     [["-H", "Accept-Encoding: gzip", "http://x.test/"], /Accept-Encoding is managed by rangeget/],
     [["-i", "missing.txt"], /cannot read input file missing.txt: no such file/],
     [["-i", "bad.txt"], /bad.txt line 2: "ftp:\/\/a.test\/no" is not an http or https URL/],
+    [["--proxy", "ftp://user:secret@p.test:21", "http://x.test/"], /^--proxy: "ftp:\/\/user:\*\*\*@p.test:21" is not a proxy URL rangeget speaks/],
+    [["--proxy", "socks4://p.test:1080", "http://x.test/"], /SOCKS4 is not supported/],
     [["--ca", "missing.pem", "https://x.test/"], /cannot read --ca file missing.pem: no such file/],
     [["--ca", "not-a-cert.txt", "https://x.test/"], /--ca file not-a-cert.txt holds no PEM certificate/],
     [["-i", "urls.txt", "http://b.test/x", "-o", "same"], /-o\/--output names one file/],
@@ -284,6 +290,15 @@ describe("parseArgs: bad input is one clear UsageError", () => {
     const error = await usageError(...argv);
     expect(error.message).toMatch(message);
     expect(error.message).not.toContain("\n");
+  });
+
+  it("a RANGEGET_PROXY that is not a proxy URL names the variable, its password hidden", async () => {
+    const error: unknown = await parseArgs(["http://x.test/"], { ...environment, variables: { RANGEGET_PROXY: "gopher://u:pw-secret@p.test:70" } }).catch(
+      (thrown: unknown) => thrown,
+    );
+    expect(error).toBeInstanceOf(UsageError);
+    expect((error as Error).message).toMatch(/^environment variable RANGEGET_PROXY: --proxy: "gopher:\/\/u:\*\*\*@p.test:70" is not a proxy URL/);
+    expect((error as Error).message).not.toContain("pw-secret");
   });
 
   it("refuses two explicit outputs that are the same file", async () => {

@@ -28,6 +28,7 @@ const EVERY_CODE: Array<[ErrorCode, number, () => RangegetError]> = [
   ["ERR_TOO_MANY_REDIRECTS", 3, () => new HttpStatusError("loop", { status: 302, url: URL, code: "ERR_TOO_MANY_REDIRECTS" })],
   ["ERR_REDIRECT_LOOP", 3, () => new HttpStatusError("loop", { status: 302, url: URL, code: "ERR_REDIRECT_LOOP" })],
   ["ERR_BAD_REDIRECT", 3, () => new HttpStatusError("no Location", { status: 302, url: URL, code: "ERR_BAD_REDIRECT" })],
+  ["ERR_PROXY_AUTH", 3, () => new HttpStatusError("proxy refused", { status: 407, url: URL, code: "ERR_PROXY_AUTH" })],
   ["ERR_NETWORK", 4, () => new NetworkError("reset", { url: URL })],
   ["ERR_TIMEOUT", 4, () => new NetworkError("timeout", { url: URL, code: "ERR_TIMEOUT" })],
   ["ERR_TLS", 4, () => new NetworkError("untrusted", { url: URL, code: "ERR_TLS" })],

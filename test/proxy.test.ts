@@ -1,5 +1,6 @@
-// HTTP_PROXY / HTTPS_PROXY / NO_PROXY through undici's EnvHttpProxyAgent: the built CLI
-// in a child whose environment names a recording forward proxy on 127.0.0.1.
+// HTTP_PROXY / HTTPS_PROXY / NO_PROXY and --proxy http:// through undici's ProxyAgent:
+// the built CLI in a child whose environment names a recording forward proxy on
+// 127.0.0.1. SOCKS5 is in socks.test.ts.
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -73,25 +74,40 @@ describe("HTTP_PROXY", () => {
     expect(forward.requests.length).toBeGreaterThanOrEqual(1);
   });
 
-  it("a proxy that refuses (407) is a clear network error, exit 4, not a crash", async () => {
+  it("a proxy that asks for credentials (407) is one line saying so, exit 3, not a crash", async () => {
     const server = await origin();
     const forward = await proxy({ refuse: 407 });
     const run = await cli(["--retries", "1", "-o", "out.bin", server.url()], { HTTP_PROXY: forward.url });
     expect(run.timedOut).toBe(false);
-    expect(run.code).toBe(4);
-    expect(lines(run.stderr)).toEqual([expect.stringMatching(/^rangeget: .*407/)]);
+    expect(run.code).toBe(3);
+    expect(lines(run.stderr)).toEqual([
+      `rangeget: proxy ${forward.url} asks for credentials (407 Proxy Authentication Required): give them in environment variable HTTP_PROXY as user:password@`,
+    ]);
     expect(server.requests).toHaveLength(0);
     expect(existsSync(join(workDir, "out.bin"))).toBe(false);
   });
 
-  it("a proxy that is down is a clear network error, exit 4", async () => {
+  it("a proxy that refuses the credentials (407) names it as user:***@, exit 3, no retry, the password nowhere", async () => {
+    const server = await origin();
+    const forward = await proxy({ refuse: 407 });
+    const run = await cli(["-o", "out.bin", server.url()], { HTTP_PROXY: `http://alice:wrong-secret@127.0.0.1:${forward.port}` });
+    expect(run.code).toBe(3);
+    expect(lines(run.stderr)).toEqual([
+      `rangeget: proxy http://alice:***@127.0.0.1:${forward.port} refused the credentials (407 Proxy Authentication Required): check the user and password in environment variable HTTP_PROXY`,
+    ]);
+    expect(run.stderr).not.toContain("wrong-secret");
+    // Credentials do not get better by asking again.
+    expect(forward.requests).toHaveLength(1);
+  });
+
+  it("a proxy that is down is one line naming it, exit 4", async () => {
     const server = await origin();
     const gone = await startForwardProxy();
     await gone.close();
     const run = await cli(["--retries", "1", "-o", "out.bin", server.url()], { HTTP_PROXY: gone.url });
     expect(run.timedOut).toBe(false);
     expect(run.code).toBe(4);
-    expect(lines(run.stderr)).toHaveLength(1);
+    expect(lines(run.stderr)).toEqual([expect.stringMatching(new RegExp(`^rangeget: proxy http://127\\.0\\.0\\.1:${gone.port} does not answer \\(ECONNREFUSED\\)`))]);
     expect(server.requests).toHaveLength(0);
   });
 });
@@ -112,6 +128,24 @@ describe("HTTPS_PROXY", () => {
     expect(await downloaded("out.bin")).toBe(sha256(server.content));
     expect(forward.requests.length).toBeGreaterThanOrEqual(1);
     expect(forward.requests.every((request) => request.method === "CONNECT" && request.target === `127.0.0.1:${tls.port}`)).toBe(true);
+  });
+
+  it("a CONNECT refused with 407 is exit 3 naming the proxy as user:***@", async () => {
+    const { tls } = await httpsOrigin();
+    const forward = await proxy({ refuse: 407 });
+    const run = await cli(["--ca", testCa.certPath, "-o", "out.bin", tls.url()], { HTTPS_PROXY: `http://alice:wrong-secret@127.0.0.1:${forward.port}` });
+    expect(run.code).toBe(3);
+    expect(lines(run.stderr)).toEqual([expect.stringMatching(new RegExp(`^rangeget: proxy http://alice:\\*\\*\\*@127\\.0\\.0\\.1:${forward.port} refused the credentials`))]);
+    expect(run.stderr).not.toContain("wrong-secret");
+    expect(forward.requests.map((request) => request.method)).toEqual(["CONNECT"]);
+  });
+
+  it("a CONNECT refused with another status names the proxy and the status (exit 3)", async () => {
+    const { tls } = await httpsOrigin();
+    const forward = await proxy({ refuse: 403 });
+    const run = await cli(["--ca", testCa.certPath, "-o", "out.bin", tls.url()], { HTTPS_PROXY: forward.url });
+    expect(run.code).toBe(3);
+    expect(lines(run.stderr)).toEqual([`rangeget: proxy ${forward.url} answered 403 to CONNECT 127.0.0.1:${tls.port}: check the proxy (environment variable HTTPS_PROXY)`]);
   });
 
   it("through the tunnel, an untrusted certificate still fails (exit 4)", async () => {
@@ -138,6 +172,39 @@ describe("HTTPS_PROXY", () => {
     const run = await cli(["-o", "out.bin", server.url()], { HTTPS_PROXY: forward.url });
     expect(run.code, run.stderr).toBe(0);
     expect(forward.requests).toHaveLength(0);
+  });
+});
+
+describe("--proxy http://", () => {
+  it("sends http:// and https:// URLs through the proxy, and wins over HTTP_PROXY", async () => {
+    const server = await origin();
+    const tls = await startTlsTerminator({ targetPort: server.port, cert: serverCert.cert, key: serverCert.key });
+    closeAfterTest(() => tls.close());
+    const forward = await proxy();
+    const gone = await startForwardProxy();
+    await gone.close();
+    const env = { HTTP_PROXY: gone.url, HTTPS_PROXY: gone.url };
+    const plain = await cli(["-o", "plain.bin", "--proxy", `127.0.0.1:${forward.port}`, server.url()], env);
+    expect({ code: plain.code, stderr: plain.stderr }).toEqual({ code: 0, stderr: "" });
+    const secure = await cli(["--ca", testCa.certPath, "-o", "secure.bin", "--proxy", forward.url, tls.url()], env);
+    expect({ code: secure.code, stderr: secure.stderr }).toEqual({ code: 0, stderr: "" });
+    expect(await downloaded("secure.bin")).toBe(sha256(server.content));
+    expect(forward.requests.some((request) => request.method === "GET" && request.target.startsWith(`http://127.0.0.1:${server.port}/`))).toBe(true);
+    expect(forward.requests.some((request) => request.method === "CONNECT" && request.target === `127.0.0.1:${tls.port}`)).toBe(true);
+  });
+});
+
+describe("an https:// proxy", () => {
+  it("speaks TLS to the proxy itself, trusted with --ca, and tunnels through it", async () => {
+    const server = await origin();
+    const forward = await proxy();
+    const proxyTls = await startTlsTerminator({ targetPort: forward.port, cert: serverCert.cert, key: serverCert.key });
+    closeAfterTest(() => proxyTls.close());
+    const run = await cli(["--ca", testCa.certPath, "-o", "out.bin", "--proxy", `https://localhost:${proxyTls.port}`, server.url()]);
+    expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 0, stderr: "" });
+    expect(await downloaded("out.bin")).toBe(sha256(server.content));
+    expect(proxyTls.handshakes()).toBeGreaterThanOrEqual(1);
+    expect(forward.requests.length).toBeGreaterThanOrEqual(1);
   });
 });
 

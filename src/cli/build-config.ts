@@ -96,6 +96,9 @@ export async function buildConfig({ parsed, origins }: LayeredArgs, env: BuildEn
   set("user-agent", (chosen) => (options.userAgent = chosen));
   set("max-connections-per-host", (chosen) => (options.maxConnectionsPerHost = chosen));
   set("stream-window", (chosen) => (options.streamWindow = chosen));
+  set("proxy", (chosen) => (options.proxy = chosen));
+  const noProxy = lastString(parsed, "noproxy");
+  if (noProxy !== undefined) options.noProxy = noProxy;
   if (parsed["if-changed"] === true) options.ifChanged = true;
   if (parsed.force === true) options.force = true;
   if (parsed["no-hedge"] === true) options.noHedge = true;

@@ -103,6 +103,20 @@ const OPTIONS = {
     group: GROUP_ACCESS,
     describe: "<file> cookies in the Netscape cookies.txt format; cookies servers set are kept for the run",
   },
+  proxy: {
+    type: "string",
+    requiresArg: true,
+    group: GROUP_ACCESS,
+    describe:
+      "<url> proxy for every request: http://, https://, socks5:// (names resolved here) or socks5h:// (by the proxy); " +
+      "user:password@ allowed, never shown; \"\" = none (default: HTTPS_PROXY, HTTP_PROXY, ALL_PROXY)",
+  },
+  noproxy: {
+    type: "string",
+    requiresArg: true,
+    group: GROUP_ACCESS,
+    describe: "<list> hosts that bypass the proxy, comma-separated: *, example.com (and subdomains), 10.0.0.0/8, host:port (default: NO_PROXY)",
+  },
   ca: { type: "string", requiresArg: true, group: GROUP_ACCESS, describe: "<file> extra trusted CA certificates (PEM) for HTTPS" },
   insecure: { type: "boolean", group: GROUP_ACCESS, describe: "skip TLS certificate checks (warns on stderr)" },
   retries: {

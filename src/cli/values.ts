@@ -1,6 +1,7 @@
 import { parseChecksum } from "../checksum.js";
 import { UsageError } from "../errors.js";
 import { MIN_WINDOW_BYTES } from "../ordered-sink.js";
+import { parseProxyUrl } from "../proxy.js";
 import { parseRate, parseSize } from "../size.js";
 
 /**
@@ -19,6 +20,7 @@ export const VALUE_PARSERS = {
   "user-agent": (text: string) => parseUserAgent(text),
   "max-connections-per-host": (text: string) => parseInteger(text, "--max-connections-per-host", 1, Number.MAX_SAFE_INTEGER),
   "stream-window": (text: string) => parseStreamWindow(text),
+  proxy: (text: string) => parseProxy(text),
 } satisfies Record<string, (text: string) => unknown>;
 
 /** `text` itself; throws `UsageError` naming `flag` when it is blank. */
@@ -54,6 +56,12 @@ function parseStreamWindow(text: string): number {
   const bytes = parseSize(text, "--stream-window");
   if (bytes < MIN_WINDOW_BYTES) throw new UsageError(`--stream-window must be at least 1MiB, got "${text}"`);
   return bytes;
+}
+
+/** The URL as given, once it is one rangeget can use; `""` (no proxy at all) as it is. */
+function parseProxy(text: string): string {
+  if (text.trim() !== "") parseProxyUrl(text, "--proxy");
+  return text;
 }
 
 function parseUserAgent(text: string): string {
