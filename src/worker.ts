@@ -298,11 +298,15 @@ function placeAnswer(
     throw serverFault(shown, `it answered bytes ${range.start}-${range.end} from byte ${placement.start}`);
   }
   if (verdict.kind === "bytes") context.answers.ranged++;
-  if (verdict.kind === "range-ignored" && placement.skip > placement.end - placement.start + 1) {
+  if (verdict.kind === "range-ignored") {
     // Ignored without If-Range by a server that has answered no range of ours: it ignores
-    // ranges (all but the probe's), and every retry would cost the whole file again.
+    // ranges (all but the probe's). Reading this body up to the range, or asking again,
+    // would only cost more than the one plain stream it gets instead; a body that starts
+    // at the range is used as it comes.
     const everyTime = sentIfRange === undefined && context.answers.ranged === 0;
-    throw new RangeIgnoredError(`${shown} ignored the range bytes ${range.start}-${range.end} and sent the whole file (200)`, everyTime);
+    if (placement.skip > 0 && (everyTime || placement.skip > placement.end - placement.start + 1)) {
+      throw new RangeIgnoredError(`${shown} ignored the range bytes ${range.start}-${range.end} and sent the whole file (200)`, everyTime);
+    }
   }
   const proof = sizeProofOf(verdict);
   if (proof) context.proven(proof);

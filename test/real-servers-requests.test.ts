@@ -27,7 +27,7 @@ function quick(extra: DownloadOptions = {}): DownloadOptions {
 
 /**
  * Every byte the server sent, over the file's size: the bar is 1.5 (2 where the server
- * ignores ranges). Servers that answer with whole files are throttled (16 MiB/s a response) in
+ * ignores ranges). Servers that answer with whole files are throttled (8 MiB/s a response) in
  * these tests: an answer cut at its headers then costs what a real link would have
  * carried meanwhile, not the megabytes an unthrottled loopback socket buffers at once.
  */
@@ -71,7 +71,7 @@ describe("a CDN that answers 200 with the whole file whenever If-Range carries a
 
   it("stops sending the ETag once it proved useless, takes Last-Modified instead, and finishes within 1.5 × the file", async () => {
     const content = makeContent(16 * MiB, 43);
-    const server = await rangeServer({ content, bytesPerSecond: 16 * MiB, onRequest: wholeForEtagIfRange });
+    const server = await rangeServer({ content, bytesPerSecond: 8 * MiB, onRequest: wholeForEtagIfRange });
     const output = join(await tempDir(), "cdn.bin");
     const result = await download(server.url(), quick({ connections: 4, minSplit: 1 * MiB, output }));
     expect(result.restartedBecauseChanged).toBe(false);
@@ -90,7 +90,7 @@ describe("a server that answers the probe's range and then ignores every range (
     const content = makeContent(12 * MiB, 44);
     const server = await rangeServer({
       content,
-      bytesPerSecond: 16 * MiB,
+      bytesPerSecond: 8 * MiB,
       onRequest: (request) => (request.index > 0 ? { ignoreRange: true } : undefined),
     });
     const cwd = await tempDir();
