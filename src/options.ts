@@ -4,7 +4,7 @@
  * paths against the current directory.
  */
 import { resolve } from "node:path";
-import { parseChecksum } from "./checksum.js";
+import { expectedChecksumOf, parseChecksum, type ExpectedChecksum } from "./checksum.js";
 import { systemClock, type Clock } from "./clock.js";
 import { UsageError } from "./errors.js";
 import { HostLimits, maxConnectionsPerHostFor } from "./host-limits.js";
@@ -12,7 +12,7 @@ import { redactText } from "./redact.js";
 import { RateLimiter } from "./rate-limit.js";
 import type { OrderedOutput } from "./stream-download.js";
 import { splitUrlCredentials, type OriginCredentials } from "./url-credentials.js";
-import type { Checksum, DownloadOptions } from "./types.js";
+import type { DownloadOptions } from "./types.js";
 
 export const DEFAULTS = {
   connections: 8,
@@ -56,7 +56,7 @@ export interface Settings {
   minSplit: number;
   retries: number;
   timeoutMs: number;
-  checksum: Checksum | undefined;
+  checksum: ExpectedChecksum | undefined;
   ifChanged: boolean;
   force: boolean;
   /** Adopt an existing output as a done prefix. */
@@ -154,7 +154,8 @@ export function resolveSettings(url: string, mirrors: readonly string[], options
     minSplit: integer("minSplit", options.minSplit, DEFAULTS.minSplit, 1, Number.MAX_SAFE_INTEGER),
     retries: integer("retries", options.retries, DEFAULTS.retries, 0, 1000),
     timeoutMs: Math.round(timeout * 1000),
-    checksum: typeof options.checksum === "string" ? parseChecksum(options.checksum) : options.checksum,
+    checksum:
+      options.checksum === undefined ? undefined : typeof options.checksum === "string" ? parseChecksum(options.checksum) : expectedChecksumOf(options.checksum),
     ifChanged: options.ifChanged ?? false,
     force: options.force ?? false,
     continue: options.continue ?? false,

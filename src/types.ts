@@ -19,7 +19,7 @@ export interface ProgressEvent {
 
 /** A checksum to verify before the output appears: `{ algorithm: "sha256", hex: "…" }`. */
 export interface Checksum {
-  algorithm: "sha256" | "sha512" | "sha1" | "md5";
+  algorithm: "sha256" | "sha384" | "sha512" | "sha1" | "md5";
   /** Lower-case hex digest. */
   hex: string;
 }
@@ -41,7 +41,9 @@ export interface DownloadOptions {
   limitRate?: number;
   /**
    * Verify the bytes against this digest before the output (or the `extract` directory)
-   * appears. A string `algo=hex` is accepted too. The digest is computed while the bytes
+   * appears. A string is accepted too: `sha256=<hex>` (`sha-256=`, `sha256:` and sha384,
+   * sha512, sha1, md5 too) or SRI `sha256-<base64>` (sha384, sha512; several tokens
+   * separated by spaces: the strongest algorithm decides). The digest is computed while the bytes
    * arrive (a resumed file first hashes what it already has), never by reading the
    * finished file again; the result's `checksum` reports it.
    */

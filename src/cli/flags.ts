@@ -111,7 +111,8 @@ const OPTIONS = {
     type: "string",
     requiresArg: true,
     group: GROUP_VERIFICATION,
-    describe: "<algo=hex> verify sha256=, sha512=, sha1= or md5= before finishing",
+    describe:
+      "<algo=hex> verify sha256=, sha384=, sha512=, sha1= or md5= (sha-256=, sha256: too) or SRI sha256-/sha384-/sha512-<base64> before finishing; several tokens: the strongest decides",
   },
   json: { type: "boolean", group: GROUP_FORMAT, describe: "one JSON result per file on stdout" },
   stats: { type: "boolean", group: GROUP_FORMAT, describe: "print requests by status, retries and latency p50/p95/p99" },
