@@ -11,6 +11,7 @@ import { resolve } from "node:path";
 import type { Dispatcher } from "undici";
 import { claimOutput, conditionalHeaders, discardPartial, type ConditionalHeaders, type PartialState } from "./claim.js";
 import { IntegrityError, RemoteChangedError } from "./errors.js";
+import { digestOfFile } from "./file-digest.js";
 import { chooseFileName } from "./filename.js";
 import { ifRangeValue } from "./http-headers.js";
 import { discard, type RequestContext } from "./http.js";
@@ -24,10 +25,11 @@ import { partPaths } from "./part-paths.js";
 import { PartFileSink, PartFileStream } from "./part-sink.js";
 import { probe, type ProbeAnswer } from "./probe.js";
 import { IntervalSet, type Interval } from "./ranges.js";
-import { PrefixHasher } from "./running-hash.js";
+import { checkDigest, PrefixHasher } from "./running-hash.js";
 import { streamWhole } from "./single-stream.js";
 import type { HttpStatsRecorder } from "./stats.js";
 import type { TransferCounters } from "./ticker.js";
+import { fileError } from "./to-error.js";
 import { transferRanges } from "./transfer.js";
 import type { Checksum, DownloadResult } from "./types.js";
 import { bodyPlacement, checkPublish, judge, NOTHING_KNOWN, sizeProofOf, type Known, type SizeProof, type Verdict } from "./verdict.js";
@@ -104,7 +106,7 @@ export class FileDownload {
       // from this URL is recognised before any request (a re-run of a list).
       const known = this.#settings.output ?? (await this.#finishedUnderUrlName());
       if (known !== undefined && (await this.#claim(known)) === "finished-earlier") {
-        return { ...this.baseResult(), status: "up-to-date" };
+        return this.#upToDate();
       }
       for (;;) {
         const outcome = await this.#attempt();
@@ -143,6 +145,25 @@ export class FileDownload {
     this.#adopted = undefined;
     this.#resumed = false;
     if (this.#path !== undefined) await discardPartial(this.#path);
+  }
+
+  /**
+   * The output is whole and up to date (its origin record, or a 304). With a checksum it
+   * must still match (DESIGN, "Resume and change detection"): the file is read once;
+   * a mismatch leaves it as it is.
+   * @throws IntegrityError ERR_CHECKSUM on a mismatch; FileError when it cannot be read.
+   */
+  async #upToDate(): Promise<DownloadResult> {
+    const expected = this.#settings.checksum;
+    const path = this.#path!;
+    if (expected !== undefined) {
+      const { hex } = await digestOfFile(path, expected.algorithm).catch((error: unknown) => {
+        throw fileError(error, path, "cannot verify");
+      });
+      this.#digest = { algorithm: expected.algorithm, hex };
+      checkDigest(expected, hex, this.#settings.shownUrl, `${path} is reported up to date but does not match; it was left as it is (--force fetches it again)`);
+    }
+    return { ...this.baseResult(), status: "up-to-date" };
   }
 
   /** Claims `path` (lock, no clobbering, trusted partial state); says whether an earlier run had finished it. */
@@ -209,7 +230,8 @@ export class FileDownload {
     );
     if (answer.verdict.kind === "not-modified") {
       this.#path ??= guessedPath;
-      return { kind: "finished", result: { ...this.baseResult(), status: "up-to-date", size: (await stat(this.#path!)).size } };
+      this.#size = (await stat(this.#path!)).size;
+      return { kind: "finished", result: await this.#upToDate() };
     }
     if (this.#path === undefined) {
       const claimed = await discardOnFailure(answer, () =>
@@ -217,7 +239,7 @@ export class FileDownload {
       );
       if (claimed === "finished-earlier") {
         await discard(answer.response);
-        return { kind: "finished", result: { ...this.baseResult(), status: "up-to-date" } };
+        return { kind: "finished", result: await this.#upToDate() };
       }
     }
     // A partial state or an output to adopt found only now, under the name the answer

@@ -77,3 +77,65 @@ describe("--checksum spellings and SRI", () => {
     expect(existsSync(join(dir, "f.bin"))).toBe(false);
   });
 });
+
+describe("an output reported up to date is verified against a checksum (issue 22, item 1)", () => {
+  it("the CLI: a re-run with a wrong --checksum exits 5 and leaves the file as it is; the right one reports the digest, with no request", async () => {
+    const content = makeContent(120 * KiB, 6);
+    const server = await rangeServer({ content });
+    const dir = await tempDir();
+    expect((await runCli(["-q", "-o", "f.bin", server.url("/f.bin")], { cwd: dir })).code).toBe(0);
+    const before = await stat(join(dir, "f.bin"));
+    const requests = server.requests.length;
+
+    const wrong = await runCli(["-q", "--json", "--checksum", `sha256=${"0".repeat(64)}`, "-o", "f.bin", server.url("/f.bin")], { cwd: dir });
+    expect(wrong.code).toBe(5);
+    expect(JSON.parse(wrong.stdout)).toMatchObject({ status: "failed", checksum: { algorithm: "sha256", hex: sha256(content) }, error: { code: "ERR_CHECKSUM" } });
+    expect(lines(wrong.stderr)).toEqual([
+      `rangeget: checksum mismatch for ${server.url("/f.bin")}: sha256 is ${sha256(content)}, expected ${"0".repeat(64)}; ${join(dir, "f.bin")} is reported up to date but does not match; it was left as it is (--force fetches it again)`,
+    ]);
+    const after = await stat(join(dir, "f.bin"));
+    expect(after.mtimeMs).toBe(before.mtimeMs);
+    expect(sha256(await readFile(join(dir, "f.bin")))).toBe(sha256(content));
+
+    const right = await runCli(["-q", "--json", "--checksum", sri("sha512", content), "-o", "f.bin", server.url("/f.bin")], { cwd: dir });
+    expect(right.code).toBe(0);
+    expect(JSON.parse(right.stdout)).toMatchObject({ status: "up-to-date", checksum: { algorithm: "sha512", hex: hexOf("sha512", content) } });
+    expect(server.requests.length).toBe(requests);
+  });
+
+  it("the CLI: without -o, a file finished under the URL's name is verified too", async () => {
+    const content = makeContent(50 * KiB, 7);
+    const server = await rangeServer({ content });
+    const dir = await tempDir();
+    expect((await runCli(["-q", server.url("/named.bin")], { cwd: dir })).code).toBe(0);
+    const run = await runCli(["-q", "--checksum", `md5=${"1".repeat(32)}`, server.url("/named.bin")], { cwd: dir });
+    expect(run.code).toBe(5);
+    expect(run.stderr).toContain("is reported up to date but does not match; it was left as it is");
+    expect(sha256(await readFile(join(dir, "named.bin")))).toBe(sha256(content));
+  });
+
+  it("the CLI: --if-changed answered 304 is verified too", async () => {
+    const content = makeContent(80 * KiB, 8);
+    const server = await rangeServer({ content });
+    const dir = await tempDir();
+    expect((await runCli(["-q", "-o", "f.bin", server.url()], { cwd: dir })).code).toBe(0);
+    const wrong = await runCli(["-q", "--if-changed", "--checksum", `sha1=${"0".repeat(40)}`, "-o", "f.bin", server.url()], { cwd: dir });
+    expect(server.requests.at(-1)?.status).toBe(304);
+    expect(wrong.code).toBe(5);
+    expect(wrong.stderr).toContain(`sha1 is ${hexOf("sha1", content)}`);
+    const right = await runCli(["-q", "--json", "--if-changed", "--checksum", `sha1=${hexOf("sha1", content)}`, "-o", "f.bin", server.url()], { cwd: dir });
+    expect(right.code).toBe(0);
+    expect(JSON.parse(right.stdout)).toMatchObject({ status: "up-to-date", checksum: { algorithm: "sha1", hex: hexOf("sha1", content) } });
+  });
+
+  it("the library resolves up-to-date with the digest, or rejects with IntegrityError and leaves the file", async () => {
+    const content = makeContent(60 * KiB, 9);
+    const server = await rangeServer({ content });
+    const dir = await tempDir();
+    await download(server.url("/l.bin"), quick({ dir }));
+    const right = await download(server.url("/l.bin"), quick({ dir, checksum: `sha256=${sha256(content)}` }));
+    expect(right).toMatchObject({ status: "up-to-date", checksum: { algorithm: "sha256", hex: sha256(content) } });
+    await expect(download(server.url("/l.bin"), quick({ dir, checksum: { algorithm: "sha256", hex: "a".repeat(64) } }))).rejects.toThrow(IntegrityError);
+    expect(sha256(await readFile(join(dir, "l.bin")))).toBe(sha256(content));
+  });
+});
