@@ -7,10 +7,12 @@
  * probe's answer can take starts here.
  */
 import { stat, type FileHandle } from "node:fs/promises";
-import { resolve } from "node:path";
+import { basename, resolve } from "node:path";
 import type { Dispatcher } from "undici";
 import { claimOutput, conditionalHeaders, discardPartial, type ConditionalHeaders, type PartialState } from "./claim.js";
-import { IntegrityError, RemoteChangedError } from "./errors.js";
+import type { ExpectedChecksum } from "./checksum.js";
+import { checksumFor } from "./checksum-file.js";
+import { IntegrityError, RemoteChangedError, UsageError } from "./errors.js";
 import { digestOfFile } from "./file-digest.js";
 import { chooseFileName } from "./filename.js";
 import { ifRangeValue } from "./http-headers.js";
@@ -69,6 +71,8 @@ export class FileDownload {
   #adopted: number | undefined;
   /** Every way this attempt learned the file's size, by source and size. */
   readonly #proofs = new Map<string, SizeProof>();
+  /** What the bytes must match: the settings', or the checksum file's entry once the output's name is known. */
+  #checksum: ExpectedChecksum | undefined;
   /** The digest computed of the bytes, when a checksum was asked for. */
   #digest: Checksum | null = null;
   readonly #counters: TransferCounters = { bytesTransferred: 0, bytesAccepted: 0, activeConnections: 0 };
@@ -78,6 +82,7 @@ export class FileDownload {
     this.#stats = stats;
     this.#startedAt = settings.clock.now();
     this.#http = requestContext(settings, dispatcher, stats);
+    this.#checksum = settings.checksum;
   }
 
   baseResult(): DownloadResult {
@@ -154,7 +159,7 @@ export class FileDownload {
    * @throws IntegrityError ERR_CHECKSUM on a mismatch; FileError when it cannot be read.
    */
   async #upToDate(): Promise<DownloadResult> {
-    const expected = this.#settings.checksum;
+    const expected = this.#checksum;
     const path = this.#path!;
     if (expected !== undefined) {
       const { hex } = await digestOfFile(path, expected.algorithm).catch((error: unknown) => {
@@ -166,8 +171,13 @@ export class FileDownload {
     return { ...this.baseResult(), status: "up-to-date" };
   }
 
-  /** Claims `path` (lock, no clobbering, trusted partial state); says whether an earlier run had finished it. */
-  async #claim(path: string): Promise<"claimed" | "finished-earlier"> {
+  /**
+   * Claims `path` (lock, no clobbering, trusted partial state); says whether an earlier
+   * run had finished it. With a checksum file, its entry for `path` is found first.
+   * @throws UsageError when the checksum file has no entry for it (nothing was written).
+   */
+  async #claim(path: string, named: "before any request" | "by the answer" = "before any request"): Promise<"claimed" | "finished-earlier"> {
+    this.#checksumFromList(path, named);
     this.#path = path;
     const { url, force, ifChanged, warn } = this.#settings;
     const claim = await claimOutput(path, { url, force, ifChanged, continue: this.#settings.continue, xattr: await loadXattr(), warn });
@@ -180,6 +190,22 @@ export class FileDownload {
     this.#conditional = claim.conditional;
     this.#adopted = claim.adopted;
     return "claimed";
+  }
+
+  /**
+   * The entry of a checksum file for `path`, when the output's name was not known before
+   * (it came from the answer, or from the URL for a file finished earlier).
+   * @throws UsageError naming the file and the names looked up.
+   */
+  #checksumFromList(path: string, named: "before any request" | "by the answer"): void {
+    const list = this.#settings.checksumList;
+    if (this.#checksum !== undefined || list === undefined) return;
+    try {
+      this.#checksum = checksumFor(list, { outputName: basename(path), url: this.#settings.url });
+    } catch (error) {
+      if (named === "before any request" || !(error instanceof UsageError)) throw error;
+      throw new UsageError(`${error.message} (the server named the file ${basename(path)}; nothing was written)`);
+    }
   }
 
   /** The path named after the URL, when its origin record says rangeget finished it from this URL. */
@@ -230,12 +256,13 @@ export class FileDownload {
     );
     if (answer.verdict.kind === "not-modified") {
       this.#path ??= guessedPath;
+      this.#checksumFromList(this.#path!, "by the answer");
       this.#size = (await stat(this.#path!)).size;
       return { kind: "finished", result: await this.#upToDate() };
     }
     if (this.#path === undefined) {
       const claimed = await discardOnFailure(answer, () =>
-        this.#claim(resolve(this.#settings.dir, chooseFileName(answer.contentDisposition, url))),
+        this.#claim(resolve(this.#settings.dir, chooseFileName(answer.contentDisposition, url)), "by the answer"),
       );
       if (claimed === "finished-earlier") {
         await discard(answer.response);
@@ -401,7 +428,7 @@ export class FileDownload {
 
   /** With a checksum: a hasher of `<output>.part`, `alreadyDone` (bytes on disk) hashed first. */
   #hasher(alreadyDone: Interval[] = []): PrefixHasher | undefined {
-    const algorithm = this.#settings.checksum?.algorithm;
+    const algorithm = this.#checksum?.algorithm;
     return algorithm === undefined ? undefined : new PrefixHasher(partPaths(this.#path!).part, algorithm, alreadyDone);
   }
 
@@ -411,7 +438,7 @@ export class FileDownload {
    */
   async #singleStream(answer: ProbeAnswer | undefined): Promise<AttemptOutcome> {
     this.#adopted = undefined;
-    const target = new PartFileStream(this.#path!, this.#settings.checksum?.algorithm);
+    const target = new PartFileStream(this.#path!, this.#checksum?.algorithm);
     const { size, finalUrl, validators } = await streamWhole({
       settings: this.#settings,
       http: this.#http,
@@ -442,7 +469,8 @@ export class FileDownload {
       await discardPartial(path);
       throw new IntegrityError(`${this.#settings.shownUrl}: ${check.reason}; nothing was saved as ${path}`);
     }
-    const { url, checksum, ifChanged } = this.#settings;
+    const { url, ifChanged } = this.#settings;
+    const checksum = this.#checksum;
     const record = { url, etag: manifest.etag, lastModified: manifest.lastModified, size: manifest.size };
     this.#digest = await finishPart(file, manifest, { path, url: this.#settings.shownUrl, checksum, hasher, ifChanged, record });
     this.#size = manifest.size;

@@ -3,10 +3,12 @@
  * the one URL parser the library and the CLI share. Pure apart from `resolve` of
  * paths against the current directory.
  */
-import { resolve } from "node:path";
+import { basename, resolve } from "node:path";
 import { expectedChecksumOf, parseChecksum, type ExpectedChecksum } from "./checksum.js";
+import { checksumFor, type ChecksumList } from "./checksum-file.js";
 import { systemClock, type Clock } from "./clock.js";
 import { UsageError } from "./errors.js";
+import { FALLBACK_NAME, fileNameFromUrl } from "./filename.js";
 import { HostLimits, maxConnectionsPerHostFor } from "./host-limits.js";
 import { redactText } from "./redact.js";
 import { RateLimiter } from "./rate-limit.js";
@@ -31,6 +33,8 @@ export interface InternalOptions extends DownloadOptions {
   streamTo?: OrderedOutput;
   /** Connection limits per host shared with other downloads (downloadAll shares one across files). */
   hostLimits?: HostLimits;
+  /** `checksumFile`, already read and parsed (downloadAll reads it once for every item). */
+  checksumList?: ChecksumList;
 }
 
 /** Everything a download reads from its options, checked and with defaults. */
@@ -57,6 +61,11 @@ export interface Settings {
   retries: number;
   timeoutMs: number;
   checksum: ExpectedChecksum | undefined;
+  /**
+   * The checksum file whose entry for the output is still to be found: set only while
+   * `checksum` is not, when the output's name comes from the server's answer.
+   */
+  checksumList: ChecksumList | undefined;
   ifChanged: boolean;
   force: boolean;
   /** Adopt an existing output as a done prefix. */
@@ -140,6 +149,8 @@ export function resolveSettings(url: string, mirrors: readonly string[], options
     }
   }
   const maxPerHost = options.maxConnectionsPerHost;
+  const output = options.output === undefined ? undefined : resolve(dir, options.output);
+  const checksum = expectedChecksum(options, credentials.url, output);
   const clock = options.clock ?? systemClock;
   return {
     url: credentials.url,
@@ -149,13 +160,13 @@ export function resolveSettings(url: string, mirrors: readonly string[], options
     mirrorCredentials,
     userOrigin: parsed.origin,
     dir,
-    output: options.output === undefined ? undefined : resolve(dir, options.output),
+    output,
     connections,
     minSplit: integer("minSplit", options.minSplit, DEFAULTS.minSplit, 1, Number.MAX_SAFE_INTEGER),
     retries: integer("retries", options.retries, DEFAULTS.retries, 0, 1000),
     timeoutMs: Math.round(timeout * 1000),
-    checksum:
-      options.checksum === undefined ? undefined : typeof options.checksum === "string" ? parseChecksum(options.checksum) : expectedChecksumOf(options.checksum),
+    checksum,
+    checksumList: checksum === undefined ? options.checksumList : undefined,
     ifChanged: options.ifChanged ?? false,
     force: options.force ?? false,
     continue: options.continue ?? false,
@@ -171,4 +182,22 @@ export function resolveSettings(url: string, mirrors: readonly string[], options
     hostLimits: options.hostLimits ?? new HostLimits(maxConnectionsPerHostFor({ connections, ...(maxPerHost === undefined ? {} : { maxConnectionsPerHost: maxPerHost }) })),
     clock,
   };
+}
+
+/**
+ * The digest to verify: `checksum` as given, else the checksum file's entry for the
+ * output when its name is known before any answer (`output`, or a stream named after
+ * the URL); `undefined` leaves the lookup to the file download, once the server named
+ * the file.
+ * @throws UsageError for a malformed checksum, both options at once, or no entry.
+ */
+function expectedChecksum(options: InternalOptions, url: string, output: string | undefined): ExpectedChecksum | undefined {
+  const { checksum, checksumFile, checksumList } = options;
+  if (checksum !== undefined && (checksumFile !== undefined || checksumList !== undefined)) {
+    throw new UsageError("checksum and checksumFile both give the digest to verify; give one of them");
+  }
+  if (checksum !== undefined) return typeof checksum === "string" ? parseChecksum(checksum) : expectedChecksumOf(checksum);
+  if (checksumList === undefined) return undefined;
+  const named = output ?? (options.streamTo !== undefined || options.extract !== undefined ? fileNameFromUrl(url) ?? FALLBACK_NAME : undefined);
+  return named === undefined ? undefined : checksumFor(checksumList, { outputName: basename(named), url });
 }

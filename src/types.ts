@@ -49,6 +49,16 @@ export interface DownloadOptions {
    */
   checksum?: Checksum | string;
   /**
+   * A checksum file (a path, or an http(s) URL fetched once before any download with
+   * the same credential rules as `url`): `sha256sum`/`shasum` lines (`<hex>  <name>`,
+   * `<hex> *<name>`) or BSD `SHA256 (<name>) = <hex>`. The output's entry is found by
+   * its base name, else by the URL's last path segment; the algorithm comes from the
+   * tag or the digest's length. No entry is a `UsageError`: before any request when
+   * `output` is given, else once the server's answer named the file, before any byte is
+   * written. Not with `checksum`. In `downloadAll`, one file serves every item.
+   */
+  checksumFile?: string;
+  /**
    * The download is a tar archive (plain, gzip, or zstd where Node's zlib has it: Node
    * 22.15+ or 23.8+), unpacked into this directory while it arrives; no file is saved
    * and nothing resumes. It is unpacked into a temporary sibling and renamed to this

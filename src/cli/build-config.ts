@@ -93,6 +93,11 @@ export async function buildConfig({ parsed, origins }: LayeredArgs, env: BuildEn
   set("timeout", (chosen) => (options.timeout = chosen));
   set("limit-rate", (chosen) => (options.limitRate = chosen));
   set("checksum", (chosen) => (options.checksum = chosen));
+  const checksumFile = lastString(parsed, "checksum-file");
+  if (checksumFile !== undefined) {
+    if (checksumText !== undefined) throw new UsageError("--checksum and --checksum-file both give the digest to verify; give one of them");
+    options.checksumFile = requireNonEmpty(checksumFile, "--checksum-file");
+  }
   set("user-agent", (chosen) => (options.userAgent = chosen));
   set("max-connections-per-host", (chosen) => (options.maxConnectionsPerHost = chosen));
   set("stream-window", (chosen) => (options.streamWindow = chosen));

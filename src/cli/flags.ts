@@ -114,6 +114,13 @@ const OPTIONS = {
     describe:
       "<algo=hex> verify sha256=, sha384=, sha512=, sha1= or md5= (sha-256=, sha256: too) or SRI sha256-/sha384-/sha512-<base64> before finishing; several tokens: the strongest decides",
   },
+  "checksum-file": {
+    type: "string",
+    requiresArg: true,
+    group: GROUP_VERIFICATION,
+    describe:
+      "<file|url> verify against a sha256sum/shasum file (\"<hex>  name\", \"<hex> *name\", BSD \"SHA256 (name) = <hex>\"); the entry is the output's name, else the URL's; one file serves a whole -i list",
+  },
   json: { type: "boolean", group: GROUP_FORMAT, describe: "one JSON result per file on stdout" },
   stats: { type: "boolean", group: GROUP_FORMAT, describe: "print requests by status, retries and latency p50/p95/p99" },
   quiet: { alias: "q", type: "boolean", group: GROUP_FORMAT, describe: "no progress output" },
@@ -133,7 +140,7 @@ const OPTIONS = {
  * that name one run's work or choose the defaults themselves.
  */
 export const CONFIGURABLE: ConfigurableOptions = (() => {
-  const commandLineOnly = new Set(["output", "extract", "input-file", "shard", "mirror", "checksum", "config", "no-config", "help", "version"]);
+  const commandLineOnly = new Set(["output", "extract", "input-file", "shard", "mirror", "checksum", "checksum-file", "config", "no-config", "help", "version"]);
   const kinds = new Map<string, OptionKind>();
   for (const [name, option] of Object.entries(OPTIONS)) {
     if (commandLineOnly.has(name)) continue;
@@ -146,6 +153,7 @@ export const CONFIGURABLE: ConfigurableOptions = (() => {
 const EXAMPLES: [command: string, what: string][] = [
   ["rangeget -c 16 https://example.com/big.iso", "16 connections; run it again to resume"],
   ["rangeget --checksum sha256=<hex> https://host/a.img", "verified before the file appears"],
+  ["rangeget --checksum-file https://host/SHA256SUMS https://host/a.img", "verified against the release's published sums"],
   ["rangeget -i urls.txt -j 2 -d downloads --json", "a list, 2 at a time, JSON results; re-run to resume"],
   ["rangeget --continue -o big.iso https://host/big.iso", "finish a big.iso that another tool left partial"],
   ["rangeget -i urls.txt --shard 3/8", "machine 3 (from 0) of 8 takes its share of the list"],
