@@ -37,7 +37,9 @@ export async function downloadAll(items: readonly DownloadItem[], options: Downl
  * downloadAll without the list of results: each result goes to `onFileEnd` and is
  * not kept, and only `jobs` files are in hand at a time, so memory does not grow with
  * the list (the command line's `-i` with thousands of files). `onFileEnd` is called
- * exactly once per item. Throws UsageError when `jobs` is not a whole number from 1 up
+ * exactly once per item. With `checksumFile`, the file is read (or fetched) once, before
+ * any download, and every item with its own `output` is looked up in it (UsageError when
+ * one is missing). Throws UsageError when `jobs` is not a whole number from 1 up
  * (or Infinity), or when the shared `limitRate` or `maxConnectionsPerHost` is out of
  * its range (as `download` would for one file), before any request.
  */

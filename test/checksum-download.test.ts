@@ -139,3 +139,150 @@ describe("an output reported up to date is verified against a checksum (issue 22
     expect(sha256(await readFile(join(dir, "l.bin")))).toBe(sha256(content));
   });
 });
+
+/** A server of `content` at every path, and of `sums` at /SHA256SUMS. */
+async function serverWithSums(content: Buffer, sums: (content: Buffer) => string, extra: { contentDisposition?: string } = {}) {
+  const text = Buffer.from(sums(content));
+  return rangeServer({ content, ...extra, onRequest: (request) => (request.path === "/SHA256SUMS" ? { body: text } : undefined) });
+}
+
+describe("--checksum-file", () => {
+  it("verifies against a local sha256sum file, found by the output's name; --json carries the digest", async () => {
+    const content = makeContent(200 * KiB, 10);
+    const server = await rangeServer({ content });
+    const dir = await tempDir();
+    await writeFile(join(dir, "SHA256SUMS"), `${sha256(makeContent(10, 1))}  other.iso\n${sha256(content)} *ubuntu.iso\n`);
+    const run = await runCli(["-q", "--json", "--checksum-file", "SHA256SUMS", "-o", "ubuntu.iso", server.url("/download?id=7")], { cwd: dir });
+    expect(run.stderr).toBe("");
+    expect(run.code).toBe(0);
+    expect(JSON.parse(run.stdout).checksum).toEqual({ algorithm: "sha256", hex: sha256(content) });
+  });
+
+  it("takes the algorithm from a BSD tag, and the entry by the URL's last segment when -o renames the file", async () => {
+    const content = makeContent(100 * KiB, 11);
+    const server = await rangeServer({ content });
+    const dir = await tempDir();
+    await writeFile(join(dir, "SUMS"), `SHA512 (release-1.2.tar.gz) = ${hexOf("sha512", content)}\n`);
+    const run = await runCli(["-q", "--json", "--checksum-file", "SUMS", "-o", "latest.tar.gz", server.url("/files/release-1.2.tar.gz")], { cwd: dir });
+    expect(run.code).toBe(0);
+    expect(JSON.parse(run.stdout).checksum).toEqual({ algorithm: "sha512", hex: hexOf("sha512", content) });
+  });
+
+  it("exits 5 when the listed digest does not match, leaving no output", async () => {
+    const content = makeContent(100 * KiB, 12);
+    const server = await rangeServer({ content });
+    const dir = await tempDir();
+    await writeFile(join(dir, "SUMS"), `${"0".repeat(64)}  f.bin\n`);
+    const run = await runCli(["-q", "--checksum-file", "SUMS", server.url("/f.bin")], { cwd: dir });
+    expect(run.code).toBe(5);
+    expect(run.stderr).toContain(`sha256 is ${sha256(content)}, expected ${"0".repeat(64)}`);
+    expect(existsSync(join(dir, "f.bin"))).toBe(false);
+  });
+
+  it("a name missing from the file is exit 2 before any request, naming the file and the name", async () => {
+    const content = makeContent(10 * KiB, 13);
+    const server = await rangeServer({ content });
+    const dir = await tempDir();
+    await writeFile(join(dir, "SUMS"), `${sha256(content)}  listed.bin\n`);
+    const run = await runCli(["-q", "--checksum-file", "SUMS", "-o", "mine.bin", server.url("/unlisted.bin")], { cwd: dir });
+    expect(run.code).toBe(2);
+    expect(lines(run.stderr)).toEqual([
+      `rangeget: checksum file SUMS has no checksum for "mine.bin" or "unlisted.bin"; name the output as the file lists it (-o), or check the file (see rangeget --help)`,
+    ]);
+    expect(server.requests).toEqual([]);
+  });
+
+  it("without -o, a name the server gives that the file does not list fails after the probe, before any byte is written", async () => {
+    const content = makeContent(300 * KiB, 14);
+    const server = await rangeServer({ content, contentDisposition: 'attachment; filename="named-by-server.bin"' });
+    const dir = await tempDir();
+    await writeFile(join(dir, "SUMS"), `${sha256(content)}  something-else.bin\n`);
+    const run = await runCli(["-q", "--checksum-file", "SUMS", server.url("/get")], { cwd: dir });
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain('has no checksum for "named-by-server.bin" or "get"');
+    expect(run.stderr).toContain("(the server named the file named-by-server.bin; nothing was written)");
+    expect(server.requests).toHaveLength(1);
+    expect(existsSync(join(dir, "named-by-server.bin"))).toBe(false);
+    expect(existsSync(join(dir, "named-by-server.bin.part"))).toBe(false);
+    expect(existsSync(join(dir, "named-by-server.bin.part.lock"))).toBe(false);
+  });
+
+  it("without -o, the server's name is found in the file after the probe", async () => {
+    const content = makeContent(300 * KiB, 15);
+    const server = await rangeServer({ content, contentDisposition: 'attachment; filename="real-name.bin"' });
+    const dir = await tempDir();
+    await writeFile(join(dir, "SUMS"), `${"0".repeat(64)}  get\n${sha256(content)}  real-name.bin\n`);
+    const run = await runCli(["-q", "--json", "--checksum-file", "SUMS", server.url("/get")], { cwd: dir });
+    expect(run.code).toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({ path: join(dir, "real-name.bin"), checksum: { hex: sha256(content) } });
+  });
+
+  it("a checksum file by URL on the download's origin is fetched once for a whole -i list, with the user's headers", async () => {
+    const content = makeContent(120 * KiB, 16);
+    const server = await serverWithSums(content, (bytes) => ["a.bin", "b.bin", "c.bin"].map((name) => `${sha256(bytes)}  ${name}`).join("\n"));
+    const dir = await tempDir();
+    await writeFile(join(dir, "list.txt"), ["a.bin", "b.bin", "c.bin"].map((name) => server.url(`/${name}`)).join("\n"));
+    const run = await runCli(["-q", "--json", "-H", "X-Token: t0k", "--checksum-file", server.url("/SHA256SUMS"), "-i", "list.txt"], { cwd: dir });
+    expect(run.stderr).toBe("");
+    expect(run.code).toBe(0);
+    expect(lines(run.stdout).map((line) => JSON.parse(line).checksum.hex)).toEqual([sha256(content), sha256(content), sha256(content)]);
+    const sumsRequests = server.requests.filter((request) => request.path === "/SHA256SUMS");
+    expect(sumsRequests).toHaveLength(1);
+    expect(sumsRequests[0]?.headers["x-token"]).toBe("t0k");
+    // Before any download.
+    expect(server.requests[0]?.path).toBe("/SHA256SUMS");
+  });
+
+  it("a checksum file on another origin gets the netrc's login for its host but not the user's -H headers", async () => {
+    const content = makeContent(60 * KiB, 17);
+    const files = await rangeServer({ content });
+    const sums = await serverWithSums(content, (bytes) => `${sha256(bytes)}  f.bin\n`);
+    const dir = await tempDir();
+    await writeFile(join(dir, "netrc"), "machine 127.0.0.1 login robot password s3cret\n", { mode: 0o600 });
+    const run = await runCli(["-q", "--netrc-file", "netrc", "-H", "X-Token: t0k", "--checksum-file", sums.url("/SHA256SUMS"), files.url("/f.bin")], { cwd: dir });
+    expect(run.stderr).toBe("");
+    expect(run.code).toBe(0);
+    expect(sums.requests).toHaveLength(1);
+    expect(sums.requests[0]?.headers["x-token"]).toBeUndefined();
+    expect(sums.requests[0]?.headers.authorization).toBe(`Basic ${Buffer.from("robot:s3cret").toString("base64")}`);
+    expect(files.requests[0]?.headers["x-token"]).toBe("t0k");
+  });
+
+  it("an -i line whose output the file does not list stops the run before any request, naming the name", async () => {
+    const content = makeContent(20 * KiB, 18);
+    const server = await rangeServer({ content });
+    const dir = await tempDir();
+    await writeFile(join(dir, "SUMS"), `${sha256(content)}  a.bin\n`);
+    await writeFile(join(dir, "list.txt"), `${server.url("/a.bin")}\n${server.url("/x")} b.bin\n`);
+    const run = await runCli(["-q", "--checksum-file", "SUMS", "-i", "list.txt"], { cwd: dir });
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain('checksum file SUMS has no checksum for "b.bin" or "x"');
+    expect(server.requests).toEqual([]);
+  });
+
+  it("a checksum file that cannot be fetched is the HTTP error, exit 3, before any download", async () => {
+    const content = makeContent(20 * KiB, 19);
+    const server = await rangeServer({ content, onRequest: (request) => (request.path === "/SUMS" ? { status: 404 } : undefined) });
+    const dir = await tempDir();
+    const run = await runCli(["-q", "--checksum-file", server.url("/SUMS"), server.url("/a.bin")], { cwd: dir });
+    expect(run.code).toBe(3);
+    expect(server.requests.map((request) => request.path)).toEqual(["/SUMS"]);
+  });
+
+  it("--checksum and --checksum-file together are a usage error", async () => {
+    const dir = await tempDir();
+    const run = await runCli(["-q", "--checksum", `sha256=${"0".repeat(64)}`, "--checksum-file", "SUMS", "http://127.0.0.1:9/a"], { cwd: dir });
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain("--checksum and --checksum-file both give the digest to verify");
+  });
+
+  it("the library: checksumFile verifies, and a wrong listed digest rejects with IntegrityError", async () => {
+    const content = makeContent(80 * KiB, 20);
+    const server = await serverWithSums(content, (bytes) => `${hexOf("sha1", bytes)}  good.bin\n${"0".repeat(40)}  bad.bin\n`);
+    const dir = await tempDir();
+    const good = await download(server.url("/good.bin"), quick({ dir, checksumFile: server.url("/SHA256SUMS") }));
+    expect(good.checksum).toEqual({ algorithm: "sha1", hex: hexOf("sha1", content) });
+    await expect(download(server.url("/bad.bin"), quick({ dir, checksumFile: server.url("/SHA256SUMS") }))).rejects.toThrow(IntegrityError);
+    expect(existsSync(join(dir, "bad.bin"))).toBe(false);
+  });
+});
