@@ -132,6 +132,7 @@ function emptyResult(url: string, options: DownloadOptions, stats: HttpStatsReco
     restartedBecauseChanged: false,
     error: null,
     checksum: null,
+    cache: null,
     http: stats.snapshot(),
   };
 }

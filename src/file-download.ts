@@ -9,6 +9,7 @@
 import { stat, type FileHandle } from "node:fs/promises";
 import { basename, resolve } from "node:path";
 import type { Dispatcher } from "undici";
+import { copyEntry, dropEntry, findEntry, storeEntry, type CacheEntry } from "./cache.js";
 import { claimOutput, conditionalHeaders, discardPartial, type ConditionalHeaders, type PartialState } from "./claim.js";
 import type { ExpectedChecksum } from "./checksum.js";
 import { checksumFor } from "./checksum-file.js";
@@ -73,6 +74,8 @@ export class FileDownload {
   readonly #proofs = new Map<string, SizeProof>();
   /** What the bytes must match: the settings', or the checksum file's entry once the output's name is known. */
   #checksum: ExpectedChecksum | undefined;
+  /** What the cache did for this file. */
+  #cacheOutcome: DownloadResult["cache"] = null;
   /** The digest computed of the bytes, when a checksum was asked for. */
   #digest: Checksum | null = null;
   readonly #counters: TransferCounters = { bytesTransferred: 0, bytesAccepted: 0, activeConnections: 0 };
@@ -97,6 +100,7 @@ export class FileDownload {
       restartedBecauseChanged: this.#restarts > 0,
       error: null,
       checksum: this.#digest,
+      cache: this.#cacheOutcome,
       http: this.#stats.snapshot(),
     };
   }
@@ -113,6 +117,8 @@ export class FileDownload {
       if (known !== undefined && (await this.#claim(known)) === "finished-earlier") {
         return this.#upToDate();
       }
+      const cached = await this.#fromCache();
+      if (cached !== undefined) return cached;
       for (;;) {
         const outcome = await this.#attempt();
         if (outcome.kind === "finished") return outcome.result;
@@ -190,6 +196,98 @@ export class FileDownload {
     this.#conditional = claim.conditional;
     this.#adopted = claim.adopted;
     return "claimed";
+  }
+
+  /**
+   * With a cache and a digest known before any request: the cache's file of that digest,
+   * copied to the `.part` and finished as a download is (hashed as it is read, synced,
+   * renamed into place), with no request. Without `output` the name is the URL's (there
+   * is no answer to name it). An entry that does not match is dropped, with a warning,
+   * and the file is fetched. `undefined`: the download goes ahead (no entry, no digest
+   * yet, or an existing output to update or adopt).
+   */
+  async #fromCache(): Promise<DownloadResult | undefined> {
+    const { cache, dir, url, checksumList } = this.#settings;
+    if (cache === undefined) return undefined;
+    const named = this.#path ?? resolve(dir, chooseFileName(undefined, url));
+    let expected = this.#checksum;
+    if (expected === undefined && checksumList !== undefined) {
+      try {
+        expected = checksumFor(checksumList, { outputName: basename(named), url });
+      } catch {
+        // Not under the URL's name: the server's answer may name the file as listed.
+        return undefined;
+      }
+    }
+    const entry = expected && (await findEntry(cache, expected.algorithm, expected.accepted));
+    if (!expected || !entry) return undefined;
+    // Claimed here only for the copy: a download named by the server's answer starts unclaimed.
+    const claimedHere = this.#lock === undefined;
+    if (claimedHere && (await this.#claim(named)) === "finished-earlier") return this.#upToDate();
+    const result = this.#conditional !== undefined || this.#adopted !== undefined ? undefined : await this.#copyFromCache(entry, expected);
+    if (result === undefined && claimedHere) await this.#unclaim();
+    return result;
+  }
+
+  /** Copies `entry` to the claimed output's `.part` and finishes it; `undefined` when it does not match (dropped) or cannot be copied. */
+  async #copyFromCache(entry: CacheEntry, expected: ExpectedChecksum): Promise<DownloadResult | undefined> {
+    const { url, shownUrl, ifChanged, warn } = this.#settings;
+    const path = this.#path!;
+    const partPath = partPaths(path).part;
+    // The cache's whole file is worth more than an earlier run's partial one.
+    await this.#dropPartial();
+    let size: number;
+    let file: FileHandle | undefined;
+    try {
+      size = await copyEntry(entry, partPath);
+      file = await openPart(path, size, warn);
+    } catch (error) {
+      warn(`cannot copy ${entry.path} from the cache to ${partPath} (${(error as Error).message}); downloading instead`);
+      await discardPartial(path);
+      return undefined;
+    }
+    if (file === undefined) return undefined;
+    const hasher = new PrefixHasher(partPath, expected.algorithm, size > 0 ? [[0, size - 1]] : []);
+    const manifest: Manifest = { version: 1, url, finalUrl: url, size, etag: null, lastModified: null, done: [] };
+    const record = { url, etag: null, lastModified: null, size };
+    try {
+      this.#digest = await finishPart(file, manifest, { path, url: shownUrl, checksum: expected, hasher, ifChanged, record });
+    } catch (error) {
+      if (!(error instanceof IntegrityError)) throw error;
+      await dropEntry(entry);
+      warn(`the cache entry ${entry.path} does not match its digest: dropped it; downloading`);
+      return undefined;
+    }
+    this.#checksum = expected;
+    this.#size = size;
+    this.#cacheOutcome = "hit";
+    this.#settings.onProgress?.({ path, bytesDone: size, size, bytesPerSecond: 0, activeConnections: 0 });
+    return this.baseResult();
+  }
+
+  /** Lets go of an output claimed only to look in the cache: the download names its own. */
+  async #unclaim(): Promise<void> {
+    await this.#lock?.release();
+    this.#lock = undefined;
+    this.#path = undefined;
+    this.#partial = undefined;
+    this.#conditional = undefined;
+    this.#adopted = undefined;
+    this.#checksum = this.#settings.checksum;
+  }
+
+  /**
+   * After a verified download, with a cache: the file enters it. A cache that cannot take
+   * it (no space, permission) costs a warning, not the download.
+   */
+  async #storeInCache(path: string): Promise<void> {
+    const { cache } = this.#settings;
+    if (cache === undefined || this.#digest === null) return;
+    try {
+      if (await storeEntry(cache, this.#digest, path)) this.#cacheOutcome = "stored";
+    } catch (error) {
+      this.#settings.warn(`cannot store ${path} in the cache ${cache}: ${(error as Error).message}`);
+    }
   }
 
   /**
@@ -474,6 +572,7 @@ export class FileDownload {
     const record = { url, etag: manifest.etag, lastModified: manifest.lastModified, size: manifest.size };
     this.#digest = await finishPart(file, manifest, { path, url: this.#settings.shownUrl, checksum, hasher, ifChanged, record });
     this.#size = manifest.size;
+    await this.#storeInCache(path);
     this.#settings.onProgress?.({ path, bytesDone: manifest.size, size: manifest.size, bytesPerSecond: 0, activeConnections: 0 });
     return { kind: "finished", result: this.baseResult() };
   }

@@ -4,6 +4,7 @@
  * paths against the current directory.
  */
 import { basename, resolve } from "node:path";
+import { cacheDirectory } from "./cache.js";
 import { expectedChecksumOf, parseChecksum, type ExpectedChecksum } from "./checksum.js";
 import { checksumFor, type ChecksumList } from "./checksum-file.js";
 import { systemClock, type Clock } from "./clock.js";
@@ -66,6 +67,8 @@ export interface Settings {
    * `checksum` is not, when the output's name comes from the server's answer.
    */
   checksumList: ChecksumList | undefined;
+  /** The cache directory (`cache` resolved), or `undefined` for no cache. */
+  cache: string | undefined;
   ifChanged: boolean;
   force: boolean;
   /** Adopt an existing output as a done prefix. */
@@ -150,6 +153,12 @@ export function resolveSettings(url: string, mirrors: readonly string[], options
   }
   const maxPerHost = options.maxConnectionsPerHost;
   const output = options.output === undefined ? undefined : resolve(dir, options.output);
+  if (options.cache !== undefined && (options.streamTo !== undefined || options.extract !== undefined)) {
+    throw new UsageError("cache keeps finished files; it cannot serve downloadStream or extract");
+  }
+  if (options.cache !== undefined && options.cache !== true && (typeof options.cache !== "string" || options.cache.trim() === "")) {
+    throw new UsageError(`cache must be a directory or true, not ${JSON.stringify(options.cache)}`);
+  }
   const checksum = expectedChecksum(options, credentials.url, output);
   const clock = options.clock ?? systemClock;
   return {
@@ -167,6 +176,7 @@ export function resolveSettings(url: string, mirrors: readonly string[], options
     timeoutMs: Math.round(timeout * 1000),
     checksum,
     checksumList: checksum === undefined ? options.checksumList : undefined,
+    cache: options.cache === undefined ? undefined : cacheDirectory(options.cache),
     ifChanged: options.ifChanged ?? false,
     force: options.force ?? false,
     continue: options.continue ?? false,

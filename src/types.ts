@@ -59,6 +59,18 @@ export interface DownloadOptions {
    */
   checksumFile?: string;
   /**
+   * A cache of finished files by digest: a directory, or `true` for
+   * `$XDG_CACHE_HOME/rangeget` (else `~/.cache/rangeget`). When the digest is known
+   * before the download (`checksum`, or `checksumFile` with the output's name known), a
+   * file of that digest in the cache is copied to the output with no request (a reflink
+   * where the volume can; never a hard link) and verified as it is read; one that does
+   * not match is dropped and the file fetched. After a verified download the file is
+   * stored there (`<dir>/<algorithm>/<hex>`, appearing by rename). Without `output` a
+   * file from the cache is named after the URL. Not for `downloadStream` or `extract`.
+   * The result's `cache` says what happened. Default: no cache.
+   */
+  cache?: string | true;
+  /**
    * The download is a tar archive (plain, gzip, or zstd where Node's zlib has it: Node
    * 22.15+ or 23.8+), unpacked into this directory while it arrives; no file is saved
    * and nothing resumes. It is unpacked into a temporary sibling and renamed to this
@@ -135,6 +147,8 @@ export interface DownloadResult {
   error: ErrorSummary | null;
   /** The digest computed while the bytes arrived, when a `checksum` was asked for; else `null`. */
   checksum: Checksum | null;
+  /** With `cache`: `"hit"` (copied from the cache, no request), `"stored"` (entered it after a verified download), else `null`. */
+  cache: "hit" | "stored" | null;
   http: HttpStats;
 }
 

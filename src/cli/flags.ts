@@ -121,6 +121,12 @@ const OPTIONS = {
     describe:
       "<file|url> verify against a sha256sum/shasum file (\"<hex>  name\", \"<hex> *name\", BSD \"SHA256 (name) = <hex>\"); the entry is the output's name, else the URL's; one file serves a whole -i list",
   },
+  cache: {
+    type: "string",
+    group: GROUP_VERIFICATION,
+    describe:
+      "[dir] with --checksum or --checksum-file: a file of that digest in the cache is copied to the output with no request; verified downloads enter it (default dir $XDG_CACHE_HOME/rangeget, else ~/.cache/rangeget)",
+  },
   json: { type: "boolean", group: GROUP_FORMAT, describe: "one JSON result per file on stdout" },
   stats: { type: "boolean", group: GROUP_FORMAT, describe: "print requests by status, retries and latency p50/p95/p99" },
   quiet: { alias: "q", type: "boolean", group: GROUP_FORMAT, describe: "no progress output" },
@@ -154,6 +160,7 @@ const EXAMPLES: [command: string, what: string][] = [
   ["rangeget -c 16 https://example.com/big.iso", "16 connections; run it again to resume"],
   ["rangeget --checksum sha256=<hex> https://host/a.img", "verified before the file appears"],
   ["rangeget --checksum-file https://host/SHA256SUMS https://host/a.img", "verified against the release's published sums"],
+  ["rangeget --cache --checksum sha256=<hex> https://host/a.img", "the second time: from the cache, no request"],
   ["rangeget -i urls.txt -j 2 -d downloads --json", "a list, 2 at a time, JSON results; re-run to resume"],
   ["rangeget --continue -o big.iso https://host/big.iso", "finish a big.iso that another tool left partial"],
   ["rangeget -i urls.txt --shard 3/8", "machine 3 (from 0) of 8 takes its share of the list"],
@@ -193,6 +200,18 @@ export function buildParser(columns: number | undefined) {
       .options(OPTIONS)
       .wrap(Math.min(columns ?? 100, 100)),
   );
+}
+
+/**
+ * `--cache` takes an optional directory, so `--cache https://host/f` would make the URL
+ * the directory: a bare `--cache` followed by a URL (or by nothing) is read as
+ * `--cache=` (the default directory) and the URL stays a URL.
+ */
+export function withBareCacheFlag(argv: readonly string[]): string[] {
+  return argv.map((arg, index) => {
+    const next = argv[index + 1];
+    return arg === "--cache" && (next === undefined || /^https?:\/\//i.test(next)) ? "--cache=" : arg;
+  });
 }
 
 /** yargs offers a one-letter alias as `--c` after `--`; only `-c` is an option. */
