@@ -1,7 +1,7 @@
 /**
  * The digest of a file already on disk, read once from start to end: an output
- * reported up to date that a checksum must vouch for, and a cache entry as it is copied
- * out. (Bytes that arrive over the network are hashed as they arrive: running-hash.ts.)
+ * reported up to date that a checksum must vouch for, and a copy about to enter the
+ * cache. (Bytes that arrive over the network are hashed as they arrive: running-hash.ts.)
  */
 import { createReadStream } from "node:fs";
 import { createHash } from "node:crypto";
