@@ -286,3 +286,30 @@ describe("--checksum-file", () => {
     expect(existsSync(join(dir, "bad.bin"))).toBe(false);
   });
 });
+
+describe("the command line's options for checksums and the cache", () => {
+  it("--help describes SRI, --checksum-file and --cache", async () => {
+    const { parseArgs } = await import("../src/cli/args.js");
+    const help = await parseArgs(["--help"], { columns: 200 });
+    expect(help.kind).toBe("help");
+    const text = (help.kind === "help" ? help.text : "").replace(/\s+/g, " ");
+    expect(text).toMatch(/--checksum .*SRI sha256-\/sha384-\/sha512-<base64>/);
+    expect(text).toMatch(/--checksum-file .*sha256sum\/shasum/);
+    expect(text).toMatch(/--cache .*\$XDG_CACHE_HOME\/rangeget/);
+  });
+
+  it.each([
+    [["--cache", "http://x.test/a"], true, ["http://x.test/a"]],
+    [["--cache"], true, ["http://x.test/a"]],
+    [["--cache=/c"], "/c", ["http://x.test/a"]],
+    [["--cache", "/c"], "/c", ["http://x.test/a"]],
+  ] as const)("reads %j as cache %j", async (flags, cache, urls) => {
+    const { parseArgs } = await import("../src/cli/args.js");
+    const argv = flags[0] === "--cache" && flags.length === 1 ? ["http://x.test/a", ...flags] : [...flags, ...(flags.includes("http://x.test/a") ? [] : ["http://x.test/a"])];
+    const command = await parseArgs(argv, { variables: {}, homeDir: "/nonexistent" });
+    expect(command.kind).toBe("download");
+    if (command.kind !== "download") return;
+    expect(command.config.options.cache).toBe(cache);
+    expect(command.config.items.map((item) => item.url)).toEqual(urls);
+  });
+});

@@ -159,8 +159,6 @@ export const CONFIGURABLE: ConfigurableOptions = (() => {
 const EXAMPLES: [command: string, what: string][] = [
   ["rangeget -c 16 https://example.com/big.iso", "16 connections; run it again to resume"],
   ["rangeget --checksum sha256=<hex> https://host/a.img", "verified before the file appears"],
-  ["rangeget --checksum-file https://host/SHA256SUMS https://host/a.img", "verified against the release's published sums"],
-  ["rangeget --cache --checksum sha256=<hex> https://host/a.img", "the second time: from the cache, no request"],
   ["rangeget -i urls.txt -j 2 -d downloads --json", "a list, 2 at a time, JSON results; re-run to resume"],
   ["rangeget --continue -o big.iso https://host/big.iso", "finish a big.iso that another tool left partial"],
   ["rangeget -i urls.txt --shard 3/8", "machine 3 (from 0) of 8 takes its share of the list"],
