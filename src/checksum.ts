@@ -113,7 +113,7 @@ function sriDigest(algorithm: ChecksumAlgorithm, base64: string, text: string): 
   const bytes = Buffer.from(standard, "base64");
   // Buffer.from skips what is not base64; reading it back shows whether anything was skipped.
   if (bytes.toString("base64").replace(/=+$/, "") !== standard || bytes.length !== DIGEST_BYTES[algorithm]) {
-    const hint = /^[0-9a-f]+$/i.test(base64) ? `; for a hex digest write ${algorithm}=<hex>` : "";
+    const hint = /^[0-9a-f]+$/i.test(base64) && base64.length === DIGEST_BYTES[algorithm] * 2 ? `; for a hex digest write ${algorithm}=<hex>` : "";
     throw invalid(text, `an SRI ${algorithm} digest is ${DIGEST_BYTES[algorithm]} bytes of base64${hint}`);
   }
   return bytes.toString("hex");

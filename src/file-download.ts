@@ -13,7 +13,7 @@ import { copyEntry, dropEntry, findEntry, storeEntry, type CacheEntry } from "./
 import { claimOutput, conditionalHeaders, discardPartial, type ConditionalHeaders, type PartialState } from "./claim.js";
 import type { ExpectedChecksum } from "./checksum.js";
 import { checksumFor } from "./checksum-file.js";
-import { IntegrityError, RemoteChangedError, UsageError } from "./errors.js";
+import { FileError, IntegrityError, RemoteChangedError, UsageError } from "./errors.js";
 import { digestOfFile } from "./file-digest.js";
 import { chooseFileName } from "./filename.js";
 import { ifRangeValue } from "./http-headers.js";
@@ -223,7 +223,18 @@ export class FileDownload {
     if (!expected || !entry) return undefined;
     // Claimed here only for the copy: a download named by the server's answer starts unclaimed.
     const claimedHere = this.#lock === undefined;
-    if (claimedHere && (await this.#claim(named)) === "finished-earlier") return this.#upToDate();
+    if (claimedHere) {
+      // A file of the URL's name that is not ours: the server's answer may name another.
+      const claimed = await this.#claim(named).catch((error: unknown) => {
+        if (error instanceof FileError && error.code === "ERR_EXISTS") return undefined;
+        throw error;
+      });
+      if (claimed === undefined) {
+        await this.#unclaim();
+        return undefined;
+      }
+      if (claimed === "finished-earlier") return this.#upToDate();
+    }
     const result = this.#conditional !== undefined || this.#adopted !== undefined ? undefined : await this.#copyFromCache(entry, expected);
     if (result === undefined && claimedHere) await this.#unclaim();
     return result;
