@@ -313,3 +313,18 @@ describe("the command line's options for checksums and the cache", () => {
     expect(command.config.items.map((item) => item.url)).toEqual(urls);
   });
 });
+
+describe("--checksum-file with the streams", () => {
+  it("-o - finds the entry by the URL's last segment and exits 5 on a wrong one", async () => {
+    const content = makeContent(100 * KiB, 21);
+    const server = await rangeServer({ content });
+    const dir = await tempDir();
+    await writeFile(join(dir, "SUMS"), `${sha256(content)}  good.bin\n${"0".repeat(64)}  bad.bin\n`);
+    const good = await runCli(["-q", "--checksum-file", "SUMS", "-o", "-", server.url("/good.bin")], { cwd: dir });
+    expect(good.code).toBe(0);
+    expect(good.stderr).toBe("");
+    const bad = await runCli(["-q", "--checksum-file", "SUMS", "-o", "-", server.url("/bad.bin")], { cwd: dir });
+    expect(bad.code).toBe(5);
+    expect(bad.stderr).toContain(`expected ${"0".repeat(64)}`);
+  });
+});
