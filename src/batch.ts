@@ -75,8 +75,8 @@ export async function forEachDownload(
       ...(ownTls ? { dispatcher: undefined } : { dispatcher: shared }),
       ...(checksumList === undefined ? {} : { checksumFile: undefined, checksumList }),
       ...own,
-      // An item's own digest wins over the batch's checksum file.
-      ...(own.checksum !== undefined ? { checksumFile: own.checksumFile, checksumList: undefined } : {}),
+      // An item's own digest or checksum file wins over the batch's checksum file.
+      ...(own.checksum !== undefined || own.checksumFile !== undefined ? { checksumFile: own.checksumFile, checksumList: undefined } : {}),
       ...(rateLimiter ? { rateLimiter } : {}),
       hostLimits,
       ...(onProgress ? { onProgress: (progress) => onProgress(index, progress) } : {}),

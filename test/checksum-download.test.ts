@@ -328,3 +328,23 @@ describe("--checksum-file with the streams", () => {
     expect(bad.stderr).toContain(`expected ${"0".repeat(64)}`);
   });
 });
+
+describe("checksumFile in downloadAll", () => {
+  it("one file serves every item; an item's own checksum or checksum file wins", async () => {
+    const { downloadAll } = await import("../src/batch.js");
+    const content = makeContent(40 * KiB, 22);
+    const server = await rangeServer({ content });
+    const dir = await tempDir();
+    await writeFile(join(dir, "SUMS"), `${sha256(content)}  a.bin\n${"0".repeat(64)}  b.bin\n`);
+    await writeFile(join(dir, "OWN"), `${sha256(content)}  b.bin\n`);
+    const results = await downloadAll(
+      [server.url("/a.bin"), { url: server.url("/b.bin"), checksumFile: join(dir, "OWN") }, { url: server.url("/c.bin"), checksum: `sha256=${sha256(content)}` }],
+      quick({ dir, checksumFile: join(dir, "SUMS") }),
+    );
+    expect(results.map((result) => [result.status, result.checksum?.hex])).toEqual([
+      ["downloaded", sha256(content)],
+      ["downloaded", sha256(content)],
+      ["downloaded", sha256(content)],
+    ]);
+  });
+});
