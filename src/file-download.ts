@@ -182,8 +182,8 @@ export class FileDownload {
    * run had finished it. With a checksum file, its entry for `path` is found first.
    * @throws UsageError when the checksum file has no entry for it (nothing was written).
    */
-  async #claim(path: string, named: "before any request" | "by the answer" = "before any request"): Promise<"claimed" | "finished-earlier"> {
-    this.#checksumFromList(path, named);
+  async #claim(path: string, namedByServer = false): Promise<"claimed" | "finished-earlier"> {
+    this.#checksumFromList(path, namedByServer);
     this.#path = path;
     const { url, force, ifChanged, warn } = this.#settings;
     const claim = await claimOutput(path, { url, force, ifChanged, continue: this.#settings.continue, xattr: await loadXattr(), warn });
@@ -303,16 +303,17 @@ export class FileDownload {
 
   /**
    * The entry of a checksum file for `path`, when the output's name was not known before
-   * (it came from the answer, or from the URL for a file finished earlier).
+   * (it came from the answer, or from the URL for a file finished earlier);
+   * `namedByServer` says so in the message.
    * @throws UsageError naming the file and the names looked up.
    */
-  #checksumFromList(path: string, named: "before any request" | "by the answer"): void {
+  #checksumFromList(path: string, namedByServer: boolean): void {
     const list = this.#settings.checksumList;
     if (this.#checksum !== undefined || list === undefined) return;
     try {
       this.#checksum = checksumFor(list, { outputName: basename(path), url: this.#settings.url });
     } catch (error) {
-      if (named === "before any request" || !(error instanceof UsageError)) throw error;
+      if (!namedByServer || !(error instanceof UsageError)) throw error;
       throw new UsageError(`${error.message} (the server named the file ${basename(path)}; nothing was written)`);
     }
   }
@@ -365,13 +366,13 @@ export class FileDownload {
     );
     if (answer.verdict.kind === "not-modified") {
       this.#path ??= guessedPath;
-      this.#checksumFromList(this.#path!, "by the answer");
+      this.#checksumFromList(this.#path!, false);
       this.#size = (await stat(this.#path!)).size;
       return { kind: "finished", result: await this.#upToDate() };
     }
     if (this.#path === undefined) {
       const claimed = await discardOnFailure(answer, () =>
-        this.#claim(resolve(this.#settings.dir, chooseFileName(answer.contentDisposition, url)), "by the answer"),
+        this.#claim(resolve(this.#settings.dir, chooseFileName(answer.contentDisposition, url)), true),
       );
       if (claimed === "finished-earlier") {
         await discard(answer.response);
