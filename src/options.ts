@@ -1,7 +1,8 @@
 /**
  * A download's settings: the caller's options checked once, defaults filled in, and
  * the one URL parser the library and the CLI share. Pure apart from `resolve` of
- * paths against the current directory.
+ * paths against the current directory and the cache's default directory (from
+ * `XDG_CACHE_HOME` or the home directory).
  */
 import { basename, resolve } from "node:path";
 import { cacheDirectory } from "./cache.js";
