@@ -6,6 +6,7 @@ import { configDefaults, defineConfig } from "vitest/config";
  */
 const UNIT = [
   "checksum",
+  "checksum-file",
   "claim",
   "cli-args",
   "cli-config",

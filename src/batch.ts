@@ -3,14 +3,17 @@
  * (each result reported as it ends, none kept), `jobs` at a time, with one dispatcher,
  * one rate limit and one set of host limits for the batch.
  */
+import { basename } from "node:path";
+import { checksumFor, type ChecksumList } from "./checksum-file.js";
 import { downloadWithResult } from "./download.js";
+import { checksumFileAccess, loadChecksumList } from "./load-checksum-file.js";
 import { checkSharedLimits, DEFAULTS } from "./options.js";
 import { UsageError } from "./errors.js";
 import { createDispatcher } from "./dispatcher.js";
 import { HostLimits, maxConnectionsPerHostFor } from "./host-limits.js";
 import { proxyRoutes } from "./proxy.js";
 import { RateLimiter } from "./rate-limit.js";
-import type { DownloadAllOptions, DownloadItem, DownloadResult } from "./types.js";
+import type { DownloadAllOptions, DownloadItem, DownloadOptions, DownloadResult } from "./types.js";
 
 /**
  * Downloads many files, `jobs` at a time, with one rate limit and one set of
@@ -35,7 +38,9 @@ export async function downloadAll(items: readonly DownloadItem[], options: Downl
  * downloadAll without the list of results: each result goes to `onFileEnd` and is
  * not kept, and only `jobs` files are in hand at a time, so memory does not grow with
  * the list (the command line's `-i` with thousands of files). `onFileEnd` is called
- * exactly once per item. Throws UsageError when `jobs` is not a whole number from 1 up
+ * exactly once per item. With `checksumFile`, the file is read (or fetched) once, before
+ * any download, and every item with its own `output` is looked up in it (UsageError when
+ * one is missing). Throws UsageError when `jobs` is not a whole number from 1 up
  * (or Infinity), when the shared `limitRate` or `maxConnectionsPerHost` is out of
  * its range, or when the shared `proxy` (or a proxy variable) is not a proxy URL (as
  * `download` would for one file), before any request.
@@ -65,14 +70,18 @@ export async function forEachDownload(
       proxies,
     });
 
+  let checksumList: ChecksumList | undefined;
   const downloadOne = async (item: DownloadItem, index: number): Promise<void> => {
-    const { url, ...own } = typeof item === "string" || isUrlList(item) ? { url: item } : item;
+    const { url, ...own } = itemParts(item);
     // An item with TLS or proxy settings of its own needs connections of its own.
     const ownTls = own.ca !== undefined || own.insecure !== undefined || own.proxy !== undefined || own.noProxy !== undefined;
     const { result } = await downloadWithResult(url, {
       ...defaults,
       ...(ownTls ? { dispatcher: undefined } : { dispatcher: shared }),
+      ...(checksumList === undefined ? {} : { checksumFile: undefined, checksumList }),
       ...own,
+      // An item's own digest or checksum file wins over the batch's checksum file.
+      ...(own.checksum !== undefined || own.checksumFile !== undefined ? { checksumFile: own.checksumFile, checksumList: undefined } : {}),
       ...(rateLimiter ? { rateLimiter } : {}),
       hostLimits,
       ...(onProgress ? { onProgress: (progress) => onProgress(index, progress) } : {}),
@@ -89,10 +98,29 @@ export async function forEachDownload(
     }
   };
   try {
+    if (defaults.checksumFile !== undefined) {
+      // Read once for the whole list, and every output named up front looked up in it
+      // before any download: a missing entry stops the run before it starts.
+      const downloads = items.map((item) => {
+        const { url, headers } = itemParts(item);
+        return { url: typeof url === "string" ? url : (url[0] ?? ""), headers: headers ?? defaults.headers };
+      });
+      checksumList = await loadChecksumList(defaults.checksumFile, checksumFileAccess({ ...defaults, signal: options.signal }, shared, downloads));
+      for (const item of items) {
+        const { url, output, checksum, checksumFile } = itemParts(item);
+        if (output === undefined || checksum !== undefined || checksumFile !== undefined) continue;
+        checksumFor(checksumList, { outputName: basename(output), url: typeof url === "string" ? url : (url[0] ?? "") });
+      }
+    }
     await Promise.all(Array.from({ length: Math.min(jobs, items.length) }, lane));
   } finally {
     if (!defaults.dispatcher) await shared.destroy();
   }
+}
+
+/** An item as its URL (or copies) and its own options. */
+function itemParts(item: DownloadItem): { url: string | readonly string[] } & DownloadOptions {
+  return typeof item === "string" || isUrlList(item) ? { url: item } : item;
 }
 
 function isUrlList(item: DownloadItem): item is readonly string[] {

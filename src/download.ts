@@ -10,6 +10,7 @@ import type { Dispatcher } from "undici";
 import { createDispatcher } from "./dispatcher.js";
 import { AbortError, summarizeError } from "./errors.js";
 import { FileDownload } from "./file-download.js";
+import { checksumFileAccess, loadChecksumList } from "./load-checksum-file.js";
 import { abortError } from "./job-context.js";
 import { DEFAULTS, resolveSettings, type InternalOptions, type Settings } from "./options.js";
 import { streamWindow } from "./ordered-sink.js";
@@ -82,7 +83,7 @@ export async function downloadWithResult(
   let dispatcher: Dispatcher | undefined;
   const startedAt = performance.now();
   try {
-    const settings = resolveSettings(url, mirrors, options);
+    let settings = resolveSettings(url, mirrors, options);
     dispatcher =
       options.dispatcher ??
       createDispatcher({
@@ -92,6 +93,10 @@ export async function downloadWithResult(
         ...(options.insecure ? { insecure: true } : {}),
         proxies: settings.proxies,
       });
+    if (options.checksumFile !== undefined && options.checksumList === undefined) {
+      const checksumList = await loadChecksumList(options.checksumFile, checksumFileAccess(options, dispatcher, [{ url, headers: options.headers }]));
+      settings = resolveSettings(url, mirrors, { ...options, checksumList });
+    }
     job = streamJob(settings, dispatcher, stats, options) ?? new FileDownload(settings, dispatcher, stats);
     return { result: await job.run() };
   } catch (caught) {
@@ -128,6 +133,7 @@ function emptyResult(url: string, options: DownloadOptions, stats: HttpStatsReco
     restartedBecauseChanged: false,
     error: null,
     checksum: null,
+    cache: null,
     http: stats.snapshot(),
   };
 }

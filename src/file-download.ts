@@ -7,10 +7,14 @@
  * probe's answer can take starts here.
  */
 import { stat, type FileHandle } from "node:fs/promises";
-import { resolve } from "node:path";
+import { basename, resolve } from "node:path";
 import type { Dispatcher } from "undici";
+import { copyEntry, dropEntry, findEntry, storeEntry, type CacheEntry } from "./cache.js";
 import { claimOutput, conditionalHeaders, discardPartial, type ConditionalHeaders, type PartialState } from "./claim.js";
-import { IntegrityError, RemoteChangedError } from "./errors.js";
+import type { ExpectedChecksum } from "./checksum.js";
+import { checksumFor } from "./checksum-file.js";
+import { FileError, IntegrityError, RemoteChangedError, UsageError } from "./errors.js";
+import { digestOfFile } from "./file-digest.js";
 import { chooseFileName } from "./filename.js";
 import { ifRangeValue } from "./http-headers.js";
 import { discard, type RequestContext } from "./http.js";
@@ -24,10 +28,11 @@ import { partPaths } from "./part-paths.js";
 import { PartFileSink, PartFileStream } from "./part-sink.js";
 import { probe, type ProbeAnswer } from "./probe.js";
 import { IntervalSet, type Interval } from "./ranges.js";
-import { PrefixHasher } from "./running-hash.js";
+import { checkDigest, PrefixHasher } from "./running-hash.js";
 import { streamWhole } from "./single-stream.js";
 import type { HttpStatsRecorder } from "./stats.js";
 import type { TransferCounters } from "./ticker.js";
+import { fileError } from "./to-error.js";
 import { transferRanges } from "./transfer.js";
 import type { Checksum, DownloadResult } from "./types.js";
 import { bodyPlacement, checkPublish, judge, NOTHING_KNOWN, sizeProofOf, type Known, type SizeProof, type Verdict } from "./verdict.js";
@@ -67,6 +72,10 @@ export class FileDownload {
   #adopted: number | undefined;
   /** Every way this attempt learned the file's size, by source and size. */
   readonly #proofs = new Map<string, SizeProof>();
+  /** What the bytes must match: the settings', or the checksum file's entry once the output's name is known. */
+  #checksum: ExpectedChecksum | undefined;
+  /** What the cache did for this file. */
+  #cacheOutcome: DownloadResult["cache"] = null;
   /** The digest computed of the bytes, when a checksum was asked for. */
   #digest: Checksum | null = null;
   readonly #counters: TransferCounters = { bytesTransferred: 0, bytesAccepted: 0, activeConnections: 0 };
@@ -76,6 +85,7 @@ export class FileDownload {
     this.#stats = stats;
     this.#startedAt = settings.clock.now();
     this.#http = requestContext(settings, dispatcher, stats);
+    this.#checksum = settings.checksum;
   }
 
   baseResult(): DownloadResult {
@@ -90,6 +100,7 @@ export class FileDownload {
       restartedBecauseChanged: this.#restarts > 0,
       error: null,
       checksum: this.#digest,
+      cache: this.#cacheOutcome,
       http: this.#stats.snapshot(),
     };
   }
@@ -105,8 +116,10 @@ export class FileDownload {
       // then the probe asks for the first missing range, with If-Range.
       const known = this.#settings.output ?? (await this.#knownUnderUrlName());
       if (known !== undefined && (await this.#claim(known)) === "finished-earlier") {
-        return { ...this.baseResult(), status: "up-to-date" };
+        return this.#upToDate();
       }
+      const cached = await this.#fromCache();
+      if (cached !== undefined) return cached;
       for (;;) {
         const outcome = await this.#attempt();
         if (outcome.kind === "finished") return outcome.result;
@@ -148,8 +161,32 @@ export class FileDownload {
     if (this.#path !== undefined) await discardPartial(this.#path);
   }
 
-  /** Claims `path` (lock, no clobbering, trusted partial state); says whether an earlier run had finished it. */
-  async #claim(path: string): Promise<"claimed" | "finished-earlier"> {
+  /**
+   * The output is whole and up to date (its origin record, or a 304). With a checksum it
+   * must still match (DESIGN, "Resume and change detection"): the file is read once;
+   * a mismatch leaves it as it is.
+   * @throws IntegrityError ERR_CHECKSUM on a mismatch; FileError when it cannot be read.
+   */
+  async #upToDate(): Promise<DownloadResult> {
+    const expected = this.#checksum;
+    const path = this.#path!;
+    if (expected !== undefined) {
+      const { hex } = await digestOfFile(path, expected.algorithm).catch((error: unknown) => {
+        throw fileError(error, path, "cannot verify");
+      });
+      this.#digest = { algorithm: expected.algorithm, hex };
+      checkDigest(expected, hex, this.#settings.shownUrl, `${path} is reported up to date but does not match; it was left as it is (--force fetches it again)`);
+    }
+    return { ...this.baseResult(), status: "up-to-date" };
+  }
+
+  /**
+   * Claims `path` (lock, no clobbering, trusted partial state); says whether an earlier
+   * run had finished it. With a checksum file, its entry for `path` is found first.
+   * @throws UsageError when the checksum file has no entry for it (nothing was written).
+   */
+  async #claim(path: string, namedByServer = false): Promise<"claimed" | "finished-earlier"> {
+    this.#checksumFromList(path, namedByServer);
     this.#path = path;
     const { url, force, ifChanged, warn } = this.#settings;
     const claim = await claimOutput(path, { url, force, ifChanged, continue: this.#settings.continue, xattr: await loadXattr(), warn });
@@ -162,6 +199,126 @@ export class FileDownload {
     this.#conditional = claim.conditional;
     this.#adopted = claim.adopted;
     return "claimed";
+  }
+
+  /**
+   * With a cache and a digest known before any request: the cache's file of that digest,
+   * copied to the `.part` and finished as a download is (hashed as it is read, synced,
+   * renamed into place), with no request. Without `output` the name is the URL's (there
+   * is no answer to name it). An entry that does not match is dropped, with a warning,
+   * and the file is fetched. `undefined`: the download goes ahead (no entry, no digest
+   * yet, or an existing output to update or adopt).
+   */
+  async #fromCache(): Promise<DownloadResult | undefined> {
+    const { cache, dir, url, checksumList } = this.#settings;
+    if (cache === undefined) return undefined;
+    const named = this.#path ?? resolve(dir, chooseFileName(undefined, url));
+    let expected = this.#checksum;
+    if (expected === undefined && checksumList !== undefined) {
+      try {
+        expected = checksumFor(checksumList, { outputName: basename(named), url });
+      } catch {
+        // Not under the URL's name: the server's answer may name the file as listed.
+        return undefined;
+      }
+    }
+    const entry = expected && (await findEntry(cache, expected.algorithm, expected.accepted));
+    if (!expected || !entry) return undefined;
+    // Claimed here only for the copy: a download named by the server's answer starts unclaimed.
+    const claimedHere = this.#lock === undefined;
+    if (claimedHere) {
+      // A file of the URL's name that is not ours: the server's answer may name another.
+      const claimed = await this.#claim(named).catch((error: unknown) => {
+        if (error instanceof FileError && error.code === "ERR_EXISTS") return undefined;
+        throw error;
+      });
+      if (claimed === undefined) {
+        await this.#unclaim();
+        return undefined;
+      }
+      if (claimed === "finished-earlier") return this.#upToDate();
+    }
+    const result = this.#conditional !== undefined || this.#adopted !== undefined ? undefined : await this.#copyFromCache(entry, expected);
+    if (result === undefined && claimedHere) await this.#unclaim();
+    return result;
+  }
+
+  /** Copies `entry` to the claimed output's `.part` and finishes it; `undefined` when it does not match (dropped) or cannot be copied. */
+  async #copyFromCache(entry: CacheEntry, expected: ExpectedChecksum): Promise<DownloadResult | undefined> {
+    const { url, shownUrl, ifChanged, warn } = this.#settings;
+    const path = this.#path!;
+    const partPath = partPaths(path).part;
+    // The cache's whole file is worth more than an earlier run's partial one.
+    await this.#dropPartial();
+    let size: number;
+    let file: FileHandle | undefined;
+    try {
+      size = await copyEntry(entry, partPath);
+      file = await openPart(path, size, warn);
+    } catch (error) {
+      warn(`cannot copy ${entry.path} from the cache to ${partPath} (${(error as Error).message}); downloading instead`);
+      await discardPartial(path);
+      return undefined;
+    }
+    if (file === undefined) return undefined;
+    const hasher = new PrefixHasher(partPath, expected.algorithm, size > 0 ? [[0, size - 1]] : []);
+    const manifest: Manifest = { version: 1, url, finalUrl: url, size, etag: null, lastModified: null, done: [] };
+    const record = { url, etag: null, lastModified: null, size };
+    try {
+      this.#digest = await finishPart(file, manifest, { path, url: shownUrl, checksum: expected, hasher, ifChanged, record });
+    } catch (error) {
+      if (!(error instanceof IntegrityError)) throw error;
+      await dropEntry(entry);
+      warn(`the cache entry ${entry.path} does not match its digest: dropped it; downloading`);
+      return undefined;
+    }
+    this.#checksum = expected;
+    this.#size = size;
+    this.#cacheOutcome = "hit";
+    this.#settings.onProgress?.({ path, bytesDone: size, size, bytesPerSecond: 0, activeConnections: 0 });
+    return this.baseResult();
+  }
+
+  /** Lets go of an output claimed only to look in the cache: the download names its own. */
+  async #unclaim(): Promise<void> {
+    await this.#lock?.release();
+    this.#lock = undefined;
+    this.#path = undefined;
+    this.#partial = undefined;
+    this.#conditional = undefined;
+    this.#adopted = undefined;
+    this.#checksum = this.#settings.checksum;
+  }
+
+  /**
+   * After a verified download, with a cache: the file enters it. A cache that cannot take
+   * it (no space, permission) costs a warning, not the download.
+   */
+  async #storeInCache(path: string): Promise<void> {
+    const { cache } = this.#settings;
+    if (cache === undefined || this.#digest === null) return;
+    try {
+      if (await storeEntry(cache, this.#digest, path)) this.#cacheOutcome = "stored";
+    } catch (error) {
+      this.#settings.warn(`cannot store ${path} in the cache ${cache}: ${(error as Error).message}`);
+    }
+  }
+
+  /**
+   * The entry of a checksum file for `path`, when the output's name was not known before
+   * (it came from the answer, or from the URL for a file finished earlier);
+   * `namedByServer` says so in the message.
+   * @throws UsageError naming the file and the names looked up.
+   */
+  #checksumFromList(path: string, namedByServer: boolean): void {
+    const list = this.#settings.checksumList;
+    if (this.#checksum !== undefined || list === undefined) return;
+    try {
+      this.#checksum = checksumFor(list, { outputName: basename(path), url: this.#settings.url });
+    } catch (error) {
+      if (!namedByServer || !(error instanceof UsageError)) throw error;
+      throw new UsageError(`${error.message} (the server named the file ${basename(path)}; nothing was written)`);
+    }
   }
 
   /**
@@ -216,15 +373,17 @@ export class FileDownload {
     );
     if (answer.verdict.kind === "not-modified") {
       this.#path ??= guessedPath;
-      return { kind: "finished", result: { ...this.baseResult(), status: "up-to-date", size: (await stat(this.#path!)).size } };
+      this.#checksumFromList(this.#path!, false);
+      this.#size = (await stat(this.#path!)).size;
+      return { kind: "finished", result: await this.#upToDate() };
     }
     if (this.#path === undefined) {
       const claimed = await discardOnFailure(answer, () =>
-        this.#claim(resolve(this.#settings.dir, chooseFileName(answer.contentDisposition, url))),
+        this.#claim(resolve(this.#settings.dir, chooseFileName(answer.contentDisposition, url)), true),
       );
       if (claimed === "finished-earlier") {
         await discard(answer.response);
-        return { kind: "finished", result: { ...this.baseResult(), status: "up-to-date" } };
+        return { kind: "finished", result: await this.#upToDate() };
       }
     }
     // A partial state or an output to adopt found only now, under the name the answer
@@ -392,7 +551,7 @@ export class FileDownload {
 
   /** With a checksum: a hasher of `<output>.part`, `alreadyDone` (bytes on disk) hashed first. */
   #hasher(alreadyDone: Interval[] = []): PrefixHasher | undefined {
-    const algorithm = this.#settings.checksum?.algorithm;
+    const algorithm = this.#checksum?.algorithm;
     return algorithm === undefined ? undefined : new PrefixHasher(partPaths(this.#path!).part, algorithm, alreadyDone);
   }
 
@@ -402,7 +561,7 @@ export class FileDownload {
    */
   async #singleStream(answer: ProbeAnswer | undefined): Promise<AttemptOutcome> {
     this.#adopted = undefined;
-    const target = new PartFileStream(this.#path!, this.#settings.checksum?.algorithm);
+    const target = new PartFileStream(this.#path!, this.#checksum?.algorithm);
     const { size, finalUrl, validators } = await streamWhole({
       settings: this.#settings,
       http: this.#http,
@@ -433,10 +592,12 @@ export class FileDownload {
       await discardPartial(path);
       throw new IntegrityError(`${this.#settings.shownUrl}: ${check.reason}; nothing was saved as ${path}`);
     }
-    const { url, checksum, ifChanged } = this.#settings;
+    const { url, ifChanged } = this.#settings;
+    const checksum = this.#checksum;
     const record = { url, etag: manifest.etag, lastModified: manifest.lastModified, size: manifest.size };
     this.#digest = await finishPart(file, manifest, { path, url: this.#settings.shownUrl, checksum, hasher, ifChanged, record });
     this.#size = manifest.size;
+    await this.#storeInCache(path);
     this.#settings.onProgress?.({ path, bytesDone: manifest.size, size: manifest.size, bytesPerSecond: 0, activeConnections: 0 });
     return { kind: "finished", result: this.baseResult() };
   }

@@ -1,20 +1,24 @@
 /**
  * A download's settings: the caller's options checked once, defaults filled in, and
  * the one URL parser the library and the CLI share. Pure apart from `resolve` of
- * paths against the current directory and the proxy variables read from
- * `process.env` (unless the caller passes `environment`).
+ * paths against the current directory, the proxy variables read from `process.env`
+ * (unless the caller passes `environment`), and the cache's default directory (from
+ * `XDG_CACHE_HOME` or the home directory).
  */
-import { resolve } from "node:path";
-import { parseChecksum } from "./checksum.js";
+import { basename, resolve } from "node:path";
+import { cacheDirectory } from "./cache.js";
+import { expectedChecksumOf, parseChecksum, type ExpectedChecksum } from "./checksum.js";
+import { checksumFor, type ChecksumList } from "./checksum-file.js";
 import { systemClock, type Clock } from "./clock.js";
 import { UsageError } from "./errors.js";
+import { FALLBACK_NAME, fileNameFromUrl } from "./filename.js";
 import { HostLimits, maxConnectionsPerHostFor } from "./host-limits.js";
 import { proxyRoutes, type ProxyRoutes } from "./proxy.js";
 import { redactText } from "./redact.js";
 import { RateLimiter } from "./rate-limit.js";
 import type { OrderedOutput } from "./stream-download.js";
 import { splitUrlCredentials, type OriginCredentials } from "./url-credentials.js";
-import type { Checksum, DownloadOptions } from "./types.js";
+import type { DownloadOptions } from "./types.js";
 
 export const DEFAULTS = {
   connections: 8,
@@ -35,6 +39,8 @@ export interface InternalOptions extends DownloadOptions {
   hostLimits?: HostLimits;
   /** Where the proxy variables (HTTP_PROXY, NO_PROXY...) are read. Default `process.env`. */
   environment?: NodeJS.ProcessEnv;
+  /** `checksumFile`, already read and parsed (downloadAll reads it once for every item). */
+  checksumList?: ChecksumList;
 }
 
 /** Everything a download reads from its options, checked and with defaults. */
@@ -60,7 +66,14 @@ export interface Settings {
   minSplit: number;
   retries: number;
   timeoutMs: number;
-  checksum: Checksum | undefined;
+  checksum: ExpectedChecksum | undefined;
+  /**
+   * The checksum file whose entry for the output is still to be found: set only while
+   * `checksum` is not, when the output's name comes from the server's answer.
+   */
+  checksumList: ChecksumList | undefined;
+  /** The cache directory (`cache` resolved), or `undefined` for no cache. */
+  cache: string | undefined;
   ifChanged: boolean;
   force: boolean;
   /** Adopt an existing output as a done prefix. */
@@ -149,6 +162,14 @@ export function resolveSettings(url: string, mirrors: readonly string[], options
     }
   }
   const maxPerHost = options.maxConnectionsPerHost;
+  const output = options.output === undefined ? undefined : resolve(dir, options.output);
+  if (options.cache !== undefined && (options.streamTo !== undefined || options.extract !== undefined)) {
+    throw new UsageError("cache keeps finished files; it cannot serve downloadStream or extract");
+  }
+  if (options.cache !== undefined && options.cache !== true && (typeof options.cache !== "string" || options.cache.trim() === "")) {
+    throw new UsageError(`cache must be a directory or true, not ${JSON.stringify(options.cache)}`);
+  }
+  const checksum = expectedChecksum(options, credentials.url, output);
   const clock = options.clock ?? systemClock;
   const proxies = proxyRoutes(options, options.environment ?? process.env);
   return {
@@ -159,12 +180,14 @@ export function resolveSettings(url: string, mirrors: readonly string[], options
     mirrorCredentials,
     userOrigin: parsed.origin,
     dir,
-    output: options.output === undefined ? undefined : resolve(dir, options.output),
+    output,
     connections,
     minSplit: integer("minSplit", options.minSplit, DEFAULTS.minSplit, 1, Number.MAX_SAFE_INTEGER),
     retries: integer("retries", options.retries, DEFAULTS.retries, 0, 1000),
     timeoutMs: Math.round(timeout * 1000),
-    checksum: typeof options.checksum === "string" ? parseChecksum(options.checksum) : options.checksum,
+    checksum,
+    checksumList: checksum === undefined ? options.checksumList : undefined,
+    cache: options.cache === undefined ? undefined : cacheDirectory(options.cache),
     ifChanged: options.ifChanged ?? false,
     force: options.force ?? false,
     continue: options.continue ?? false,
@@ -182,4 +205,22 @@ export function resolveSettings(url: string, mirrors: readonly string[], options
     clock,
     proxies,
   };
+}
+
+/**
+ * The digest to verify: `checksum` as given, else the checksum file's entry for the
+ * output when its name is known before any answer (`output`, or a stream named after
+ * the URL); `undefined` leaves the lookup to the file download, once the server named
+ * the file.
+ * @throws UsageError for a malformed checksum, both options at once, or no entry.
+ */
+function expectedChecksum(options: InternalOptions, url: string, output: string | undefined): ExpectedChecksum | undefined {
+  const { checksum, checksumFile, checksumList } = options;
+  if (checksum !== undefined && (checksumFile !== undefined || checksumList !== undefined)) {
+    throw new UsageError("checksum and checksumFile both give the digest to verify; give one of them");
+  }
+  if (checksum !== undefined) return typeof checksum === "string" ? parseChecksum(checksum) : expectedChecksumOf(checksum);
+  if (checksumList === undefined) return undefined;
+  const named = output ?? (options.streamTo !== undefined || options.extract !== undefined ? fileNameFromUrl(url) ?? FALLBACK_NAME : undefined);
+  return named === undefined ? undefined : checksumFor(checksumList, { outputName: basename(named), url });
 }

@@ -20,6 +20,7 @@ import { removeIfPresent, writeManifest, type Manifest } from "./manifest.js";
 import { partPaths } from "./part-paths.js";
 import { loadXattr, writeOriginRecord, type OriginRecord } from "./origin-record.js";
 import { checkDigest, type PrefixHasher } from "./running-hash.js";
+import { digestMatches, type ExpectedChecksum } from "./checksum.js";
 import { fileError } from "./to-error.js";
 import type { Checksum } from "./types.js";
 
@@ -186,7 +187,7 @@ export interface FinishOptions {
   path: string;
   /** The URL, for messages. */
   url: string;
-  checksum: Checksum | undefined;
+  checksum: Checksum | ExpectedChecksum | undefined;
   /** Hashes the bytes as they were written; given exactly when `checksum` is. Closed here. */
   hasher: PrefixHasher | undefined;
   /** Keep the ETag beside the output for the next `ifChanged` run. */
@@ -230,7 +231,7 @@ export async function finishPart(file: FileHandle, manifest: Manifest, options: 
       throw typeof (error as NodeJS.ErrnoException).code === "string" ? fileError(error, partPath, "cannot hash") : error;
     }
     digest = { algorithm: checksum.algorithm, hex: actual };
-    if (actual !== checksum.hex) await discardPartial(path);
+    if (!digestMatches(checksum, actual)) await discardPartial(path);
     checkDigest(checksum, actual, options.url, "the partial file was removed");
   }
   try {

@@ -9,6 +9,7 @@
  * hash each chunk as it leaves, with `createHash` directly.
  */
 import { Worker } from "node:worker_threads";
+import { digestMatches, type ExpectedChecksum } from "./checksum.js";
 import { IntegrityError } from "./errors.js";
 import { IntervalSet, type Interval } from "./ranges.js";
 import type { Checksum } from "./types.js";
@@ -116,14 +117,16 @@ export class PrefixHasher {
 }
 
 /**
- * Compares a digest computed on the fly with the one the user gave. Throws
+ * Compares a digest computed on the fly with the one the user gave (any of the
+ * digests an SRI string accepts). Throws
  * `IntegrityError` `ERR_CHECKSUM` (exit 5) naming both; `consequence` says what was
  * done about the bytes ("the partial file was removed", "nothing was unpacked").
  */
-export function checkDigest(expected: Checksum, actualHex: string, url: string, consequence: string): void {
-  if (actualHex === expected.hex) return;
+export function checkDigest(expected: Checksum | ExpectedChecksum, actualHex: string, url: string, consequence: string): void {
+  if (digestMatches(expected, actualHex)) return;
+  const accepted = "accepted" in expected && expected.accepted.length > 1 ? `one of ${expected.accepted.join(", ")}` : expected.hex;
   throw new IntegrityError(
-    `checksum mismatch for ${url}: ${expected.algorithm} is ${actualHex}, expected ${expected.hex}; ${consequence}`,
+    `checksum mismatch for ${url}: ${expected.algorithm} is ${actualHex}, expected ${accepted}; ${consequence}`,
     { code: "ERR_CHECKSUM" },
   );
 }

@@ -148,6 +148,7 @@ export class StreamDownload {
       restartedBecauseChanged: false,
       error: null,
       checksum: this.#digest,
+      cache: null,
       http: this.#stats.snapshot(),
     };
   }

@@ -19,7 +19,7 @@ export interface ProgressEvent {
 
 /** A checksum to verify before the output appears: `{ algorithm: "sha256", hex: "…" }`. */
 export interface Checksum {
-  algorithm: "sha256" | "sha512" | "sha1" | "md5";
+  algorithm: "sha256" | "sha384" | "sha512" | "sha1" | "md5";
   /** Lower-case hex digest. */
   hex: string;
 }
@@ -41,11 +41,35 @@ export interface DownloadOptions {
   limitRate?: number;
   /**
    * Verify the bytes against this digest before the output (or the `extract` directory)
-   * appears. A string `algo=hex` is accepted too. The digest is computed while the bytes
+   * appears. A string is accepted too: `sha256=<hex>` (`sha-256=`, `sha256:` and sha384,
+   * sha512, sha1, md5 too) or SRI `sha256-<base64>` (sha384, sha512; several tokens
+   * separated by spaces: the strongest algorithm decides). The digest is computed while the bytes
    * arrive (a resumed file first hashes what it already has), never by reading the
    * finished file again; the result's `checksum` reports it.
    */
   checksum?: Checksum | string;
+  /**
+   * A checksum file (a path, or an http(s) URL fetched once before any download with
+   * the same credential rules as `url`): `sha256sum`/`shasum` lines (`<hex>  <name>`,
+   * `<hex> *<name>`) or BSD `SHA256 (<name>) = <hex>`. The output's entry is found by
+   * its base name, else by the URL's last path segment; the algorithm comes from the
+   * tag or the digest's length. No entry is a `UsageError`: before any request when
+   * `output` is given, else once the server's answer named the file, before any byte is
+   * written. Not with `checksum`. In `downloadAll`, one file serves every item.
+   */
+  checksumFile?: string;
+  /**
+   * A cache of finished files by digest: a directory, or `true` for
+   * `$XDG_CACHE_HOME/rangeget` (else `~/.cache/rangeget`). When the digest is known
+   * before the download (`checksum`, or `checksumFile` with the output's name known), a
+   * file of that digest in the cache is copied to the output with no request (a reflink
+   * where the volume can; never a hard link) and verified as it is read; one that does
+   * not match is dropped and the file fetched. After a verified download the file is
+   * stored there (`<dir>/<algorithm>/<hex>`, appearing by rename). Without `output` a
+   * file from the cache is named after the URL. Not for `downloadStream` or `extract`.
+   * The result's `cache` says what happened. Default: no cache.
+   */
+  cache?: string | true;
   /**
    * The download is a tar archive (plain, gzip, or zstd where Node's zlib has it: Node
    * 22.15+ or 23.8+), unpacked into this directory while it arrives; no file is saved
@@ -147,6 +171,8 @@ export interface DownloadResult {
   error: ErrorSummary | null;
   /** The digest computed while the bytes arrived, when a `checksum` was asked for; else `null`. */
   checksum: Checksum | null;
+  /** With `cache`: `"hit"` (copied from the cache, no request), `"stored"` (entered it after a verified download), else `null`. */
+  cache: "hit" | "stored" | null;
   http: HttpStats;
 }
 

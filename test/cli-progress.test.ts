@@ -32,6 +32,7 @@ function result(overrides: Partial<DownloadResult> = {}): DownloadResult {
     restartedBecauseChanged: false,
     error: null,
     checksum: null,
+    cache: null,
     http: { requests: 8, statusCounts: { "206": 8 }, retries: 0, latencyMs: { p50: 3, p95: 5, p99: 5 } },
     ...overrides,
   };

@@ -199,7 +199,7 @@ describe("2. progress on stderr, --json on stdout", () => {
     const results = jsonLines(run);
     expect(results).toHaveLength(1);
     expect(Object.keys(results[0] ?? {})).toEqual([
-      "url", "path", "status", "size", "bytesTransferred", "elapsedMs", "resumed", "restartedBecauseChanged", "error", "checksum", "http",
+      "url", "path", "status", "size", "bytesTransferred", "elapsedMs", "resumed", "restartedBecauseChanged", "error", "checksum", "cache", "http",
     ]);
     expect(results[0]).toMatchObject({
       url: source.url(),
@@ -212,6 +212,7 @@ describe("2. progress on stderr, --json on stdout", () => {
       restartedBecauseChanged: false,
       error: null,
       checksum: null,
+      cache: null,
       http: { requests: expect.any(Number), statusCounts: { "206": expect.any(Number) }, retries: 0 },
     });
     const http = results[0]?.http as { latencyMs: Record<string, unknown> };

@@ -9,7 +9,7 @@ import { text as streamText } from "node:stream/consumers";
 import { nearestExistingDirectory, volumeOf } from "../platform.js";
 import { VERSION } from "../version.js";
 import { buildConfig, type BuildEnvironment, type CliConfig } from "./build-config.js";
-import { buildParser, formatExamples } from "./flags.js";
+import { buildParser, formatExamples, withBareCacheFlag } from "./flags.js";
 import { applySettings, readSettings, type SettingsEnvironment } from "./layers.js";
 
 /** What the command line asks for: a download run, or text to print and exit 0. */
@@ -45,7 +45,7 @@ export async function parseArgs(argv: string[], environment: Partial<ArgsEnviron
   const parser = buildParser(env.columns);
   let captured = "";
   // With a callback, yargs hands over what it would print (completions) instead of printing it.
-  const parsed = await parser.parseAsync(argv, {}, (_error, _argv, output) => {
+  const parsed = await parser.parseAsync(withBareCacheFlag(argv), {}, (_error, _argv, output) => {
     captured = output;
   });
 

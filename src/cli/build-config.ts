@@ -93,6 +93,11 @@ export async function buildConfig({ parsed, origins }: LayeredArgs, env: BuildEn
   set("timeout", (chosen) => (options.timeout = chosen));
   set("limit-rate", (chosen) => (options.limitRate = chosen));
   set("checksum", (chosen) => (options.checksum = chosen));
+  const checksumFile = lastString(parsed, "checksum-file");
+  if (checksumFile !== undefined) {
+    if (checksumText !== undefined) throw new UsageError("--checksum and --checksum-file both give the digest to verify; give one of them");
+    options.checksumFile = requireNonEmpty(checksumFile, "--checksum-file");
+  }
   set("user-agent", (chosen) => (options.userAgent = chosen));
   set("max-connections-per-host", (chosen) => (options.maxConnectionsPerHost = chosen));
   set("stream-window", (chosen) => (options.streamWindow = chosen));
@@ -107,6 +112,8 @@ export async function buildConfig({ parsed, origins }: LayeredArgs, env: BuildEn
     options.continue = true;
   }
   if (extract !== undefined) options.extract = requireNonEmpty(extract, "--extract");
+  const cache = lastString(parsed, "cache");
+  if (cache !== undefined) options.cache = cache.trim() === "" ? true : cache;
   const headerLines = allStrings(parsed, "header");
   if (headerLines.length > 0) options.headers = parseHeaders(headerLines);
   const ca = value("ca");
@@ -176,6 +183,9 @@ function checkStreamModes(modes: {
     if (parsed.json === true) throw new UsageError("-o - sends the file to stdout, where --json would go; drop --json");
     if (parsed["if-changed"] === true) throw new UsageError("-o - keeps no file to compare with; --if-changed needs one");
     if (modes.stdoutIsTTY) throw new UsageError("-o - would write the file to the terminal; pipe it into a program or redirect it to a file");
+  }
+  if (lastString(parsed, "cache") !== undefined && (toStdout || extract !== undefined)) {
+    throw new UsageError(`--cache keeps finished files; it cannot serve ${toStdout ? "-o -" : "--extract"}`);
   }
   if (streamWindow !== undefined && !toStdout && extract === undefined) {
     throw new UsageError("--stream-window applies only to -o - and --extract");

@@ -130,7 +130,21 @@ const OPTIONS = {
     type: "string",
     requiresArg: true,
     group: GROUP_VERIFICATION,
-    describe: "<algo=hex> verify sha256=, sha512=, sha1= or md5= before finishing",
+    describe:
+      "<algo=hex> verify sha256=, sha384=, sha512=, sha1= or md5= (sha-256=, sha256: too) or SRI sha256-/sha384-/sha512-<base64> before finishing; several tokens: the strongest decides",
+  },
+  "checksum-file": {
+    type: "string",
+    requiresArg: true,
+    group: GROUP_VERIFICATION,
+    describe:
+      "<file|url> verify against a sha256sum/shasum file (\"<hex>  name\", \"<hex> *name\", BSD \"SHA256 (name) = <hex>\"); the entry is the output's name, else the URL's; one file serves a whole -i list",
+  },
+  cache: {
+    type: "string",
+    group: GROUP_VERIFICATION,
+    describe:
+      "[dir] with --checksum or --checksum-file: a file of that digest in the cache is copied to the output with no request; verified downloads enter it (default dir $XDG_CACHE_HOME/rangeget, else ~/.cache/rangeget)",
   },
   json: { type: "boolean", group: GROUP_FORMAT, describe: "one JSON result per file on stdout" },
   stats: { type: "boolean", group: GROUP_FORMAT, describe: "print requests by status, retries and latency p50/p95/p99" },
@@ -151,7 +165,7 @@ const OPTIONS = {
  * that name one run's work or choose the defaults themselves.
  */
 export const CONFIGURABLE: ConfigurableOptions = (() => {
-  const commandLineOnly = new Set(["output", "extract", "input-file", "shard", "mirror", "checksum", "config", "no-config", "help", "version"]);
+  const commandLineOnly = new Set(["output", "extract", "input-file", "shard", "mirror", "checksum", "checksum-file", "config", "no-config", "help", "version"]);
   const kinds = new Map<string, OptionKind>();
   for (const [name, option] of Object.entries(OPTIONS)) {
     if (commandLineOnly.has(name)) continue;
@@ -203,6 +217,18 @@ export function buildParser(columns: number | undefined) {
       .options(OPTIONS)
       .wrap(Math.min(columns ?? 100, 100)),
   );
+}
+
+/**
+ * `--cache` takes an optional directory, so `--cache https://host/f` would make the URL
+ * the directory: a bare `--cache` followed by a URL (or by nothing) is read as
+ * `--cache=` (the default directory) and the URL stays a URL.
+ */
+export function withBareCacheFlag(argv: readonly string[]): string[] {
+  return argv.map((arg, index) => {
+    const next = argv[index + 1];
+    return arg === "--cache" && (next === undefined || /^https?:\/\//i.test(next)) ? "--cache=" : arg;
+  });
 }
 
 /** yargs offers a one-letter alias as `--c` after `--`; only `-c` is an option. */

@@ -249,6 +249,7 @@ export function jsonResult(result: DownloadResult) {
         ? null
         : { code: result.error.code, message: redactText(result.error.message), exitCode: result.error.exitCode },
     checksum: result.checksum === null ? null : { algorithm: result.checksum.algorithm, hex: result.checksum.hex },
+    cache: result.cache,
     http: {
       requests: result.http.requests,
       statusCounts: result.http.statusCounts,
