@@ -10,6 +10,7 @@ import type { Dispatcher } from "undici";
 import { createDispatcher } from "./dispatcher.js";
 import { AbortError, summarizeError } from "./errors.js";
 import { FileDownload } from "./file-download.js";
+import { chooseFileName } from "./filename.js";
 import { abortError } from "./job-context.js";
 import { DEFAULTS, resolveSettings, type InternalOptions, type Settings } from "./options.js";
 import { streamWindow } from "./ordered-sink.js";
@@ -95,11 +96,8 @@ export async function downloadWithResult(
     return { result: await job.run() };
   } catch (caught) {
     const error = options.signal?.aborted && !(caught instanceof AbortError) ? abortError(options.signal) : caught;
-    const result: DownloadResult = {
-      ...(job?.baseResult() ?? emptyResult(url, options, stats, performance.now() - startedAt)),
-      status: "failed",
-      error: summarizeError(error),
-    };
+    const base = job?.baseResult() ?? emptyResult(url, options, stats, performance.now() - startedAt);
+    const result: DownloadResult = { ...base, path: base.path === "" ? plannedPath(url, options) : base.path, status: "failed", error: summarizeError(error) };
     return { result, error };
   } finally {
     if (dispatcher && !options.dispatcher) await dispatcher.destroy();
@@ -112,6 +110,17 @@ function streamJob(settings: Settings, dispatcher: Dispatcher, stats: HttpStatsR
   if (options.extract === undefined) return undefined;
   const destination = { kind: "extract" as const, dir: resolve(options.extract), force: settings.force };
   return new StreamDownload(settings, dispatcher, stats, destination, options.streamWindow);
+}
+
+/**
+ * Where a file that failed before any answer named it would have been saved: its
+ * `output`, else the URL's own name in `dir` (a server's Content-Disposition could
+ * still have named it otherwise); `""` for a URL that does not parse.
+ */
+function plannedPath(url: string, options: InternalOptions): string {
+  if (options.extract !== undefined) return resolve(options.extract);
+  if (options.streamTo !== undefined || !URL.canParse(url)) return "";
+  return resolve(options.dir ?? ".", options.output ?? chooseFileName(undefined, url));
 }
 
 function emptyResult(url: string, options: DownloadOptions, stats: HttpStatsRecorder, elapsedMs: number): DownloadResult {

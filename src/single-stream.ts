@@ -61,12 +61,14 @@ export async function streamWhole(job: StreamJob): Promise<{ size: number; final
       if (given) given.response.body.destroy();
       throw error;
     }
+    // Told by the answer's Content-Length, when it has one: progress then has a size and a percentage.
+    let announced: number | undefined;
     const stopTicking = startTicker({
       clock: settings.clock,
       rates: new RateSampler(),
       counters,
       path: job.label,
-      size: undefined,
+      size: () => announced,
       inFlight: () => [],
       onProgress: settings.onProgress,
       everySecond: async () => {},
@@ -88,7 +90,7 @@ export async function streamWhole(job: StreamJob): Promise<{ size: number; final
       }
       const proof = sizeProofOf(verdict);
       if (proof) job.proven(proof);
-      const announced = proof?.size;
+      announced = proof?.size;
       counters.bytesAccepted = 0;
       counters.activeConnections = 1;
       job.http.stats.connectionsInUse(1);

@@ -141,6 +141,25 @@ describe("progress on a TTY", () => {
     expect(screen).toMatch(/total .* 64\.0 MiB\/\? +16\.0 MiB\/s +ETA -- +0\/2 files/);
   });
 
+  it("shows a batch's total line before any file has started", async () => {
+    const { stream } = fakeStream(true);
+    const screen = new Screen();
+    stream.on("data", (chunk: Buffer) => screen.write(chunk.toString("utf8")));
+    reporter = await createProgressReporter({ stream, quiet: false, urls: ["http://a.test/one", "http://a.test/two"] });
+    await until(() => screen.lines().some((line) => line.startsWith("total ")), "the total line");
+    expect(screen.lines().find((line) => line.startsWith("total "))).toMatch(/ \?% 0 B\/\? .* 0\/2 files$/);
+  });
+
+  it("gives the total a size once every file's is known, an up-to-date file's included", async () => {
+    const { stream, text } = fakeStream(true);
+    reporter = await createProgressReporter({ stream, quiet: false, urls: ["http://a.test/one", "http://a.test/two"] });
+    reporter.fileEnd(0, result({ path: "/d/one", status: "up-to-date", size: 64 * MiB, bytesTransferred: 0 }));
+    reporter.update(1, progress({ path: "/d/two", bytesDone: 64 * MiB, size: 192 * MiB }));
+    reporter.stop();
+    await flush();
+    expect(text()).toMatch(/total .* 50% 128 MiB\/256 MiB +16\.0 MiB\/s +ETA 8s +1\/2 files/);
+  });
+
   it("logs a finished file above the bars", async () => {
     const { stream, text } = fakeStream(true);
     reporter = await createProgressReporter({ stream, quiet: false, urls: ["http://a.test/first.bin"] });

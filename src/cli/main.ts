@@ -65,7 +65,7 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
   if (!config.quiet) for (const note of config.notes) cli.stderr.write(`rangeget: ${note}\n`);
 
   const reporter = await createProgressReporter({ stream: cli.stderr, quiet: config.quiet, urls: config.items.map((item) => item.url) });
-  const interrupt = watchSignals(cli, reporter);
+  const interrupt = watchSignals(cli, reporter, config.stdout);
   const startedAt = performance.now();
   try {
     const stop = interrupt.controller.signal;
@@ -167,12 +167,18 @@ async function streamToStdout(config: CliConfig, cli: CliIo, reporter: ProgressR
  * First signal: abort, so every download checkpoints and returns. Second: the state
  * is already on disk (checkpoints are atomic), so leave at once.
  */
-function watchSignals(cli: CliIo, reporter: ProgressReporter) {
+function watchSignals(cli: CliIo, reporter: ProgressReporter, toStdout: boolean) {
   const controller = new AbortController();
   let received: InterruptSignal | undefined;
   const onSignal = (signal: InterruptSignal): void => {
     if (received !== undefined) {
-      reporter.stop();
+      // The bars stay where they were, and the user is told what is on disk.
+      reporter.stop({ keep: true });
+      cli.stderr.write(
+        toStdout
+          ? "rangeget: interrupted again: stopped at once; a stream to stdout keeps nothing to resume\n"
+          : "rangeget: interrupted again: stopped at once; the state saved at the last checkpoint (at most a second ago) is kept: run the same command again to resume\n",
+      );
       cli.exit(interruptExitCode(signal));
       return;
     }

@@ -16,8 +16,12 @@ export interface ProgressReporter {
   fileEnd(index: number, result: DownloadResult): void;
   /** Writes one line, above the bars on a TTY; `-q` does not silence it. */
   log(line: string): void;
-  /** Draws the final state and gives the terminal back; call once, at the end. */
-  stop(): void;
+  /**
+   * Draws the final state and gives the terminal back; call once, at the end. With
+   * `keep`, the bars stay on screen as they were (an exit in the middle of the run:
+   * the user sees how far each file got), else they are cleared.
+   */
+  stop(options?: { keep?: boolean }): void;
 }
 
 export interface ProgressOptions {
