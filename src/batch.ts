@@ -42,7 +42,7 @@ export async function forEachDownload(
   items: readonly DownloadItem[],
   options: DownloadAllOptions & { onFileEnd: (index: number, result: DownloadResult) => void },
 ): Promise<void> {
-  const { jobs = 4, onProgress, onFileEnd, limitRate, ...defaults } = options;
+  const { jobs = 4, onProgress, onEvent, onTrace, onFileEnd, limitRate, ...defaults } = options;
   if (!(jobs === Number.POSITIVE_INFINITY || (Number.isInteger(jobs) && jobs >= 1))) {
     throw new UsageError(`jobs must be a whole number 1 or more, got ${jobs}`);
   }
@@ -71,6 +71,8 @@ export async function forEachDownload(
       ...(rateLimiter ? { rateLimiter } : {}),
       hostLimits,
       ...(onProgress ? { onProgress: (progress) => onProgress(index, progress) } : {}),
+      ...(onEvent ? { onEvent: (event) => onEvent(index, event) } : {}),
+      ...(onTrace ? { onTrace: (event) => onTrace(index, event) } : {}),
     });
     onFileEnd(index, result);
   };

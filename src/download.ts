@@ -9,6 +9,8 @@ import { resolve } from "node:path";
 import type { Dispatcher } from "undici";
 import { createDispatcher } from "./dispatcher.js";
 import { AbortError, summarizeError } from "./errors.js";
+import { systemClock } from "./clock.js";
+import { DownloadEvents } from "./events.js";
 import { FileDownload } from "./file-download.js";
 import { chooseFileName } from "./filename.js";
 import { abortError } from "./job-context.js";
@@ -82,8 +84,9 @@ export async function downloadWithResult(
   let job: FileDownload | StreamDownload | undefined;
   let dispatcher: Dispatcher | undefined;
   const startedAt = performance.now();
+  let settings: Settings | undefined;
   try {
-    const settings = resolveSettings(url, mirrors, options);
+    settings = resolveSettings(url, mirrors, options);
     dispatcher =
       options.dispatcher ??
       createDispatcher({
@@ -93,11 +96,15 @@ export async function downloadWithResult(
         ...(options.insecure ? { insecure: true } : {}),
       });
     job = streamJob(settings, dispatcher, stats, options) ?? new FileDownload(settings, dispatcher, stats);
-    return { result: await job.run() };
+    const result = await job.run();
+    settings.events.end(result);
+    return { result };
   } catch (caught) {
     const error = options.signal?.aborted && !(caught instanceof AbortError) ? abortError(options.signal) : caught;
     const base = job?.baseResult() ?? emptyResult(url, options, stats, performance.now() - startedAt);
     const result: DownloadResult = { ...base, path: base.path === "" ? plannedPath(url, options) : base.path, status: "failed", error: summarizeError(error) };
+    // Options that did not resolve (a bad URL) still end with an `error` event.
+    (settings?.events ?? new DownloadEvents({ onEvent: options.onEvent }, redactUrl(url), result.path, systemClock)).end(result);
     return { result, error };
   } finally {
     if (dispatcher && !options.dispatcher) await dispatcher.destroy();

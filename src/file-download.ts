@@ -129,6 +129,7 @@ export class FileDownload {
    */
   async #remoteChanged(reason: string): Promise<void> {
     const { shownUrl: url, restartOnChange } = this.#settings;
+    this.#settings.events.changed(reason);
     if (!restartOnChange || this.#restarts >= MAX_RESTARTS) {
       const times = restartOnChange ? ` (${this.#restarts + 1} times)` : "";
       throw new RemoteChangedError(`${reason}${times}; run again to download the new version`, { url });

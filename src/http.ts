@@ -9,6 +9,7 @@ import type { Dispatcher } from "undici";
 import { WAKE_UP, type Clock } from "./clock.js";
 import { addCredentialHeaders, type CredentialSource } from "./credentials.js";
 import { HttpStatusError, NetworkError } from "./errors.js";
+import type { DownloadEvents } from "./events.js";
 import { headerText } from "./http-headers.js";
 import { hostKey, type HostLimits } from "./host-limits.js";
 import type { HttpStatsRecorder } from "./stats.js";
@@ -53,6 +54,8 @@ export interface RequestContext {
    * (after the user's own headers, which win on `userOrigin`).
    */
   originCredentials?: ReadonlyMap<string, OriginCredentials> | undefined;
+  /** Told of every request and answer, for `onTrace` / `--verbose` (events.ts). */
+  events?: DownloadEvents | undefined;
 }
 
 /**
@@ -124,6 +127,7 @@ export function streamGet(
     }
     signal.addEventListener("abort", onAbort, { once: true });
     context.stats.requestStarted(target.origin);
+    context.events?.request(shown, requestHeaders);
     const startedAt = clock.now();
     // undici's own headersTimeout starts again with every informational 1xx answer, so
     // a server sending them forever would hold a request open for ever; this deadline
@@ -152,6 +156,7 @@ export function streamGet(
           context.stats.responseReceived(status, clock.now() - startedAt);
           context.credentials?.onResponse(target, rawHeaders);
           const flat = flattenHeaders(rawHeaders);
+          context.events?.response(shown, status, flat);
           if (!accepts(status)) {
             errorStatus = { status, retryAfter: flat["retry-after"], reason: "" };
             return;

@@ -22,6 +22,7 @@ export function requestContext(settings: Settings, dispatcher: Dispatcher, stats
     originCredentials: settings.mirrorCredentials,
     userAgent: settings.userAgent,
     credentials: settings.credentials,
+    events: settings.events,
   };
 }
 

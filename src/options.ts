@@ -7,6 +7,7 @@ import { resolve } from "node:path";
 import { parseChecksum } from "./checksum.js";
 import { systemClock, type Clock } from "./clock.js";
 import { UsageError } from "./errors.js";
+import { DownloadEvents } from "./events.js";
 import { HostLimits, maxConnectionsPerHostFor } from "./host-limits.js";
 import { redactText } from "./redact.js";
 import { RateLimiter } from "./rate-limit.js";
@@ -67,7 +68,10 @@ export interface Settings {
   credentials: DownloadOptions["credentials"];
   restartOnChange: boolean;
   signal: AbortSignal | undefined;
+  /** The caller's onProgress, and the `progress` events fed from the same snapshots. */
   onProgress: DownloadOptions["onProgress"];
+  /** Where the engine reports what happens (events.ts). */
+  events: DownloadEvents;
   warn: (message: string) => void;
   rateLimiter: RateLimiter | undefined;
   hostLimits: HostLimits;
@@ -141,6 +145,9 @@ export function resolveSettings(url: string, mirrors: readonly string[], options
   }
   const maxPerHost = options.maxConnectionsPerHost;
   const clock = options.clock ?? systemClock;
+  const output = options.output === undefined ? undefined : resolve(dir, options.output);
+  const events = new DownloadEvents({ onEvent: options.onEvent, onTrace: options.onTrace }, credentials.shown, output ?? "", clock);
+  const { onProgress } = options;
   return {
     url: credentials.url,
     shownUrl: credentials.shown,
@@ -149,7 +156,7 @@ export function resolveSettings(url: string, mirrors: readonly string[], options
     mirrorCredentials,
     userOrigin: parsed.origin,
     dir,
-    output: options.output === undefined ? undefined : resolve(dir, options.output),
+    output,
     connections,
     minSplit: integer("minSplit", options.minSplit, DEFAULTS.minSplit, 1, Number.MAX_SAFE_INTEGER),
     retries: integer("retries", options.retries, DEFAULTS.retries, 0, 1000),
@@ -163,7 +170,11 @@ export function resolveSettings(url: string, mirrors: readonly string[], options
     credentials: options.credentials,
     restartOnChange: options.restartOnChange ?? true,
     signal: options.signal,
-    onProgress: options.onProgress,
+    onProgress: options.onEvent === undefined ? onProgress : (progress) => {
+      onProgress?.(progress);
+      events.progress(progress);
+    },
+    events,
     // A library user's stderr is a log like any other: no password reaches it.
     warn: options.onWarning ?? ((message) => process.stderr.write(`rangeget: warning: ${redactText(message)}\n`)),
     rateLimiter: options.rateLimiter ?? (options.limitRate === undefined ? undefined : new RateLimiter(options.limitRate, clock)),

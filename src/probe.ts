@@ -5,6 +5,7 @@
 import { formatRange } from "./http-headers.js";
 import { discard, leasedGet, type HttpResponse, type RequestContext } from "./http.js";
 import type { HostLimits } from "./host-limits.js";
+import { retried, traced, type RetryNotice } from "./events.js";
 import { withRetries } from "./retry.js";
 import { serverFault } from "./to-error.js";
 import { judge, judgesStatus, type Asked, type ByteSpan, type Known, type Verdict } from "./verdict.js";
@@ -66,10 +67,10 @@ export async function probe(context: RequestContext, request: ProbeRequest, sign
     conditional: request.ifNoneMatch !== undefined || request.ifModifiedSince !== undefined,
     first: request.first ?? true,
   };
-  const loop = { retries: request.retries, clock: context.clock, signal, onRetry: () => context.stats.retried() };
+  const loop = { retries: request.retries, clock: context.clock, signal, onRetry: (retry: RetryNotice) => retried(context, retry) };
   return withRetries(loop, async () => {
     const response = await leasedGet(context, request.hostLimits, request.url, headers, signal, (status) => judgesStatus(asked, status));
-    const verdict = judge(asked, request.known, response);
+    const verdict = traced(context.events, response.url, judge(asked, request.known, response));
     if (!BODY_VERDICTS.has(verdict.kind)) await discard(response);
     if (verdict.kind === "server-fault") throw serverFault(response.url, verdict.reason);
     const headersIn = response.headers;

@@ -99,6 +99,7 @@ export async function transferRanges(job: RangedJob): Promise<TransferOutcome> {
     pickHedge: () => {
       const hedge = pickHedge(planner, rates, settings.clock.now());
       if (hedge) job.stats.hedged();
+      if (hedge) settings.events.hedge(hedge.start, hedge.end);
       return hedge;
     },
     warn: settings.warn,
@@ -113,6 +114,7 @@ export async function transferRanges(job: RangedJob): Promise<TransferOutcome> {
     onProgress: settings.onProgress,
     everySecond: async () => {
       for (const straggler of findStragglers(planner.inFlight, rates, slowChecks)) {
+        settings.events.rescue(straggler.next, straggler.end);
         planner.rescue(straggler);
         interrupts.get(straggler.id)?.abort();
         job.stats.rescued();
@@ -140,6 +142,7 @@ export async function transferRanges(job: RangedJob): Promise<TransferOutcome> {
   // Connections are dealt over the copies in turn; one dealt to a mirror starts once
   // that mirror answered, on the URL if it was refused.
   const connections = Math.min(settings.connections, planner.unassigned.length + 2);
+  settings.events.start(job.label, size, connections);
   for (let index = 1; index < connections; index++) {
     const mirror = mirrors[(index % (mirrors.length + 1)) - 1];
     if (mirror === undefined) started.push(runWorker(context, index));

@@ -14,6 +14,7 @@ import { WAKE_UP } from "./clock.js";
 import type { Assignment, RangePlanner } from "./ranges.js";
 import type { RateLimiter } from "./rate-limit.js";
 import type { RateSampler } from "./rates.js";
+import { retried, traced, type RetryNotice } from "./events.js";
 import { withRetries } from "./retry.js";
 import type { ByteSink, RangeWriter } from "./sink.js";
 import { serverFault, toNetworkError } from "./to-error.js";
@@ -152,7 +153,7 @@ async function fetchRange(
     retries: context.retries,
     clock: context.http.clock,
     signal,
-    onRetry: () => context.http.stats.retried(),
+    onRetry: (retry: RetryNotice) => retried(context.http, retry),
     progress: () => assignment.next,
     uncounted: (error: unknown) => error instanceof HostLimitRefusal,
   };
@@ -286,7 +287,7 @@ function placeAnswer(
   answer: { status: number; headers: Record<string, string | undefined> },
 ): { skip: number; end: number } {
   const known: Known = { size: context.size, etag: source.etag, lastModified: source.lastModified, bytesDone: 0 };
-  const verdict = judge(asked, known, answer);
+  const verdict = traced(context.http.events, source.url, judge(asked, known, answer));
   const shown = shownUrl(context.http, source.url);
   if (verdict.kind === "changed") {
     throw new RemoteChangedError(`the remote file at ${shown} changed during the download: ${verdict.reason}`, { url: shown });

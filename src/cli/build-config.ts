@@ -15,7 +15,7 @@ import { readUserFile } from "./user-file.js";
 import { requireNonEmpty, VALUE_PARSERS } from "./values.js";
 
 /** The download options the command line sets; callbacks and the signal are main's. */
-export type CliDownloadOptions = Omit<DownloadAllOptions, "signal" | "onProgress" | "onFileEnd" | "onWarning" | "dispatcher">;
+export type CliDownloadOptions = Omit<DownloadAllOptions, "signal" | "onProgress" | "onEvent" | "onTrace" | "onFileEnd" | "onWarning" | "dispatcher">;
 
 /** Everything a download run needs, validated. */
 export interface CliConfig {
