@@ -34,13 +34,13 @@ export async function downloadAll(items: readonly DownloadItem[], options: Downl
  * downloadAll without the list of results: each result goes to `onFileEnd` and is
  * not kept, and only `jobs` files are in hand at a time, so memory does not grow with
  * the list (the command line's `-i` with thousands of files). `onFileEnd` is called
- * exactly once per item. Throws UsageError when `jobs` is not a whole number from 1 up
+ * exactly once per item, with the error of a failed one. Throws UsageError when `jobs` is not a whole number from 1 up
  * (or Infinity), or when the shared `limitRate` or `maxConnectionsPerHost` is out of
  * its range (as `download` would for one file), before any request.
  */
 export async function forEachDownload(
   items: readonly DownloadItem[],
-  options: DownloadAllOptions & { onFileEnd: (index: number, result: DownloadResult) => void },
+  options: DownloadAllOptions & { onFileEnd: (index: number, result: DownloadResult, error?: unknown) => void },
 ): Promise<void> {
   const { jobs = 4, onProgress, onEvent, onTrace, onFileEnd, limitRate, ...defaults } = options;
   if (!(jobs === Number.POSITIVE_INFINITY || (Number.isInteger(jobs) && jobs >= 1))) {
@@ -64,7 +64,7 @@ export async function forEachDownload(
     const { url, ...own } = typeof item === "string" || isUrlList(item) ? { url: item } : item;
     // An item with TLS settings of its own needs connections of its own.
     const ownTls = own.ca !== undefined || own.insecure !== undefined;
-    const { result } = await downloadWithResult(url, {
+    const { result, error } = await downloadWithResult(url, {
       ...defaults,
       ...(ownTls ? { dispatcher: undefined } : { dispatcher: shared }),
       ...own,
@@ -74,7 +74,7 @@ export async function forEachDownload(
       ...(onEvent ? { onEvent: (event) => onEvent(index, event) } : {}),
       ...(onTrace ? { onTrace: (event) => onTrace(index, event) } : {}),
     });
-    onFileEnd(index, result);
+    onFileEnd(index, result, error);
   };
 
   // `jobs` lanes take the next item as each finishes: no promise per queued item.

@@ -97,8 +97,12 @@ export interface RetryNotice {
   attempt: number;
 }
 
-/** Request headers whose values are secrets: traced as `***`. */
-const SECRET_HEADERS = new Set(["authorization", "proxy-authorization", "cookie"]);
+/**
+ * Request headers traced with their values: what rangeget itself sends. Any other
+ * (Authorization, Cookie, and the user's own `-H` headers, which often carry API keys
+ * under custom names) is traced by name with `***`.
+ */
+const SHOWN_REQUEST_HEADERS = new Set(["range", "if-range", "if-none-match", "if-modified-since", "user-agent", "accept-encoding"]);
 /** Answer headers worth a line of trace: what the verdict reads, and why a retry waits. */
 const TRACED_RESPONSE_HEADERS = ["content-range", "content-length", "content-type", "content-encoding", "etag", "last-modified", "location", "retry-after", "accept-ranges"];
 
@@ -204,12 +208,12 @@ export class DownloadEvents {
     this.#emit({ event: "error", code, message: redactText(message), exit: exitCode, result });
   }
 
-  /** A GET is sent to `url` (shown form) with these headers; secrets are traced as `***`. */
+  /** A GET is sent to `url` (shown form) with these headers; all but rangeget's own are traced as `***`. */
   request(url: string, headers: Record<string, string>): void {
     const onTrace = this.#listeners.onTrace;
     if (onTrace === undefined) return;
     const shown: Record<string, string> = {};
-    for (const [name, value] of Object.entries(headers)) shown[name] = SECRET_HEADERS.has(name.toLowerCase()) ? "***" : redactText(value);
+    for (const [name, value] of Object.entries(headers)) shown[name] = SHOWN_REQUEST_HEADERS.has(name.toLowerCase()) ? value : "***";
     onTrace({ event: "request", time: this.#wallClock(), method: "GET", url: redactUrl(url), headers: shown });
   }
 

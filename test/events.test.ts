@@ -100,3 +100,78 @@ describe("onEvent", () => {
     expect(failed[0]).toMatchObject({ event: "error", code: "ERR_HTTP_STATUS", exit: 3, path: join(dir, "gone.bin") });
   });
 });
+
+/** The JSON lines of a stream, every other line left out. */
+function jsonLines(text: string): Array<Record<string, unknown>> {
+  return lines(text)
+    .filter((line) => line.startsWith("{"))
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+}
+
+describe("--progress json", () => {
+  it("prints the events of a run with faults on stderr, in order, finish carrying the --json result", async () => {
+    const { source } = await faultyServer();
+    const cwd = await tempDir();
+    const run = await runCli(["--progress", "json", "--json", "-c", "4", "--min-split", "64K", source.url("/f.bin")], { cwd });
+    expect(run.code, run.stderr).toBe(0);
+    const events = jsonLines(run.stderr);
+    const kinds = events.map((event) => event.event);
+    expect(kinds[0]).toBe("start");
+    expect(kinds.at(-1)).toBe("finish");
+    expect(kinds.filter((kind) => kind === "retry")).toHaveLength(2);
+    expect(kinds).toContain("progress");
+    for (const event of events) {
+      expect(Object.keys(event).slice(0, 6)).toEqual(["v", "event", "index", "time", "url", "path"]);
+      expect(event).toMatchObject({ v: 1, index: 0, url: source.url("/f.bin"), path: join(cwd, "f.bin") });
+    }
+    expect(events[0]).toMatchObject({ size: 768 * KiB, connections: 4 });
+    expect(events.find((event) => event.event === "retry")).toMatchObject({ status: 503, delayMs: 1000, attempt: 1, code: "ERR_HTTP_STATUS" });
+    expect(events.at(-1)!.result).toEqual(JSON.parse(run.stdout));
+    // Human lines stay apart from the events: no bar, no plain progress line.
+    expect(lines(run.stderr).filter((line) => !line.startsWith("{"))).toEqual([]);
+  });
+
+  it("ends a failed file with an error event naming its code and exit code", async () => {
+    const source = await rangeServer({ content: makeContent(1024, 14), onRequest: () => ({ status: 404 }) });
+    const cwd = await tempDir();
+    const run = await runCli(["--progress", "json", source.url("/gone.bin")], { cwd });
+    expect(run.code).toBe(3);
+    const events = jsonLines(run.stderr);
+    expect(events.map((event) => event.event)).toEqual(["error"]);
+    expect(events[0]).toMatchObject({ code: "ERR_HTTP_STATUS", exit: 3, path: join(cwd, "gone.bin") });
+    expect(lines(run.stderr).filter((line) => !line.startsWith("{"))).toEqual([expect.stringMatching(/^rangeget: .*404/)]);
+  });
+
+  it("goes to --progress-fd 3 alone, leaving stderr to people", async () => {
+    const { source } = await faultyServer(256 * KiB);
+    const cwd = await tempDir();
+    const child = spawn(process.execPath, [BIN, "--progress", "json", "--progress-fd", "3", "-c", "2", "--min-split", "64K", source.url("/f.bin")], {
+      cwd,
+      env: cliEnv(),
+      stdio: ["ignore", "ignore", "pipe", "pipe"],
+    });
+    const text = { stderr: "", fd3: "" };
+    child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (text.stderr += chunk));
+    (child.stdio[3] as NodeJS.ReadableStream).setEncoding("utf8").on("data", (chunk: string) => (text.fd3 += chunk));
+    const deadline = setTimeout(() => child.kill("SIGKILL"), 20_000);
+    const code = await new Promise<number | null>((resolve) => child.once("close", resolve));
+    clearTimeout(deadline);
+    expect(code, text.stderr).toBe(0);
+    const events = lines(text.fd3).map((line) => JSON.parse(line) as { event: string });
+    expect(events[0]!.event).toBe("start");
+    expect(events.at(-1)!.event).toBe("finish");
+    expect(text.stderr).toBe("");
+  });
+
+  it("refuses an unknown kind and a descriptor that is not open, before any request (exit 2)", async () => {
+    const source = await rangeServer({ content: makeContent(1024, 15) });
+    const cwd = await tempDir();
+    const kind = await runCli(["--progress", "fancy", source.url("/a")], { cwd });
+    expect(kind.code).toBe(2);
+    expect(kind.stderr).toMatch(/^rangeget: --progress must be one of bar, plain, json, none, got "fancy"/);
+    const fd = await runCli(["--progress", "json", "--progress-fd", "9", source.url("/a")], { cwd });
+    expect(fd.code).toBe(2);
+    expect(fd.stderr).toMatch(/^rangeget: --progress-fd 9: no such open file descriptor/);
+    expect(source.requests).toHaveLength(0);
+  });
+});

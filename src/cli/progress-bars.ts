@@ -26,9 +26,11 @@ export class BarReporter implements ProgressReporter {
   private totalBar: cliProgress.SingleBar | undefined;
   private stopped = false;
 
+  /** @param logStream where `log` lines go when not above the bars (beside `--progress-fd`) */
   constructor(
     private readonly stream: ProgressStream,
     private readonly urls: readonly string[],
+    private readonly logStream?: ProgressStream,
   ) {
     this.multiBar = new cliProgress.MultiBar({
       stream,
@@ -83,7 +85,13 @@ export class BarReporter implements ProgressReporter {
     if (bar !== undefined) this.multiBar.remove(bar);
   }
 
+  event(): void {}
+
   log(line: string): void {
+    if (this.logStream !== undefined) {
+      this.logStream.write(`${line}\n`);
+      return;
+    }
     if (this.stopped) {
       this.stream.write(`${line}\n`);
       return;

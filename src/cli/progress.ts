@@ -1,6 +1,10 @@
+import { createWriteStream, fstatSync } from "node:fs";
 import { basename } from "node:path";
+import { isatty, WriteStream } from "node:tty";
+import { UsageError } from "../errors.js";
 import { redactUrl } from "../redact.js";
 import { formatBytes, formatDuration } from "../size.js";
+import type { DownloadEvent } from "../events.js";
 import type { DownloadResult, ProgressEvent } from "../types.js";
 import type { BarPayload } from "./progress-bars.js";
 
@@ -13,6 +17,8 @@ export type ProgressStream = NodeJS.WritableStream & { isTTY?: boolean; columns?
  */
 export interface ProgressReporter {
   update(index: number, event: ProgressEvent): void;
+  /** One of the file's events (onEvent): what `--progress json` prints. */
+  event(index: number, event: DownloadEvent): void;
   fileEnd(index: number, result: DownloadResult): void;
   /** Writes one line, above the bars on a TTY; `-q` does not silence it. */
   log(line: string): void;
@@ -25,12 +31,39 @@ export interface ProgressReporter {
 }
 
 export interface ProgressOptions {
+  /** Where progress goes: stderr, or the `--progress-fd` descriptor. */
   stream: ProgressStream;
+  /** Where `log` lines go when that is not `stream` (stderr beside `--progress-fd`). Default: `stream`. */
+  logStream?: ProgressStream;
+  /** `-q` without `--progress`: no progress. */
   quiet: boolean;
+  /** `--progress`; `undefined` chooses bars on a terminal, plain lines elsewhere. */
+  kind?: "bar" | "plain" | "json" | "none" | undefined;
+  /** For `json`: the `--json` object of a result, which `finish` and `error` events carry. */
+  resultJson?: (result: DownloadResult) => unknown;
   /** The URLs of the batch, by index: a file's name until the server names it. */
   urls: readonly string[];
   /** Milliseconds; injected so tests can drive the plain-line throttle. */
   now?: () => number;
+}
+
+/**
+ * `--progress-fd N`: a stream writing to descriptor `fd`, a terminal's stream when it is
+ * one (bars then draw there). The descriptor is the caller's: it is not closed.
+ * @throws UsageError when `fd` is not open.
+ */
+export function openProgressFd(fd: number): ProgressStream {
+  let stats;
+  try {
+    stats = fstatSync(fd);
+  } catch {
+    stats = undefined;
+  }
+  // Node's own descriptors (epoll, eventfd) are open too, but are none of these.
+  if (stats === undefined || !(stats.isFile() || stats.isFIFO() || stats.isSocket() || stats.isCharacterDevice())) {
+    throw new UsageError(`--progress-fd ${fd}: no such open file descriptor (open it in the shell, e.g. 3>events.jsonl)`);
+  }
+  return isatty(fd) ? new WriteStream(fd) : createWriteStream("", { fd, autoClose: false });
 }
 
 /** Without a TTY, a log file or CI console wants a line now and then, not a redraw. */
@@ -41,17 +74,22 @@ export const PLAIN_LINE_INTERVAL_MS = 10_000;
  * because the bars' module (and cli-progress with it) loads only when a TTY needs it.
  */
 export async function createProgressReporter(options: ProgressOptions): Promise<ProgressReporter> {
-  if (options.quiet) return new QuietReporter(options.stream);
-  if (options.stream.isTTY === true) {
+  const logStream = options.logStream ?? options.stream;
+  const kind = options.kind ?? (options.quiet ? "none" : options.stream.isTTY === true ? "bar" : "plain");
+  if (kind === "none") return new QuietReporter(logStream);
+  if (kind === "json") return new JsonReporter(options.stream, logStream, options.resultJson ?? ((result) => result));
+  // Bars need a terminal to redraw on; elsewhere they would be escape codes in a log.
+  if (kind === "bar" && options.stream.isTTY === true) {
     const { BarReporter } = await import("./progress-bars.js");
-    return new BarReporter(options.stream, options.urls);
+    return new BarReporter(options.stream, options.urls, logStream === options.stream ? undefined : logStream);
   }
-  return new PlainReporter(options.stream, options.urls, options.now ?? Date.now);
+  return new PlainReporter(options.stream, options.urls, options.now ?? Date.now, logStream);
 }
 
 class QuietReporter implements ProgressReporter {
   constructor(private readonly stream: ProgressStream) {}
   update(): void {}
+  event(): void {}
   fileEnd(): void {}
   log(line: string): void {
     this.stream.write(`${line}\n`);
@@ -68,7 +106,10 @@ class PlainReporter implements ProgressReporter {
     private readonly stream: ProgressStream,
     private readonly urls: readonly string[],
     private readonly now: () => number,
+    private readonly logStream: ProgressStream = stream,
   ) {}
+
+  event(): void {}
 
   update(index: number, event: ProgressEvent): void {
     this.latest.set(index, event);
@@ -80,19 +121,49 @@ class PlainReporter implements ProgressReporter {
     }
     if (now - last < PLAIN_LINE_INTERVAL_MS) return;
     this.lastLineAt.set(index, now);
-    this.log(`${fileLabel(this.urls[index] ?? "", event.path)}: ${describeProgress(event)}`);
+    this.stream.write(`${fileLabel(this.urls[index] ?? "", event.path)}: ${describeProgress(event)}\n`);
   }
 
   fileEnd(index: number, result: DownloadResult): void {
     const line = describeEnd(result, this.latest.get(index));
-    if (line !== undefined) this.log(`${fileLabel(result.url, result.path)}: ${line}`);
+    if (line !== undefined) this.stream.write(`${fileLabel(result.url, result.path)}: ${line}\n`);
     // An ended file is never reported again: forget it, so a long list costs no memory.
     this.latest.delete(index);
     this.lastLineAt.delete(index);
   }
 
   log(line: string): void {
-    this.stream.write(`${line}\n`);
+    this.logStream.write(`${line}\n`);
+  }
+
+  stop(): void {}
+}
+
+/**
+ * `--progress json`: each event as one line of JSON (README, "Progress as JSON events"),
+ * `index` (the file's place in the input) after `v` and `event`; `finish` and `error`
+ * carry the `--json` object of the result. Human lines (errors, warnings) go to the
+ * log stream, so a `--progress-fd` stream holds nothing but events.
+ */
+class JsonReporter implements ProgressReporter {
+  constructor(
+    private readonly stream: ProgressStream,
+    private readonly logStream: ProgressStream,
+    private readonly resultJson: (result: DownloadResult) => unknown,
+  ) {}
+
+  update(): void {}
+
+  event(index: number, event: DownloadEvent): void {
+    const { v, event: kind, ...fields } = event;
+    const line = "result" in fields ? { ...fields, result: this.resultJson(fields.result) } : fields;
+    this.stream.write(`${JSON.stringify({ v, event: kind, index, ...line })}\n`);
+  }
+
+  fileEnd(): void {}
+
+  log(line: string): void {
+    this.logStream.write(`${line}\n`);
   }
 
   stop(): void {}
