@@ -175,3 +175,50 @@ describe("--progress json", () => {
     expect(source.requests).toHaveLength(0);
   });
 });
+
+describe("-v, --verbose", () => {
+  it("prints each request and answer, the verdict, the redirect and the retry, with no secret", async () => {
+    const content = makeContent(256 * KiB, 16);
+    const source = await rangeServer({
+      content,
+      onRequest: (request) =>
+        request.path === "/start" ? { redirectTo: "/f.bin" } : request.index === 2 ? { status: 503, retryAfter: "0" } : undefined,
+    });
+    const cwd = await tempDir();
+    const url = source.url("/start").replace("//", "//user:hunter2@");
+    const run = await runCli(["-v", "-q", "-c", "2", "--min-split", "64K", "-H", "X-Api-Key: topsecret", "-o", "f.bin", url], { cwd });
+    expect(run.code, run.stderr).toBe(0);
+    expect(sha256(await readFile(join(cwd, "f.bin")))).toBe(sha256(content));
+    const shown = lines(run.stderr);
+    const shownUrl = source.url("/start").replace("//", "//user:***@");
+    expect(shown[0]).toMatch(new RegExp(`^rangeget: > GET ${escape(shownUrl)} .*range: bytes=0-65535`));
+    expect(shown[0]).toMatch(/ authorization: \*\*\* /);
+    expect(shown[0]).toMatch(/ x-api-key: \*\*\*/);
+    expect(shown[1]).toMatch(new RegExp(`^rangeget: < 302 ${escape(shownUrl)} .*location: /f\\.bin`));
+    expect(shown[2]).toMatch(new RegExp(`^rangeget: > GET ${escape(source.url("/f.bin").replace("//", "//user:***@"))} .*range: bytes=0-65535`));
+    expect(shown[3]).toMatch(/^rangeget: < 206 \S+ .*content-range: bytes 0-65535\/262144 .*content-length: 65536/);
+    expect(shown[4]).toMatch(/^rangeget: = bytes: bytes 0-65535 of 262144 \(/);
+    expect(shown.some((line) => /^rangeget: < 503 .*retry-after: 0/.test(line))).toBe(true);
+    expect(shown.some((line) => /^rangeget: f\.bin: retry in 0\.0 s after attempt 1 \(ERR_HTTP_STATUS\): .*503/.test(line))).toBe(true);
+    expect(run.stderr).not.toMatch(/hunter2|topsecret/);
+  });
+});
+
+describe("DEBUG=rangeget", () => {
+  it("adds the stack of a failed download after its one line, as README promises", async () => {
+    const source = await rangeServer({ content: makeContent(1024, 17), onRequest: () => ({ status: 404 }) });
+    const cwd = await tempDir();
+    const quiet = await runCli(["-q", source.url("/gone.bin")], { cwd });
+    expect(lines(quiet.stderr)).toHaveLength(1);
+    const debug = await runCli(["-q", source.url("/gone.bin")], { cwd, env: { DEBUG: "rangeget" } });
+    expect(debug.code).toBe(3);
+    const shown = lines(debug.stderr);
+    expect(shown[0]).toBe(lines(quiet.stderr)[0]);
+    expect(shown[1]).toMatch(/^HttpStatusError: /);
+    expect(shown.slice(2).every((line) => /^\s+at /.test(line))).toBe(true);
+  });
+});
+
+function escape(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
