@@ -167,6 +167,7 @@ export class DownloadEvents {
 
   /** A retry loop is about to wait `delayMs` before trying again. */
   retry(notice: RetryNotice): void {
+    if (this.#listeners.onEvent === undefined) return;
     const { error } = notice;
     // A host's connection limit reached wraps the answer that said so (a 503): its code is that answer's.
     const failure = !(error instanceof RangegetError) && error instanceof Error && error.cause instanceof RangegetError ? error.cause : error;
