@@ -108,6 +108,27 @@ function jsonLines(text: string): Array<Record<string, unknown>> {
     .map((line) => JSON.parse(line) as Record<string, unknown>);
 }
 
+describe("onEvent at the tail", () => {
+  it("reports a rescue or a hedge with the range it moves, as many as the result counts", async () => {
+    const content = makeContent(6 * 1024 * KiB, 18);
+    const source = await rangeServer({ content, bytesPerSecond: 1024 * KiB });
+    // The first range after the probe crawls at 1/20 of its peers' speed.
+    source.onRequest = (request) => (request.index === 1 ? { bytesPerSecond: 50 * KiB } : undefined);
+    const dir = await tempDir();
+    const events: DownloadEvent[] = [];
+    const result = await download(source.url("/t.bin"), { dir, connections: 4, minSplit: 256 * KiB, retries: 3, onWarning: () => {}, onEvent: (event) => events.push(event) });
+    expect(sha256(await readFile(result.path))).toBe(sha256(content));
+    const moved = events.filter((event): event is Extract<DownloadEvent, { event: "rescue" | "hedge" }> => event.event === "rescue" || event.event === "hedge");
+    expect(moved.filter((event) => event.event === "rescue")).toHaveLength(result.http.rescues);
+    expect(moved.filter((event) => event.event === "hedge")).toHaveLength(result.http.hedges);
+    expect(moved.length).toBeGreaterThanOrEqual(1);
+    for (const event of moved) {
+      const { start, end } = event.range;
+      expect(0 <= start && start <= end && end < content.length, `${start}-${end}`).toBe(true);
+    }
+  });
+});
+
 describe("--progress json", () => {
   it("prints the events of a run with faults on stderr, in order, finish carrying the --json result", async () => {
     const { source } = await faultyServer();
