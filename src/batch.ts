@@ -38,7 +38,7 @@ export async function downloadAll(items: readonly DownloadItem[], options: Downl
  * downloadAll without the list of results: each result goes to `onFileEnd` and is
  * not kept, and only `jobs` files are in hand at a time, so memory does not grow with
  * the list (the command line's `-i` with thousands of files). `onFileEnd` is called
- * exactly once per item. With `checksumFile`, the file is read (or fetched) once, before
+ * exactly once per item, with the error of a failed one. With `checksumFile`, the file is read (or fetched) once, before
  * any download, and every item with its own `output` is looked up in it (UsageError when
  * one is missing). Throws UsageError when `jobs` is not a whole number from 1 up
  * (or Infinity), when the shared `limitRate` or `maxConnectionsPerHost` is out of
@@ -47,9 +47,9 @@ export async function downloadAll(items: readonly DownloadItem[], options: Downl
  */
 export async function forEachDownload(
   items: readonly DownloadItem[],
-  options: DownloadAllOptions & { onFileEnd: (index: number, result: DownloadResult) => void },
+  options: DownloadAllOptions & { onFileEnd: (index: number, result: DownloadResult, error?: unknown) => void },
 ): Promise<void> {
-  const { jobs = 4, onProgress, onFileEnd, limitRate, ...defaults } = options;
+  const { jobs = 4, onProgress, onEvent, onTrace, onFileEnd, limitRate, ...defaults } = options;
   if (!(jobs === Number.POSITIVE_INFINITY || (Number.isInteger(jobs) && jobs >= 1))) {
     throw new UsageError(`jobs must be a whole number 1 or more, got ${jobs}`);
   }
@@ -75,7 +75,7 @@ export async function forEachDownload(
     const { url, ...own } = itemParts(item);
     // An item with TLS or proxy settings of its own needs connections of its own.
     const ownTls = own.ca !== undefined || own.insecure !== undefined || own.proxy !== undefined || own.noProxy !== undefined;
-    const { result } = await downloadWithResult(url, {
+    const { result, error } = await downloadWithResult(url, {
       ...defaults,
       ...(ownTls ? { dispatcher: undefined } : { dispatcher: shared }),
       ...(checksumList === undefined ? {} : { checksumFile: undefined, checksumList }),
@@ -85,8 +85,10 @@ export async function forEachDownload(
       ...(rateLimiter ? { rateLimiter } : {}),
       hostLimits,
       ...(onProgress ? { onProgress: (progress) => onProgress(index, progress) } : {}),
+      ...(onEvent ? { onEvent: (event) => onEvent(index, event) } : {}),
+      ...(onTrace ? { onTrace: (event) => onTrace(index, event) } : {}),
     });
-    onFileEnd(index, result);
+    onFileEnd(index, result, error);
   };
 
   // `jobs` lanes take the next item as each finishes: no promise per queued item.

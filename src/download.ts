@@ -9,8 +9,11 @@ import { resolve } from "node:path";
 import type { Dispatcher } from "undici";
 import { createDispatcher } from "./dispatcher.js";
 import { AbortError, summarizeError } from "./errors.js";
+import { systemClock } from "./clock.js";
+import { DownloadEvents } from "./events.js";
 import { FileDownload } from "./file-download.js";
 import { checksumFileAccess, loadChecksumList } from "./load-checksum-file.js";
+import { chooseFileName } from "./filename.js";
 import { abortError } from "./job-context.js";
 import { DEFAULTS, resolveSettings, type InternalOptions, type Settings } from "./options.js";
 import { streamWindow } from "./ordered-sink.js";
@@ -82,8 +85,9 @@ export async function downloadWithResult(
   let job: FileDownload | StreamDownload | undefined;
   let dispatcher: Dispatcher | undefined;
   const startedAt = performance.now();
+  let settings: Settings | undefined;
   try {
-    let settings = resolveSettings(url, mirrors, options);
+    settings = resolveSettings(url, mirrors, options);
     dispatcher =
       options.dispatcher ??
       createDispatcher({
@@ -98,14 +102,15 @@ export async function downloadWithResult(
       settings = resolveSettings(url, mirrors, { ...options, checksumList });
     }
     job = streamJob(settings, dispatcher, stats, options) ?? new FileDownload(settings, dispatcher, stats);
-    return { result: await job.run() };
+    const result = await job.run();
+    settings.events.end(result);
+    return { result };
   } catch (caught) {
     const error = options.signal?.aborted && !(caught instanceof AbortError) ? abortError(options.signal) : caught;
-    const result: DownloadResult = {
-      ...(job?.baseResult() ?? emptyResult(url, options, stats, performance.now() - startedAt)),
-      status: "failed",
-      error: summarizeError(error),
-    };
+    const base = job?.baseResult() ?? emptyResult(url, options, stats, performance.now() - startedAt);
+    const result: DownloadResult = { ...base, path: base.path === "" ? plannedPath(url, options) : base.path, status: "failed", error: summarizeError(error) };
+    // Options that did not resolve (a bad URL) still end with an `error` event.
+    (settings?.events ?? new DownloadEvents({ onEvent: options.onEvent }, redactUrl(url), result.path, systemClock)).end(result);
     return { result, error };
   } finally {
     if (dispatcher && !options.dispatcher) await dispatcher.destroy();
@@ -118,6 +123,17 @@ function streamJob(settings: Settings, dispatcher: Dispatcher, stats: HttpStatsR
   if (options.extract === undefined) return undefined;
   const destination = { kind: "extract" as const, dir: resolve(options.extract), force: settings.force };
   return new StreamDownload(settings, dispatcher, stats, destination, options.streamWindow);
+}
+
+/**
+ * Where a file that failed before any answer named it would have been saved: its
+ * `output`, else the URL's own name in `dir` (a server's Content-Disposition could
+ * still have named it otherwise); `""` for a URL that does not parse.
+ */
+function plannedPath(url: string, options: InternalOptions): string {
+  if (options.extract !== undefined) return resolve(options.extract);
+  if (options.streamTo !== undefined || !URL.canParse(url)) return "";
+  return resolve(options.dir ?? ".", options.output ?? chooseFileName(undefined, url));
 }
 
 function emptyResult(url: string, options: DownloadOptions, stats: HttpStatsRecorder, elapsedMs: number): DownloadResult {

@@ -143,6 +143,7 @@ export class FileDownload {
    */
   async #remoteChanged(reason: string): Promise<void> {
     const { shownUrl: url, restartOnChange } = this.#settings;
+    this.#settings.events.changed(reason);
     if (!restartOnChange || this.#restarts >= MAX_RESTARTS) {
       const times = restartOnChange ? ` (${this.#restarts + 1} times)` : "";
       // The bytes on disk are of a version that is gone: no .part is left without a manifest to vouch for it.

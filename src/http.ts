@@ -11,6 +11,7 @@ import type { Dispatcher } from "undici";
 import { WAKE_UP, type Clock } from "./clock.js";
 import type { CredentialSource } from "./credentials.js";
 import { NetworkError } from "./errors.js";
+import type { DownloadEvents } from "./events.js";
 import { headerText } from "./http-headers.js";
 import type { HostLimits } from "./host-limits.js";
 import type { HttpStatsRecorder } from "./stats.js";
@@ -47,6 +48,8 @@ export interface RequestContext {
   originCredentials?: ReadonlyMap<string, OriginCredentials> | undefined;
   /** The run's connections per host: every request holds one of its host's (host-lease.ts). */
   hostLimits: HostLimits;
+  /** Told of every request and answer, for `onTrace` / `--verbose` (events.ts). */
+  events?: DownloadEvents | undefined;
 }
 
 /**
@@ -121,6 +124,7 @@ export function streamGet(
     }
     signal.addEventListener("abort", onAbort, { once: true });
     context.stats.requestStarted(target.origin);
+    context.events?.request(shown, headers);
     const startedAt = clock.now();
     // undici's own headersTimeout starts again with every informational 1xx answer, so
     // a server sending them forever would hold a request open for ever; this deadline
@@ -149,6 +153,7 @@ export function streamGet(
           context.stats.responseReceived(status, clock.now() - startedAt);
           context.credentials?.onResponse(target, rawHeaders);
           const flat = flattenHeaders(rawHeaders);
+          context.events?.response(shown, status, flat);
           if (!accepts(status)) {
             errorStatus = { status, retryAfter: flat["retry-after"], reason: "" };
             return;

@@ -26,3 +26,5 @@ export type {
   ProgressEvent,
 } from "./types.js";
 export type { CredentialSource } from "./credentials.js";
+export { EVENT_SCHEMA_VERSION } from "./events.js";
+export type { DownloadEvent, EventBase, EventRange, TraceEvent } from "./events.js";

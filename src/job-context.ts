@@ -23,6 +23,7 @@ export function requestContext(settings: Settings, dispatcher: Dispatcher, stats
     userAgent: settings.userAgent,
     credentials: settings.credentials,
     hostLimits: settings.hostLimits,
+    events: settings.events,
   };
 }
 

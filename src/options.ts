@@ -12,6 +12,7 @@ import { checksumFor, type ChecksumList } from "./checksum-file.js";
 import { systemClock, type Clock } from "./clock.js";
 import { UsageError } from "./errors.js";
 import { FALLBACK_NAME, fileNameFromUrl } from "./filename.js";
+import { DownloadEvents } from "./events.js";
 import { HostLimits, maxConnectionsPerHostFor } from "./host-limits.js";
 import { proxyRoutes, type ProxyRoutes } from "./proxy.js";
 import { redactText } from "./redact.js";
@@ -86,7 +87,10 @@ export interface Settings {
   /** See `DownloadOptions.noHedge`. */
   noHedge: boolean;
   signal: AbortSignal | undefined;
+  /** The caller's onProgress, and the `progress` events fed from the same snapshots. */
   onProgress: DownloadOptions["onProgress"];
+  /** Where the engine reports what happens (events.ts). */
+  events: DownloadEvents;
   warn: (message: string) => void;
   rateLimiter: RateLimiter | undefined;
   hostLimits: HostLimits;
@@ -172,6 +176,8 @@ export function resolveSettings(url: string, mirrors: readonly string[], options
   const checksum = expectedChecksum(options, credentials.url, output);
   const clock = options.clock ?? systemClock;
   const proxies = proxyRoutes(options, options.environment ?? process.env);
+  const events = new DownloadEvents({ onEvent: options.onEvent, onTrace: options.onTrace }, credentials.shown, output ?? "", clock);
+  const { onProgress } = options;
   return {
     url: credentials.url,
     shownUrl: credentials.shown,
@@ -197,7 +203,11 @@ export function resolveSettings(url: string, mirrors: readonly string[], options
     restartOnChange: options.restartOnChange ?? true,
     noHedge: options.noHedge ?? false,
     signal: options.signal,
-    onProgress: options.onProgress,
+    onProgress: options.onEvent === undefined ? onProgress : (progress) => {
+      onProgress?.(progress);
+      events.progress(progress);
+    },
+    events,
     // A library user's stderr is a log like any other: no password reaches it.
     warn: options.onWarning ?? ((message) => process.stderr.write(`rangeget: warning: ${redactText(message)}\n`)),
     rateLimiter: options.rateLimiter ?? (options.limitRate === undefined ? undefined : new RateLimiter(options.limitRate, clock)),

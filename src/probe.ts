@@ -5,6 +5,7 @@
 import { HostLimitRefusal } from "./host-limits.js";
 import { discard, type HttpResponse, type RequestContext } from "./http.js";
 import { askedOf, requestResponse, type Ask } from "./request.js";
+import { retried, traced, type RetryNotice } from "./events.js";
 import { withRetries } from "./retry.js";
 import { serverFault } from "./to-error.js";
 import { judge, type Asked, type ByteSpan, type Known, type Verdict } from "./verdict.js";
@@ -71,12 +72,12 @@ export async function probe(context: RequestContext, request: ProbeRequest, sign
     retries: request.retries,
     clock: context.clock,
     signal,
-    onRetry: () => context.stats.retried(),
+    onRetry: (retry: RetryNotice) => retried(context, retry),
     uncounted: (error: unknown) => error instanceof HostLimitRefusal,
   };
   return withRetries(loop, async () => {
     const response = await requestResponse(context, ask);
-    const verdict = judge(asked, request.known, response);
+    const verdict = traced(context.events, response.url, judge(asked, request.known, response));
     if (!BODY_VERDICTS.has(verdict.kind)) await discard(response);
     if (verdict.kind === "server-fault") throw serverFault(response.url, verdict.reason);
     const headersIn = response.headers;

@@ -5,6 +5,7 @@
  */
 import type { Clock } from "./clock.js";
 import { HttpStatusError, IntegrityError, NetworkError } from "./errors.js";
+import type { RetryNotice } from "./events.js";
 import { parseHttpDate } from "./http-headers.js";
 
 /**
@@ -68,8 +69,8 @@ export interface RetryLoop {
   clock: Pick<Clock, "sleep">;
   /** Aborts the loop, including a backoff in progress (the sleep rejects with its reason). */
   signal: AbortSignal;
-  /** Called before each backoff, to count the retry. */
-  onRetry?: () => void;
+  /** Called before each backoff with the failure, the delay and the attempt that failed, to count and report the retry. */
+  onRetry?: (retry: RetryNotice) => void;
   /**
    * How far the work has come (bytes accepted). A failed attempt that moved it counts
    * as the first failure of a new run, so a long range on a flaky link is not given up
@@ -106,10 +107,11 @@ export async function withRetries<T>(loop: RetryLoop, attempt: (attemptNumber: n
         failuresWithoutProgress = progressed ? 1 : failuresWithoutProgress + 1;
         if (failuresWithoutProgress >= Math.max(1, loop.retries)) throw error;
       }
-      loop.onRetry?.();
       const status = error instanceof HttpStatusError ? error : error instanceof Error ? error.cause : undefined;
       const retryAfterMs = status instanceof HttpStatusError ? status.retryAfterMs : undefined;
-      await loop.clock.sleep(retryDelay(Math.max(1, failuresWithoutProgress), retryAfterMs), loop.signal);
+      const delayMs = retryDelay(Math.max(1, failuresWithoutProgress), retryAfterMs);
+      loop.onRetry?.({ error, delayMs, attempt: attemptNumber });
+      await loop.clock.sleep(delayMs, loop.signal);
     }
   }
 }

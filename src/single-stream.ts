@@ -9,6 +9,7 @@ import { requestResponse } from "./request.js";
 import type { Settings } from "./options.js";
 import type { ProbeAnswer } from "./probe.js";
 import { RateSampler } from "./rates.js";
+import { retried, traced, type RetryNotice } from "./events.js";
 import { withRetries } from "./retry.js";
 import type { RangeWriter } from "./sink.js";
 import { startTicker, type TransferCounters } from "./ticker.js";
@@ -51,7 +52,7 @@ const PLAIN: Asked = { range: undefined, ifRange: false, conditional: false, fir
 export async function streamWhole(job: StreamJob): Promise<{ size: number; finalUrl: string; validators: Validators }> {
   const { settings, counters } = job;
   let firstAnswer = job.first;
-  const loop = { retries: settings.retries, clock: settings.clock, signal: job.signal, onRetry: () => job.http.stats.retried() };
+  const loop = { retries: settings.retries, clock: settings.clock, signal: job.signal, onRetry: (retry: RetryNotice) => retried(job.http, retry) };
   return withRetries(loop, async () => {
     const given = firstAnswer;
     firstAnswer = undefined;
@@ -62,12 +63,14 @@ export async function streamWhole(job: StreamJob): Promise<{ size: number; final
       if (given) given.response.body.destroy();
       throw error;
     }
+    // Told by the answer's Content-Length, when it has one: progress then has a size and a percentage.
+    let announced: number | undefined;
     const stopTicking = startTicker({
       clock: settings.clock,
       rates: new RateSampler(),
       counters,
       path: job.label,
-      size: undefined,
+      size: () => announced,
       inFlight: () => [],
       onProgress: settings.onProgress,
       everySecond: async () => {},
@@ -78,7 +81,7 @@ export async function streamWhole(job: StreamJob): Promise<{ size: number; final
     try {
       response ??= await plainGet(job);
       finalUrl = response.url;
-      const verdict = given?.verdict ?? judge(PLAIN, NOTHING_KNOWN, response);
+      const verdict = given?.verdict ?? traced(job.http.events, response.url, judge(PLAIN, NOTHING_KNOWN, response));
       // Only an answer whose body is the file from its first byte can be one stream.
       const fromStart =
         verdict.kind === "whole" ||
@@ -89,7 +92,8 @@ export async function streamWhole(job: StreamJob): Promise<{ size: number; final
       }
       const proof = sizeProofOf(verdict);
       if (proof) job.proven(proof);
-      const announced = proof?.size;
+      announced = proof?.size;
+      settings.events.start(job.label, announced, 1);
       counters.bytesAccepted = 0;
       counters.activeConnections = 1;
       job.http.stats.connectionsInUse(1);

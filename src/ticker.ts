@@ -26,7 +26,8 @@ export interface TickerOptions {
   rates: RateSampler;
   counters: TransferCounters;
   path: string;
-  size: number | undefined;
+  /** The file's size, or how to read it when an answer still to come may tell it (a single stream's Content-Length). */
+  size: number | undefined | (() => number | undefined);
   /** The ranges in flight now (none for a single stream). */
   inFlight: () => readonly Assignment[];
   onProgress: ((event: ProgressEvent) => void) | undefined;
@@ -46,7 +47,7 @@ export function startTicker(options: TickerOptions): () => void {
     options.onProgress?.({
       path: options.path,
       bytesDone: counters.bytesAccepted,
-      size: options.size,
+      size: typeof options.size === "function" ? options.size() : options.size,
       bytesPerSecond: rates.bytesPerSecond(),
       activeConnections: counters.activeConnections,
     });

@@ -100,6 +100,7 @@ export async function transferRanges(job: RangedJob): Promise<TransferOutcome> {
       if (settings.noHedge) return undefined;
       const hedge = pickHedge(planner, rates, settings.clock.now());
       if (hedge) job.stats.hedged();
+      if (hedge) settings.events.hedge(hedge.start, hedge.end);
       return hedge;
     },
     warn: settings.warn,
@@ -116,6 +117,7 @@ export async function transferRanges(job: RangedJob): Promise<TransferOutcome> {
       // A rescue cuts the slow answer short: not with noHedge.
       const stragglers = settings.noHedge ? [] : findStragglers(planner.inFlight, rates, slowChecks);
       for (const straggler of stragglers) {
+        settings.events.rescue(straggler.next, straggler.end);
         planner.rescue(straggler);
         interrupts.get(straggler.id)?.abort();
         job.stats.rescued();
@@ -143,6 +145,7 @@ export async function transferRanges(job: RangedJob): Promise<TransferOutcome> {
   // Connections are dealt over the copies in turn; one dealt to a mirror starts once
   // that mirror answered, on the URL if it was refused.
   const connections = Math.min(settings.connections, planner.unassigned.length + 2);
+  settings.events.start(job.label, size, connections);
   for (let index = 1; index < connections; index++) {
     const mirror = mirrors[(index % (mirrors.length + 1)) - 1];
     if (mirror === undefined) started.push(runWorker(context, index));

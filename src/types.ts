@@ -2,6 +2,7 @@ import type { Readable } from "node:stream";
 import type { Dispatcher } from "undici";
 import type { CredentialSource } from "./credentials.js";
 import type { ErrorSummary } from "./errors.js";
+import type { DownloadEvent, TraceEvent } from "./events.js";
 
 /** A snapshot of one download's progress, given to `onProgress` a few times a second. */
 export interface ProgressEvent {
@@ -116,6 +117,14 @@ export interface DownloadOptions {
   signal?: AbortSignal;
   /** Called a few times a second, and once at the end. */
   onProgress?: (progress: ProgressEvent) => void;
+  /**
+   * The download's events, the objects `--progress json` prints (README, "Progress as
+   * JSON events"): `start`, `progress` (once a second), `retry`, `rescue`, `hedge`,
+   * `changed`, and last `finish` or `error`. Each has `v` (the schema's version).
+   */
+  onEvent?: (event: DownloadEvent) => void;
+  /** Every request, its answer and the verdict on it, secrets shown as `***` (what `--verbose` prints). Not a versioned schema. */
+  onTrace?: (event: TraceEvent) => void;
   /** When the remote file changed under a partial download: start over (default true) or throw `RemoteChangedError`. */
   restartOnChange?: boolean;
   /**
@@ -232,12 +241,16 @@ export interface HttpStats {
  */
 export type DownloadItem = string | readonly string[] | ({ url: string | readonly string[] } & DownloadOptions);
 
-export interface DownloadAllOptions extends Omit<DownloadOptions, "output" | "signal" | "onProgress"> {
+export interface DownloadAllOptions extends Omit<DownloadOptions, "output" | "signal" | "onProgress" | "onEvent" | "onTrace"> {
   /** Files downloaded at once. Default 4. */
   jobs?: number;
   signal?: AbortSignal;
   /** Progress of each file, tagged with its index in `items`. */
   onProgress?: (index: number, progress: ProgressEvent) => void;
+  /** Events of each file (as `download`'s `onEvent`), tagged with its index in `items`. */
+  onEvent?: (index: number, event: DownloadEvent) => void;
+  /** The trace of each file (as `download`'s `onTrace`), tagged with its index in `items`. */
+  onTrace?: (index: number, event: TraceEvent) => void;
   /** Called as each file ends, in completion order, with the same result `downloadAll` returns for it. */
   onFileEnd?: (index: number, result: DownloadResult) => void;
 }

@@ -16,6 +16,7 @@ import { WAKE_UP } from "./clock.js";
 import type { Assignment, RangePlanner } from "./ranges.js";
 import type { RateLimiter } from "./rate-limit.js";
 import type { RateSampler } from "./rates.js";
+import { retried, traced, type RetryNotice } from "./events.js";
 import { withRetries } from "./retry.js";
 import type { ByteSink, RangeWriter } from "./sink.js";
 import { serverFault, toNetworkError } from "./to-error.js";
@@ -149,7 +150,7 @@ async function fetchRange(
     retries: context.retries,
     clock: context.http.clock,
     signal,
-    onRetry: () => context.http.stats.retried(),
+    onRetry: (retry: RetryNotice) => retried(context.http, retry),
     progress: () => assignment.next,
     uncounted: (error: unknown) => error instanceof HostLimitRefusal,
   };
@@ -276,7 +277,7 @@ function placeAnswer(
   sentIfRange: string | undefined,
 ): { skip: number; end: number } {
   const known: Known = { size: context.size, etag: source.etag, lastModified: source.lastModified, bytesDone: 0 };
-  const verdict = judge(asked, known, answer);
+  const verdict = traced(context.http.events, source.url, judge(asked, known, answer));
   // The same version, whole, in answer to If-Range: that validator is no use with this
   // server, and every range would cost the whole file again (DESIGN, "What an answer proves").
   if (verdict.kind === "range-ignored" && sentIfRange !== undefined) {

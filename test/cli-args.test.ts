@@ -89,10 +89,24 @@ describe("parseArgs: options become download options", () => {
       json: false,
       stats: false,
       quiet: false,
+      progress: undefined,
+      progressFd: undefined,
+      verbose: false,
       warnings: [],
       notes: [],
       batch: false,
     });
+  });
+
+  it("reads --progress, --progress-fd and -v; -q is --progress none unless --progress is given", async () => {
+    const pick = async (...args: string[]) => {
+      const { progress, progressFd, verbose } = await config(...args, "http://example.test/file");
+      return { progress, progressFd, verbose };
+    };
+    expect(await pick("--progress", "json", "--progress-fd", "3", "-v")).toEqual({ progress: "json", progressFd: 3, verbose: true });
+    expect(await pick("-q")).toEqual({ progress: "none", progressFd: undefined, verbose: false });
+    expect(await pick("-q", "--progress", "JSON")).toEqual({ progress: "json", progressFd: undefined, verbose: false });
+    expect(await pick("--verbose", "--progress", "plain")).toEqual({ progress: "plain", progressFd: undefined, verbose: true });
   });
 
   it("reads the output format flags", async () => {
@@ -286,6 +300,10 @@ describe("parseArgs: bad input is one clear UsageError", () => {
     [["--ca", "missing.pem", "https://x.test/"], /cannot read --ca file missing.pem: no such file/],
     [["--ca", "not-a-cert.txt", "https://x.test/"], /--ca file not-a-cert.txt holds no PEM certificate/],
     [["-i", "urls.txt", "http://b.test/x", "-o", "same"], /-o\/--output names one file/],
+    [["--progress", "fancy", "http://x.test/"], /--progress must be one of bar, plain, json, none, got "fancy"/],
+    [["--progress-fd", "0", "http://x.test/"], /--progress-fd must be a whole number from 1/],
+    [["--progress-fd", "1", "--json", "http://x.test/"], /--progress-fd 1 is stdout, where --json writes its results/],
+    [["--progress-fd", "1", "-o", "-", "http://x.test/"], /--progress-fd 1 is stdout, where -o - writes the file/],
   ])("%j", async (argv, message) => {
     const error = await usageError(...argv);
     expect(error.message).toMatch(message);

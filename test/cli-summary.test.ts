@@ -4,7 +4,7 @@ import type { DownloadResult } from "../src/types.js";
 
 const MiB = 1024 * 1024;
 
-function result(status: DownloadResult["status"], bytesTransferred: number, errorCode?: string): DownloadResult {
+function result(status: DownloadResult["status"], bytesTransferred: number, errorCode?: string, requests = 1): DownloadResult {
   return {
     url: "http://a.test/f",
     path: "/d/f",
@@ -15,7 +15,7 @@ function result(status: DownloadResult["status"], bytesTransferred: number, erro
     resumed: status === "resumed",
     restartedBecauseChanged: false,
     error: errorCode === undefined ? null : { code: errorCode, message: errorCode },
-    http: { requests: 1, statusCounts: {}, retries: 0, rescues: 0, hedges: 0, origins: {}, latencyMs: { p50: null, p95: null, p99: null } },
+    http: { requests, statusCounts: {}, retries: 0, rescues: 0, hedges: 0, origins: {}, latencyMs: { p50: null, p95: null, p99: null } },
   };
 }
 
@@ -27,6 +27,11 @@ function formatBatchSummary(results: DownloadResult[], elapsedMs: number): strin
 }
 
 describe("BatchTally", () => {
+  it("after Ctrl-C counts the files stopped before their first request as not started, not interrupted", () => {
+    const results = [result("downloaded", 4 * MiB), result("failed", 1 * MiB, "ERR_ABORTED"), result("failed", 0, "ERR_ABORTED", 0), result("failed", 0, "ERR_ABORTED", 0)];
+    expect(formatBatchSummary(results, 1000)).toBe("rangeget: 4 files: 1 downloaded, 1 interrupted, 2 not started; 5.00 MiB in 1s, 5.00 MiB/s");
+  });
+
   it("counts files by outcome, adds this run's bytes, and gives the batch's wall time and rate", () => {
     const results = [
       result("downloaded", 30 * MiB),

@@ -12,10 +12,10 @@ import { addMirrors, collectItems, rejectSharedOutputs, shareOfItems, type CliIt
 import { locatedAsync, located, type LayeredArgs } from "./layers.js";
 import { allStrings, lastString, type ParsedArgs } from "./parsed-args.js";
 import { readUserFile } from "./user-file.js";
-import { requireNonEmpty, VALUE_PARSERS } from "./values.js";
+import { requireNonEmpty, VALUE_PARSERS, type ProgressKind } from "./values.js";
 
 /** The download options the command line sets; callbacks and the signal are main's. */
-export type CliDownloadOptions = Omit<DownloadAllOptions, "signal" | "onProgress" | "onFileEnd" | "onWarning" | "dispatcher">;
+export type CliDownloadOptions = Omit<DownloadAllOptions, "signal" | "onProgress" | "onEvent" | "onTrace" | "onFileEnd" | "onWarning" | "dispatcher">;
 
 /** Everything a download run needs, validated. */
 export interface CliConfig {
@@ -26,6 +26,12 @@ export interface CliConfig {
   json: boolean;
   stats: boolean;
   quiet: boolean;
+  /** `--progress` as given (`-q` alone means none); `undefined`: bar on a terminal, else plain. */
+  progress: ProgressKind | undefined;
+  /** `--progress-fd`: progress goes to this file descriptor instead of stderr. */
+  progressFd: number | undefined;
+  /** `-v`: requests, answers, verdicts and retries on stderr. */
+  verbose: boolean;
   /** One-line warnings for stderr (e.g. `--insecure`), printed even with `-q`. */
   warnings: string[];
   /** One-line notes for stderr that `-q` silences (which share of a list this is). */
@@ -119,6 +125,14 @@ export async function buildConfig({ parsed, origins }: LayeredArgs, env: BuildEn
   const ca = value("ca");
   if (ca !== undefined) options.ca = await locatedAsync(ca.where, () => readCaFile(ca.text, env));
 
+  let progress: ProgressKind | undefined;
+  let progressFd: number | undefined;
+  set("progress", (chosen) => (progress = chosen));
+  set("progress-fd", (chosen) => (progressFd = chosen));
+  if (progressFd === 1 && (toStdout || parsed.json === true)) {
+    throw new UsageError(`--progress-fd 1 is stdout, where ${toStdout ? "-o - writes the file" : "--json writes its results"}; give another descriptor`);
+  }
+
   const warnings: string[] = [];
   const credentials = await loadCredentials(parsed, origins, env, warnings);
   if (credentials !== undefined) options.credentials = credentials;
@@ -134,6 +148,9 @@ export async function buildConfig({ parsed, origins }: LayeredArgs, env: BuildEn
     json: parsed.json === true,
     stats: parsed.stats === true,
     quiet: parsed.quiet === true,
+    progress: progress ?? (parsed.quiet === true ? "none" : undefined),
+    progressFd,
+    verbose: parsed.verbose === true,
     warnings,
     notes,
     batch: inputFile !== undefined || parsed._.length > 1,

@@ -148,7 +148,26 @@ const OPTIONS = {
   },
   json: { type: "boolean", group: GROUP_FORMAT, describe: "one JSON result per file on stdout" },
   stats: { type: "boolean", group: GROUP_FORMAT, describe: "print requests by status, retries and latency p50/p95/p99" },
-  quiet: { alias: "q", type: "boolean", group: GROUP_FORMAT, describe: "no progress output" },
+  quiet: { alias: "q", type: "boolean", group: GROUP_FORMAT, describe: "no progress output (--progress none), no notes, no batch summary" },
+  progress: {
+    type: "string",
+    requiresArg: true,
+    group: GROUP_FORMAT,
+    describe:
+      "<kind> bar (default on a terminal), plain (a line every 10 s; default otherwise), json (one JSON event a line: start, progress, retry, rescue, hedge, changed, finish, error; schema v1 in README) or none",
+  },
+  "progress-fd": {
+    type: "string",
+    requiresArg: true,
+    group: GROUP_FORMAT,
+    describe: "<n> write progress to file descriptor n instead of stderr (e.g. --progress json --progress-fd 3 3>events.jsonl)",
+  },
+  verbose: {
+    alias: "v",
+    type: "boolean",
+    group: GROUP_FORMAT,
+    describe: "each request and answer (Range, status, Content-Range/Length), the verdict on it, redirects and retries with their reason and delay, on stderr; secrets shown as ***",
+  },
   config: {
     type: "string",
     requiresArg: true,
@@ -165,7 +184,7 @@ const OPTIONS = {
  * that name one run's work or choose the defaults themselves.
  */
 export const CONFIGURABLE: ConfigurableOptions = (() => {
-  const commandLineOnly = new Set(["output", "extract", "input-file", "shard", "mirror", "checksum", "checksum-file", "config", "no-config", "help", "version"]);
+  const commandLineOnly = new Set(["output", "extract", "input-file", "shard", "mirror", "checksum", "checksum-file", "progress-fd", "config", "no-config", "help", "version"]);
   const kinds = new Map<string, OptionKind>();
   for (const [name, option] of Object.entries(OPTIONS)) {
     if (commandLineOnly.has(name)) continue;

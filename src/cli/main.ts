@@ -4,10 +4,12 @@ import { AbortError, INTERNAL_ERROR_EXIT_CODE, RangegetError, interruptExitCode,
 import { redactText, redactUrl } from "../redact.js";
 import { currentPlatform, type Platform } from "../platform.js";
 import { formatBytes } from "../size.js";
-import type { DownloadResult } from "../types.js";
+import type { DownloadEvent, TraceEvent } from "../events.js";
+import type { DownloadAllOptions, DownloadOptions, DownloadResult } from "../types.js";
 import { parseArgs } from "./args.js";
 import type { CliConfig } from "./build-config.js";
-import { createProgressReporter, fileLabel, type ProgressReporter, type ProgressStream } from "./progress.js";
+import { createProgressReporter, fileLabel, openProgressFd, type ProgressReporter, type ProgressStream } from "./progress.js";
+import { formatTrace, formatVerboseEvent } from "./verbose.js";
 import { debugEnabled } from "./debug.js";
 import { BatchTally } from "./summary.js";
 
@@ -64,8 +66,20 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
   for (const warning of config.warnings) cli.stderr.write(`rangeget: ${warning}\n`);
   if (!config.quiet) for (const note of config.notes) cli.stderr.write(`rangeget: ${note}\n`);
 
-  const reporter = await createProgressReporter({ stream: cli.stderr, quiet: config.quiet, urls: config.items.map((item) => item.url) });
-  const interrupt = watchSignals(cli, reporter);
+  let reporter: ProgressReporter;
+  try {
+    reporter = await createProgressReporter({
+      stream: config.progressFd === undefined ? cli.stderr : openProgressFd(config.progressFd),
+      logStream: cli.stderr,
+      quiet: config.quiet,
+      kind: config.progress,
+      resultJson: jsonResult,
+      urls: config.items.map((item) => item.url),
+    });
+  } catch (error) {
+    return reportThrown(error, cli);
+  }
+  const interrupt = watchSignals(cli, reporter, config.stdout);
   const startedAt = performance.now();
   try {
     const stop = interrupt.controller.signal;
@@ -107,12 +121,13 @@ async function runDownloads(config: CliConfig, cli: CliIo, reporter: ProgressRep
   const tally = new BatchTally();
   let interrupted = false;
   // Each file is reported once, as soon as it ends, so `--json` streams into pipes.
-  const finishFile = (index: number, result: DownloadResult): void => {
+  const finishFile = (index: number, result: DownloadResult, error?: unknown): void => {
     batch.add(index, result);
     tally.add(result);
     if (result.error?.code === "ERR_ABORTED") interrupted = true;
     reporter.fileEnd(index, result);
     if (result.error !== null && result.error.code !== "ERR_ABORTED") reporter.log(`rangeget: ${redactText(result.error.message)}`);
+    logStack(error, cli, reporter);
     if (config.stats) reporter.log(formatStats(result));
     if (config.json) cli.stdout.write(`${JSON.stringify(jsonResult(result))}\n`);
   };
@@ -127,6 +142,7 @@ async function runDownloads(config: CliConfig, cli: CliIo, reporter: ProgressRep
     ...config.options,
     signal,
     onProgress: (index, event) => reporter.update(index, event),
+    ...eventListeners(config, reporter),
     onFileEnd: finishFile,
     onWarning: (message) => reporter.log(`rangeget: warning: ${redactText(message)}`),
   });
@@ -146,16 +162,18 @@ async function streamToStdout(config: CliConfig, cli: CliIo, reporter: ProgressR
     ...config.options,
     signal,
     onProgress: (event) => reporter.update(0, event),
+    ...oneFile(eventListeners(config, reporter)),
     onWarning: (message) => reporter.log(`rangeget: warning: ${redactText(message)}`),
   });
   // Its failure (EPIPE) fails the download with ERR_OUTPUT_CLOSED, reported by `done`.
   const piped = pipeline(body, cli.stdout).catch(() => {});
-  const { result } = await done;
+  const { result, error } = await done;
   await piped;
   reporter.fileEnd(0, result);
   const code = result.error?.code;
   if (code !== undefined && code !== "ERR_ABORTED" && code !== "ERR_OUTPUT_CLOSED") {
     reporter.log(`rangeget: ${redactText(result.error!.message)}`);
+    logStack(error, cli, reporter);
   }
   if (config.stats) reporter.log(formatStats(result));
   const tally = new BatchTally();
@@ -164,15 +182,51 @@ async function streamToStdout(config: CliConfig, cli: CliIo, reporter: ProgressR
 }
 
 /**
+ * The listeners `--progress json` and `-v` need, or none: without them the library
+ * builds no event objects at all.
+ */
+function eventListeners(config: CliConfig, reporter: ProgressReporter): Pick<DownloadAllOptions, "onEvent" | "onTrace"> {
+  if (config.progress !== "json" && !config.verbose) return {};
+  return {
+    onEvent: (index, event) => {
+      reporter.event(index, event);
+      const line = config.verbose ? formatVerboseEvent(event) : undefined;
+      if (line !== undefined) reporter.log(line);
+    },
+    ...(config.verbose ? { onTrace: (_index: number, event: TraceEvent) => reporter.log(formatTrace(event)) } : {}),
+  };
+}
+
+/** The batch's listeners for the one file of `-o -`. */
+function oneFile(listeners: Pick<DownloadAllOptions, "onEvent" | "onTrace">): Pick<DownloadOptions, "onEvent" | "onTrace"> {
+  const { onEvent, onTrace } = listeners;
+  return {
+    ...(onEvent ? { onEvent: (event: DownloadEvent) => onEvent(0, event) } : {}),
+    ...(onTrace ? { onTrace: (event: TraceEvent) => onTrace(0, event) } : {}),
+  };
+}
+
+/** Under `DEBUG=rangeget`, a failed file's stack after its one line (README: Reporting a bug). */
+function logStack(error: unknown, cli: CliIo, reporter: ProgressReporter): void {
+  if (debugEnabled(cli.env) && error instanceof Error && error.stack !== undefined) reporter.log(redactText(error.stack));
+}
+
+/**
  * First signal: abort, so every download checkpoints and returns. Second: the state
  * is already on disk (checkpoints are atomic), so leave at once.
  */
-function watchSignals(cli: CliIo, reporter: ProgressReporter) {
+function watchSignals(cli: CliIo, reporter: ProgressReporter, toStdout: boolean) {
   const controller = new AbortController();
   let received: InterruptSignal | undefined;
   const onSignal = (signal: InterruptSignal): void => {
     if (received !== undefined) {
-      reporter.stop();
+      // The bars stay where they were, and the user is told what is on disk.
+      reporter.stop({ keep: true });
+      cli.stderr.write(
+        toStdout
+          ? "rangeget: interrupted again: stopped at once; a stream to stdout keeps nothing to resume\n"
+          : "rangeget: interrupted again: stopped at once; the state saved at the last checkpoint (at most a second ago) is kept: run the same command again to resume\n",
+      );
       cli.exit(interruptExitCode(signal));
       return;
     }

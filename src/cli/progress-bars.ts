@@ -21,14 +21,16 @@ export class BarReporter implements ProgressReporter {
   private readonly ended = new Set<number>();
   private endedCount = 0;
   private endedBytes = 0;
-  /** Sum of the ended files' sizes; undefined once one had no known size. */
-  private endedSize: number | undefined = 0;
+  /** What the ended files weigh in the total: the size of each finished one, the bytes a failed one had. */
+  private endedSize = 0;
   private totalBar: cliProgress.SingleBar | undefined;
   private stopped = false;
 
+  /** @param logStream where `log` lines go when not above the bars (beside `--progress-fd`) */
   constructor(
     private readonly stream: ProgressStream,
     private readonly urls: readonly string[],
+    private readonly logStream?: ProgressStream,
   ) {
     this.multiBar = new cliProgress.MultiBar({
       stream,
@@ -41,6 +43,8 @@ export class BarReporter implements ProgressReporter {
       // Signals are main's: it aborts the downloads and then stops the bars itself.
       gracefulExit: false,
     });
+    // From the start, so the batch's line is there while its first files are still probed.
+    this.updateTotal();
   }
 
   update(index: number, event: ProgressEvent): void {
@@ -71,13 +75,23 @@ export class BarReporter implements ProgressReporter {
     // Folded into sums, so the total costs the same for the 5,000th file as for the first.
     this.latest.delete(index);
     this.endedCount += 1;
-    this.endedBytes += last?.bytesDone ?? 0;
-    this.endedSize = this.endedSize === undefined || last?.size === undefined ? undefined : this.endedSize + last.size;
+    // A file that ended has nothing left to do: a finished one counts its whole size (an
+    // up-to-date file sends no progress at all), a failed one what it had.
+    const finished = result.status !== "failed" && result.size !== null;
+    const bytesDone = finished ? result.size! : (last?.bytesDone ?? 0);
+    this.endedBytes += bytesDone;
+    this.endedSize += bytesDone;
     this.updateTotal();
     if (bar !== undefined) this.multiBar.remove(bar);
   }
 
+  event(): void {}
+
   log(line: string): void {
+    if (this.logStream !== undefined) {
+      this.logStream.write(`${line}\n`);
+      return;
+    }
     if (this.stopped) {
       this.stream.write(`${line}\n`);
       return;
@@ -87,9 +101,11 @@ export class BarReporter implements ProgressReporter {
     if (this.bars.size === 0 && this.totalBar === undefined) this.multiBar.update();
   }
 
-  stop(): void {
+  stop(options: { keep?: boolean } = {}): void {
     if (this.stopped) return;
     this.stopped = true;
+    // cli-progress reads the option only in stop(); its types do not show it.
+    if (options.keep === true) (this.multiBar as unknown as { options: { clearOnComplete: boolean } }).options.clearOnComplete = false;
     // cli-progress's stop() draws bars but drops lines still waiting to be logged.
     this.multiBar.update();
     this.multiBar.stop();
@@ -99,7 +115,7 @@ export class BarReporter implements ProgressReporter {
   private updateTotal(): void {
     if (this.urls.length < 2) return;
     let bytesDone = this.endedBytes;
-    let size = this.endedSize;
+    let size: number | undefined = this.endedSize;
     let bytesPerSecond = 0;
     let activeConnections = 0;
     for (const event of this.latest.values()) {
@@ -116,9 +132,15 @@ export class BarReporter implements ProgressReporter {
       size,
       bytesPerSecond,
       activeConnections,
-      files: `${this.endedCount}/${this.urls.length} files`,
+      files: filesDone(this.endedCount, this.urls.length),
     };
     if (this.totalBar === undefined) this.totalBar = this.multiBar.create(1, 0, payload);
     else this.totalBar.update(0, payload);
   }
+}
+
+/** `3/11 files`, or `1234/56789` where the word would not fit the line's last column. */
+function filesDone(ended: number, total: number): string {
+  const text = `${ended}/${total} files`;
+  return text.length <= 10 ? text : `${ended}/${total}`;
 }

@@ -1,6 +1,10 @@
+import { createWriteStream, fstatSync } from "node:fs";
 import { basename } from "node:path";
+import { isatty, WriteStream } from "node:tty";
+import { UsageError } from "../errors.js";
 import { redactUrl } from "../redact.js";
 import { formatBytes, formatDuration } from "../size.js";
+import type { DownloadEvent } from "../events.js";
 import type { DownloadResult, ProgressEvent } from "../types.js";
 import type { BarPayload } from "./progress-bars.js";
 
@@ -13,20 +17,53 @@ export type ProgressStream = NodeJS.WritableStream & { isTTY?: boolean; columns?
  */
 export interface ProgressReporter {
   update(index: number, event: ProgressEvent): void;
+  /** One of the file's events (onEvent): what `--progress json` prints. */
+  event(index: number, event: DownloadEvent): void;
   fileEnd(index: number, result: DownloadResult): void;
   /** Writes one line, above the bars on a TTY; `-q` does not silence it. */
   log(line: string): void;
-  /** Draws the final state and gives the terminal back; call once, at the end. */
-  stop(): void;
+  /**
+   * Draws the final state and gives the terminal back; call once, at the end. With
+   * `keep`, the bars stay on screen as they were (an exit in the middle of the run:
+   * the user sees how far each file got), else they are cleared.
+   */
+  stop(options?: { keep?: boolean }): void;
 }
 
 export interface ProgressOptions {
+  /** Where progress goes: stderr, or the `--progress-fd` descriptor. */
   stream: ProgressStream;
+  /** Where `log` lines go when that is not `stream` (stderr beside `--progress-fd`). Default: `stream`. */
+  logStream?: ProgressStream;
+  /** `-q` without `--progress`: no progress. */
   quiet: boolean;
+  /** `--progress`; `undefined` chooses bars on a terminal, plain lines elsewhere. */
+  kind?: "bar" | "plain" | "json" | "none" | undefined;
+  /** For `json`: the `--json` object of a result, which `finish` and `error` events carry. */
+  resultJson?: (result: DownloadResult) => unknown;
   /** The URLs of the batch, by index: a file's name until the server names it. */
   urls: readonly string[];
   /** Milliseconds; injected so tests can drive the plain-line throttle. */
   now?: () => number;
+}
+
+/**
+ * `--progress-fd N`: a stream writing to descriptor `fd`, a terminal's stream when it is
+ * one (bars then draw there). The descriptor is the caller's: it is not closed.
+ * @throws UsageError when `fd` is not open.
+ */
+export function openProgressFd(fd: number): ProgressStream {
+  let stats;
+  try {
+    stats = fstatSync(fd);
+  } catch {
+    stats = undefined;
+  }
+  // Node's own descriptors (epoll, eventfd) are open too, but are none of these.
+  if (stats === undefined || !(stats.isFile() || stats.isFIFO() || stats.isSocket() || stats.isCharacterDevice())) {
+    throw new UsageError(`--progress-fd ${fd}: no such open file descriptor (open it in the shell, e.g. 3>events.jsonl)`);
+  }
+  return isatty(fd) ? new WriteStream(fd) : createWriteStream("", { fd, autoClose: false });
 }
 
 /** Without a TTY, a log file or CI console wants a line now and then, not a redraw. */
@@ -37,17 +74,22 @@ export const PLAIN_LINE_INTERVAL_MS = 10_000;
  * because the bars' module (and cli-progress with it) loads only when a TTY needs it.
  */
 export async function createProgressReporter(options: ProgressOptions): Promise<ProgressReporter> {
-  if (options.quiet) return new QuietReporter(options.stream);
-  if (options.stream.isTTY === true) {
+  const logStream = options.logStream ?? options.stream;
+  const kind = options.kind ?? (options.quiet ? "none" : options.stream.isTTY === true ? "bar" : "plain");
+  if (kind === "none") return new QuietReporter(logStream);
+  if (kind === "json") return new JsonReporter(options.stream, logStream, options.resultJson ?? ((result) => result));
+  // Bars need a terminal to redraw on; elsewhere they would be escape codes in a log.
+  if (kind === "bar" && options.stream.isTTY === true) {
     const { BarReporter } = await import("./progress-bars.js");
-    return new BarReporter(options.stream, options.urls);
+    return new BarReporter(options.stream, options.urls, logStream === options.stream ? undefined : logStream);
   }
-  return new PlainReporter(options.stream, options.urls, options.now ?? Date.now);
+  return new PlainReporter(options.stream, options.urls, options.now ?? Date.now, logStream);
 }
 
 class QuietReporter implements ProgressReporter {
   constructor(private readonly stream: ProgressStream) {}
   update(): void {}
+  event(): void {}
   fileEnd(): void {}
   log(line: string): void {
     this.stream.write(`${line}\n`);
@@ -64,7 +106,10 @@ class PlainReporter implements ProgressReporter {
     private readonly stream: ProgressStream,
     private readonly urls: readonly string[],
     private readonly now: () => number,
+    private readonly logStream: ProgressStream = stream,
   ) {}
+
+  event(): void {}
 
   update(index: number, event: ProgressEvent): void {
     this.latest.set(index, event);
@@ -76,49 +121,137 @@ class PlainReporter implements ProgressReporter {
     }
     if (now - last < PLAIN_LINE_INTERVAL_MS) return;
     this.lastLineAt.set(index, now);
-    this.log(`${fileLabel(this.urls[index] ?? "", event.path)}: ${describeProgress(event)}`);
+    this.stream.write(`${fileLabel(this.urls[index] ?? "", event.path)}: ${describeProgress(event)}\n`);
   }
 
   fileEnd(index: number, result: DownloadResult): void {
     const line = describeEnd(result, this.latest.get(index));
-    if (line !== undefined) this.log(`${fileLabel(result.url, result.path)}: ${line}`);
+    if (line !== undefined) this.stream.write(`${fileLabel(result.url, result.path)}: ${line}\n`);
     // An ended file is never reported again: forget it, so a long list costs no memory.
     this.latest.delete(index);
     this.lastLineAt.delete(index);
   }
 
   log(line: string): void {
-    this.stream.write(`${line}\n`);
+    this.logStream.write(`${line}\n`);
   }
 
   stop(): void {}
 }
 
-const LABEL_WIDTH = 24;
-const BAR_WIDTH = 20;
+/**
+ * `--progress json`: each event as one line of JSON (README, "Progress as JSON events"),
+ * `index` (the file's place in the input) after `v` and `event`; `finish` and `error`
+ * carry the `--json` object of the result. Human lines (errors, warnings) go to the
+ * log stream, so a `--progress-fd` stream holds nothing but events.
+ */
+class JsonReporter implements ProgressReporter {
+  constructor(
+    private readonly stream: ProgressStream,
+    private readonly logStream: ProgressStream,
+    private readonly resultJson: (result: DownloadResult) => unknown,
+  ) {}
 
-/** `name  [#####-----]  45%  115 MiB/256 MiB  12.1 MiB/s  ETA 12s  8 conn` */
-export function formatBarLine(payload: BarPayload, maxWidth: number): string {
-  const fraction = payload.size === undefined ? undefined : payload.size === 0 ? 1 : Math.min(1, payload.bytesDone / payload.size);
-  const filled = fraction === undefined ? 0 : Math.round(fraction * BAR_WIDTH);
-  const bar = fraction === undefined ? "?".repeat(BAR_WIDTH) : "█".repeat(filled) + "░".repeat(BAR_WIDTH - filled);
-  const percent = fraction === undefined ? "  ?%" : `${Math.floor(fraction * 100)}%`.padStart(4);
-  const bytes = `${formatBytes(payload.bytesDone)}/${payload.size === undefined ? "?" : formatBytes(payload.size)}`;
-  const tail = payload.files ?? `${payload.activeConnections} conn`;
-  const line = [
-    fitLabel(payload.label),
-    bar,
-    percent,
-    bytes.padEnd(19),
-    `${formatBytes(payload.bytesPerSecond)}/s`.padEnd(12),
-    `ETA ${formatEta(payload)}`.padEnd(10),
-    tail,
-  ].join(" ");
-  return line.length > maxWidth ? line.slice(0, Math.max(0, maxWidth)) : line;
+  update(): void {}
+
+  event(index: number, event: DownloadEvent): void {
+    const { v, event: kind, ...fields } = event;
+    const line = "result" in fields ? { ...fields, result: this.resultJson(fields.result) } : fields;
+    this.stream.write(`${JSON.stringify({ v, event: kind, index, ...line })}\n`);
+  }
+
+  fileEnd(): void {}
+
+  log(line: string): void {
+    this.logStream.write(`${line}\n`);
+  }
+
+  stop(): void {}
 }
 
-function fitLabel(label: string): string {
-  return label.length > LABEL_WIDTH ? `${label.slice(0, LABEL_WIDTH - 1)}…` : label.padEnd(LABEL_WIDTH);
+/**
+ * The fields of a bar line, most useful first: when the terminal is too narrow for all
+ * of them, the last ones go first (as wget's bar gives up its parts one by one). The
+ * name and the percentage always stay; the ETA outlives the speed, the speed the byte
+ * counts, and the connection count (or a batch's file count) goes first. The bar itself
+ * is drawn only in the room the fields leave.
+ */
+export const BAR_FIELDS = ["percent", "eta", "speed", "bytes", "tail"] as const;
+export type BarField = (typeof BAR_FIELDS)[number];
+/** Where each field stands on the line, whatever is dropped. */
+const DISPLAY_ORDER: readonly BarField[] = ["percent", "bytes", "speed", "eta", "tail"];
+
+/** Widest text of each field, so that the bars of a batch keep their columns. */
+const FIELD_WIDTHS: Record<BarField, number> = {
+  percent: 4, // "100%"
+  bytes: 17, // "1023 MiB/1023 MiB"
+  speed: 10, // "12.3 MiB/s"
+  eta: 9, // "ETA 1m05s"
+  tail: 10, // "8 conn", "12/34 files"
+};
+/** The name gets this much before the bar gets any room, and grows to NAME_WIDTH after it. */
+const NAME_MIN_WIDTH = 12;
+const NAME_ROOMY_WIDTH = 16;
+const NAME_WIDTH = 24;
+const BAR_MIN_WIDTH = 6;
+const BAR_WIDTH = 20;
+
+/** Which fields a line of `width` columns shows, and how wide its name and bar are (0: no bar). */
+export interface BarLayout {
+  fields: readonly BarField[];
+  nameWidth: number;
+  barWidth: number;
+}
+
+/**
+ * The layout of a bar line for a terminal `columns` wide. One column is left free: a
+ * line that fills the last column makes some terminals wrap when the next line is
+ * drawn. Pure, so every width can be tested.
+ */
+export function layoutBar(columns: number): BarLayout {
+  const width = Math.max(1, columns - 1);
+  let fields: BarField[] = [...BAR_FIELDS];
+  const used = (shown: readonly BarField[]) => shown.reduce((sum, field) => sum + FIELD_WIDTHS[field] + 1, 0);
+  while (fields.length > 1 && NAME_MIN_WIDTH + used(fields) > width) fields = fields.slice(0, -1);
+  let room = width - used(fields);
+  if (room < NAME_MIN_WIDTH) return { fields: DISPLAY_ORDER.filter((field) => fields.includes(field)), nameWidth: Math.max(1, room), barWidth: 0 };
+  let nameWidth = Math.min(NAME_ROOMY_WIDTH, room);
+  room -= nameWidth;
+  const barWidth = room - 1 >= BAR_MIN_WIDTH ? Math.min(BAR_WIDTH, room - 1) : 0;
+  if (barWidth > 0) room -= barWidth + 1;
+  nameWidth += Math.min(room, NAME_WIDTH - nameWidth);
+  return { fields: DISPLAY_ORDER.filter((field) => fields.includes(field)), nameWidth, barWidth };
+}
+
+/**
+ * `name  [#####-----]  45%  115 MiB/256 MiB  12.1 MiB/s  ETA 12s  8 conn`, laid out by
+ * `layoutBar` for a terminal `columns` wide and never wider than `columns - 1`.
+ */
+export function formatBarLine(payload: BarPayload, columns: number): string {
+  const layout = layoutBar(columns);
+  const fraction = payload.size === undefined ? undefined : payload.size === 0 ? 1 : Math.min(1, payload.bytesDone / payload.size);
+  const filled = fraction === undefined ? 0 : Math.round(fraction * layout.barWidth);
+  const text: Record<BarField, string> = {
+    percent: fraction === undefined ? "?%" : `${Math.floor(fraction * 100)}%`,
+    bytes: `${formatBytes(payload.bytesDone)}/${payload.size === undefined ? "?" : formatBytes(payload.size)}`,
+    speed: `${formatBytes(payload.bytesPerSecond)}/s`,
+    eta: `ETA ${formatEta(payload)}`,
+    tail: payload.files ?? `${payload.activeConnections} conn`,
+  };
+  const parts = [fitLabel(payload.label, layout.nameWidth)];
+  if (layout.barWidth > 0) {
+    parts.push(fraction === undefined ? "?".repeat(layout.barWidth) : "█".repeat(filled) + "░".repeat(layout.barWidth - filled));
+  }
+  for (const field of layout.fields) {
+    parts.push(field === "percent" ? text.percent.padStart(FIELD_WIDTHS.percent) : text[field].padEnd(FIELD_WIDTHS[field]));
+  }
+  const line = parts.join(" ").trimEnd();
+  // Only a field wider than its column (a size beyond 1023 TiB) could get here.
+  return line.length > columns - 1 ? line.slice(0, Math.max(1, columns - 1)) : line;
+}
+
+function fitLabel(label: string, width: number): string {
+  return label.length > width ? `${label.slice(0, Math.max(0, width - 1))}…` : label.padEnd(width);
 }
 
 function formatEta(progress: { bytesDone: number; size: number | undefined; bytesPerSecond: number }): string {

@@ -21,6 +21,8 @@ export const VALUE_PARSERS = {
   "max-connections-per-host": (text: string) => parseInteger(text, "--max-connections-per-host", 1, Number.MAX_SAFE_INTEGER),
   "stream-window": (text: string) => parseStreamWindow(text),
   proxy: (text: string) => parseProxy(text),
+  progress: (text: string) => parseProgressKind(text),
+  "progress-fd": (text: string) => parseInteger(text, "--progress-fd", 1, 2 ** 31 - 1),
 } satisfies Record<string, (text: string) => unknown>;
 
 /** `text` itself; throws `UsageError` naming `flag` when it is blank. */
@@ -67,6 +69,16 @@ function parseProxy(text: string): string {
 function parseUserAgent(text: string): string {
   if (/[\r\n\0]/.test(text)) throw new UsageError("-U/--user-agent must not contain line breaks");
   return requireNonEmpty(text, "-U/--user-agent");
+}
+
+/** What `--progress` shows: bars, plain lines, JSON events, or nothing. */
+export type ProgressKind = "bar" | "plain" | "json" | "none";
+const PROGRESS_KINDS: readonly ProgressKind[] = ["bar", "plain", "json", "none"];
+
+function parseProgressKind(text: string): ProgressKind {
+  const kind = PROGRESS_KINDS.find((known) => known === text.trim().toLowerCase());
+  if (kind === undefined) throw new UsageError(`--progress must be one of ${PROGRESS_KINDS.join(", ")}, got "${text}"`);
+  return kind;
 }
 
 /** The shared parsers do not know which flag they parse; the user needs to. */

@@ -1,0 +1,245 @@
+// The event stream of a download (onEvent, --progress json, --progress-fd) through
+// real sockets, with the faults it reports: a connection dropped once, a 503 with
+// Retry-After, a file that changes, a 404.
+import { spawn } from "node:child_process";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { download, type DownloadEvent } from "../src/index.js";
+import { makeContent, sha256 } from "./support/content.js";
+import { assertBuilt, BIN, cliEnv, lines, runCli } from "./support/run-cli.js";
+import { rangeServer } from "./support/servers.js";
+import { tempDir } from "./support/temp.js";
+
+const KiB = 1024;
+
+beforeAll(() => assertBuilt());
+
+/** A server whose second request gets a 503 asking for a 1 s pause and whose third is cut after 10,000 bytes. */
+async function faultyServer(size = 768 * KiB) {
+  const content = makeContent(size, 11);
+  const source = await rangeServer({
+    content,
+    bytesPerSecond: 192 * KiB,
+    onRequest: (request) => (request.index === 1 ? { status: 503, retryAfter: "1" } : request.index === 2 ? { dropAfterBytes: 10_000 } : undefined),
+  });
+  return { content, source };
+}
+
+/** Every event has the version, the time, the URL and the path. */
+function expectBase(events: readonly { v: number; time: number; url: string; path: string }[], url: string, path: string) {
+  for (const event of events) {
+    expect(event.v).toBe(1);
+    expect(event.url).toBe(url);
+    expect(Math.abs(event.time - Date.now())).toBeLessThan(60_000);
+  }
+  expect(events.filter((event) => event.path !== path).map((event) => event.path)).toEqual([]);
+}
+
+describe("onEvent", () => {
+  it("reports start, the retries with their reason and delay, progress once a second, and finish last", async () => {
+    const { content, source } = await faultyServer();
+    const dir = await tempDir();
+    const events: DownloadEvent[] = [];
+    const result = await download(source.url("/f.bin"), { dir, connections: 4, minSplit: 64 * KiB, onEvent: (event) => events.push(event) });
+    expect(sha256(await readFile(join(dir, "f.bin")))).toBe(sha256(content));
+    const path = join(dir, "f.bin");
+    expectBase(events, source.url("/f.bin"), path);
+    const kinds = events.map((event) => event.event);
+    expect(kinds[0]).toBe("start");
+    expect(kinds.at(-1)).toBe("finish");
+    expect(kinds.filter((kind) => kind === "start" || kind === "finish")).toEqual(["start", "finish"]);
+    expect(events[0]).toMatchObject({ event: "start", size: content.length, connections: 4 });
+
+    const retries = events.filter((event) => event.event === "retry");
+    expect(retries).toHaveLength(2);
+    expect(retries[0]).toMatchObject({ code: "ERR_HTTP_STATUS", status: 503, delayMs: 1000, attempt: 1 });
+    expect(retries[0]!.reason).toMatch(/503/);
+    expect(retries[1]).toMatchObject({ code: "ERR_NETWORK", status: null, attempt: 1 });
+    expect(retries[1]!.reason).toMatch(/closed/);
+
+    const progress = events.filter((event) => event.event === "progress");
+    expect(progress.length).toBeGreaterThan(0);
+    for (const event of progress) {
+      expect(event).toMatchObject({ size: content.length });
+      expect(event.bytesDone).toBeLessThanOrEqual(content.length);
+      expect(typeof event.bytesPerSecond).toBe("number");
+      expect(event.etaSeconds === null || event.etaSeconds >= 0).toBe(true);
+    }
+    // Never more often than once a second (1 ms of slack between the two clocks).
+    const times = [events[0]!, ...progress].map((event) => event.time);
+    for (let index = 1; index < times.length; index++) expect(times[index]! - times[index - 1]!).toBeGreaterThanOrEqual(999);
+    const finish = events.at(-1)!;
+    expect(finish.event === "finish" && finish.result).toEqual(result);
+  });
+
+  it("reports a remote change, then a new start, and an error event with the exit code when a file is missing", async () => {
+    const first = makeContent(512 * KiB, 12);
+    const second = makeContent(512 * KiB, 13);
+    const source = await rangeServer({
+      content: first,
+      bytesPerSecond: 256 * KiB,
+      onRequest: (request) => {
+        if (request.index === 2) source.setContent(second);
+        return undefined;
+      },
+    });
+    const dir = await tempDir();
+    const events: DownloadEvent[] = [];
+    await download(source.url("/c.bin"), { dir, connections: 2, minSplit: 64 * KiB, onEvent: (event) => events.push(event) });
+    expect(sha256(await readFile(join(dir, "c.bin")))).toBe(sha256(second));
+    const kinds = events.map((event) => event.event).filter((kind) => kind !== "progress" && kind !== "retry");
+    expect(kinds).toEqual(["start", "changed", "start", "finish"]);
+    const changed = events.find((event) => event.event === "changed");
+    expect(changed?.event === "changed" && changed.reason).toMatch(/changed/);
+
+    const absent = await rangeServer({ content: first, onRequest: () => ({ status: 404 }) });
+    const failed: DownloadEvent[] = [];
+    await download(absent.url("/gone.bin"), { dir, onEvent: (event) => failed.push(event) }).catch(() => {});
+    expect(failed.map((event) => event.event)).toEqual(["error"]);
+    expect(failed[0]).toMatchObject({ event: "error", code: "ERR_HTTP_STATUS", exit: 3, path: join(dir, "gone.bin") });
+  });
+});
+
+/** The JSON lines of a stream, every other line left out. */
+function jsonLines(text: string): Array<Record<string, unknown>> {
+  return lines(text)
+    .filter((line) => line.startsWith("{"))
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+}
+
+describe("onEvent at the tail", () => {
+  it("reports a rescue or a hedge with the range it moves, as many as the result counts", async () => {
+    const content = makeContent(6 * 1024 * KiB, 18);
+    const source = await rangeServer({ content, bytesPerSecond: 1024 * KiB });
+    // The first range after the probe crawls at 1/20 of its peers' speed.
+    source.onRequest = (request) => (request.index === 1 ? { bytesPerSecond: 50 * KiB } : undefined);
+    const dir = await tempDir();
+    const events: DownloadEvent[] = [];
+    const result = await download(source.url("/t.bin"), { dir, connections: 4, minSplit: 256 * KiB, retries: 3, onWarning: () => {}, onEvent: (event) => events.push(event) });
+    expect(sha256(await readFile(result.path))).toBe(sha256(content));
+    const moved = events.filter((event): event is Extract<DownloadEvent, { event: "rescue" | "hedge" }> => event.event === "rescue" || event.event === "hedge");
+    expect(moved.filter((event) => event.event === "rescue")).toHaveLength(result.http.rescues);
+    expect(moved.filter((event) => event.event === "hedge")).toHaveLength(result.http.hedges);
+    expect(moved.length).toBeGreaterThanOrEqual(1);
+    for (const event of moved) {
+      const { start, end } = event.range;
+      expect(0 <= start && start <= end && end < content.length, `${start}-${end}`).toBe(true);
+    }
+  });
+});
+
+describe("--progress json", () => {
+  it("prints the events of a run with faults on stderr, in order, finish carrying the --json result", async () => {
+    const { source } = await faultyServer();
+    const cwd = await tempDir();
+    const run = await runCli(["--progress", "json", "--json", "-c", "4", "--min-split", "64K", source.url("/f.bin")], { cwd });
+    expect(run.code, run.stderr).toBe(0);
+    const events = jsonLines(run.stderr);
+    const kinds = events.map((event) => event.event);
+    expect(kinds[0]).toBe("start");
+    expect(kinds.at(-1)).toBe("finish");
+    expect(kinds.filter((kind) => kind === "retry")).toHaveLength(2);
+    expect(kinds).toContain("progress");
+    for (const event of events) {
+      expect(Object.keys(event).slice(0, 6)).toEqual(["v", "event", "index", "time", "url", "path"]);
+      expect(event).toMatchObject({ v: 1, index: 0, url: source.url("/f.bin"), path: join(cwd, "f.bin") });
+    }
+    expect(events[0]).toMatchObject({ size: 768 * KiB, connections: 4 });
+    expect(events.find((event) => event.event === "retry")).toMatchObject({ status: 503, delayMs: 1000, attempt: 1, code: "ERR_HTTP_STATUS" });
+    expect(events.at(-1)!.result).toEqual(JSON.parse(run.stdout));
+    // Human lines stay apart from the events: no bar, no plain progress line.
+    expect(lines(run.stderr).filter((line) => !line.startsWith("{"))).toEqual([]);
+  });
+
+  it("ends a failed file with an error event naming its code and exit code", async () => {
+    const source = await rangeServer({ content: makeContent(1024, 14), onRequest: () => ({ status: 404 }) });
+    const cwd = await tempDir();
+    const run = await runCli(["--progress", "json", source.url("/gone.bin")], { cwd });
+    expect(run.code).toBe(3);
+    const events = jsonLines(run.stderr);
+    expect(events.map((event) => event.event)).toEqual(["error"]);
+    expect(events[0]).toMatchObject({ code: "ERR_HTTP_STATUS", exit: 3, path: join(cwd, "gone.bin") });
+    expect(lines(run.stderr).filter((line) => !line.startsWith("{"))).toEqual([expect.stringMatching(/^rangeget: .*404/)]);
+  });
+
+  it("goes to --progress-fd 3 alone, leaving stderr to people", async () => {
+    const { source } = await faultyServer(256 * KiB);
+    const cwd = await tempDir();
+    const child = spawn(process.execPath, [BIN, "--progress", "json", "--progress-fd", "3", "-c", "2", "--min-split", "64K", source.url("/f.bin")], {
+      cwd,
+      env: cliEnv(),
+      stdio: ["ignore", "ignore", "pipe", "pipe"],
+    });
+    const text = { stderr: "", fd3: "" };
+    child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (text.stderr += chunk));
+    (child.stdio[3] as NodeJS.ReadableStream).setEncoding("utf8").on("data", (chunk: string) => (text.fd3 += chunk));
+    const deadline = setTimeout(() => child.kill("SIGKILL"), 20_000);
+    const code = await new Promise<number | null>((resolve) => child.once("close", resolve));
+    clearTimeout(deadline);
+    expect(code, text.stderr).toBe(0);
+    const events = lines(text.fd3).map((line) => JSON.parse(line) as { event: string });
+    expect(events[0]!.event).toBe("start");
+    expect(events.at(-1)!.event).toBe("finish");
+    expect(text.stderr).toBe("");
+  });
+
+  it("refuses an unknown kind and a descriptor that is not open, before any request (exit 2)", async () => {
+    const source = await rangeServer({ content: makeContent(1024, 15) });
+    const cwd = await tempDir();
+    const kind = await runCli(["--progress", "fancy", source.url("/a")], { cwd });
+    expect(kind.code).toBe(2);
+    expect(kind.stderr).toMatch(/^rangeget: --progress must be one of bar, plain, json, none, got "fancy"/);
+    const fd = await runCli(["--progress", "json", "--progress-fd", "9", source.url("/a")], { cwd });
+    expect(fd.code).toBe(2);
+    expect(fd.stderr).toMatch(/^rangeget: --progress-fd 9: no such open file descriptor/);
+    expect(source.requests).toHaveLength(0);
+  });
+});
+
+describe("-v, --verbose", () => {
+  it("prints each request and answer, the verdict, the redirect and the retry, with no secret", async () => {
+    const content = makeContent(256 * KiB, 16);
+    const source = await rangeServer({
+      content,
+      onRequest: (request) =>
+        request.path === "/start" ? { redirectTo: "/f.bin" } : request.index === 2 ? { status: 503, retryAfter: "0" } : undefined,
+    });
+    const cwd = await tempDir();
+    const url = source.url("/start").replace("//", "//user:hunter2@");
+    const run = await runCli(["-v", "-q", "-c", "2", "--min-split", "64K", "-H", "X-Api-Key: topsecret", "-o", "f.bin", url], { cwd });
+    expect(run.code, run.stderr).toBe(0);
+    expect(sha256(await readFile(join(cwd, "f.bin")))).toBe(sha256(content));
+    const shown = lines(run.stderr);
+    const shownUrl = source.url("/start").replace("//", "//user:***@");
+    expect(shown[0]).toMatch(new RegExp(`^rangeget: > GET ${escape(shownUrl)} .*range: bytes=0-65535`));
+    expect(shown[0]).toMatch(/ authorization: \*\*\* /);
+    expect(shown[0]).toMatch(/ x-api-key: \*\*\*/);
+    expect(shown[1]).toMatch(new RegExp(`^rangeget: < 302 ${escape(shownUrl)} .*location: /f\\.bin`));
+    expect(shown[2]).toMatch(new RegExp(`^rangeget: > GET ${escape(source.url("/f.bin").replace("//", "//user:***@"))} .*range: bytes=0-65535`));
+    expect(shown[3]).toMatch(/^rangeget: < 206 \S+ .*content-range: bytes 0-65535\/262144 .*content-length: 65536/);
+    expect(shown[4]).toMatch(/^rangeget: = bytes: bytes 0-65535 of 262144 \(/);
+    expect(shown.some((line) => /^rangeget: < 503 .*retry-after: 0/.test(line))).toBe(true);
+    expect(shown.some((line) => /^rangeget: f\.bin: retry in 0\.0 s after attempt 1 \(ERR_HTTP_STATUS\): .*503/.test(line))).toBe(true);
+    expect(run.stderr).not.toMatch(/hunter2|topsecret/);
+  });
+});
+
+describe("DEBUG=rangeget", () => {
+  it("adds the stack of a failed download after its one line, as README promises", async () => {
+    const source = await rangeServer({ content: makeContent(1024, 17), onRequest: () => ({ status: 404 }) });
+    const cwd = await tempDir();
+    const quiet = await runCli(["-q", source.url("/gone.bin")], { cwd });
+    expect(lines(quiet.stderr)).toHaveLength(1);
+    const debug = await runCli(["-q", source.url("/gone.bin")], { cwd, env: { DEBUG: "rangeget" } });
+    expect(debug.code).toBe(3);
+    const shown = lines(debug.stderr);
+    expect(shown[0]).toBe(lines(quiet.stderr)[0]);
+    expect(shown[1]).toMatch(/^HttpStatusError: /);
+    expect(shown.slice(2).every((line) => /^\s+at /.test(line))).toBe(true);
+  });
+});
+
+function escape(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
