@@ -8,13 +8,16 @@ import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { readdir, readFile, writeFile } from "node:fs/promises";
 import { basename, join } from "node:path";
+import { gzipSync } from "node:zlib";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { download, downloadAll, type DownloadOptions, type DownloadResult } from "../src/index.js";
+import { BAR, ByteCounter, expectWithinBar } from "./support/bytes-bar.js";
 import { makeContent, sha256 } from "./support/content.js";
 import type { RangeServer } from "./support/range-server.js";
 import { rangeServer } from "./support/servers.js";
 import { rangeAnswer, sendAndClose, startRawServer, type RawServer } from "./support/raw-server.js";
 import { assertBuilt, lines, runCli, startCli } from "./support/run-cli.js";
+import { tarArchive } from "./support/tar-archive.js";
 import { tempDir } from "./support/temp.js";
 
 const KiB = 1024;
@@ -466,5 +469,33 @@ describe("headers are bytes: raw UTF-8 in Location and Content-Disposition", () 
     const result = await download(raw.url(), quick({ dir: await tempDir(), connections: 1 }));
     expect(sha256(await readFile(result.path))).toBe(sha256(content));
     expect(raw.requests.map((request) => request.path)).toContain("/%C3%A9t%C3%A9/file.bin");
+  });
+});
+
+// Round 2 (issue "Real servers, round 2"): lenient where the answer is honest. Each
+// scenario also holds the bytes bar (test/support/bytes-bar.ts).
+
+describe("r2-1. a .tar.gz served with Content-Encoding: gzip although identity was asked (Apache AddEncoding x-gzip .gz)", () => {
+  /** A gzipped tar of one 3 MiB file of random bytes (so the .tar.gz is about as large). */
+  const archive = gzipSync(tarArchive([{ path: "data/", type: "directory" }, { path: "data/payload.bin", body: makeContent(3 * MiB, 120) }]));
+  const labelledGzip = () => ({ headers: { "content-encoding": "gzip", "content-type": "application/x-tar" } });
+
+  it("at -c 4 saves the stored bytes verbatim: exit 0 and the sha256 of the .tar.gz", async () => {
+    const server = await serve({ content: archive, onRequest: labelledGzip });
+    const cwd = await tempDir();
+    const run = await runCli(["-q", "-c", "4", "--min-split", "512K", "-o", "data.tar.gz", server.url("/data.tar.gz")], { cwd });
+    expect(run.code, run.stderr).toBe(0);
+    expect(sha256(await readFile(join(cwd, "data.tar.gz")))).toBe(sha256(archive));
+    expect(server.requests.filter((request) => request.status === 206).length).toBeGreaterThan(1);
+    expectWithinBar(server.bytesServed(), archive.length);
+  });
+
+  it("--extract of it unpacks the archive (the gzip layer is found by its magic bytes)", async () => {
+    const server = await serve({ content: archive, onRequest: labelledGzip });
+    const cwd = await tempDir();
+    const run = await runCli(["-q", "-c", "4", "--min-split", "512K", "--extract", "out", server.url("/data.tar.gz")], { cwd });
+    expect(run.code, run.stderr).toBe(0);
+    expect(sha256(await readFile(join(cwd, "out", "data", "payload.bin")))).toBe(sha256(makeContent(3 * MiB, 120)));
+    expectWithinBar(server.bytesServed(), archive.length);
   });
 });

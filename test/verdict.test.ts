@@ -153,11 +153,18 @@ const rows: Row[] = [
     verdict: "bytes",
   },
   {
-    name: "a gzip-encoded 206 is not a range of the file",
+    name: "a gzip-encoded 206 (a stored .tar.gz, Apache AddEncoding) is a range of the stored bytes",
     asked: probe,
     known: NOTHING_KNOWN,
     answer: answer(206, { "content-range": `bytes 0-99/${SIZE}`, "content-encoding": "gzip" }),
-    verdict: "server-fault",
+    verdict: { kind: "bytes", start: 0, end: 99, answered: { start: 0, end: 99 }, size: SIZE, validators },
+  },
+  {
+    name: "an x-gzip-encoded 200 to a plain GET is the whole stored file",
+    asked: plain,
+    known: NOTHING_KNOWN,
+    answer: answer(200, { "content-length": "100", "content-encoding": "x-gzip" }),
+    verdict: { kind: "whole", size: 100, validators },
   },
   // bytes a-b/*
   {
