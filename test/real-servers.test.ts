@@ -14,8 +14,8 @@ import { download, downloadAll, type DownloadOptions, type DownloadResult } from
 import { BAR, ByteCounter, expectWithinBar } from "./support/bytes-bar.js";
 import { makeContent, sha256 } from "./support/content.js";
 import type { RangeServer } from "./support/range-server.js";
-import { rangeServer } from "./support/servers.js";
-import { rangeAnswer, sendAndClose, startRawServer, type RawServer } from "./support/raw-server.js";
+import { rangeServer, rawServer } from "./support/servers.js";
+import { rangeAnswer, sendAndClose, startRawServer, type RawRequest, type RawServer } from "./support/raw-server.js";
 import { assertBuilt, lines, runCli, startCli } from "./support/run-cli.js";
 import { tarArchive } from "./support/tar-archive.js";
 import { tempDir } from "./support/temp.js";
@@ -497,5 +497,71 @@ describe("r2-1. a .tar.gz served with Content-Encoding: gzip although identity w
     expect(run.code, run.stderr).toBe(0);
     expect(sha256(await readFile(join(cwd, "out", "data", "payload.bin")))).toBe(sha256(makeContent(3 * MiB, 120)));
     expectWithinBar(server.bytesServed(), archive.length);
+  });
+});
+
+/** An answer a raw server writes: status text, header lines, body (Content-Length is added). */
+interface Reply {
+  status: string;
+  headers: string[];
+  body: Buffer;
+}
+
+/** The range asked for, its end cut to the file (`bytes=a-b` or `bytes=a-`), or undefined for none. */
+function askedRange(request: RawRequest, size: number): { start: number; end: number; askedEnd: number } | undefined {
+  const match = /^bytes=(\d+)-(\d*)$/.exec(request.headers["range"] ?? "");
+  if (!match) return undefined;
+  const start = Number(match[1]);
+  const askedEnd = match[2] === "" ? size - 1 : Number(match[2]);
+  return { start, end: Math.min(askedEnd, size - 1), askedEnd };
+}
+
+/** The textbook answer: 206 of a satisfiable range, 416 past the end, 200 without Range. */
+function textbook(content: Buffer, request: RawRequest): Reply {
+  const range = askedRange(request, content.length);
+  const headers = ['ETag: "raw-r2"', "Accept-Ranges: bytes", "Content-Type: application/octet-stream"];
+  if (range === undefined) return { status: "200 OK", headers, body: content };
+  if (range.start >= content.length) {
+    return { status: "416 Range Not Satisfiable", headers: [...headers, `Content-Range: bytes */${content.length}`], body: Buffer.alloc(0) };
+  }
+  return {
+    status: "206 Partial Content",
+    headers: [...headers, `Content-Range: bytes ${range.start}-${range.end}/${content.length}`],
+    body: content.subarray(range.start, range.end + 1),
+  };
+}
+
+/**
+ * A raw server of `content` that answers each request with `reply` (default: the
+ * textbook one) in `protocol` (HTTP/1.0 closes after each answer; HTTP/1.1 says
+ * `Connection: close`), `before` written ahead of the final answer (interim answers),
+ * every byte counted for the bar.
+ */
+async function rawFile(
+  content: Buffer,
+  options: { protocol?: "HTTP/1.0" | "HTTP/1.1"; before?: string; reply?: (request: RawRequest) => Reply } = {},
+): Promise<{ server: RawServer; sent: ByteCounter }> {
+  const sent = new ByteCounter();
+  const protocol = options.protocol ?? "HTTP/1.1";
+  const server = await rawServer((socket, request) => {
+    const { status, headers, body } = (options.reply ?? ((asked: RawRequest) => textbook(content, asked)))(request!);
+    const lines = [...headers, `Content-Length: ${body.length}`, ...(protocol === "HTTP/1.1" ? ["Connection: close"] : [])];
+    if (options.before !== undefined) sent.write(socket, options.before);
+    sent.end(socket, Buffer.concat([Buffer.from(`${protocol} ${status}\r\n${lines.join("\r\n")}\r\n\r\n`, "latin1"), body]));
+  });
+  return { server, sent };
+}
+
+describe("r2-2. an HTTP/1.0 range server that closes after each answer (Python's RangeHTTPServer)", () => {
+  // The other shapes of closing servers are in closing-servers.test.ts.
+  it("-c 4 through a slow sink: exit 0, exact bytes, several ranges", async () => {
+    const content = makeContent(3 * MiB + 5, 121);
+    const { server, sent } = await rawFile(content, { protocol: "HTTP/1.0" });
+    const cwd = await tempDir();
+    const run = await runCli(["-q", "-c", "4", "--min-split", "512K", "--limit-rate", "48M", "-o", "out.bin", server.url()], { cwd });
+    expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 0, stderr: "" });
+    expect(sha256(await readFile(join(cwd, "out.bin")))).toBe(sha256(content));
+    expect(server.requests.length).toBeGreaterThan(2);
+    expectWithinBar(sent.total, content.length);
   });
 });
