@@ -565,3 +565,21 @@ describe("r2-2. an HTTP/1.0 range server that closes after each answer (Python's
     expectWithinBar(sent.total, content.length);
   });
 });
+
+describe("r2-4. Content-Range: bytes=a-b/N, the request's '=' copied into the answer (aria2 #509, swift3 #38)", () => {
+  it("is read as bytes a-b/N: -c 4 exit 0, exact bytes, every range a 206", async () => {
+    const content = makeContent(3 * MiB, 124);
+    const { server, sent } = await rawFile(content, {
+      reply: (request) => {
+        const reply = textbook(content, request);
+        return { ...reply, headers: reply.headers.map((line) => line.replace(/^Content-Range: bytes /, "Content-Range: bytes=")) };
+      },
+    });
+    const cwd = await tempDir();
+    const run = await runCli(["-q", "-c", "4", "--min-split", "512K", "-o", "out.bin", server.url()], { cwd });
+    expect(run.code, run.stderr).toBe(0);
+    expect(sha256(await readFile(join(cwd, "out.bin")))).toBe(sha256(content));
+    expect(server.requests.every((request) => request.headers["range"] !== undefined)).toBe(true);
+    expectWithinBar(sent.total, content.length);
+  });
+});

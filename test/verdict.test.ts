@@ -166,6 +166,20 @@ const rows: Row[] = [
     answer: answer(200, { "content-length": "100", "content-encoding": "x-gzip" }),
     verdict: { kind: "whole", size: 100, validators },
   },
+  {
+    name: "Content-Range bytes=a-b/N (the request's '=' copied) is read as bytes a-b/N",
+    asked: probe,
+    known: NOTHING_KNOWN,
+    answer: answer(206, { "content-range": `bytes=0-${MiB - 1}/${SIZE}`, "content-length": String(MiB) }),
+    verdict: { kind: "bytes", start: 0, end: MiB - 1, answered: { start: 0, end: MiB - 1 }, size: SIZE, validators },
+  },
+  {
+    name: "Content-Range bytes=a-b without a length is ambiguous: a server fault",
+    asked: probe,
+    known: NOTHING_KNOWN,
+    answer: answer(206, { "content-range": `bytes=0-${MiB - 1}` }),
+    verdict: "server-fault",
+  },
   // bytes a-b/*
   {
     name: "bytes a-b/* on the probe: the size is unknown, fetch one plain stream",
@@ -315,6 +329,13 @@ const rows: Row[] = [
     asked: { range: { start: SIZE, end: SIZE }, ifRange: true, conditional: false, first: true },
     known,
     answer: bare(416, { "content-range": `bytes */${SIZE}` }),
+    verdict: { kind: "complete", size: SIZE },
+  },
+  {
+    name: "a 416 bytes=*/N (the request's '=' copied), asked past the end of a complete file: complete",
+    asked: { range: { start: SIZE, end: SIZE }, ifRange: true, conditional: false, first: true },
+    known,
+    answer: bare(416, { "content-range": `bytes=*/${SIZE}` }),
     verdict: { kind: "complete", size: SIZE },
   },
   {
@@ -486,9 +507,11 @@ const knownArb: fc.Arbitrary<Known> = fc.record({
 
 /** Content-Range values a server may send, honest or not, including raw UTF-8 and garbage. */
 const contentRange = fc.oneof(
-  fc.tuple(fc.nat(70), fc.nat(70), fc.oneof(smallSize.map(String), fc.constant("*"))).map(([a, b, n]) => `bytes ${a}-${b}/${n}`),
-  smallSize.map((n) => `bytes */${n}`),
-  smallSize.map((n) => `bytes ${n}-${n - 1}/${n}`),
+  fc
+    .tuple(fc.constantFrom(" ", "="), fc.nat(70), fc.nat(70), fc.oneof(smallSize.map(String), fc.constant("*")))
+    .map(([separator, a, b, n]) => `bytes${separator}${a}-${b}/${n}`),
+  fc.constantFrom(" ", "=").chain((separator) => smallSize.map((n) => `bytes${separator}*/${n}`)),
+  fc.constantFrom(" ", "=").chain((separator) => smallSize.map((n) => `bytes${separator}${n}-${n - 1}/${n}`)),
   fc.string(),
   fc.constantFrom("bytes 0-5/é", "bytes  0-5/10", "bytes 0-5/10, bytes 6-9/10", "BYTES 0-5/10"),
 );
@@ -557,7 +580,7 @@ describe("judge: properties", () => {
         const stated = [
           parseContentRange(header)?.size,
           parseUnsatisfiedRange(header),
-          /^bytes ([0-9]+)-/.exec(header ?? "")?.[1] === undefined ? undefined : Number(/\/([0-9]+)$/.exec(header ?? "")?.[1]),
+          /^bytes[ =]([0-9]+)-/.exec(header ?? "")?.[1] === undefined ? undefined : Number(/\/([0-9]+)$/.exec(header ?? "")?.[1]),
           header === undefined && given.status === 200 ? parseContentLength(given.headers["content-length"]) : undefined,
         ];
         const fromThisAnswer = stated.includes(proof.size);
