@@ -1,14 +1,6 @@
 import { PassThrough } from "node:stream";
 import { afterEach, describe, expect, it } from "vitest";
-import {
-  createProgressReporter,
-  fileLabel,
-  formatBarLine,
-  layoutBar,
-  PLAIN_LINE_INTERVAL_MS,
-  type ProgressReporter,
-  type ProgressStream,
-} from "../src/cli/progress.js";
+import { createProgressReporter, fileLabel, PLAIN_LINE_INTERVAL_MS, type ProgressReporter, type ProgressStream } from "../src/cli/progress.js";
 import type { DownloadResult, ProgressEvent } from "../src/types.js";
 import { until } from "./support/run-cli.js";
 import { Screen } from "./support/screen.js";
@@ -188,51 +180,6 @@ describe("progress on a TTY, as the screen shows it", () => {
     expect(screen.lines()).toEqual(["ONE"]);
     screen.write("\rx\x1b[3Cy\x1b[2K");
     expect(screen.lines()).toEqual(["ONE"]);
-  });
-});
-
-describe("the bar line laid out for the terminal's width", () => {
-  const payload = {
-    label: "ubuntu-24.04.1-desktop-amd64.iso",
-    bytesDone: 115 * MiB,
-    size: 256 * MiB,
-    bytesPerSecond: 12.1 * MiB,
-    activeConnections: 8,
-  };
-
-  it.each<[number, string]>([
-    [120, "ubuntu-24.04.1-desktop-… █████████░░░░░░░░░░░  44% 115 MiB/256 MiB   12.1 MiB/s ETA 12s   8 conn"],
-    [80, "ubuntu-24.04.1-… ███░░░░  44% 115 MiB/256 MiB   12.1 MiB/s ETA 12s   8 conn"],
-    [60, "ubuntu-24.04.1…  44% 115 MiB/256 MiB   12.1 MiB/s ETA 12s"],
-    [40, "ubuntu-24.04…  44% 12.1 MiB/s ETA 12s"],
-    [30, "ubuntu-24.04.…  44% ETA 12s"],
-    [20, "ubuntu-24.04.…  44%"],
-    [10, "ubu…  44%"],
-  ])("at %i columns: %s", (columns, line) => {
-    expect(formatBarLine(payload, columns)).toBe(line);
-  });
-
-  it("is never wider than the terminal less one column, at any width from 2 to 200", () => {
-    for (let columns = 2; columns <= 200; columns++) {
-      for (const size of [undefined, 0, 256 * MiB, 999 * 1024 * MiB]) {
-        const line = formatBarLine({ ...payload, size, bytesDone: size ?? 3 }, columns);
-        expect(line.length, `${columns} columns: ${line}`).toBeLessThanOrEqual(columns - 1);
-      }
-    }
-  });
-
-  it("drops the connections first, then the bytes, the speed and the ETA; never the name or the percentage", () => {
-    const fieldsAt = (columns: number) => layoutBar(columns).fields.join(",");
-    expect(fieldsAt(120)).toBe("percent,bytes,speed,eta,tail");
-    expect(fieldsAt(68)).toBe("percent,bytes,speed,eta,tail");
-    expect(fieldsAt(67)).toBe("percent,bytes,speed,eta");
-    expect(fieldsAt(50)).toBe("percent,speed,eta");
-    expect(fieldsAt(30)).toBe("percent,eta");
-    expect(fieldsAt(20)).toBe("percent");
-    expect(fieldsAt(3)).toBe("percent");
-    // The bar only where the fields leave room for it.
-    expect(layoutBar(80).barWidth).toBeGreaterThan(0);
-    expect(layoutBar(70).barWidth).toBe(0);
   });
 });
 

@@ -116,15 +116,9 @@ export class BarReporter implements ProgressReporter {
       size,
       bytesPerSecond,
       activeConnections,
-      files: filesDone(this.endedCount, this.urls.length),
+      files: `${this.endedCount}/${this.urls.length} files`,
     };
     if (this.totalBar === undefined) this.totalBar = this.multiBar.create(1, 0, payload);
     else this.totalBar.update(0, payload);
   }
-}
-
-/** `3/11 files`, or `1234/56789` where the word would not fit the line's last column. */
-function filesDone(ended: number, total: number): string {
-  const text = `${ended}/${total} files`;
-  return text.length <= 10 ? text : `${ended}/${total}`;
 }
