@@ -68,6 +68,10 @@ export interface Validators {
  * - `complete`: a `416` (or an empty `206`) proving size `size` when every byte before
  *   what was asked is already on disk: finish.
  * - `size-unknown`: `bytes a-b/*` with no other proof of the size: fetch one plain stream.
+ * - `ranges-unusable`: a ranged request answered in a shape that is honest but cannot
+ *   be placed as a range (a `multipart/byteranges` 206 to a single range, a `200`
+ *   carrying a slice's `Content-Range`): no bytes, no size; fetch one plain stream,
+ *   whose own answer is judged. To a worker's range it is treated like a range ignored.
  * - `empty-file`: the file has zero bytes (a range of an empty file is unsatisfiable,
  *   RFC 9110 14.1.1).
  * - `retry-without-range`: ask once more without `Range`.
@@ -83,6 +87,7 @@ export type Verdict =
   | { kind: "changed"; reason: string }
   | { kind: "complete"; size: number }
   | { kind: "size-unknown"; validators: Validators }
+  | { kind: "ranges-unusable"; reason: string }
   | { kind: "empty-file"; validators: Validators }
   | { kind: "retry-without-range"; reason: string }
   | { kind: "not-modified" }
@@ -114,8 +119,11 @@ export function judge(asked: Asked, known: Known, answer: Answer): Verdict {
   return { kind: "error-status", status, retryable: isRetryableStatus(status) };
 }
 
-/** `bytes N-(N-1)/N` (`bytes 0--1/0` for an empty file): an empty 206 some CDNs send past the end; it proves size N. */
-const EMPTY_RANGE = /^bytes ([0-9]+)-(-?[0-9]+)\/([0-9]+)$/i;
+/**
+ * `bytes N-(N-1)/N` (`bytes 0--1/0` for an empty file): an empty 206 some CDNs send past
+ * the end; it proves size N. `=` for the space is read as in parseContentRange.
+ */
+const EMPTY_RANGE = /^bytes[ =]([0-9]+)-(-?[0-9]+)\/([0-9]+)$/i;
 
 function parseEmptyRange(value: string | undefined): number | undefined {
   const match = EMPTY_RANGE.exec(value?.trim() ?? "");
@@ -125,7 +133,24 @@ function parseEmptyRange(value: string | undefined): number | undefined {
   return size;
 }
 
+/** RFC 9110 14.6: a multi-part answer to ranges; its media type says so, whatever else it carries. */
+const MULTIPART_BYTERANGES = /^\s*multipart\/byteranges\s*(;|$)/i;
+
+/**
+ * An honest answer to a range that cannot be placed as one: `ranges-unusable` to a
+ * ranged request (one plain stream follows, judged on its own), a server fault to a
+ * plain GET (nothing to fall back to).
+ */
+function unusable(asked: Asked, reason: string): Verdict {
+  return asked.range === undefined ? { kind: "server-fault", reason } : { kind: "ranges-unusable", reason };
+}
+
 function judgePartial(asked: Asked, known: Known, headers: Answer["headers"], validators: Validators): Verdict {
+  // A server that answers even one range as multipart/byteranges (HbbTV-Testsuite #16,
+  // jetty #3916) is read as "ranges not usable": one plain stream, never a failure.
+  if (MULTIPART_BYTERANGES.test(headers["content-type"] ?? "")) {
+    return unusable(asked, "it answered a single range with multipart/byteranges");
+  }
   const header = headers["content-range"];
   const emptySize = parseEmptyRange(header);
   if (emptySize !== undefined) return judgeProvenSize(asked, known, emptySize, validators, "206");
@@ -171,7 +196,9 @@ function judgeFull(asked: Asked, known: Known, headers: Answer["headers"], valid
     // anyway (answering a range with 200) is telling which slice it sent.
     const range = parseContentRange(header);
     const whole = range?.size !== undefined && range.start === 0 && range.end === range.size - 1;
-    if (!whole) return { kind: "server-fault", reason: `its 200 carries Content-Range ${JSON.stringify(header)}: a slice, not the whole file` };
+    // A slice sent as 200 (modelscope_hub #50): never the whole file, but the server may
+    // still answer a plain GET honestly, as aria2c finds.
+    if (!whole) return unusable(asked, `its 200 carries Content-Range ${JSON.stringify(header)}: a slice, not the whole file`);
     if (length !== undefined && length !== range.size) {
       return { kind: "server-fault", reason: `its 200 says ${range.size} bytes in Content-Range but ${length} in Content-Length` };
     }

@@ -10,7 +10,7 @@ import { readdir, readFile, writeFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import { download, downloadAll, type DownloadOptions, type DownloadResult } from "../src/index.js";
+import { download, downloadAll, downloadStream, type DownloadOptions, type DownloadResult } from "../src/index.js";
 import { BAR, ByteCounter, expectWithinBar } from "./support/bytes-bar.js";
 import { makeContent, sha256 } from "./support/content.js";
 import type { RangeServer } from "./support/range-server.js";
@@ -581,5 +581,54 @@ describe("r2-4. Content-Range: bytes=a-b/N, the request's '=' copied into the an
     expect(sha256(await readFile(join(cwd, "out.bin")))).toBe(sha256(content));
     expect(server.requests.every((request) => request.headers["range"] !== undefined)).toBe(true);
     expectWithinBar(sent.total, content.length);
+  });
+});
+
+describe("r2-5. a multipart/byteranges answer to a single-range request (HbbTV-Testsuite #16, jetty #3916)", () => {
+  /** Every ranged request gets a 206 multipart/byteranges of its one part; a plain GET the whole file. */
+  const multipart = (content: Buffer) => (request: RawRequest): Reply => {
+    const range = askedRange(request, content.length);
+    if (range === undefined) return textbook(content, request);
+    const part = Buffer.concat([
+      Buffer.from(`--SEPARATES\r\nContent-Type: application/octet-stream\r\nContent-Range: bytes ${range.start}-${range.end}/${content.length}\r\n\r\n`),
+      content.subarray(range.start, range.end + 1),
+      Buffer.from("\r\n--SEPARATES--\r\n"),
+    ]);
+    return { status: "206 Partial Content", headers: ['ETag: "raw-r2"', "Content-Type: multipart/byteranges; boundary=SEPARATES"], body: part };
+  };
+
+  it("is taken as 'ranges not usable': one plain stream, exit 0, exact bytes, never a failure", async () => {
+    const content = makeContent(3 * MiB, 125);
+    const { server, sent } = await rawFile(content, { reply: multipart(content) });
+    const cwd = await tempDir();
+    const run = await runCli(["-q", "-c", "4", "--min-split", "512K", "-o", "out.bin", server.url()], { cwd });
+    expect(run.code, run.stderr).toBe(0);
+    expect(sha256(await readFile(join(cwd, "out.bin")))).toBe(sha256(content));
+    expect(server.requests.map((request) => request.headers["range"] !== undefined)).toEqual([true, false]);
+    expectWithinBar(sent.total, content.length, BAR.ignoresRanges);
+  });
+
+  it("a stream (downloadStream) takes one plain stream too", async () => {
+    const content = makeContent(3 * MiB, 126);
+    const { server, sent } = await rawFile(content, { reply: multipart(content) });
+    const { body, done } = downloadStream(server.url(), quick({ connections: 4, minSplit: 512 * KiB }));
+    const chunks: Buffer[] = [];
+    const [, result] = await Promise.all([(async () => { for await (const chunk of body) chunks.push(chunk as Buffer); })(), done]);
+    expect(sha256(Buffer.concat(chunks))).toBe(sha256(content));
+    expect(result.size).toBe(content.length);
+    expectWithinBar(sent.total, content.length, BAR.ignoresRanges);
+  });
+});
+
+describe("r2-9. a 200 to a ranged request that carries the Content-Range of a slice and the slice's body (modelscope_hub #50)", () => {
+  it("one plain stream, as aria2c finishes it: exit 0, the right sha256, at most 2 × the file asked", async () => {
+    const content = makeContent(6 * MiB, 129);
+    const server = await serve({ content, onRequest: (request) => (request.range ? { partialStatus: 200 } : undefined) });
+    const cwd = await tempDir();
+    const run = await runCli(["-q", "-c", "4", "--min-split", "1M", "-o", "slice.bin", server.url()], { cwd });
+    expect(run.code, run.stderr).toBe(0);
+    expect(sha256(await readFile(join(cwd, "slice.bin")))).toBe(sha256(content));
+    expect(server.requests.at(-1)?.range).toBeUndefined();
+    expectWithinBar(server.bytesServed(), content.length, BAR.ignoresRanges);
   });
 });

@@ -97,11 +97,11 @@ const rows: Row[] = [
     verdict: "server-fault",
   },
   {
-    name: "a multipart 206 (never asked for) is a server fault",
+    name: "a multipart 206 (never asked for) to the probe: ranges unusable, one plain stream",
     asked: probe,
     known: NOTHING_KNOWN,
     answer: answer(206, { "content-type": "multipart/byteranges; boundary=x" }),
-    verdict: "server-fault",
+    verdict: "ranges-unusable",
   },
   {
     name: "a 206 whose Content-Length disagrees with its Content-Range is a server fault",
@@ -254,11 +254,53 @@ const rows: Row[] = [
     verdict: { kind: "whole", size: SIZE, validators },
   },
   {
-    name: "a 200 with the slice's length and a slice Content-Range is never the whole file (input 1)",
+    name: "a 200 with the slice's length and a slice Content-Range is never the whole file: ranges unusable, one plain stream (input 1, modelscope_hub #50)",
     asked: probe,
     known: NOTHING_KNOWN,
     answer: answer(200, { "content-length": String(MiB), "content-range": `bytes 0-${MiB - 1}/${SIZE}` }),
+    verdict: "ranges-unusable",
+  },
+  {
+    name: "a 200 with a slice Content-Range to a worker's range: ranges unusable (the worker takes it as a range ignored)",
+    asked: worker,
+    known,
+    answer: answer(200, { "content-range": `bytes ${8 * MiB}-${SIZE - 1}/${SIZE}` }),
+    verdict: "ranges-unusable",
+  },
+  {
+    name: "a 200 with a slice Content-Range to a plain GET is a server fault: nothing to fall back to",
+    asked: plain,
+    known: NOTHING_KNOWN,
+    answer: answer(200, { "content-length": String(MiB), "content-range": `bytes 0-${MiB - 1}/${SIZE}` }),
     verdict: "server-fault",
+  },
+  {
+    name: "a multipart/byteranges 206 to the single-range probe: ranges unusable, one plain stream (HbbTV-Testsuite #16, jetty #3916)",
+    asked: probe,
+    known: NOTHING_KNOWN,
+    answer: answer(206, { "content-type": "multipart/byteranges; boundary=THIS_STRING_SEPARATES" }),
+    verdict: { kind: "ranges-unusable", reason: "it answered a single range with multipart/byteranges" },
+  },
+  {
+    name: "a multipart/byteranges 206 is read by its media type, whatever Content-Range it also carries",
+    asked: worker,
+    known,
+    answer: answer(206, { "content-type": "Multipart/ByteRanges;boundary=x", "content-range": `bytes ${8 * MiB}-${SIZE - 1}/${SIZE}` }),
+    verdict: "ranges-unusable",
+  },
+  {
+    name: "a multipart/byteranges 206 to a plain GET is a server fault",
+    asked: plain,
+    known: NOTHING_KNOWN,
+    answer: answer(206, { "content-type": "multipart/byteranges; boundary=x" }),
+    verdict: "server-fault",
+  },
+  {
+    name: "a content type that only starts like multipart/byteranges is not one",
+    asked: probe,
+    known: NOTHING_KNOWN,
+    answer: answer(206, { "content-type": "multipart/byterangesx", "content-range": `bytes 0-${MiB - 1}/${SIZE}` }),
+    verdict: "bytes",
   },
   {
     name: "a 200 whose Content-Range covers the whole file is the whole file",
@@ -449,7 +491,7 @@ describe("judge: what an answer proves", () => {
     const changed = judge(worker, known, answer(206, { "content-range": `bytes ${8 * MiB}-${SIZE - 1}/${SIZE}`, etag: '"v2"' }));
     expect(changed).toEqual({ kind: "changed", reason: 'it has a new ETag "v2"' });
     const slice = judge(probe, NOTHING_KNOWN, answer(200, { "content-range": `bytes 0-${MiB - 1}/${SIZE}` }));
-    expect(slice).toEqual({ kind: "server-fault", reason: `its 200 carries Content-Range "bytes 0-${MiB - 1}/${SIZE}": a slice, not the whole file` });
+    expect(slice).toEqual({ kind: "ranges-unusable", reason: `its 200 carries Content-Range "bytes 0-${MiB - 1}/${SIZE}": a slice, not the whole file` });
   });
 });
 
@@ -525,6 +567,7 @@ const answerArb: fc.Arbitrary<Answer> = fc.record({
       etag: etag.map((value) => value ?? "\"é\""),
       "last-modified": date.map((value) => value ?? "not a date"),
       "content-encoding": fc.constantFrom("identity", "gzip", ""),
+      "content-type": fc.constantFrom("application/octet-stream", "multipart/byteranges; boundary=b", "text/html"),
     },
     { requiredKeys: [] },
   ),
@@ -566,6 +609,28 @@ describe("judge: properties", () => {
         }
         const length = parseContentLength(given.headers["content-length"]);
         if (length !== undefined) expect(length).toBe(sent!.end - sent!.start + 1);
+      }),
+    );
+  });
+
+  it("says ranges-unusable only to a ranged 200 or 206, and then places no byte and proves no size", () => {
+    fc.assert(
+      fc.property(askedArb, knownArb, answerArb, (asked, what, given) => {
+        const verdict = judge(asked, what, given);
+        if (verdict.kind !== "ranges-unusable") return;
+        expect(asked.range).toBeDefined();
+        expect([200, 206]).toContain(given.status);
+        expect(bodyPlacement(verdict, asked)).toBeUndefined();
+        expect(sizeProofOf(verdict)).toBeUndefined();
+      }),
+    );
+  });
+
+  it("never reads a multipart/byteranges answer as bytes of the file", () => {
+    fc.assert(
+      fc.property(askedArb, knownArb, answerArb, (asked, what, given) => {
+        fc.pre(given.status === 206 && /^multipart\/byteranges/.test(given.headers["content-type"] ?? ""));
+        expect(["ranges-unusable", "server-fault"]).toContain(judge(asked, what, given).kind);
       }),
     );
   });
