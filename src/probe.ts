@@ -53,24 +53,24 @@ const BODY_VERDICTS = new Set<Verdict["kind"]>(["bytes", "whole", "range-ignored
  * The first request: a ranged GET, never HEAD (presigned URLs are often signed for
  * GET only, and this body is the first chunk of the file, not wasted). An answer the
  * verdict calls a server fault is retried, then thrown as IntegrityError ERR_BAD_RANGE.
+ * A 416 that proves a size the range ended past (`ask-within`) is asked again, once,
+ * inside that size: the verdict returned is never `ask-within`.
  * @throws HttpStatusError, NetworkError, IntegrityError, AbortError
  */
 export async function probe(context: RequestContext, request: ProbeRequest, signal: AbortSignal): Promise<ProbeAnswer> {
-  const headers: Record<string, string> = { range: formatRange(request.range.start, request.range.end) };
-  if (request.ifRange !== undefined) headers["if-range"] = request.ifRange;
-  if (request.ifNoneMatch !== undefined) headers["if-none-match"] = request.ifNoneMatch;
-  if (request.ifModifiedSince !== undefined) headers["if-modified-since"] = request.ifModifiedSince;
-  const asked: Asked = {
-    range: request.range,
-    ifRange: request.ifRange !== undefined,
-    conditional: request.ifNoneMatch !== undefined || request.ifModifiedSince !== undefined,
-    first: request.first ?? true,
-  };
   const loop = { retries: request.retries, clock: context.clock, signal, onRetry: () => context.stats.retried() };
   return withRetries(loop, async () => {
-    const response = await leasedGet(context, request.hostLimits, request.url, headers, signal, (status) => judgesStatus(asked, status));
-    const verdict = judge(asked, request.known, response);
-    if (!BODY_VERDICTS.has(verdict.kind)) await discard(response);
+    let range = request.range;
+    let { asked, response, verdict } = await ask(context, request, range, signal);
+    // A 416 proving size N to a range that ends past it (old aiohttp): ask once more,
+    // inside N. Once only: a second 416 to a range inside the file is the server's fault.
+    if (verdict.kind === "ask-within") {
+      range = { start: range.start, end: verdict.size - 1 };
+      ({ asked, response, verdict } = await ask(context, request, range, signal));
+      if (verdict.kind === "ask-within") {
+        verdict = { kind: "server-fault", reason: `it refused bytes ${range.start}-${range.end} twice, naming another size each time` };
+      }
+    }
     if (verdict.kind === "server-fault") throw serverFault(response.url, verdict.reason);
     const headersIn = response.headers;
     return {
@@ -83,4 +83,27 @@ export async function probe(context: RequestContext, request: ProbeRequest, sign
       contentDisposition: headersIn["content-disposition"],
     };
   });
+}
+
+/** One ranged GET of the probe for `range`, judged; a body the verdict does not read is gone. */
+async function ask(
+  context: RequestContext,
+  request: ProbeRequest,
+  range: ByteSpan,
+  signal: AbortSignal,
+): Promise<{ asked: Asked; response: HttpResponse; verdict: Verdict }> {
+  const headers: Record<string, string> = { range: formatRange(range.start, range.end) };
+  if (request.ifRange !== undefined) headers["if-range"] = request.ifRange;
+  if (request.ifNoneMatch !== undefined) headers["if-none-match"] = request.ifNoneMatch;
+  if (request.ifModifiedSince !== undefined) headers["if-modified-since"] = request.ifModifiedSince;
+  const asked: Asked = {
+    range,
+    ifRange: request.ifRange !== undefined,
+    conditional: request.ifNoneMatch !== undefined || request.ifModifiedSince !== undefined,
+    first: request.first ?? true,
+  };
+  const response = await leasedGet(context, request.hostLimits, request.url, headers, signal, (status) => judgesStatus(asked, status));
+  const verdict = judge(asked, request.known, response);
+  if (!BODY_VERDICTS.has(verdict.kind)) await discard(response);
+  return { asked, response, verdict };
 }

@@ -68,6 +68,8 @@ export interface Validators {
  * - `complete`: a `416` (or an empty `206`) proving size `size` when every byte before
  *   what was asked is already on disk: finish.
  * - `size-unknown`: `bytes a-b/*` with no other proof of the size: fetch one plain stream.
+ * - `ask-within`: a `416 bytes *\/N` to a range that starts inside the file but ends
+ *   past it (old aiohttp): size `size` is proven; ask again for `start..size-1`.
  * - `ranges-unusable`: a ranged request answered in a shape that is honest but cannot
  *   be placed as a range (a `multipart/byteranges` 206 to a single range, a `200`
  *   carrying a slice's `Content-Range`): no bytes, no size; fetch one plain stream,
@@ -88,6 +90,7 @@ export type Verdict =
   | { kind: "complete"; size: number }
   | { kind: "size-unknown"; validators: Validators }
   | { kind: "ranges-unusable"; reason: string }
+  | { kind: "ask-within"; size: number; validators: Validators }
   | { kind: "empty-file"; validators: Validators }
   | { kind: "retry-without-range"; reason: string }
   | { kind: "not-modified" }
@@ -232,7 +235,9 @@ function judgeUnsatisfiable(asked: Asked, known: Known, headers: Answer["headers
 /**
  * An answer that proves the size but carries no bytes (a 416 `bytes *\/N`, an empty
  * 206). Asking from offset N means every byte before N is on disk, so N proves the
- * download complete; asking below N and being refused is the server's fault.
+ * download complete. A 416 to a range that starts below N but ends at or past it is a
+ * server that wants the whole range inside the file (old aiohttp, aiohttp #1588): N is
+ * proven, ask again within it. Refusing a range wholly inside the file is a fault.
  */
 function judgeProvenSize(asked: Asked, known: Known, size: number, validators: Validators, status: string): Verdict {
   if (known.size !== undefined && size !== known.size) {
@@ -243,6 +248,7 @@ function judgeProvenSize(asked: Asked, known: Known, size: number, validators: V
     return { kind: "changed", reason: `it now has ${size} bytes, fewer than the ${start} already here` };
   }
   if (start < size) {
+    if (status === "416" && asked.range !== undefined && asked.range.end >= size) return { kind: "ask-within", size, validators };
     return { kind: "server-fault", reason: `it refused bytes ${start}- of a ${size}-byte file (${status})` };
   }
   return known.size === undefined && size === 0 ? { kind: "empty-file", validators } : { kind: "complete", size };

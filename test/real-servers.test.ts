@@ -632,3 +632,35 @@ describe("r2-9. a 200 to a ranged request that carries the Content-Range of a sl
     expectWithinBar(server.bytesServed(), content.length, BAR.ignoresRanges);
   });
 });
+
+describe("r2-6. a file smaller than --min-split from a server that answers 416 bytes */N to any range ending past the end (old aiohttp, aiohttp #1588)", () => {
+  /** 416 to any range whose end is at or past the size, as old aiohttp did; the textbook answer otherwise. */
+  const strictEnd = (content: Buffer) => (request: RawRequest): Reply => {
+    const range = askedRange(request, content.length);
+    if (range !== undefined && range.askedEnd >= content.length) {
+      return { status: "416 Range Not Satisfiable", headers: [`Content-Range: bytes */${content.length}`], body: Buffer.alloc(0) };
+    }
+    return textbook(content, request);
+  };
+
+  it("the probe's 416 proves the size: it asks again inside it, exit 0, exact bytes", async () => {
+    const content = makeContent(100_000, 126);
+    const { server, sent } = await rawFile(content, { reply: strictEnd(content) });
+    const cwd = await tempDir();
+    const run = await runCli(["-q", "-o", "small.bin", server.url()], { cwd });
+    expect(run.code, run.stderr).toBe(0);
+    expect(sha256(await readFile(join(cwd, "small.bin")))).toBe(sha256(content));
+    expect(server.requests.map((request) => request.headers["range"])).toEqual([`bytes=0-${4 * MiB - 1}`, "bytes=0-99999"]);
+    expectWithinBar(sent.total, content.length);
+  });
+
+  it("-o - (the stream's probe) does the same", async () => {
+    const content = makeContent(100_000, 127);
+    const { server } = await rawFile(content, { reply: strictEnd(content) });
+    const { body, done } = downloadStream(server.url(), quick());
+    const chunks: Buffer[] = [];
+    const [, result] = await Promise.all([(async () => { for await (const chunk of body) chunks.push(chunk as Buffer); })(), done]);
+    expect(sha256(Buffer.concat(chunks))).toBe(sha256(content));
+    expect(result.size).toBe(content.length);
+  });
+});

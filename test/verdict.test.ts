@@ -395,6 +395,27 @@ const rows: Row[] = [
     verdict: "server-fault",
   },
   {
+    name: "a 416 bytes */N to a probe starting inside N but ending past it (old aiohttp): N is proven, ask within it",
+    asked: { range: { start: 0, end: 4 * MiB - 1 }, ifRange: false, conditional: false, first: true },
+    known: NOTHING_KNOWN,
+    answer: bare(416, { "content-range": "bytes */100000" }),
+    verdict: { kind: "ask-within", size: 100_000, validators: { etag: null, lastModified: null } },
+  },
+  {
+    name: "a 416 bytes */N to a range wholly inside N stays a server fault (asking within would not help)",
+    asked: { range: { start: 0, end: 99_999 }, ifRange: false, conditional: false, first: true },
+    known: NOTHING_KNOWN,
+    answer: bare(416, { "content-range": "bytes */100000" }),
+    verdict: "server-fault",
+  },
+  {
+    name: "an empty 206 bytes N-(N-1)/N to a range inside N stays a server fault: only a 416 asks within",
+    asked: { range: { start: 0, end: 4 * MiB - 1 }, ifRange: false, conditional: false, first: true },
+    known: NOTHING_KNOWN,
+    answer: bare(206, { "content-range": "bytes 100000-99999/100000" }),
+    verdict: "server-fault",
+  },
+  {
     name: "a 416 bytes */0 to a fresh probe: an empty file",
     asked: probe,
     known: NOTHING_KNOWN,
@@ -631,6 +652,22 @@ describe("judge: properties", () => {
       fc.property(askedArb, knownArb, answerArb, (asked, what, given) => {
         fc.pre(given.status === 206 && /^multipart\/byteranges/.test(given.headers["content-type"] ?? ""));
         expect(["ranges-unusable", "server-fault"]).toContain(judge(asked, what, given).kind);
+      }),
+    );
+  });
+
+  it("says ask-within only to a 416 whose size lies inside what was asked, so asking start..N-1 is inside both", () => {
+    fc.assert(
+      fc.property(askedArb, knownArb, answerArb, (asked, what, given) => {
+        const verdict = judge(asked, what, given);
+        if (verdict.kind !== "ask-within") return;
+        expect(given.status).toBe(416);
+        expect(asked.range!.start).toBeLessThan(verdict.size);
+        expect(asked.range!.end).toBeGreaterThanOrEqual(verdict.size);
+        if (what.size !== undefined) expect(verdict.size).toBe(what.size);
+        // Asking again inside the size can never be told to ask within again.
+        const within = { ...asked, range: { start: asked.range!.start, end: verdict.size - 1 } };
+        expect(judge(within, what, given).kind).not.toBe("ask-within");
       }),
     );
   });
