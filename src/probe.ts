@@ -71,7 +71,7 @@ export async function probe(context: RequestContext, request: ProbeRequest, sign
         verdict = { kind: "server-fault", reason: `it refused bytes ${range.start}-${range.end} twice, naming another size each time` };
       }
     }
-    if (verdict.kind === "server-fault") throw serverFault(response.url, verdict.reason);
+    if (verdict.kind === "server-fault") throw serverFault(response.url, verdict.reason, "probe");
     const headersIn = response.headers;
     return {
       response,

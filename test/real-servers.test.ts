@@ -664,3 +664,14 @@ describe("r2-6. a file smaller than --min-split from a server that answers 416 b
     expect(result.size).toBe(content.length);
   });
 });
+
+describe("r2-11. the advice of a probe fault", () => {
+  it("says what would help, never -c 1 (every run sends the same probe)", async () => {
+    const server = await serve({ content: makeContent(64 * KiB, 131), onRequest: () => ({ contentRange: "bytes 200-299/1000" }) });
+    const cwd = await tempDir();
+    const run = await runCli(["-q", "--retries", "1", "-c", "1", "-o", "x.bin", server.url()], { cwd });
+    expect(run.code).toBe(5);
+    expect(run.stderr).toMatch(/every run starts with it; try again later .* or another URL of the file/);
+    expect(run.stderr).not.toMatch(/-c 1/);
+  });
+});
