@@ -6,7 +6,7 @@
  */
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { readdir, readFile, writeFile } from "node:fs/promises";
+import { readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
@@ -673,5 +673,26 @@ describe("r2-11. the advice of a probe fault", () => {
     expect(run.code).toBe(5);
     expect(run.stderr).toMatch(/every run starts with it; try again later .* or another URL of the file/);
     expect(run.stderr).not.toMatch(/-c 1/);
+  });
+});
+
+describe("r2-10. --extract of a hostile archive: a hard link to an absolute path, a setuid member", () => {
+  it("skips the link with one warning line naming it (as bsdtar), restores no s bits even as root, names no temp path: exit 0", async () => {
+    const cwd = await tempDir();
+    const canary = join(cwd, "canary");
+    await writeFile(canary, "untouched");
+    const archive = tarArchive([
+      { path: "hard", type: "hardlink", linkpath: canary },
+      { path: "hard", body: "overwritten" },
+      { path: "tool", body: "#!/bin/sh\n", mode: 0o4755 },
+    ]);
+    const server = await serve({ content: archive });
+    const run = await runCli(["-q", "--extract", "out", server.url("/hostile.tar")], { cwd });
+    expect(run.code, run.stderr).toBe(0);
+    expect(lines(run.stderr)).toEqual([`rangeget: warning: --extract: skipped hard: a hard link to the absolute path ${canary}`]);
+    expect(run.stderr).not.toMatch(/\.out\.extract-/);
+    expect(await readFile(canary, "utf8")).toBe("untouched");
+    expect(await readFile(join(cwd, "out", "hard"), "utf8")).toBe("overwritten");
+    expect((await stat(join(cwd, "out", "tool"))).mode & 0o6777).toBe(0o755 & ~process.umask());
   });
 });
