@@ -696,3 +696,35 @@ describe("r2-10. --extract of a hostile archive: a hard link to an absolute path
     expect((await stat(join(cwd, "out", "tool"))).mode & 0o6777).toBe(0o755 & ~process.umask());
   });
 });
+
+describe("r2-interim. interim answers (100, 102, 103) before the final one, never asked for (RFC 9110 15.2)", () => {
+  it.each([
+    ["103 Early Hints", "HTTP/1.1 103 Early Hints\r\nLink: </hint.css>; rel=preload\r\n\r\n"],
+    ["102 Processing", "HTTP/1.1 102 Processing\r\n\r\n"],
+    ["102 and 103 in a row", "HTTP/1.1 102 Processing\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"],
+  ])("%s before every answer, the probe's and each range's, is skipped: -c 4 exit 0, exact bytes", async (_name, before) => {
+    const content = makeContent(2 * MiB + 3, 130);
+    const { server, sent } = await rawFile(content, { before });
+    const cwd = await tempDir();
+    const run = await runCli(["-q", "-c", "4", "--min-split", "256K", "-o", "out.bin", server.url()], { cwd });
+    expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 0, stderr: "" });
+    expect(sha256(await readFile(join(cwd, "out.bin")))).toBe(sha256(content));
+    // The probe and several ranges each met the interim answer.
+    expect(server.requests.filter((request) => request.headers["range"] !== undefined).length).toBeGreaterThan(2);
+    expectWithinBar(sent.total, content.length);
+  });
+
+  // Not yet: undici 8.13 destroys the socket on a 100 it did not ask for ('bad response',
+  // lib/dispatcher/client-h1.js onHeadersComplete), so every request fails as a network
+  // error (exit 4). The fix belongs to the request path (a filter under undici's parser,
+  // or an undici change); this test is the input for it.
+  it.skip("100 Continue (unasked) before every answer is skipped: -c 4 exit 0, exact bytes", async () => {
+    const content = makeContent(2 * MiB + 3, 131);
+    const { server, sent } = await rawFile(content, { before: "HTTP/1.1 100 Continue\r\n\r\n" });
+    const cwd = await tempDir();
+    const run = await runCli(["-q", "-c", "4", "--min-split", "256K", "-o", "out.bin", server.url()], { cwd });
+    expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 0, stderr: "" });
+    expect(sha256(await readFile(join(cwd, "out.bin")))).toBe(sha256(content));
+    expectWithinBar(sent.total, content.length);
+  });
+});
