@@ -53,6 +53,7 @@ describe("1. a range answered 200 with the slice's Content-Length and Content-Ra
       expect(outcome.size).toBe(content.length);
       expect(sha256(await readFile(output))).toBe(sha256(content));
     }
+    expectWithinBar(server.bytesServed(), content.length, BAR.ignoresRanges);
   });
 
   it("through the CLI with --json: exit 0 with the 12 MiB file, or a failure and no a.bin", async () => {
@@ -103,6 +104,7 @@ describe("3. a CDN where every 4th ranged request gets the whole file (200) with
     expect(result.status).toBe("downloaded");
     expect(sha256(await readFile(output))).toBe(sha256(content));
     expect(server.requests.some((request) => request.status === 200)).toBe(true);
+    expectWithinBar(server.bytesServed(), content.length, BAR.ignoresRanges);
   });
 });
 
@@ -115,6 +117,7 @@ describe("4. ranged answers say bytes a-b/* while a plain GET gives a normal 200
     expect(result.size).toBe(content.length);
     expect(sha256(await readFile(output))).toBe(sha256(content));
     expect(server.requests.at(-1)?.range).toBeUndefined();
+    expectWithinBar(server.bytesServed(), content.length, BAR.ignoresRanges);
   });
 });
 
@@ -127,6 +130,7 @@ describe("5. a server that answers 403 to any request carrying Range", () => {
     expect(result.size).toBe(content.length);
     expect(sha256(await readFile(output))).toBe(sha256(content));
     expect(server.requests.filter((request) => request.range !== undefined)).toHaveLength(1);
+    expectWithinBar(server.bytesServed(), content.length, BAR.ignoresRanges);
   });
 });
 
@@ -138,6 +142,7 @@ describe("6. a host that serves at most 2 requests at once and answers 503 (no R
     const result = await download(server.url(), quick({ connections: 8, minSplit: 256 * KiB, output }));
     expect(sha256(await readFile(output))).toBe(sha256(content));
     expect(result.status).toBe("downloaded");
+    expectWithinBar(server.bytesServed(), content.length);
   });
 
   it("shares the learned limit with the next file of a batch: the second file never opens more than the host allows", async () => {
@@ -402,6 +407,7 @@ describe("10. running the same command again", () => {
     expect(sha256(await readFile(join(cwd, "big.iso")))).toBe(sha256(content));
     // Every request asked past the prefix: none of its bytes was fetched again.
     expect(server.requests.every((request) => (request.range?.start ?? 0) >= prefix)).toBe(true);
+    expectWithinBar(server.bytesServed(), content.length - prefix);
   });
 
   it("--continue on a file as long as the remote one finishes it with one request past the end (416)", async () => {
