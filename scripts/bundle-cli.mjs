@@ -36,7 +36,7 @@ rmSync("dist/bin", { recursive: true, force: true });
 /**
  * undici's index.js loads every part of undici (fetch, WebSocket, cookies, caches, mocks)
  * and with them Node's own copy of undici: about 110 ms of CPU per start, measured by
- * requiring each. The engine uses EnvHttpProxyAgent and the request API, so the bundle
+ * requiring each. The engine uses EnvHttpProxyAgent, buildConnector and the request API, so the bundle
  * takes those modules alone, with the one thing index.js does to make them whole:
  * install the request API on Dispatcher.prototype. Types still come from "undici".
  */
@@ -52,6 +52,7 @@ const slimUndici = {
         'const Dispatcher = require("undici/lib/dispatcher/dispatcher.js");',
         'Object.assign(Dispatcher.prototype, require("undici/lib/api/index.js"));',
         'exports.EnvHttpProxyAgent = require("undici/lib/dispatcher/env-http-proxy-agent.js");',
+        'exports.buildConnector = require("undici/lib/core/connect.js");',
       ].join("\n"),
       resolveDir: args.path,
       loader: "js",

@@ -3,7 +3,8 @@
  * keep-alive sockets, proxies from the environment, and the TLS trust settings.
  */
 import nodeTls from "node:tls";
-import { EnvHttpProxyAgent, type Dispatcher } from "undici";
+import { buildConnector, EnvHttpProxyAgent, type Dispatcher } from "undici";
+import { skipInterimAnswers } from "./interim-answers.js";
 
 export interface DispatcherOptions {
   connections: number;
@@ -22,6 +23,10 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     ...(options.ca === undefined ? {} : { ca: [...defaultCaCertificates(), options.ca] }),
     ...(options.insecure ? { rejectUnauthorized: false } : {}),
   };
+  // Every socket drops interim answers before undici reads them: undici refuses an unasked 100 (interim-answers.ts).
+  const connector = buildConnector({ timeout: options.timeoutMs, allowH2: false, ...tls });
+  const connect: buildConnector.connector = (connectOptions, callback) =>
+    connector(connectOptions, (...result) => (result[0] === null ? callback(null, skipInterimAnswers(result[1])) : callback(...result)));
   return new EnvHttpProxyAgent({
     // undici 8 negotiates HTTP/2 by default and then multiplexes every range over one
     // TCP connection: 8 ranges at 50 ms round trip measured 4.9 MiB/s that way against
@@ -30,7 +35,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     connections: options.connections,
     pipelining: 1,
     keepAliveTimeout: 30_000,
-    connect: { timeout: options.timeoutMs, ...tls },
+    connect,
     requestTls: tls,
   });
 }
