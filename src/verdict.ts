@@ -73,7 +73,8 @@ export interface Validators {
  * - `ranges-unusable`: a ranged request answered in a shape that is honest but cannot
  *   be placed as a range (a `multipart/byteranges` 206 to a single range, a `200`
  *   carrying a slice's `Content-Range`): no bytes, no size; fetch one plain stream,
- *   whose own answer is judged. To a worker's range it is treated like a range ignored.
+ *   whose own answer is judged. A worker's range answered so places no bytes either
+ *   (worker.ts refuses it like any such answer); the probe's routing keeps the file.
  * - `empty-file`: the file has zero bytes (a range of an empty file is unsatisfiable,
  *   RFC 9110 14.1.1).
  * - `retry-without-range`: ask once more without `Range`.
