@@ -20,6 +20,7 @@ const UNIT = [
   "host-limits",
   "http-headers",
   "input-file",
+  "interim-answers",
   "netrc",
   "ordered-sink",
   "origin-record",

@@ -4,7 +4,8 @@
  * TLS trust settings.
  */
 import nodeTls from "node:tls";
-import { Agent, Client, Pool, ProxyAgent, type Dispatcher } from "undici";
+import { Agent, buildConnector, Client, Pool, ProxyAgent, type Dispatcher } from "undici";
+import { skipInterimAnswers } from "./interim-answers.js";
 import { proxyFor, type ProxyEndpoint, type ProxyRoutes } from "./proxy.js";
 import { proxyError } from "./proxy-error.js";
 import { socksDispatcher, type TlsSettings } from "./socks-dispatcher.js";
@@ -35,6 +36,11 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     ...(options.insecure ? { rejectUnauthorized: false } : {}),
   };
   const routes = options.proxies ?? DIRECT;
+  // Every direct socket drops interim answers before undici reads them: undici refuses an
+  // unasked 100 (interim-answers.ts). Not inside a proxy's tunnel.
+  const connector = buildConnector({ timeout: options.timeoutMs, allowH2: false, ...tls });
+  const connect: buildConnector.connector = (connectOptions, callback) =>
+    connector(connectOptions, (...result) => (result[0] === null ? callback(null, skipInterimAnswers(result[1])) : callback(...result)));
   const agent = new Agent({
     // undici 8 negotiates HTTP/2 by default and then multiplexes every range over one
     // TCP connection: 8 ranges at 50 ms round trip measured 4.9 MiB/s that way against
@@ -43,7 +49,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     connections: options.connections,
     pipelining: 1,
     keepAliveTimeout: 30_000,
-    connect: { timeout: options.timeoutMs, ...tls },
+    connect,
     // The Agent keeps one dispatcher per origin; an origin's route never changes.
     factory: (origin, agentOptions) => {
       const proxy = proxyFor(routes, new URL(String(origin)));
@@ -59,7 +65,14 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
           tls,
         });
       }
-      return new ProxyAgent({ ...settings, uri: proxy.agentUrl, connectTimeout: options.timeoutMs, requestTls: tls, proxyTls: tls });
+      return new ProxyAgent({
+        ...settings,
+        connect: { timeout: options.timeoutMs, ...tls },
+        uri: proxy.agentUrl,
+        connectTimeout: options.timeoutMs,
+        requestTls: tls,
+        proxyTls: tls,
+      });
     },
   });
   return routes.http === undefined && routes.https === undefined ? agent : agent.compose(namingProxyFailures(routes));

@@ -11,16 +11,20 @@
  * targets, skips paths with `..`, links whose target leaves the directory, device
  * files and FIFOs, and never writes through a symbolic link; each skip is a warning.
  * With `unlink`, an entry replaces whatever an earlier entry put at its path instead
- * of writing into it (a hard link to an outside file, for one). What a chain of
+ * of writing into it (a hard link to an outside file, for one). A hard link to an
+ * absolute path, or to a file the archive has not unpacked before it, is skipped with a
+ * warning, as bsdtar skips them; setuid and setgid bits are never restored (bsdtar
+ * restores them only with `-p`), even as root. No message names the temporary sibling:
+ * paths in it are shown as paths in DIR. What a chain of
  * links can do that no single entry shows (`a -> .` then `b -> a/..`) is checked on
  * the unpacked tree before the rename: a symbolic link that resolves outside, or a
  * file with links outside the tree, is removed with a warning.
  */
 import { chmod, lstat, mkdir, mkdtemp, readdir, readlink, realpath, rename, rm, rmdir } from "node:fs/promises";
-import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
+import { basename, dirname, isAbsolute, join, posix, relative, resolve, sep, win32 } from "node:path";
 import { Writable } from "node:stream";
 import zlib from "node:zlib";
-import { Unpack } from "tar";
+import { Unpack, type ReadEntry } from "tar";
 import { FileError, IntegrityError, UsageError } from "./errors.js";
 import { fileError } from "./to-error.js";
 
@@ -224,6 +228,7 @@ export class Extraction {
       // The decompression is ours; node-tar must take the bytes as a plain tar.
       zstd: false,
       brotli: false,
+      filter: (_path, entry) => this.#admit(entry as ReadEntry),
       onwarn: (code, message, data) => this.#onTarProblem(code, message, data as { code?: string; path?: string; entry?: { path?: string } }),
     });
     unpack.on("error", (error: Error & { tarCode?: string; code?: string; path?: string }) => {
@@ -245,12 +250,40 @@ export class Extraction {
     this.#target = decoder;
   }
 
+  /**
+   * Whether node-tar may unpack `entry`, and with which mode. A hard link to an absolute
+   * path is skipped (node-tar would strip the `/` and link to whatever the archive put
+   * there, or fail the archive when nothing is there); setuid and setgid bits are dropped.
+   */
+  #admit(entry: ReadEntry): boolean {
+    const linkpath = entry.linkpath ?? "";
+    if (entry.type === "Link" && (posix.isAbsolute(linkpath) || win32.isAbsolute(linkpath))) {
+      this.#options.warn(`--extract: skipped ${entry.path}: a hard link to the absolute path ${linkpath}`);
+      return false;
+    }
+    if (typeof entry.mode === "number") entry.mode &= ~0o6000;
+    return true;
+  }
+
+  /** `text` with the temporary sibling shown as DIR: that name is ours, not the user's. */
+  #shown(text: string): string {
+    return text.split(this.tempDir).join(this.#dir);
+  }
+
   /** A corrupt archive fails, a local write error fails, a refused entry is a warning. */
-  #onTarProblem(code: string, message: string, data: { code?: string; path?: string; entry?: { path?: string } }): void {
-    const text = message.replace(/^TAR_[A-Z_]+: /, "");
+  #onTarProblem(code: string, message: string, data: { code?: string; path?: string; entry?: { path?: string; type?: string; linkpath?: string } }): void {
+    const text = this.#shown(message.replace(/^TAR_[A-Z_]+: /, ""));
+    const entry = data.entry;
+    // A hard link to a name nothing in the archive has unpacked yet: the entry is
+    // skipped, as bsdtar and GNU tar skip it (with a warning), not the whole archive.
+    if (data.code === "ENOENT" && entry?.type === "Link") {
+      this.#options.warn(`--extract: skipped ${entry.path}: a hard link to ${entry.linkpath}, which the archive does not hold before it`);
+      return;
+    }
     // An errno (ENOSPC, EACCES) is the local disk's problem, not the archive's.
     if (data.code !== undefined && /^E[A-Z]+$/.test(data.code)) {
-      this.#fail(fileError(Object.assign(new Error(text), { code: data.code }), data.path ?? this.#dir, "cannot unpack into"));
+      const where = this.#shown(data.path ?? this.#dir);
+      this.#fail(fileError(Object.assign(new Error(text), { code: data.code }), where, "cannot unpack into"));
     } else if (CORRUPT_ARCHIVE.has(code) || code === "") {
       this.#fail(
         new IntegrityError(`--extract: the archive from ${this.#options.url} is not a valid tar archive: ${text}; nothing was unpacked`, {
@@ -258,8 +291,8 @@ export class Extraction {
         }),
       );
     } else {
-      const entry = data.entry?.path ?? data.path;
-      this.#options.warn(`--extract: ${entry === undefined ? "" : `${entry}: `}${text}`);
+      const name = entry?.path ?? (data.path === undefined ? undefined : this.#shown(data.path));
+      this.#options.warn(`--extract: ${name === undefined ? "" : `${name}: `}${text}`);
     }
   }
 

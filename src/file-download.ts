@@ -445,7 +445,9 @@ export class FileDownload {
         return this.#finish(await createPart(this.#path!, 0), this.#newManifest(answer, 0), 0, this.#hasher());
       case "size-unknown":
       case "retry-without-range":
-        // No provable size from ranges, or ranges refused: one plain GET (DESIGN).
+      case "ranges-unusable":
+        // No provable size from ranges, ranges refused or answered in a shape that cannot
+        // be placed: one plain GET (DESIGN).
         await discard(answer.response);
         if (this.#partial || this.#adopted !== undefined) {
           this.#settings.warn(`${answer.finalUrl} cannot resume this file; starting over`);

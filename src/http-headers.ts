@@ -22,10 +22,18 @@ function parseSafeDigits(text: string): number | undefined {
 
 // RFC 9110 14.4: Content-Range = range-unit SP ( range-resp / unsatisfied-range ),
 // range-resp = incl-range "/" ( complete-length / "*" ). The range unit is compared
-// case-insensitively (RFC 9110 14.1).
-const CONTENT_RANGE = /^bytes ([0-9]+)-([0-9]+)\/([0-9]+|\*)$/i;
-const UNSATISFIED_RANGE = /^bytes \*\/([0-9]+)$/i;
+// case-insensitively (RFC 9110 14.1). One `=` in place of the SP is read as the SP:
+// servers in the wild copy the request's `bytes=` (aria2 #509, swift3 #38), and with a
+// complete range and length after it nothing else can be meant. Anything looser (two
+// separators, spaces around the dash, no unit, no length) stays refused.
+const CONTENT_RANGE = /^bytes[ =]([0-9]+)-([0-9]+)\/([0-9]+|\*)$/i;
+const UNSATISFIED_RANGE = /^bytes[ =]\*\/([0-9]+)$/i;
 
+/**
+ * A satisfied `Content-Range` (RFC 9110 14.4), `bytes a-b/N` or `bytes a-b/*`, also
+ * with `=` for the space (see above); `undefined` for anything else, including a
+ * range that is backwards or past its complete length.
+ */
 export function parseContentRange(value: string | null | undefined): ContentRange | undefined {
   const match = CONTENT_RANGE.exec(value?.trim() ?? "");
   if (!match) return undefined;
@@ -42,7 +50,7 @@ export function parseContentRange(value: string | null | undefined): ContentRang
   return { start, end, size };
 }
 
-/** The complete length from a `416`'s `Content-Range: bytes *\/N` (RFC 9110 15.5.17). */
+/** The complete length from a `416`'s `Content-Range: bytes *\/N` (RFC 9110 15.5.17), also `bytes=*\/N`. */
 export function parseUnsatisfiedRange(value: string | null | undefined): number | undefined {
   const match = UNSATISFIED_RANGE.exec(value?.trim() ?? "");
   return match ? parseSafeDigits(match[1] ?? "") : undefined;

@@ -55,19 +55,11 @@ const BODY_VERDICTS = new Set<Verdict["kind"]>(["bytes", "whole", "range-ignored
  * The first request: a ranged GET, never HEAD (presigned URLs are often signed for
  * GET only, and this body is the first chunk of the file, not wasted). An answer the
  * verdict calls a server fault is retried, then thrown as IntegrityError ERR_BAD_RANGE.
+ * A 416 that proves a size the range ended past (`ask-within`) is asked again, once,
+ * inside that size: the verdict returned is never `ask-within`.
  * @throws HttpStatusError, NetworkError, IntegrityError, AbortError
  */
 export async function probe(context: RequestContext, request: ProbeRequest, signal: AbortSignal): Promise<ProbeAnswer> {
-  const ask: Ask = {
-    url: request.url,
-    range: request.range,
-    ifRange: request.ifRange,
-    ifNoneMatch: request.ifNoneMatch,
-    ifModifiedSince: request.ifModifiedSince,
-    first: request.first ?? true,
-    signal,
-  };
-  const asked = askedOf(ask);
   const loop = {
     retries: request.retries,
     clock: context.clock,
@@ -76,10 +68,18 @@ export async function probe(context: RequestContext, request: ProbeRequest, sign
     uncounted: (error: unknown) => error instanceof HostLimitRefusal,
   };
   return withRetries(loop, async () => {
-    const response = await requestResponse(context, ask);
-    const verdict = traced(context.events, response.url, judge(asked, request.known, response));
-    if (!BODY_VERDICTS.has(verdict.kind)) await discard(response);
-    if (verdict.kind === "server-fault") throw serverFault(response.url, verdict.reason);
+    let range = request.range;
+    let { asked, response, verdict } = await askOnce(context, request, range, signal);
+    // A 416 proving size N to a range that ends past it (old aiohttp): ask once more,
+    // inside N. Once only: a second 416 to a range inside the file is the server's fault.
+    if (verdict.kind === "ask-within") {
+      range = { start: range.start, end: verdict.size - 1 };
+      ({ asked, response, verdict } = await askOnce(context, request, range, signal));
+      if (verdict.kind === "ask-within") {
+        verdict = { kind: "server-fault", reason: `it refused bytes ${range.start}-${range.end} twice, naming another size each time` };
+      }
+    }
+    if (verdict.kind === "server-fault") throw serverFault(response.url, verdict.reason, "probe");
     const headersIn = response.headers;
     return {
       response,
@@ -92,4 +92,27 @@ export async function probe(context: RequestContext, request: ProbeRequest, sign
       contentDisposition: headersIn["content-disposition"],
     };
   });
+}
+
+/** One ranged GET of the probe for `range` through the request path, judged; a body the verdict does not read is gone. */
+async function askOnce(
+  context: RequestContext,
+  request: ProbeRequest,
+  range: ByteSpan,
+  signal: AbortSignal,
+): Promise<{ asked: Asked; response: HttpResponse; verdict: Verdict }> {
+  const ask: Ask = {
+    url: request.url,
+    range,
+    ifRange: request.ifRange,
+    ifNoneMatch: request.ifNoneMatch,
+    ifModifiedSince: request.ifModifiedSince,
+    first: request.first ?? true,
+    signal,
+  };
+  const asked = askedOf(ask);
+  const response = await requestResponse(context, ask);
+  const verdict = traced(context.events, response.url, judge(asked, request.known, response));
+  if (!BODY_VERDICTS.has(verdict.kind)) await discard(response);
+  return { asked, response, verdict };
 }

@@ -88,7 +88,7 @@ export async function streamWhole(job: StreamJob): Promise<{ size: number; final
         verdict.kind === "range-ignored" ||
         (verdict.kind === "bytes" && verdict.answered.start === 0 && verdict.answered.end === verdict.size - 1);
       if (!fromStart) {
-        throw serverFault(response.url, `it answered a plain GET with ${response.status} that is not the whole file`);
+        throw serverFault(response.url, `it answered a plain GET with ${response.status} that is not the whole file`, "stream");
       }
       const proof = sizeProofOf(verdict);
       if (proof) job.proven(proof);
@@ -107,7 +107,7 @@ export async function streamWhole(job: StreamJob): Promise<{ size: number; final
       }
       await writer.flush();
       if (announced !== undefined && position !== announced) {
-        throw serverFault(response.url, `it sent ${position} bytes, not the ${announced} it announced`);
+        throw serverFault(response.url, `it sent ${position} bytes, not the ${announced} it announced`, "stream");
       }
       // A length-less stream that ended cleanly proves its own length (DESIGN).
       if (announced === undefined) job.proven({ source: "clean-end", size: position });

@@ -263,8 +263,9 @@ export class StreamDownload {
     } else if (verdict.kind === "whole" || verdict.kind === "range-ignored") {
       if (verdict.size !== undefined) output.sink.expectSize(verdict.size);
       await this.#stream(answer, proven);
-    } else if (verdict.kind === "size-unknown" || verdict.kind === "retry-without-range") {
-      // No provable size from ranges, or ranges refused: one plain GET (DESIGN).
+    } else if (verdict.kind === "size-unknown" || verdict.kind === "retry-without-range" || verdict.kind === "ranges-unusable") {
+      // No provable size from ranges, ranges refused or answered in a shape that cannot
+      // be placed: one plain GET (DESIGN).
       await discard(answer.response);
       await this.#stream(undefined, proven);
     } else if (verdict.kind === "empty-file") {

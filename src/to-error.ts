@@ -38,14 +38,32 @@ export function fileError(error: unknown, path: string, what: string): FileError
 }
 
 /**
- * An answer the verdict calls a server fault (a range that does not overlap what was
- * asked, sizes that disagree, an encoded body): `ERR_BAD_RANGE`, retried (a broken
- * cache node may answer right next time), then exit 5. `reason` says what it did.
+ * Which request a server fault answered, for the advice: the first ranged request of
+ * an attempt (`probe`), a worker's range (`range`), or the plain GET of one stream
+ * (`stream`).
  */
-export function serverFault(url: string, reason: string): IntegrityError {
-  return new IntegrityError(`${url}: ${reason}; the server sends wrong ranges or sizes, try again later or with -c 1`, {
-    code: "ERR_BAD_RANGE",
-  });
+export type FaultedRequest = "probe" | "range" | "stream";
+
+/**
+ * What would help, by request. Every attempt starts with the same probe whatever `-c`
+ * says, so fewer connections help none of them; a later attempt may reach a cache node
+ * that answers right, and another URL of the file (a mirror) is another server.
+ */
+const FAULT_ADVICE: Record<FaultedRequest, string> = {
+  probe:
+    "the server cannot answer the first ranged request usably, and every run starts with it; try again later (another cache node may answer right) or another URL of the file",
+  range: "the server sends wrong ranges or sizes; try again later (another cache node may answer right) or another URL of the file",
+  stream: "the server's answer to a plain GET is not the file; try again later or another URL of the file",
+};
+
+/**
+ * An answer the verdict calls a server fault (a range that does not overlap what was
+ * asked, sizes that disagree): `ERR_BAD_RANGE`, retried (a broken cache node may answer
+ * right next time), then exit 5. `reason` says what it did; `request` which request it
+ * answered, for advice that would help (default: a worker's range).
+ */
+export function serverFault(url: string, reason: string, request: FaultedRequest = "range"): IntegrityError {
+  return new IntegrityError(`${url}: ${reason}; ${FAULT_ADVICE[request]}`, { code: "ERR_BAD_RANGE" });
 }
 
 /**

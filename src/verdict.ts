@@ -68,6 +68,13 @@ export interface Validators {
  * - `complete`: a `416` (or an empty `206`) proving size `size` when every byte before
  *   what was asked is already on disk: finish.
  * - `size-unknown`: `bytes a-b/*` with no other proof of the size: fetch one plain stream.
+ * - `ask-within`: a `416 bytes *\/N` to a range that starts inside the file but ends
+ *   past it (old aiohttp): size `size` is proven; ask again for `start..size-1`.
+ * - `ranges-unusable`: a ranged request answered in a shape that is honest but cannot
+ *   be placed as a range (a `multipart/byteranges` 206 to a single range, a `200`
+ *   carrying a slice's `Content-Range`): no bytes, no size; fetch one plain stream,
+ *   whose own answer is judged. A worker's range answered so places no bytes either
+ *   (worker.ts refuses it like any such answer); the probe's routing keeps the file.
  * - `empty-file`: the file has zero bytes (a range of an empty file is unsatisfiable,
  *   RFC 9110 14.1.1).
  * - `retry-without-range`: ask once more without `Range`.
@@ -83,6 +90,8 @@ export type Verdict =
   | { kind: "changed"; reason: string }
   | { kind: "complete"; size: number }
   | { kind: "size-unknown"; validators: Validators }
+  | { kind: "ranges-unusable"; reason: string }
+  | { kind: "ask-within"; size: number; validators: Validators }
   | { kind: "empty-file"; validators: Validators }
   | { kind: "retry-without-range"; reason: string }
   | { kind: "not-modified" }
@@ -100,11 +109,10 @@ export function judge(asked: Asked, known: Known, answer: Answer): Verdict {
   const { status, headers } = answer;
   const validators: Validators = { etag: headers["etag"] ?? null, lastModified: headers["last-modified"] ?? null };
   if (status === 206 || status === 200) {
-    const encoding = headers["content-encoding"]?.trim().toLowerCase();
-    // We always ask for identity: a range of an encoded representation is not a range of the file.
-    if (encoding !== undefined && encoding !== "" && encoding !== "identity") {
-      return { kind: "server-fault", reason: `it sent a ${encoding}-encoded body although identity was asked for` };
-    }
+    // A Content-Encoding (gzip, x-gzip) although identity was asked for is not judged
+    // here: the bytes are kept verbatim. They are what the server stores (Apache's
+    // `AddEncoding x-gzip .gz` labels a stored .tar.gz so), what a published checksum is
+    // of, and what curl, wget and aria2c save; ranges of them are ranges of them.
     return status === 206 ? judgePartial(asked, known, headers, validators) : judgeFull(asked, known, headers, validators);
   }
   if (status === 416) return judgeUnsatisfiable(asked, known, headers);
@@ -115,8 +123,11 @@ export function judge(asked: Asked, known: Known, answer: Answer): Verdict {
   return { kind: "error-status", status, retryable: isRetryableStatus(status) };
 }
 
-/** `bytes N-(N-1)/N` (`bytes 0--1/0` for an empty file): an empty 206 some CDNs send past the end; it proves size N. */
-const EMPTY_RANGE = /^bytes ([0-9]+)-(-?[0-9]+)\/([0-9]+)$/i;
+/**
+ * `bytes N-(N-1)/N` (`bytes 0--1/0` for an empty file): an empty 206 some CDNs send past
+ * the end; it proves size N. `=` for the space is read as in parseContentRange.
+ */
+const EMPTY_RANGE = /^bytes[ =]([0-9]+)-(-?[0-9]+)\/([0-9]+)$/i;
 
 function parseEmptyRange(value: string | undefined): number | undefined {
   const match = EMPTY_RANGE.exec(value?.trim() ?? "");
@@ -126,7 +137,24 @@ function parseEmptyRange(value: string | undefined): number | undefined {
   return size;
 }
 
+/** RFC 9110 14.6: a multi-part answer to ranges; its media type says so, whatever else it carries. */
+const MULTIPART_BYTERANGES = /^\s*multipart\/byteranges\s*(;|$)/i;
+
+/**
+ * An honest answer to a range that cannot be placed as one: `ranges-unusable` to a
+ * ranged request (one plain stream follows, judged on its own), a server fault to a
+ * plain GET (nothing to fall back to).
+ */
+function unusable(asked: Asked, reason: string): Verdict {
+  return asked.range === undefined ? { kind: "server-fault", reason } : { kind: "ranges-unusable", reason };
+}
+
 function judgePartial(asked: Asked, known: Known, headers: Answer["headers"], validators: Validators): Verdict {
+  // A server that answers even one range as multipart/byteranges (HbbTV-Testsuite #16,
+  // jetty #3916) is read as "ranges not usable": one plain stream, never a failure.
+  if (MULTIPART_BYTERANGES.test(headers["content-type"] ?? "")) {
+    return unusable(asked, "it answered a single range with multipart/byteranges");
+  }
   const header = headers["content-range"];
   const emptySize = parseEmptyRange(header);
   if (emptySize !== undefined) return judgeProvenSize(asked, known, emptySize, validators, "206");
@@ -172,7 +200,9 @@ function judgeFull(asked: Asked, known: Known, headers: Answer["headers"], valid
     // anyway (answering a range with 200) is telling which slice it sent.
     const range = parseContentRange(header);
     const whole = range?.size !== undefined && range.start === 0 && range.end === range.size - 1;
-    if (!whole) return { kind: "server-fault", reason: `its 200 carries Content-Range ${JSON.stringify(header)}: a slice, not the whole file` };
+    // A slice sent as 200 (modelscope_hub #50): never the whole file, but the server may
+    // still answer a plain GET honestly, as aria2c finds.
+    if (!whole) return unusable(asked, `its 200 carries Content-Range ${JSON.stringify(header)}: a slice, not the whole file`);
     if (length !== undefined && length !== range.size) {
       return { kind: "server-fault", reason: `its 200 says ${range.size} bytes in Content-Range but ${length} in Content-Length` };
     }
@@ -206,7 +236,9 @@ function judgeUnsatisfiable(asked: Asked, known: Known, headers: Answer["headers
 /**
  * An answer that proves the size but carries no bytes (a 416 `bytes *\/N`, an empty
  * 206). Asking from offset N means every byte before N is on disk, so N proves the
- * download complete; asking below N and being refused is the server's fault.
+ * download complete. A 416 to a range that starts below N but ends at or past it is a
+ * server that wants the whole range inside the file (old aiohttp, aiohttp #1588): N is
+ * proven, ask again within it. Refusing a range wholly inside the file is a fault.
  */
 function judgeProvenSize(asked: Asked, known: Known, size: number, validators: Validators, status: string): Verdict {
   if (known.size !== undefined && size !== known.size) {
@@ -217,6 +249,7 @@ function judgeProvenSize(asked: Asked, known: Known, size: number, validators: V
     return { kind: "changed", reason: `it now has ${size} bytes, fewer than the ${start} already here` };
   }
   if (start < size) {
+    if (status === "416" && asked.range !== undefined && asked.range.end >= size) return { kind: "ask-within", size, validators };
     return { kind: "server-fault", reason: `it refused bytes ${start}- of a ${size}-byte file (${status})` };
   }
   return known.size === undefined && size === 0 ? { kind: "empty-file", validators } : { kind: "complete", size };

@@ -290,6 +290,11 @@ function placeAnswer(
     throw new RemoteChangedError(`the remote file at ${shown} changed during the download: ${verdict.reason}`, { url: shown });
   }
   const range = asked.range!;
+  // A multipart/byteranges answer or a 200 slice to a worker's range: this server cannot
+  // answer a range honestly, and the whole download gets one plain stream (DESIGN).
+  if (verdict.kind === "ranges-unusable") {
+    throw new RangeIgnoredError(`${shown} cannot answer the range bytes ${range.start}-${range.end} usably: ${verdict.reason}`, true);
+  }
   const placement = bodyPlacement(verdict, asked);
   if (placement === undefined || (verdict.kind !== "bytes" && verdict.kind !== "range-ignored")) {
     throw serverFault(shown, `it answered bytes ${range.start}-${range.end} with ${answer.status} (${verdict.kind})`);

@@ -215,8 +215,18 @@ describe("serverFault", () => {
     expect(error).toBeInstanceOf(IntegrityError);
     expect(error).toMatchObject({ code: "ERR_BAD_RANGE", exitCode: 5 });
     expect(error.message).toBe(
-      `${URL}: it answered bytes 0-99 with Content-Range "bytes 200-299/1000", which does not overlap; the server sends wrong ranges or sizes, try again later or with -c 1`,
+      `${URL}: it answered bytes 0-99 with Content-Range "bytes 200-299/1000", which does not overlap; the server sends wrong ranges or sizes; try again later (another cache node may answer right) or another URL of the file`,
     );
+  });
+
+  it.each(["probe", "range", "stream"] as const)("advises what would help after a fault of the %s, never -c 1 (every run sends the same probe)", (request) => {
+    const message = serverFault(URL, "it did something odd", request).message;
+    expect(message).not.toMatch(/-c 1/);
+    expect(message).toMatch(/try again later/);
+  });
+
+  it("says of a probe's fault that every run starts with the same request", () => {
+    expect(serverFault(URL, "it did something odd", "probe").message).toMatch(/every run starts with it/);
   });
 });
 

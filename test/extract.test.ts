@@ -250,6 +250,56 @@ describe("startExtraction: hostile archives never write outside DIR", () => {
     expect(warnings.join("\n")).toMatch(/linkpath contains '\.\.'/);
   });
 
+  it("skips a hard link to an absolute path (hard -> /tmp/.../canary) with one warning naming the member, as bsdtar does; never a temp path", async () => {
+    const parent = await tempDir();
+    const target = await victim(parent);
+    const { dir, warnings } = await unpack(
+      tarArchive([
+        { path: "hard", type: "hardlink", linkpath: target },
+        { path: "kept.txt", body: "kept" },
+        { path: "hard", body: "overwritten" },
+      ]),
+      parent,
+    );
+    await expectUntouched(parent, target);
+    expect(await readFile(join(dir, "kept.txt"), "utf8")).toBe("kept");
+    const aboutHard = warnings.filter((warning) => warning.includes("hard"));
+    expect(aboutHard).toEqual([`--extract: skipped hard: a hard link to the absolute path ${target}`]);
+    expect(warnings.join("\n")).not.toMatch(/\.out\.extract-/);
+  });
+
+  it("skips a hard link to a file the archive does not hold, with a warning and no temp path, instead of failing the whole archive", async () => {
+    const parent = await tempDir();
+    const { dir, warnings } = await unpack(
+      tarArchive([
+        { path: "orphan", type: "hardlink", linkpath: "not/in/the/archive" },
+        { path: "kept.txt", body: "kept" },
+      ]),
+      parent,
+    );
+    expect(await tree(dir)).toEqual(["kept.txt"]);
+    expect(warnings).toEqual([expect.stringMatching(/^--extract: skipped orphan: a hard link to not\/in\/the\/archive, which the archive does not hold before it/)]);
+    expect(warnings.join("\n")).not.toMatch(/\.out\.extract-/);
+  });
+
+  it("never restores setuid or setgid bits (bsdtar restores them only with -p), even as root", async () => {
+    const parent = await tempDir();
+    const { dir } = await unpack(
+      tarArchive([
+        { path: "bin/", type: "directory", mode: 0o2755 },
+        { path: "bin/suid", body: "#!/bin/sh\n", mode: 0o4755 },
+        { path: "bin/sgid", body: "", mode: 0o2711 },
+        { path: "bin/both", body: "x", mode: 0o6777 },
+      ]),
+      parent,
+    );
+    for (const name of ["bin", "bin/suid", "bin/sgid", "bin/both"]) {
+      expect((await lstat(join(dir, name))).mode & 0o6000, name).toBe(0);
+    }
+    // The rest of the mode is kept (less the umask).
+    expect((await lstat(join(dir, "bin/suid"))).mode & 0o111).toBe(0o111);
+  });
+
   it("removes a chain of links that leaves DIR though no single link does (a -> ., b -> a/..)", async () => {
     const parent = await tempDir();
     const target = await victim(parent);

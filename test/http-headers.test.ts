@@ -19,6 +19,9 @@ describe("parseContentRange", () => {
     ["BYTES 0-9/10", { start: 0, end: 9, size: 10 }],
     ["Bytes 0-9/10", { start: 0, end: 9, size: 10 }],
     ["  bytes 0-9/10  ", { start: 0, end: 9, size: 10 }],
+    // The request's `bytes=` copied into the answer (aria2 #509, swift3 #38): unambiguous.
+    ["bytes=0-1048575/8388608", { start: 0, end: 1048575, size: 8388608 }],
+    ["Bytes=42-1233/*", { start: 42, end: 1233, size: undefined }],
     ["bytes 9007199254740990-9007199254740990/9007199254740991", {
       start: 9007199254740990,
       end: 9007199254740990,
@@ -41,7 +44,16 @@ describe("parseContentRange", () => {
     ["bytes 0-9/-10"],
     ["bytes 0 - 9/10"],
     ["bytes  0-9/10"],
-    ["bytes=0-9/10"],
+    ["bytes==0-9/10"],
+    ["bytes= 0-9/10"],
+    ["bytes =0-9/10"],
+    ["bytes=0-9"],
+    ["bytes=-9/10"],
+    ["bytes=5-/10"],
+    ["bytes=0-9,20-29/100"],
+    ["bytes=0-10/10"],
+    ["=0-9/10"],
+    ["0-9/10"],
     ["items 0-9/10"],
     ["bytes 0x0-9/10"],
     ["bytes 1.5-9/10"],
@@ -65,6 +77,14 @@ describe("parseContentRange", () => {
     );
   });
 
+  it("reads `bytes=a-b/N` exactly as `bytes a-b/N`, whatever a, b and N", () => {
+    fc.assert(
+      fc.property(fc.maxSafeNat(), fc.maxSafeNat(), fc.oneof(fc.maxSafeNat().map(String), fc.constant("*")), (start, end, size) => {
+        expect(parseContentRange(`bytes=${start}-${end}/${size}`)).toEqual(parseContentRange(`bytes ${start}-${end}/${size}`));
+      }),
+    );
+  });
+
   it("never returns a range that is empty, backwards or past the size", () => {
     fc.assert(
       fc.property(fc.string(), (header) => {
@@ -83,11 +103,12 @@ describe("parseUnsatisfiedRange", () => {
     ["bytes */1234", 1234],
     ["bytes */0", 0],
     ["BYTES */7", 7],
+    ["bytes=*/8388608", 8388608],
   ])("reads the complete length from %j", (header, expected) => {
     expect(parseUnsatisfiedRange(header)).toBe(expected);
   });
 
-  it.each([[null], [undefined], [""], ["bytes */*"], ["bytes 0-9/10"], ["bytes */-1"], ["bytes */1e3"], [
+  it.each([[null], [undefined], [""], ["bytes */*"], ["bytes 0-9/10"], ["bytes */-1"], ["bytes */1e3"], ["bytes==*/10"], ["bytes= */10"], [
     "bytes */99999999999999999999",
   ]])("rejects %j", (header) => {
     expect(parseUnsatisfiedRange(header)).toBeUndefined();

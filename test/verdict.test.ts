@@ -97,11 +97,11 @@ const rows: Row[] = [
     verdict: "server-fault",
   },
   {
-    name: "a multipart 206 (never asked for) is a server fault",
+    name: "a multipart 206 (never asked for) to the probe: ranges unusable, one plain stream",
     asked: probe,
     known: NOTHING_KNOWN,
     answer: answer(206, { "content-type": "multipart/byteranges; boundary=x" }),
-    verdict: "server-fault",
+    verdict: "ranges-unusable",
   },
   {
     name: "a 206 whose Content-Length disagrees with its Content-Range is a server fault",
@@ -153,10 +153,31 @@ const rows: Row[] = [
     verdict: "bytes",
   },
   {
-    name: "a gzip-encoded 206 is not a range of the file",
+    name: "a gzip-encoded 206 (a stored .tar.gz, Apache AddEncoding) is a range of the stored bytes",
     asked: probe,
     known: NOTHING_KNOWN,
     answer: answer(206, { "content-range": `bytes 0-99/${SIZE}`, "content-encoding": "gzip" }),
+    verdict: { kind: "bytes", start: 0, end: 99, answered: { start: 0, end: 99 }, size: SIZE, validators },
+  },
+  {
+    name: "an x-gzip-encoded 200 to a plain GET is the whole stored file",
+    asked: plain,
+    known: NOTHING_KNOWN,
+    answer: answer(200, { "content-length": "100", "content-encoding": "x-gzip" }),
+    verdict: { kind: "whole", size: 100, validators },
+  },
+  {
+    name: "Content-Range bytes=a-b/N (the request's '=' copied) is read as bytes a-b/N",
+    asked: probe,
+    known: NOTHING_KNOWN,
+    answer: answer(206, { "content-range": `bytes=0-${MiB - 1}/${SIZE}`, "content-length": String(MiB) }),
+    verdict: { kind: "bytes", start: 0, end: MiB - 1, answered: { start: 0, end: MiB - 1 }, size: SIZE, validators },
+  },
+  {
+    name: "Content-Range bytes=a-b without a length is ambiguous: a server fault",
+    asked: probe,
+    known: NOTHING_KNOWN,
+    answer: answer(206, { "content-range": `bytes=0-${MiB - 1}` }),
     verdict: "server-fault",
   },
   // bytes a-b/*
@@ -233,11 +254,53 @@ const rows: Row[] = [
     verdict: { kind: "whole", size: SIZE, validators },
   },
   {
-    name: "a 200 with the slice's length and a slice Content-Range is never the whole file (input 1)",
+    name: "a 200 with the slice's length and a slice Content-Range is never the whole file: ranges unusable, one plain stream (input 1, modelscope_hub #50)",
     asked: probe,
     known: NOTHING_KNOWN,
     answer: answer(200, { "content-length": String(MiB), "content-range": `bytes 0-${MiB - 1}/${SIZE}` }),
+    verdict: "ranges-unusable",
+  },
+  {
+    name: "a 200 with a slice Content-Range to a worker's range: ranges unusable (the worker takes it as a range ignored)",
+    asked: worker,
+    known,
+    answer: answer(200, { "content-range": `bytes ${8 * MiB}-${SIZE - 1}/${SIZE}` }),
+    verdict: "ranges-unusable",
+  },
+  {
+    name: "a 200 with a slice Content-Range to a plain GET is a server fault: nothing to fall back to",
+    asked: plain,
+    known: NOTHING_KNOWN,
+    answer: answer(200, { "content-length": String(MiB), "content-range": `bytes 0-${MiB - 1}/${SIZE}` }),
     verdict: "server-fault",
+  },
+  {
+    name: "a multipart/byteranges 206 to the single-range probe: ranges unusable, one plain stream (HbbTV-Testsuite #16, jetty #3916)",
+    asked: probe,
+    known: NOTHING_KNOWN,
+    answer: answer(206, { "content-type": "multipart/byteranges; boundary=THIS_STRING_SEPARATES" }),
+    verdict: { kind: "ranges-unusable", reason: "it answered a single range with multipart/byteranges" },
+  },
+  {
+    name: "a multipart/byteranges 206 is read by its media type, whatever Content-Range it also carries",
+    asked: worker,
+    known,
+    answer: answer(206, { "content-type": "Multipart/ByteRanges;boundary=x", "content-range": `bytes ${8 * MiB}-${SIZE - 1}/${SIZE}` }),
+    verdict: "ranges-unusable",
+  },
+  {
+    name: "a multipart/byteranges 206 to a plain GET is a server fault",
+    asked: plain,
+    known: NOTHING_KNOWN,
+    answer: answer(206, { "content-type": "multipart/byteranges; boundary=x" }),
+    verdict: "server-fault",
+  },
+  {
+    name: "a content type that only starts like multipart/byteranges is not one",
+    asked: probe,
+    known: NOTHING_KNOWN,
+    answer: answer(206, { "content-type": "multipart/byterangesx", "content-range": `bytes 0-${MiB - 1}/${SIZE}` }),
+    verdict: "bytes",
   },
   {
     name: "a 200 whose Content-Range covers the whole file is the whole file",
@@ -311,6 +374,13 @@ const rows: Row[] = [
     verdict: { kind: "complete", size: SIZE },
   },
   {
+    name: "a 416 bytes=*/N (the request's '=' copied), asked past the end of a complete file: complete",
+    asked: { range: { start: SIZE, end: SIZE }, ifRange: true, conditional: false, first: true },
+    known,
+    answer: bare(416, { "content-range": `bytes=*/${SIZE}` }),
+    verdict: { kind: "complete", size: SIZE },
+  },
+  {
     name: "a 416 naming another size: changed",
     asked: { range: { start: 200 * 1024, end: MiB - 1 }, ifRange: true, conditional: false, first: true },
     known,
@@ -322,6 +392,27 @@ const rows: Row[] = [
     asked: worker,
     known,
     answer: bare(416, { "content-range": `bytes */${SIZE}` }),
+    verdict: "server-fault",
+  },
+  {
+    name: "a 416 bytes */N to a probe starting inside N but ending past it (old aiohttp): N is proven, ask within it",
+    asked: { range: { start: 0, end: 4 * MiB - 1 }, ifRange: false, conditional: false, first: true },
+    known: NOTHING_KNOWN,
+    answer: bare(416, { "content-range": "bytes */100000" }),
+    verdict: { kind: "ask-within", size: 100_000, validators: { etag: null, lastModified: null } },
+  },
+  {
+    name: "a 416 bytes */N to a range wholly inside N stays a server fault (asking within would not help)",
+    asked: { range: { start: 0, end: 99_999 }, ifRange: false, conditional: false, first: true },
+    known: NOTHING_KNOWN,
+    answer: bare(416, { "content-range": "bytes */100000" }),
+    verdict: "server-fault",
+  },
+  {
+    name: "an empty 206 bytes N-(N-1)/N to a range inside N stays a server fault: only a 416 asks within",
+    asked: { range: { start: 0, end: 4 * MiB - 1 }, ifRange: false, conditional: false, first: true },
+    known: NOTHING_KNOWN,
+    answer: bare(206, { "content-range": "bytes 100000-99999/100000" }),
     verdict: "server-fault",
   },
   {
@@ -421,7 +512,7 @@ describe("judge: what an answer proves", () => {
     const changed = judge(worker, known, answer(206, { "content-range": `bytes ${8 * MiB}-${SIZE - 1}/${SIZE}`, etag: '"v2"' }));
     expect(changed).toEqual({ kind: "changed", reason: 'it has a new ETag "v2"' });
     const slice = judge(probe, NOTHING_KNOWN, answer(200, { "content-range": `bytes 0-${MiB - 1}/${SIZE}` }));
-    expect(slice).toEqual({ kind: "server-fault", reason: `its 200 carries Content-Range "bytes 0-${MiB - 1}/${SIZE}": a slice, not the whole file` });
+    expect(slice).toEqual({ kind: "ranges-unusable", reason: `its 200 carries Content-Range "bytes 0-${MiB - 1}/${SIZE}": a slice, not the whole file` });
   });
 });
 
@@ -479,9 +570,11 @@ const knownArb: fc.Arbitrary<Known> = fc.record({
 
 /** Content-Range values a server may send, honest or not, including raw UTF-8 and garbage. */
 const contentRange = fc.oneof(
-  fc.tuple(fc.nat(70), fc.nat(70), fc.oneof(smallSize.map(String), fc.constant("*"))).map(([a, b, n]) => `bytes ${a}-${b}/${n}`),
-  smallSize.map((n) => `bytes */${n}`),
-  smallSize.map((n) => `bytes ${n}-${n - 1}/${n}`),
+  fc
+    .tuple(fc.constantFrom(" ", "="), fc.nat(70), fc.nat(70), fc.oneof(smallSize.map(String), fc.constant("*")))
+    .map(([separator, a, b, n]) => `bytes${separator}${a}-${b}/${n}`),
+  fc.constantFrom(" ", "=").chain((separator) => smallSize.map((n) => `bytes${separator}*/${n}`)),
+  fc.constantFrom(" ", "=").chain((separator) => smallSize.map((n) => `bytes${separator}${n}-${n - 1}/${n}`)),
   fc.string(),
   fc.constantFrom("bytes 0-5/é", "bytes  0-5/10", "bytes 0-5/10, bytes 6-9/10", "BYTES 0-5/10"),
 );
@@ -495,6 +588,7 @@ const answerArb: fc.Arbitrary<Answer> = fc.record({
       etag: etag.map((value) => value ?? "\"é\""),
       "last-modified": date.map((value) => value ?? "not a date"),
       "content-encoding": fc.constantFrom("identity", "gzip", ""),
+      "content-type": fc.constantFrom("application/octet-stream", "multipart/byteranges; boundary=b", "text/html"),
     },
     { requiredKeys: [] },
   ),
@@ -540,6 +634,44 @@ describe("judge: properties", () => {
     );
   });
 
+  it("says ranges-unusable only to a ranged 200 or 206, and then places no byte and proves no size", () => {
+    fc.assert(
+      fc.property(askedArb, knownArb, answerArb, (asked, what, given) => {
+        const verdict = judge(asked, what, given);
+        if (verdict.kind !== "ranges-unusable") return;
+        expect(asked.range).toBeDefined();
+        expect([200, 206]).toContain(given.status);
+        expect(bodyPlacement(verdict, asked)).toBeUndefined();
+        expect(sizeProofOf(verdict)).toBeUndefined();
+      }),
+    );
+  });
+
+  it("never reads a multipart/byteranges answer as bytes of the file", () => {
+    fc.assert(
+      fc.property(askedArb, knownArb, answerArb, (asked, what, given) => {
+        fc.pre(given.status === 206 && /^multipart\/byteranges/.test(given.headers["content-type"] ?? ""));
+        expect(["ranges-unusable", "server-fault"]).toContain(judge(asked, what, given).kind);
+      }),
+    );
+  });
+
+  it("says ask-within only to a 416 whose size lies inside what was asked, so asking start..N-1 is inside both", () => {
+    fc.assert(
+      fc.property(askedArb, knownArb, answerArb, (asked, what, given) => {
+        const verdict = judge(asked, what, given);
+        if (verdict.kind !== "ask-within") return;
+        expect(given.status).toBe(416);
+        expect(asked.range!.start).toBeLessThan(verdict.size);
+        expect(asked.range!.end).toBeGreaterThanOrEqual(verdict.size);
+        if (what.size !== undefined) expect(verdict.size).toBe(what.size);
+        // Asking again inside the size can never be told to ask within again.
+        const within = { ...asked, range: { start: asked.range!.start, end: verdict.size - 1 } };
+        expect(judge(within, what, given).kind).not.toBe("ask-within");
+      }),
+    );
+  });
+
   it("proves no size the answer did not state, and none that contradicts the known size", () => {
     fc.assert(
       fc.property(askedArb, knownArb, answerArb, (asked, what, given) => {
@@ -550,7 +682,7 @@ describe("judge: properties", () => {
         const stated = [
           parseContentRange(header)?.size,
           parseUnsatisfiedRange(header),
-          /^bytes ([0-9]+)-/.exec(header ?? "")?.[1] === undefined ? undefined : Number(/\/([0-9]+)$/.exec(header ?? "")?.[1]),
+          /^bytes[ =]([0-9]+)-/.exec(header ?? "")?.[1] === undefined ? undefined : Number(/\/([0-9]+)$/.exec(header ?? "")?.[1]),
           header === undefined && given.status === 200 ? parseContentLength(given.headers["content-length"]) : undefined,
         ];
         const fromThisAnswer = stated.includes(proof.size);
