@@ -28,6 +28,7 @@ const UNIT = [
   "ranges-tail",
   "rate-limit",
   "rates",
+  "readme",
   "redact",
   "retry",
   "shard",
