@@ -9,6 +9,7 @@ const UNIT = [
   "claim",
   "cli-args",
   "cli-config",
+  "cli-interrupted",
   "cli-progress",
   "cli-summary",
   "cookies",

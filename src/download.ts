@@ -8,7 +8,7 @@ import type { Readable } from "node:stream";
 import { resolve } from "node:path";
 import type { Dispatcher } from "undici";
 import { createDispatcher } from "./dispatcher.js";
-import { AbortError, summarizeError } from "./errors.js";
+import { AbortError, interruptedError, summarizeError } from "./errors.js";
 import { FileDownload } from "./file-download.js";
 import { abortError } from "./job-context.js";
 import { DEFAULTS, resolveSettings, type InternalOptions, type Settings } from "./options.js";
@@ -94,7 +94,7 @@ export async function downloadWithResult(
     job = streamJob(settings, dispatcher, stats, options) ?? new FileDownload(settings, dispatcher, stats);
     return { result: await job.run() };
   } catch (caught) {
-    const error = options.signal?.aborted && !(caught instanceof AbortError) ? abortError(options.signal) : caught;
+    const error = options.signal?.aborted ? await leftAfterAbort(abortError(options.signal), job, options) : caught;
     const result: DownloadResult = {
       ...(job?.baseResult() ?? emptyResult(url, options, stats, performance.now() - startedAt)),
       status: "failed",
@@ -104,6 +104,18 @@ export async function downloadWithResult(
   } finally {
     if (dispatcher && !options.dispatcher) await dispatcher.destroy();
   }
+}
+
+/**
+ * The abort as this file's own rejection, saying what a re-run finds: a file's saved
+ * state, or nothing (a stream, an unpacking, a plain stream from a server without
+ * ranges), or a download that had not started.
+ */
+async function leftAfterAbort(abort: AbortError, job: FileDownload | StreamDownload | undefined, options: InternalOptions): Promise<AbortError> {
+  if (job instanceof FileDownload) return interruptedError(abort, await job.leftOnAbort());
+  if (job === undefined || job.baseResult().bytesTransferred === 0) return interruptedError(abort, { kept: "not-started" });
+  const why = options.extract === undefined ? "a stream keeps nothing on disk" : "an archive unpacked while it arrives cannot be resumed";
+  return interruptedError(abort, { kept: "nothing", why });
 }
 
 /** `downloadStream` and `extract` fetch into an ordered stream instead of a file. */

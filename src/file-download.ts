@@ -70,6 +70,8 @@ export class FileDownload {
   /** The digest computed of the bytes, when a checksum was asked for. */
   #digest: Checksum | null = null;
   readonly #counters: TransferCounters = { bytesTransferred: 0, bytesAccepted: 0, activeConnections: 0 };
+  /** Why the file is fetched as one plain stream, which keeps nothing to resume; unset on the parallel path. */
+  #oneStreamBecause: string | undefined;
 
   constructor(settings: Settings, dispatcher: Dispatcher, stats: HttpStatsRecorder) {
     this.#settings = settings;
@@ -92,6 +94,19 @@ export class FileDownload {
       checksum: this.#digest,
       http: this.#stats.snapshot(),
     };
+  }
+
+  /**
+   * After an abort: what a re-run finds. A plain stream's `.part` is removed (it cannot
+   * be resumed); the parallel path's checkpoint leaves a manifest; an adopted output
+   * (`continue`) stays as it was.
+   */
+  async leftOnAbort(): Promise<{ kept: "state" | "not-started" } | { kept: "nothing"; why: string }> {
+    if (this.#oneStreamBecause !== undefined) return { kept: "nothing", why: this.#oneStreamBecause };
+    const path = this.#path;
+    if (this.#adopted !== undefined) return { kept: "state" };
+    if (path !== undefined && (await stat(partPaths(path).manifest).catch(() => undefined))) return { kept: "state" };
+    return this.#counters.bytesTransferred > 0 ? { kept: "nothing", why: "no byte had been written yet" } : { kept: "not-started" };
   }
 
   async run(): Promise<DownloadResult> {
@@ -253,14 +268,17 @@ export class FileDownload {
         }
         this.#settings.warn(`${answer.finalUrl} ignored the range of the resume; fetching the whole file as one stream`);
         await discardOnFailure(answer, () => this.#dropPartial());
-        return this.#singleStream(answer);
+        return this.#singleStream(answer, "the server ignored the range of the resume and sent the whole file as one stream");
       }
       case "whole":
         if (this.#partial || this.#adopted !== undefined) {
           this.#settings.warn(`${answer.finalUrl} does not serve ranges; starting over`);
           await discardOnFailure(answer, () => this.#dropPartial());
         }
-        return this.#singleStream(answer);
+        return this.#singleStream(
+          answer,
+          this.#restarts > 0 ? "the new version after the remote change came as one stream" : "this server does not serve ranges",
+        );
       case "complete":
         await discard(answer.response);
         return this.#complete(answer, verdict.size);
@@ -277,7 +295,10 @@ export class FileDownload {
           this.#settings.warn(`${answer.finalUrl} cannot resume this file; starting over`);
           await this.#dropPartial();
         }
-        return this.#singleStream(undefined);
+        return this.#singleStream(
+          undefined,
+          verdict.kind === "size-unknown" ? "this server does not tell the file's size" : "this server refuses ranges",
+        );
       case "changed":
         // Not even the new version's bytes: ask again from the start.
         await discard(answer.response);
@@ -372,7 +393,7 @@ export class FileDownload {
     if (outcome.kind === "ranges-ignored") {
       this.#settings.warn(`${answer.finalUrl} keeps ignoring ranges; fetching the whole file as one stream`);
       await this.#dropPartial();
-      return this.#singleStream(undefined);
+      return this.#singleStream(undefined, "this server keeps ignoring ranges");
     }
     return this.#finish(file, manifest, done.bytes, hasher);
   }
@@ -386,9 +407,11 @@ export class FileDownload {
   /**
    * No range support or no provable size: one stream from the start; nothing to resume.
    * `answer` is the probe's when its body is the whole file, else a plain GET is sent.
+   * `because` says why, for an interrupt's message.
    */
-  async #singleStream(answer: ProbeAnswer | undefined): Promise<AttemptOutcome> {
+  async #singleStream(answer: ProbeAnswer | undefined, because: string): Promise<AttemptOutcome> {
     this.#adopted = undefined;
+    this.#oneStreamBecause = because;
     const target = new PartFileStream(this.#path!, this.#settings.checksum?.algorithm);
     const { size, finalUrl, validators } = await streamWhole({
       settings: this.#settings,

@@ -88,7 +88,7 @@ export interface DownloadOptions {
    * for every request URL, redirect hops included. Headers in `headers` or the URL win.
    */
   credentials?: CredentialSource;
-  /** Aborting stops the download cleanly with its state saved; the call rejects with `AbortError`. */
+  /** Aborting stops the download cleanly with its state saved where it can be; the call rejects with `AbortError`, whose `kept` says what a re-run finds. */
   signal?: AbortSignal;
   /** Called a few times a second, and once at the end. */
   onProgress?: (progress: ProgressEvent) => void;

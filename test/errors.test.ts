@@ -5,6 +5,7 @@ import { errors as undiciErrors } from "undici";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import {
   AbortError,
+  interruptedError,
   FileError,
   HttpStatusError,
   IntegrityError,
@@ -73,7 +74,28 @@ describe("error classes and the one mapping from code to exit code", () => {
     expect(interruptExitCode("SIGTERM")).toBe(143);
     expect(new AbortError(undefined, { signal: "SIGINT" }).exitCode).toBe(130);
     expect(new AbortError(undefined, { signal: "SIGTERM" }).exitCode).toBe(143);
-    expect(new AbortError().message).toMatch(/state saved, run again to resume/);
+    // The signal's own reason cannot know what a download left: each download's rejection says it.
+    expect(new AbortError().message).not.toMatch(/state saved/);
+  });
+
+  it("an interrupted download's rejection says what a re-run finds, with the signal's exit code", () => {
+    const abort = new AbortError(undefined, { signal: "SIGTERM" });
+    expect(interruptedError(abort, { kept: "state" })).toMatchObject({
+      message: "interrupted; state saved, run again to resume",
+      kept: "state",
+      exitCode: 143,
+      cause: abort,
+    });
+    expect(interruptedError(abort, { kept: "nothing", why: "this server does not serve ranges" })).toMatchObject({
+      message: "interrupted; nothing was saved (this server does not serve ranges): run again to start over",
+      kept: "nothing",
+      exitCode: 143,
+    });
+    expect(interruptedError(new AbortError(), { kept: "not-started" })).toMatchObject({
+      message: "interrupted before anything was fetched; run again to start",
+      exitCode: 130,
+    });
+    expect(summarizeError(interruptedError(abort, { kept: "nothing", why: "x" }))).toMatchObject({ kept: "nothing" });
   });
 
   it("keeps each class's details and the cause", () => {

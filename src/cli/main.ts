@@ -9,6 +9,7 @@ import { parseArgs } from "./args.js";
 import type { CliConfig } from "./build-config.js";
 import { createProgressReporter, fileLabel, type ProgressReporter, type ProgressStream } from "./progress.js";
 import { debugEnabled } from "./debug.js";
+import { InterruptedFiles } from "./interrupted.js";
 import { BatchTally } from "./summary.js";
 
 export { installLastResort } from "./last-resort.js";
@@ -75,12 +76,11 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
     const signal = interrupt.received();
     // A signal after the last file finished interrupted nothing.
     if (signal !== undefined && outcome.interrupted) {
-      // A stream to stdout keeps nothing on disk: saying "state saved" would promise a resume.
-      cli.stderr.write(
-        config.stdout
-          ? "rangeget: interrupted; a stream to stdout keeps nothing to resume: run the same command again to start over\n"
-          : "rangeget: interrupted: state saved; run the same command again to resume\n",
-      );
+      // Each says what is true: "state saved" only where a re-run resumes.
+      const lines = config.stdout
+        ? ["interrupted; a stream to stdout keeps nothing to resume: run the same command again to start over"]
+        : outcome.interruptedFiles.lines();
+      for (const line of lines) cli.stderr.write(`rangeget: ${redactText(line)}\n`);
       return interruptExitCode(signal);
     }
     return outcome.exitCode;
@@ -100,16 +100,20 @@ interface BatchOutcome {
   interrupted: boolean;
   /** What the closing summary line counts. */
   tally: BatchTally;
+  /** What each interrupted file left. */
+  interruptedFiles: InterruptedFiles;
 }
 
 async function runDownloads(config: CliConfig, cli: CliIo, reporter: ProgressReporter, signal: AbortSignal): Promise<BatchOutcome> {
   const batch = new BatchExit();
   const tally = new BatchTally();
+  const interruptedFiles = new InterruptedFiles();
   let interrupted = false;
   // Each file is reported once, as soon as it ends, so `--json` streams into pipes.
   const finishFile = (index: number, result: DownloadResult): void => {
     batch.add(index, result);
     tally.add(result);
+    interruptedFiles.add(result, config.batch ? fileLabel(result.url, result.path) : undefined);
     if (result.error?.code === "ERR_ABORTED") interrupted = true;
     reporter.fileEnd(index, result);
     if (result.error !== null && result.error.code !== "ERR_ABORTED") reporter.log(`rangeget: ${redactText(result.error.message)}`);
@@ -130,7 +134,7 @@ async function runDownloads(config: CliConfig, cli: CliIo, reporter: ProgressRep
     onFileEnd: finishFile,
     onWarning: (message) => reporter.log(`rangeget: warning: ${redactText(message)}`),
   });
-  return { exitCode: batch.exitCode(), interrupted, tally };
+  return { exitCode: batch.exitCode(), interrupted, tally, interruptedFiles };
 }
 
 /**
@@ -160,7 +164,7 @@ async function streamToStdout(config: CliConfig, cli: CliIo, reporter: ProgressR
   if (config.stats) reporter.log(formatStats(result));
   const tally = new BatchTally();
   tally.add(result);
-  return { exitCode: result.error?.exitCode ?? 0, interrupted: code === "ERR_ABORTED", tally };
+  return { exitCode: result.error?.exitCode ?? 0, interrupted: code === "ERR_ABORTED", tally, interruptedFiles: new InterruptedFiles() };
 }
 
 /**
