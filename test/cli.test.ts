@@ -520,6 +520,23 @@ describe("10. SIGINT and SIGTERM", () => {
 });
 
 describe("11. errors are one line", () => {
+  it("an HTTP error shows the reason phrase, not the server's HTML page; S3's XML <Message> is quoted", async () => {
+    const page = '<?xml version="1.0" encoding="iso-8859-1"?>\n<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Transitional//EN">\n<html><head><title>404 Not Found</title></head><body><h1>404 Not Found</h1></body></html>\n';
+    const source = await server({
+      content: makeContent(1000, 231),
+      onRequest: (request) =>
+        request.path === "/page.bin"
+          ? { status: 404, text: page, headers: { "content-type": "text/html" } }
+          : { status: 403, text: '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>', headers: { "content-type": "application/xml" } },
+    });
+    const run = await rangeget(["-q", source.url("/page.bin")]);
+    expect(run.code).toBe(3);
+    expect(lines(run.stderr)).toEqual([`rangeget: HTTP 404 from ${source.url("/page.bin")} (Not Found): check the URL`]);
+    const s3 = await rangeget(["-q", source.url("/signed.bin")]);
+    expect(s3.code).toBe(3);
+    expect(lines(s3.stderr)).toEqual([expect.stringContaining(`HTTP 403 from ${source.url("/signed.bin")} (Forbidden: AccessDenied: Request has expired): check the credentials`)]);
+  });
+
   it("an HTTP error names the status and URL on one line, exit 3, no stack", async () => {
     const source = await server({ content: makeContent(1000, 23), onRequest: () => ({ status: 404 }) });
     const run = await rangeget(["-q", source.url("/gone.bin")]);
