@@ -79,7 +79,7 @@ export async function startExtraction(options: ExtractionOptions): Promise<Extra
     const temp = await mkdtemp(join(parent, `.${basename(dir)}.extract-`));
     return new Extraction(dir, await realpath(temp), options);
   } catch (error) {
-    throw fileError(error, parent, "cannot create a directory in");
+    throw fileError(error, parent, "cannot create a directory in", { resumable: false });
   }
 }
 
@@ -149,7 +149,7 @@ export class Extraction {
       await rename(this.tempDir, this.#dir);
       if (existing) await rm(aside, { recursive: true, force: true });
     } catch (error) {
-      throw fileError(error, this.#dir, "cannot move the unpacked archive to");
+      throw fileError(error, this.#dir, "cannot move the unpacked archive to", { resumable: false });
     }
   }
 
@@ -250,7 +250,7 @@ export class Extraction {
     const text = message.replace(/^TAR_[A-Z_]+: /, "");
     // An errno (ENOSPC, EACCES) is the local disk's problem, not the archive's.
     if (data.code !== undefined && /^E[A-Z]+$/.test(data.code)) {
-      this.#fail(fileError(Object.assign(new Error(text), { code: data.code }), data.path ?? this.#dir, "cannot unpack into"));
+      this.#fail(fileError(Object.assign(new Error(text), { code: data.code }), data.path ?? this.#dir, "cannot unpack into", { resumable: false }));
     } else if (CORRUPT_ARCHIVE.has(code) || code === "") {
       this.#fail(
         new IntegrityError(`--extract: the archive from ${this.#options.url} is not a valid tar archive: ${text}; nothing was unpacked`, {

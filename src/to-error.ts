@@ -12,13 +12,16 @@ import { isRetryableStatus, parseRetryAfter } from "./retry.js";
  * An fs error as a FileError: EFBIG is `ERR_FILE_TOO_LARGE`; ENOSPC, EDQUOT are
  * `ERR_NO_SPACE`; EACCES, EPERM, EROFS are `ERR_PERMISSION`; anything else is `ERR_FILE`. `what` starts the
  * message ("cannot write"), `path` follows it. A FileError is returned as it is.
+ * `resumable: false` (an unpacking, which keeps nothing) says a re-run starts over
+ * instead of resuming.
  */
-export function fileError(error: unknown, path: string, what: string): FileError {
+export function fileError(error: unknown, path: string, what: string, options: { resumable?: boolean } = {}): FileError {
   if (error instanceof FileError) return error;
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   if (code === "EFBIG") return fileTooLargeOnWrite(path, what, error);
   if (code === "ENOSPC" || code === "EDQUOT") {
-    return new FileError(`${what} ${path}: no space left (${code}); free some space and run again to resume`, {
+    const again = options.resumable === false ? "run again to start over" : "run again to resume";
+    return new FileError(`${what} ${path}: no space left (${code}); free some space and ${again}`, {
       path,
       code: "ERR_NO_SPACE",
       cause: error,
@@ -36,6 +39,27 @@ export function fileError(error: unknown, path: string, what: string): FileError
   }
   const detail = error instanceof Error ? error.message : String(error);
   return new FileError(`${what} ${path}: ${detail}`, { path, code: "ERR_FILE", cause: error });
+}
+
+/**
+ * Why writing the file to stdout (`-o -`) failed, as a line worth printing, or
+ * `undefined` when there is nothing to explain: a reader that went away (`| head`:
+ * EPIPE, or the stream already torn down) is expected and stays quiet. A full disk
+ * (ENOSPC, EDQUOT; `/dev/full`) is `ERR_NO_SPACE`; anything else the write said is
+ * `ERR_FILE`. Both exit 6. `error` is what the pipeline into stdout rejected with.
+ */
+export function stdoutWriteFailure(error: unknown): FileError | undefined {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  if (error === undefined || code === "EPIPE" || code === "ERR_STREAM_PREMATURE_CLOSE" || code === "ERR_STREAM_DESTROYED") return undefined;
+  if (code === "ENOSPC" || code === "EDQUOT") {
+    return new FileError(`no space left on the output (stdout) (${code}); the bytes written so far are not the whole file: free some space and run the command again`, {
+      path: "-",
+      code: "ERR_NO_SPACE",
+      cause: error,
+    });
+  }
+  const detail = error instanceof Error ? error.message : String(error);
+  return new FileError(`cannot write the output (stdout): ${detail}`, { path: "-", code: "ERR_FILE", cause: error });
 }
 
 /**

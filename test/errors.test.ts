@@ -19,7 +19,7 @@ import {
   summarizeError,
   type ErrorCode,
 } from "../src/errors.js";
-import { fileError, httpStatusError, serverFault, toNetworkError } from "../src/to-error.js";
+import { fileError, httpStatusError, serverFault, stdoutWriteFailure, toNetworkError } from "../src/to-error.js";
 
 const URL = "https://example.com/big.iso";
 
@@ -198,6 +198,21 @@ describe("toNetworkError", () => {
     const error = toNetworkError(new Error("aborted"), URL, plain.signal);
     expect(error).not.toBeInstanceOf(RangegetError);
     expect(error.message).toBe("stop");
+  });
+});
+
+describe("stdoutWriteFailure", () => {
+  const errno = (code: string) => Object.assign(new Error(`write ${code}`), { code });
+  it("stays quiet for a reader that went away", () => {
+    for (const error of [undefined, errno("EPIPE"), errno("ERR_STREAM_PREMATURE_CLOSE"), errno("ERR_STREAM_DESTROYED")]) {
+      expect(stdoutWriteFailure(error)).toBeUndefined();
+    }
+  });
+
+  it("says a full disk behind stdout is one (ERR_NO_SPACE, exit 6), and any other write failure what it was", () => {
+    expect(stdoutWriteFailure(errno("ENOSPC"))).toMatchObject({ code: "ERR_NO_SPACE", exitCode: 6, path: "-", message: expect.stringMatching(/^no space left on the output \(stdout\) \(ENOSPC\)/) });
+    expect(stdoutWriteFailure(errno("EDQUOT"))).toMatchObject({ code: "ERR_NO_SPACE" });
+    expect(stdoutWriteFailure(errno("EIO"))).toMatchObject({ code: "ERR_FILE", exitCode: 6, message: "cannot write the output (stdout): write EIO" });
   });
 });
 

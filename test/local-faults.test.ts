@@ -7,11 +7,13 @@ import { closeSync, existsSync, openSync, writeSync } from "node:fs";
 import { chmod, mkdir, mkdtemp, open, readdir, readFile, rm, stat, truncate, unlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { gzipSync } from "node:zlib";
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { Manifest } from "../src/manifest.js";
 import { IntervalSet, type Interval } from "../src/ranges.js";
 import { makeContent, sha256 } from "./support/content.js";
 import { defaultEtag, startRangeServer, type RangeServer, type RangeServerOptions } from "./support/range-server.js";
+import { tarArchive } from "./support/tar-archive.js";
 import { assertBuilt, lines, runCli, startCli, unprivileged, until, type CliOptions, type CliRun } from "./support/run-cli.js";
 
 const KiB = 1024;
@@ -205,6 +207,19 @@ describe.skipIf(!canMount)("a small file system (tmpfs; skipped where mounting i
     expect(JSON.parse(resumed.stdout)).toMatchObject({ status: "resumed" });
     expect(sha256(await readFile(output))).toBe(sha256(source.content));
     expect(askedRanges(source, from)).toEqual(kept.missing(source.content.length));
+  });
+
+  it("--extract of a .tar.gz onto a full disk: exit 6, \"no space left\" naming the directory, a re-run starts over; nothing left behind", async () => {
+    const disk = (await smallFileSystem(1 * MiB))!;
+    // 6 MiB unpacked from a few KiB: the archive has arrived long before the disk fills.
+    const archive = gzipSync(tarArchive([{ path: "zeros.bin", body: Buffer.alloc(6 * MiB) }]));
+    const source = await server({ content: archive });
+    const out = join(disk, "out");
+    const run = await cli(["-c", "4", "--min-split", "64K", "--extract", out, source.url("/a.tar.gz")]);
+    expectFileError(run, /no space left \(ENOSPC\); free some space and run again to start over/);
+    expect(run.stderr).toContain(`cannot unpack into ${out}: `);
+    expect(run.stderr).not.toContain("bytes arrived");
+    expect(await readdir(disk)).toEqual([]);
   });
 
   it("mounted read-only (EROFS): exit 6, one line, before any request", async () => {

@@ -2,6 +2,7 @@ import { text } from "node:stream/consumers";
 import { pipeline } from "node:stream/promises";
 import { AbortError, INTERNAL_ERROR_EXIT_CODE, RangegetError, interruptExitCode, type InterruptSignal } from "../errors.js";
 import { redactText, redactUrl } from "../redact.js";
+import { stdoutWriteFailure } from "../to-error.js";
 import { currentPlatform, type Platform } from "../platform.js";
 import { formatBytes } from "../size.js";
 import type { DownloadResult } from "../types.js";
@@ -152,19 +153,25 @@ async function streamToStdout(config: CliConfig, cli: CliIo, reporter: ProgressR
     onProgress: (event) => reporter.update(0, event),
     onWarning: (message) => reporter.log(`rangeget: warning: ${redactText(message)}`),
   });
-  // Its failure (EPIPE) fails the download with ERR_OUTPUT_CLOSED, reported by `done`.
-  const piped = pipeline(body, cli.stdout).catch(() => {});
+  // Its failure (EPIPE, ENOSPC) fails the download with ERR_OUTPUT_CLOSED, reported by `done`.
+  let writeError: unknown;
+  const piped = pipeline(body, cli.stdout).catch((error: unknown) => {
+    writeError = error;
+  });
   const { result } = await done;
   await piped;
   reporter.fileEnd(0, result);
   const code = result.error?.code;
-  if (code !== undefined && code !== "ERR_ABORTED" && code !== "ERR_OUTPUT_CLOSED") {
+  // A reader gone is quiet; a full disk behind stdout is not.
+  const writeFailure = code === "ERR_OUTPUT_CLOSED" ? stdoutWriteFailure(writeError) : undefined;
+  if (writeFailure !== undefined) reporter.log(`rangeget: ${writeFailure.message}`);
+  else if (code !== undefined && code !== "ERR_ABORTED" && code !== "ERR_OUTPUT_CLOSED") {
     reporter.log(`rangeget: ${redactText(result.error!.message)}`);
   }
   if (config.stats) reporter.log(formatStats(result));
   const tally = new BatchTally();
   tally.add(result);
-  return { exitCode: result.error?.exitCode ?? 0, interrupted: code === "ERR_ABORTED", tally, interruptedFiles: new InterruptedFiles() };
+  return { exitCode: writeFailure?.exitCode ?? result.error?.exitCode ?? 0, interrupted: code === "ERR_ABORTED", tally, interruptedFiles: new InterruptedFiles() };
 }
 
 /**
