@@ -127,10 +127,9 @@ function streamJob(settings: Settings, dispatcher: Dispatcher, stats: HttpStatsR
 }
 
 function emptyResult(url: string, options: DownloadOptions, stats: HttpStatsRecorder, elapsedMs: number): DownloadResult {
-  const dir = resolve(options.dir ?? ".");
   return {
     url: redactUrl(url),
-    path: options.output === undefined ? "" : resolve(dir, options.output),
+    path: options.output === undefined ? "" : resolve(options.output),
     status: "failed",
     size: null,
     bytesTransferred: 0,

@@ -9,7 +9,7 @@
 import { stat, type FileHandle } from "node:fs/promises";
 import { resolve } from "node:path";
 import type { Dispatcher } from "undici";
-import { claimOutput, conditionalHeaders, discardPartial, type ConditionalHeaders, type PartialState } from "./claim.js";
+import { adoptionWarning, claimOutput, conditionalHeaders, discardPartial, type ConditionalHeaders, type PartialState } from "./claim.js";
 import { IntegrityError, RemoteChangedError } from "./errors.js";
 import { chooseFileName } from "./filename.js";
 import { ifRangeValue } from "./http-headers.js";
@@ -316,7 +316,10 @@ export class FileDownload {
     this.#resumed = true;
     let file: FileHandle | undefined;
     if (partial) file = await openPart(this.#path!, size, this.#settings.warn);
-    else if (this.#adopted === size) file = await adoptPart(this.#path!, size, size);
+    else if (this.#adopted === size) {
+      file = await adoptPart(this.#path!, size, size);
+      this.#settings.warn(adoptionWarning(this.#path!, size));
+    }
     if (!file) return { kind: "lost" };
     this.#counters.bytesAccepted = size;
     const hasher = this.#hasher(partial ? partial.done.toArray() : [[0, size - 1]]);
@@ -356,6 +359,7 @@ export class FileDownload {
     } else if (this.#adopted !== undefined) {
       const adopted = this.#adopted;
       file = await discardOnFailure(answer, () => adoptPart(this.#path!, adopted, size));
+      this.#settings.warn(adoptionWarning(this.#path!, adopted));
       if (adopted > 0) done.add(0, adopted - 1);
     }
     if (!file) {

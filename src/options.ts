@@ -80,6 +80,12 @@ export interface Settings {
  * @throws UsageError
  */
 export function parseHttpUrl(text: string): URL {
+  // curl, wget and aria2c take `host/path` as http://; a download in clear text is not
+  // ours to choose, so the user says which. (`localhost:8080/f` would parse as a URL of
+  // the scheme `localhost:`.)
+  if (/^([a-z0-9-]+\.[a-z0-9.-]+|localhost|\[[0-9a-f:.]+\])(:[0-9]+)?([/?#]|$)/i.test(text)) {
+    throw new UsageError(`"${redactText(text)}" has no scheme; add https:// (or http://) in front of it`);
+  }
   let url: URL;
   try {
     url = new URL(text);
@@ -149,7 +155,8 @@ export function resolveSettings(url: string, mirrors: readonly string[], options
     mirrorCredentials,
     userOrigin: parsed.origin,
     dir,
-    output: options.output === undefined ? undefined : resolve(dir, options.output),
+    // As given, relative to the current directory: `dir` places only names the server or the URL chose.
+    output: options.output === undefined ? undefined : resolve(options.output),
     connections,
     minSplit: integer("minSplit", options.minSplit, DEFAULTS.minSplit, 1, Number.MAX_SAFE_INTEGER),
     retries: integer("retries", options.retries, DEFAULTS.retries, 0, 1000),

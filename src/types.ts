@@ -25,9 +25,9 @@ export interface Checksum {
 }
 
 export interface DownloadOptions {
-  /** Output path. Default: the server's Content-Disposition name, else the URL's last path segment, else `download`, inside `dir`. */
+  /** Output path, as given (relative to the current directory, not to `dir`). Default: the server's Content-Disposition name, else the URL's last path segment, else `download`, inside `dir`. */
   output?: string;
-  /** Directory for an output named by the server or URL. Default: the current directory. Ignored for an absolute `output`. */
+  /** Directory for an output named by the server or URL. Default: the current directory. Not applied to `output`, which is a path as given (relative to the current directory). */
   dir?: string;
   /** Parallel connections for this file, 1..64. Default 8. */
   connections?: number;

@@ -269,7 +269,11 @@ describe("parseArgs: bad input is one clear UsageError", () => {
     [["ftp://x.test/file"], /"ftp:\/\/x.test\/file" is not an http or https URL/],
     [["ftp://user:secret@x.test/file"], /"ftp:\/\/user:\*\*\*@x.test\/file" is not an http or https URL/],
     [["file:///etc/passwd"], /not an http or https URL/],
-    [["example.com/file"], /"example.com\/file" is not a URL/],
+    // curl, wget and aria2c would assume http://; rangeget asks, rather than choose clear text for the user.
+    [["example.com/file"], /^"example.com\/file" has no scheme; add https:\/\/ \(or http:\/\/\) in front of it$/],
+    [["localhost:8080/file"], /^"localhost:8080\/file" has no scheme; add https:\/\//],
+    [["127.0.0.1/file"], /^"127.0.0.1\/file" has no scheme/],
+    [["nonsense"], /^"nonsense" is not a URL/],
     [["-H", "no colon here", "http://x.test/"], /-H\/--header "no colon here" is not "Name: value"/],
     [["-H", ": value", "http://x.test/"], /is not "Name: value"/],
     [["-H", "Bad Name: v", "http://x.test/"], /is not "Name: value"/],

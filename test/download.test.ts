@@ -663,6 +663,26 @@ describe("the output and its lock", () => {
   });
 });
 
+describe("output and dir", () => {
+  it("takes an output as given, relative to the current directory; dir places only names from the server or the URL", async () => {
+    const content = makeContent(10 * KiB);
+    const server = await serve({ content });
+    const cwd = await tempDir();
+    const dir = join(cwd, "downloads");
+    const previous = process.cwd();
+    process.chdir(cwd);
+    try {
+      const given = await download(server.url("/a.bin"), { ...quick(), dir, output: "mine.bin" });
+      expect(given.path).toBe(join(cwd, "mine.bin"));
+      const named = await download(server.url("/b.bin"), { ...quick(), dir });
+      expect(named.path).toBe(join(dir, "b.bin"));
+    } finally {
+      process.chdir(previous);
+    }
+    expect(sha256(await readFile(join(cwd, "mine.bin")))).toBe(sha256(content));
+  });
+});
+
 describe("abort", () => {
   it("stops cleanly with state saved, rejects with AbortError, and the next call resumes", async () => {
     const content = makeContent(1 * MiB);

@@ -250,8 +250,19 @@ describe.skipIf(identity === undefined)(`permission denied (the CLI runs as ${id
     const source = await server({ content: makeContent(100 * KiB, 76) });
     const run = await cli(["-d", locked, source.url("/file.bin")], { as: identity! });
     expectFileError(run, /permission denied \(EACCES\)/);
-    expect(run.stderr).toContain(locked);
+    expect(run.stderr).toContain(`cannot write in the directory ${locked}: `);
     expect(await readdir(locked)).toEqual([]);
+  });
+
+  it("-d under a directory the user cannot enter: blamed on the directory, not on the lock file", async () => {
+    const secret = join(workDir, "secret");
+    await mkdir(join(secret, "sub"), { recursive: true });
+    await chmod(secret, 0o700);
+    const source = await server({ content: makeContent(100 * KiB, 761) });
+    const run = await cli(["-d", join(secret, "sub", "new"), source.url("/file.bin")], { as: identity! });
+    expectFileError(run, /permission denied \(EACCES\)/);
+    expect(run.stderr).toContain(`cannot create the directory ${join(secret, "sub", "new")}: `);
+    expect(run.stderr).not.toContain("lock");
   });
 
   it("-o inside a directory that cannot be created: exit 6 before any request", async () => {

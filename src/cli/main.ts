@@ -1,3 +1,4 @@
+import { resolve } from "node:path";
 import { text } from "node:stream/consumers";
 import { pipeline } from "node:stream/promises";
 import { AbortError, INTERNAL_ERROR_EXIT_CODE, RangegetError, interruptExitCode, type InterruptSignal } from "../errors.js";
@@ -121,9 +122,12 @@ async function runDownloads(config: CliConfig, cli: CliIo, reporter: ProgressRep
     if (config.stats) reporter.log(formatStats(result));
     if (config.json) cli.stdout.write(`${JSON.stringify(jsonResult(result))}\n`);
   };
+  // The library takes an output as given; on the command line -o and a list's names
+  // are inside -d (as aria2's `out` inside `dir`).
+  const dir = config.options.dir;
   const items = config.items.map(({ url, mirrors, output }) => ({
     url: mirrors ? [url, ...mirrors] : url,
-    ...(output === undefined ? {} : { output }),
+    ...(output === undefined ? {} : { output: dir === undefined ? output : resolve(dir, output) }),
   }));
   // The engine (undici and all) loads only for a download: --help, --version and usage
   // errors start without it.
