@@ -21,6 +21,7 @@ const UNIT = [
   "http-headers",
   "input-file",
   "netrc",
+  "option-bounds",
   "ordered-sink",
   "origin-record",
   "part-file",

@@ -5,7 +5,7 @@
  */
 import { downloadWithResult } from "./download.js";
 import { checkSharedLimits, DEFAULTS } from "./options.js";
-import { UsageError } from "./errors.js";
+import { checkBound, OPTION_BOUNDS } from "./option-bounds.js";
 import { createDispatcher } from "./dispatcher.js";
 import { HostLimits, maxConnectionsPerHostFor } from "./host-limits.js";
 import { RateLimiter } from "./rate-limit.js";
@@ -43,9 +43,7 @@ export async function forEachDownload(
   options: DownloadAllOptions & { onFileEnd: (index: number, result: DownloadResult) => void },
 ): Promise<void> {
   const { jobs = 4, onProgress, onFileEnd, limitRate, ...defaults } = options;
-  if (!(jobs === Number.POSITIVE_INFINITY || (Number.isInteger(jobs) && jobs >= 1))) {
-    throw new UsageError(`jobs must be a whole number 1 or more, got ${jobs}`);
-  }
+  if (jobs !== Number.POSITIVE_INFINITY) checkBound(OPTION_BOUNDS.jobs, jobs, "option");
   // Built once for the batch, before any file's settings are checked.
   checkSharedLimits(options);
   const rateLimiter = limitRate === undefined ? undefined : new RateLimiter(limitRate);

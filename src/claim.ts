@@ -80,7 +80,7 @@ export async function claimOutput(path: string, options: ClaimOptions): Promise<
       return { kind: "finished-earlier", lock, size: partial.manifest.size };
     }
     if (existing?.isDirectory()) {
-      throw new FileError(`${path} is a directory; choose another output with -o`, { path, code: "ERR_FILE" });
+      throw new FileError(`${path} is a directory; choose another \`output\``, { path, code: "ERR_FILE" });
     }
     let conditional: ConditionalHeaders | undefined;
     let adopted: number | undefined;
@@ -95,7 +95,7 @@ export async function claimOutput(path: string, options: ClaimOptions): Promise<
         adopted = existing.size;
       } else {
         throw new FileError(
-          `${path} already exists; use --force to overwrite it, --if-changed to update it when the server has a newer one, or --continue to finish it`,
+          `${path} already exists; use \`force\` to overwrite it, \`ifChanged\` to update it when the server has a newer one, or \`continue\` to finish it`,
           { path, code: "ERR_EXISTS" },
         );
       }

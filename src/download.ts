@@ -71,10 +71,15 @@ export function downloadStreamWithResult(
   return { body: output.body, done };
 }
 
+/** `downloadStream`'s own option: the file goes into this ordered stream instead of a file. */
+interface StreamInto {
+  streamTo?: OrderedOutput;
+}
+
 /** Like `download`, but a failure is a result with `status: "failed"`, plus the error. */
 export async function downloadWithResult(
   urls: string | readonly string[],
-  options: InternalOptions = {},
+  options: InternalOptions & StreamInto = {},
 ): Promise<{ result: DownloadResult; error?: unknown }> {
   const [url = "", ...mirrors] = typeof urls === "string" ? [urls] : urls;
   const stats = new HttpStatsRecorder();
@@ -119,7 +124,7 @@ async function leftAfterAbort(abort: AbortError, job: FileDownload | StreamDownl
 }
 
 /** `downloadStream` and `extract` fetch into an ordered stream instead of a file. */
-function streamJob(settings: Settings, dispatcher: Dispatcher, stats: HttpStatsRecorder, options: InternalOptions): StreamDownload | undefined {
+function streamJob(settings: Settings, dispatcher: Dispatcher, stats: HttpStatsRecorder, options: InternalOptions & StreamInto): StreamDownload | undefined {
   if (options.streamTo) return new StreamDownload(settings, dispatcher, stats, { kind: "stream", output: options.streamTo }, options.streamWindow);
   if (options.extract === undefined) return undefined;
   const destination = { kind: "extract" as const, dir: resolve(options.extract), force: settings.force };

@@ -224,6 +224,24 @@ export function interruptedError(abort: AbortError, left: { kept: "state" | "not
   return new AbortError(message, { signal: abort.signal, kept: left.kept, cause: abort });
 }
 
+/**
+ * A request its host refused because the host allows fewer connections than were
+ * open (host-limits.ts `refused` said `host-limit`): not a failure of the range, so the
+ * retry loop does not count it. Internal: it never reaches a caller (a file that
+ * makes no progress fails with `cause`'s own error). `cause` is the refusal as it came
+ * (a 503, a 429, a reset connect).
+ */
+export class HostLimitRefusal extends Error {
+  /** The host's connection count from now on. */
+  readonly limit: number;
+
+  constructor(cause: Error, limit: number) {
+    super(`${cause.message} (the host allows ${limit} connection${limit === 1 ? "" : "s"} at once)`, { cause });
+    this.name = "HostLimitRefusal";
+    this.limit = limit;
+  }
+}
+
 /** A failure as a result object carries it, once the error instance is gone (`--json`, `downloadAll`). */
 export interface ErrorSummary {
   /** The error's `code`; `ERR_INTERNAL` for anything that is not a `RangegetError` (a bug). */

@@ -87,7 +87,7 @@ async function refuseExisting(dir: string, force: boolean): Promise<void> {
   const existing = await lstat(dir).catch(() => undefined);
   if (!existing || force) return;
   if (existing.isDirectory() && (await readdir(dir)).length === 0) return;
-  throw new FileError(`${dir} already exists${existing.isDirectory() ? " and is not empty" : ""}; use --force to replace it`, {
+  throw new FileError(`${dir} already exists${existing.isDirectory() ? " and is not empty" : ""}; use \`force\` to replace it`, {
     path: dir,
     code: "ERR_EXISTS",
   });
@@ -204,7 +204,7 @@ export class Extraction {
     if (compression === "bzip2" || compression === "xz") {
       throw this.#fail(
         new UsageError(
-          `--extract: ${url} is a ${compression}-compressed archive, which rangeget cannot decode; ` +
+          `\`extract\`: ${url} is a ${compression}-compressed archive, which rangeget cannot decode; ` +
             `use rangeget -o - ${url} | tar x${compression === "xz" ? "J" : "j"}`,
         ),
       );
@@ -212,7 +212,7 @@ export class Extraction {
     if (compression === "zstd" && !zstdAvailable()) {
       throw this.#fail(
         new UsageError(
-          `--extract: ${url} is a zstd-compressed archive, which this Node (${process.version}) cannot decode: ` +
+          `\`extract\`: ${url} is a zstd-compressed archive, which this Node (${process.version}) cannot decode: ` +
             `use Node 22.15 or later, or rangeget -o - ${url} | zstd -d | tar x`,
         ),
       );
@@ -239,7 +239,7 @@ export class Extraction {
     }
     const decoder = compression === "gzip" ? zlib.createGunzip({ chunkSize: INFLATED_CHUNK_BYTES }) : (zlib as ZstdZlib).createZstdDecompress!({ chunkSize: INFLATED_CHUNK_BYTES });
     decoder.on("error", (error) => {
-      this.#fail(new IntegrityError(`--extract: the ${compression} stream from ${url} is corrupt: ${error.message}; nothing was unpacked`, { cause: error }));
+      this.#fail(new IntegrityError(`\`extract\`: the ${compression} stream from ${url} is corrupt: ${error.message}; nothing was unpacked`, { cause: error }));
     });
     decoder.pipe(unpack);
     this.#target = decoder;
@@ -253,13 +253,13 @@ export class Extraction {
       this.#fail(fileError(Object.assign(new Error(text), { code: data.code }), data.path ?? this.#dir, "cannot unpack into", { resumable: false }));
     } else if (CORRUPT_ARCHIVE.has(code) || code === "") {
       this.#fail(
-        new IntegrityError(`--extract: the archive from ${this.#options.url} is not a valid tar archive: ${text}; nothing was unpacked`, {
+        new IntegrityError(`\`extract\`: the archive from ${this.#options.url} is not a valid tar archive: ${text}; nothing was unpacked`, {
           code: "ERR_INTEGRITY",
         }),
       );
     } else {
       const entry = data.entry?.path ?? data.path;
-      this.#options.warn(`--extract: ${entry === undefined ? "" : `${entry}: `}${text}`);
+      this.#options.warn(`\`extract\`: ${entry === undefined ? "" : `${entry}: `}${text}`);
     }
   }
 
@@ -296,7 +296,7 @@ async function removeEscapes(root: string, dir: string, warn: (message: string) 
       } else if (entry.isSymbolicLink()) {
         if (await leavesRoot(root, path)) {
           await rm(path, { force: true });
-          warn(`--extract: removed ${relative(root, path)}: a symbolic link that leads outside ${dir}`);
+          warn(`\`extract\`: removed ${relative(root, path)}: a symbolic link that leads outside ${dir}`);
         }
       } else {
         const info = await lstat(path);
@@ -313,7 +313,7 @@ async function removeEscapes(root: string, dir: string, warn: (message: string) 
     if (count >= nlink) continue;
     for (const path of paths) {
       await rm(path, { force: true });
-      warn(`--extract: removed ${relative(root, path)}: a hard link to a file outside ${dir}`);
+      warn(`\`extract\`: removed ${relative(root, path)}: a hard link to a file outside ${dir}`);
     }
   }
 }

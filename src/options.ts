@@ -8,9 +8,9 @@ import { parseChecksum } from "./checksum.js";
 import { systemClock, type Clock } from "./clock.js";
 import { UsageError } from "./errors.js";
 import { HostLimits, maxConnectionsPerHostFor } from "./host-limits.js";
+import { checkBound, OPTION_BOUNDS } from "./option-bounds.js";
 import { redactText } from "./redact.js";
 import { RateLimiter } from "./rate-limit.js";
-import type { OrderedOutput } from "./stream-download.js";
 import { splitUrlCredentials, type OriginCredentials } from "./url-credentials.js";
 import type { Checksum, DownloadOptions } from "./types.js";
 
@@ -27,8 +27,6 @@ export interface InternalOptions extends DownloadOptions {
   rateLimiter?: RateLimiter;
   /** Time for retries, ticks and rates; tests pass a fake one. */
   clock?: Clock;
-  /** `downloadStream`: the file goes into this ordered stream instead of a file. */
-  streamTo?: OrderedOutput;
   /** Connection limits per host shared with other downloads (downloadAll shares one across files). */
   hostLimits?: HostLimits;
 }
@@ -106,12 +104,8 @@ export function parseHttpUrl(text: string): URL {
  */
 export function checkSharedLimits(options: Pick<DownloadOptions, "limitRate" | "maxConnectionsPerHost">): void {
   const { limitRate, maxConnectionsPerHost } = options;
-  if (limitRate !== undefined && !(limitRate > 0 && Number.isFinite(limitRate))) {
-    throw new UsageError(`limitRate must be a positive number of bytes per second, not ${limitRate}`);
-  }
-  if (maxConnectionsPerHost !== undefined && !(Number.isSafeInteger(maxConnectionsPerHost) && maxConnectionsPerHost >= 1)) {
-    throw new UsageError(`maxConnectionsPerHost must be an integer from 1 to ${Number.MAX_SAFE_INTEGER}, not ${maxConnectionsPerHost}`);
-  }
+  if (limitRate !== undefined) checkBound(OPTION_BOUNDS.limitRate, limitRate, "option");
+  if (maxConnectionsPerHost !== undefined) checkBound(OPTION_BOUNDS.maxConnectionsPerHost, maxConnectionsPerHost, "option");
 }
 
 /**
@@ -120,15 +114,7 @@ export function checkSharedLimits(options: Pick<DownloadOptions, "limitRate" | "
  */
 export function resolveSettings(url: string, mirrors: readonly string[], options: InternalOptions): Settings {
   const parsed = parseHttpUrl(url);
-  const integer = (name: string, value: number | undefined, fallback: number, min: number, max: number): number => {
-    const chosen = value ?? fallback;
-    if (!Number.isInteger(chosen) || chosen < min || chosen > max) {
-      throw new UsageError(`${name} must be an integer from ${min} to ${max}, not ${chosen}`);
-    }
-    return chosen;
-  };
-  const timeout = options.timeout ?? DEFAULTS.timeout;
-  if (!(timeout > 0) || !Number.isFinite(timeout)) throw new UsageError(`timeout must be a positive number of seconds, not ${timeout}`);
+  const timeout = checkBound(OPTION_BOUNDS.timeout, options.timeout ?? DEFAULTS.timeout, "option");
   checkSharedLimits(options);
   const dir = resolve(options.dir ?? ".");
   const credentials = splitUrlCredentials(parsed.href);
@@ -136,8 +122,8 @@ export function resolveSettings(url: string, mirrors: readonly string[], options
   // An Authorization given with -H is the user's explicit choice and wins over the URL's.
   const hasAuthorization = Object.keys(headers).some((name) => name.toLowerCase() === "authorization");
   if (credentials.authorization !== undefined && !hasAuthorization) headers["authorization"] = credentials.authorization;
-  const connections = integer("connections", options.connections, DEFAULTS.connections, 1, 64);
-  if (options.continue && options.force) throw new UsageError("continue keeps a partial output and force discards it; give one of them");
+  const connections = checkBound(OPTION_BOUNDS.connections, options.connections ?? DEFAULTS.connections, "option");
+  if (options.continue && options.force) throw new UsageError("`continue` keeps a partial output and `force` discards it; give one of them");
   const mirrorUrls = mirrors.map((mirror) => splitUrlCredentials(parseHttpUrl(mirror).href));
   const mirrorCredentials = new Map<string, OriginCredentials>();
   for (const { origin, authorization, shownUserinfo } of mirrorUrls) {
@@ -158,8 +144,8 @@ export function resolveSettings(url: string, mirrors: readonly string[], options
     // As given, relative to the current directory: `dir` places only names the server or the URL chose.
     output: options.output === undefined ? undefined : resolve(options.output),
     connections,
-    minSplit: integer("minSplit", options.minSplit, DEFAULTS.minSplit, 1, Number.MAX_SAFE_INTEGER),
-    retries: integer("retries", options.retries, DEFAULTS.retries, 0, 1000),
+    minSplit: checkBound(OPTION_BOUNDS.minSplit, options.minSplit ?? DEFAULTS.minSplit, "option"),
+    retries: checkBound(OPTION_BOUNDS.retries, options.retries ?? DEFAULTS.retries, "option"),
     timeoutMs: Math.round(timeout * 1000),
     checksum: typeof options.checksum === "string" ? parseChecksum(options.checksum) : options.checksum,
     ifChanged: options.ifChanged ?? false,

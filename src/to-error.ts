@@ -1,7 +1,10 @@
 /**
  * Turns what the file system, undici or a server said into one of our errors, with a
  * message that says what failed, where, and what to do. No I/O: each takes the
- * failure as a value.
+ * failure as a value. One impurity, on purpose: `httpStatusError` reads the wall clock
+ * for a `Retry-After` date when its caller passes no `now` (http.ts does not yet).
+ * Messages name the library's options in backquotes (`` `force` ``); the CLI shows
+ * them as flags (option-bounds.ts `withFlagNames`).
  */
 import { STATUS_CODES } from "node:http";
 import { FileError, HttpStatusError, IntegrityError, NetworkError, RangegetError } from "./errors.js";
@@ -28,14 +31,14 @@ export function fileError(error: unknown, path: string, what: string, options: {
     });
   }
   if (code === "EACCES" || code === "EPERM" || code === "EROFS") {
-    return new FileError(`${what} ${path}: permission denied (${code}); choose another --dir or -o`, {
+    return new FileError(`${what} ${path}: permission denied (${code}); choose another \`dir\` or \`output\``, {
       path,
       code: "ERR_PERMISSION",
       cause: error,
     });
   }
   if (code === "EISDIR") {
-    return new FileError(`${what} ${path}: it is a directory; choose another -o`, { path, code: "ERR_FILE", cause: error });
+    return new FileError(`${what} ${path}: it is a directory; choose another \`output\``, { path, code: "ERR_FILE", cause: error });
   }
   const detail = error instanceof Error ? error.message : String(error);
   return new FileError(`${what} ${path}: ${detail}`, { path, code: "ERR_FILE", cause: error });
@@ -68,7 +71,7 @@ export function stdoutWriteFailure(error: unknown): FileError | undefined {
  * cache node may answer right next time), then exit 5. `reason` says what it did.
  */
 export function serverFault(url: string, reason: string): IntegrityError {
-  return new IntegrityError(`${url}: ${reason}; the server sends wrong ranges or sizes, try again later or with -c 1`, {
+  return new IntegrityError(`${url}: ${reason}; the server sends wrong ranges or sizes, try again later or with \`connections: 1\``, {
     code: "ERR_BAD_RANGE",
   });
 }
@@ -96,7 +99,7 @@ export function httpStatusError(
   const reason = [phrase, said].filter((part) => part !== undefined).join(": ");
   const advice =
     status === 401 || status === 403
-      ? "check the credentials (user:password@ in the URL, --netrc-file, --load-cookies or -H)"
+      ? "check the credentials (user:password@ in the URL, `credentials` or `headers`)"
       : status === 404 || status === 410
         ? "check the URL"
         : isRetryableStatus(status)
@@ -219,7 +222,7 @@ export function toNetworkError(error: unknown, url: string, signal?: AbortSignal
   const code = errorCode(error);
   if (code !== undefined && TLS_CODES.has(code)) {
     return new NetworkError(
-      `TLS certificate of ${new URL(url).host} is not trusted (${code}); pass --ca <file> with its CA, or --insecure to skip the check`,
+      `TLS certificate of ${new URL(url).host} is not trusted (${code}); pass \`ca\` with its CA, or \`insecure: true\` to skip the check`,
       { url, code: "ERR_TLS", cause: error },
     );
   }

@@ -249,7 +249,7 @@ describe("parseArgs: bad input is one clear UsageError", () => {
     [["-c"], /option -c needs a value/],
     [["-j", "0", "http://x.test/"], /-j\/--jobs must be a whole number 1 or more/],
     [["--retries", "-1", "http://x.test/"], /--retries/],
-    [["--retries", "1.5", "http://x.test/"], /--retries must be a whole number 0 or more/],
+    [["--retries", "1.5", "http://x.test/"], /--retries must be a whole number from 0 to 1000, got "1.5"/],
     [["--timeout", "0", "http://x.test/"], /--timeout must be a number of seconds greater than 0/],
     [["--timeout", "soon", "http://x.test/"], /--timeout/],
     [["--min-split", "lots", "http://x.test/"], /--min-split/],

@@ -150,7 +150,7 @@ describe("toNetworkError", () => {
     expect(error).toMatchObject({ code: "ERR_TLS", exitCode: 4, url: URL, cause });
     expect(error.message).toContain("example.com");
     expect(error.message).toContain(code);
-    expect(error.message).toContain("--ca");
+    expect(error.message).toContain("`ca`");
   });
 
   it("finds the TLS code under undici's generic socket error", () => {
@@ -218,8 +218,8 @@ describe("stdoutWriteFailure", () => {
 
 describe("httpStatusError", () => {
   it.each([
-    [401, "check the credentials (user:password@ in the URL, --netrc-file, --load-cookies or -H)"],
-    [403, "check the credentials (user:password@ in the URL, --netrc-file, --load-cookies or -H)"],
+    [401, "check the credentials (user:password@ in the URL, `credentials` or `headers`)"],
+    [403, "check the credentials (user:password@ in the URL, `credentials` or `headers`)"],
     [404, "check the URL"],
     [410, "check the URL"],
     [503, "the server kept failing; try again later"],
@@ -283,7 +283,7 @@ describe("serverFault", () => {
     expect(error).toBeInstanceOf(IntegrityError);
     expect(error).toMatchObject({ code: "ERR_BAD_RANGE", exitCode: 5 });
     expect(error.message).toBe(
-      `${URL}: it answered bytes 0-99 with Content-Range "bytes 200-299/1000", which does not overlap; the server sends wrong ranges or sizes, try again later or with -c 1`,
+      `${URL}: it answered bytes 0-99 with Content-Range "bytes 200-299/1000", which does not overlap; the server sends wrong ranges or sizes, try again later or with \`connections: 1\``,
     );
   });
 });
@@ -297,10 +297,10 @@ describe("fileError", () => {
   it.each([
     ["ENOSPC", "ERR_NO_SPACE", "no space left (ENOSPC); free some space and run again to resume"],
     ["EDQUOT", "ERR_NO_SPACE", "no space left (EDQUOT); free some space and run again to resume"],
-    ["EACCES", "ERR_PERMISSION", "permission denied (EACCES); choose another --dir or -o"],
-    ["EPERM", "ERR_PERMISSION", "permission denied (EPERM); choose another --dir or -o"],
-    ["EROFS", "ERR_PERMISSION", "permission denied (EROFS); choose another --dir or -o"],
-    ["EISDIR", "ERR_FILE", "it is a directory; choose another -o"],
+    ["EACCES", "ERR_PERMISSION", "permission denied (EACCES); choose another `dir` or `output`"],
+    ["EPERM", "ERR_PERMISSION", "permission denied (EPERM); choose another `dir` or `output`"],
+    ["EROFS", "ERR_PERMISSION", "permission denied (EROFS); choose another `dir` or `output`"],
+    ["EISDIR", "ERR_FILE", "it is a directory; choose another `output`"],
     ["EIO", "ERR_FILE", "EIO: something, open '/out'"],
   ])("maps %s to %s", (errno, code, detail) => {
     const cause = errnoError(errno);
@@ -333,7 +333,7 @@ describe("fileError", () => {
       const caught = await open(dir, "w").catch((error: unknown) => error);
       expect(fileError(caught, dir, "cannot create")).toMatchObject({
         code: "ERR_FILE",
-        message: `cannot create ${dir}: it is a directory; choose another -o`,
+        message: `cannot create ${dir}: it is a directory; choose another \`output\``,
       });
     });
 

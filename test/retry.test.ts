@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it, vi } from "vitest";
 import { HttpStatusError, NetworkError } from "../src/errors.js";
-import { HostLimitRefusal } from "../src/host-limits.js";
+import { HostLimitRefusal } from "../src/errors.js";
 import { isRetryableStatus, MAX_RETRY_AFTER_MS, parseRetryAfter, retryDelay, withRetries } from "../src/retry.js";
 import { FakeClock } from "./support/fake-clock.js";
 

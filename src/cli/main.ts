@@ -2,6 +2,7 @@ import { resolve } from "node:path";
 import { text } from "node:stream/consumers";
 import { pipeline } from "node:stream/promises";
 import { AbortError, INTERNAL_ERROR_EXIT_CODE, RangegetError, interruptExitCode, type InterruptSignal } from "../errors.js";
+import { withFlagNames } from "../option-bounds.js";
 import { redactText, redactUrl } from "../redact.js";
 import { stdoutWriteFailure } from "../to-error.js";
 import { currentPlatform, type Platform } from "../platform.js";
@@ -82,7 +83,7 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
       const lines = config.stdout
         ? ["interrupted; a stream to stdout keeps nothing to resume: run the same command again to start over"]
         : outcome.interruptedFiles.lines();
-      for (const line of lines) cli.stderr.write(`rangeget: ${redactText(line)}\n`);
+      for (const line of lines) cli.stderr.write(`rangeget: ${shownText(line)}\n`);
       return interruptExitCode(signal);
     }
     return outcome.exitCode;
@@ -118,7 +119,7 @@ async function runDownloads(config: CliConfig, cli: CliIo, reporter: ProgressRep
     interruptedFiles.add(result, config.batch ? fileLabel(result.url, result.path) : undefined);
     if (result.error?.code === "ERR_ABORTED") interrupted = true;
     reporter.fileEnd(index, result);
-    if (result.error !== null && result.error.code !== "ERR_ABORTED") reporter.log(`rangeget: ${redactText(result.error.message)}`);
+    if (result.error !== null && result.error.code !== "ERR_ABORTED") reporter.log(`rangeget: ${shownText(result.error.message)}`);
     if (config.stats) reporter.log(formatStats(result));
     if (config.json) cli.stdout.write(`${JSON.stringify(jsonResult(result))}\n`);
   };
@@ -137,7 +138,7 @@ async function runDownloads(config: CliConfig, cli: CliIo, reporter: ProgressRep
     signal,
     onProgress: (index, event) => reporter.update(index, event),
     onFileEnd: finishFile,
-    onWarning: (message) => reporter.log(`rangeget: warning: ${redactText(message)}`),
+    onWarning: (message) => reporter.log(`rangeget: warning: ${shownText(message)}`),
   });
   return { exitCode: batch.exitCode(), interrupted, tally, interruptedFiles };
 }
@@ -155,7 +156,7 @@ async function streamToStdout(config: CliConfig, cli: CliIo, reporter: ProgressR
     ...config.options,
     signal,
     onProgress: (event) => reporter.update(0, event),
-    onWarning: (message) => reporter.log(`rangeget: warning: ${redactText(message)}`),
+    onWarning: (message) => reporter.log(`rangeget: warning: ${shownText(message)}`),
   });
   // Its failure (EPIPE, ENOSPC) fails the download with ERR_OUTPUT_CLOSED, reported by `done`.
   let writeError: unknown;
@@ -170,7 +171,7 @@ async function streamToStdout(config: CliConfig, cli: CliIo, reporter: ProgressR
   const writeFailure = code === "ERR_OUTPUT_CLOSED" ? stdoutWriteFailure(writeError) : undefined;
   if (writeFailure !== undefined) reporter.log(`rangeget: ${writeFailure.message}`);
   else if (code !== undefined && code !== "ERR_ABORTED" && code !== "ERR_OUTPUT_CLOSED") {
-    reporter.log(`rangeget: ${redactText(result.error!.message)}`);
+    reporter.log(`rangeget: ${shownText(result.error!.message)}`);
   }
   if (config.stats) reporter.log(formatStats(result));
   const tally = new BatchTally();
@@ -227,14 +228,22 @@ function reportThrown(error: unknown, cli: CliIo): number {
   const debug = debugEnabled(cli.env);
   if (error instanceof RangegetError) {
     const hint = error.code === "ERR_USAGE" ? " (see rangeget --help)" : "";
-    cli.stderr.write(`rangeget: ${oneLine(redactText(error.message))}${hint}\n`);
+    cli.stderr.write(`rangeget: ${oneLine(shownText(error.message))}${hint}\n`);
     if (debug && error.stack !== undefined) cli.stderr.write(`${error.stack}\n`);
     return error.exitCode;
   }
   const message = error instanceof Error ? error.message : String(error);
-  cli.stderr.write(`rangeget: internal error: ${oneLine(redactText(message))}; this is a bug, please report it (DEBUG=rangeget shows the stack)\n`);
+  cli.stderr.write(`rangeget: internal error: ${oneLine(shownText(message))}; this is a bug, please report it (DEBUG=rangeget shows the stack)\n`);
   if (debug && error instanceof Error && error.stack !== undefined) cli.stderr.write(`${error.stack}\n`);
   return INTERNAL_ERROR_EXIT_CODE;
+}
+
+/**
+ * A library message as the command line shows it: no password, and each option named
+ * by its flag (`force` → `--force`, see option-bounds.ts).
+ */
+function shownText(message: string): string {
+  return withFlagNames(redactText(message));
 }
 
 /** `COLUMNS` when it is a sensible width. */
@@ -262,7 +271,7 @@ export function jsonResult(result: DownloadResult) {
     error:
       result.error === null
         ? null
-        : { code: result.error.code, message: redactText(result.error.message), exitCode: result.error.exitCode },
+        : { code: result.error.code, message: shownText(result.error.message), exitCode: result.error.exitCode },
     checksum: result.checksum === null ? null : { algorithm: result.checksum.algorithm, hex: result.checksum.hex },
     http: {
       requests: result.http.requests,
