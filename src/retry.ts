@@ -68,8 +68,8 @@ export interface RetryLoop {
   clock: Pick<Clock, "sleep">;
   /** Aborts the loop, including a backoff in progress (the sleep rejects with its reason). */
   signal: AbortSignal;
-  /** Called before each backoff, to count the retry. */
-  onRetry?: () => void;
+  /** Called before each backoff with the failure being retried: to count it, or to say why once (to-error.ts `retryNotice`). */
+  onRetry?: (error: unknown) => void;
   /**
    * How far the work has come (bytes accepted). A failed attempt that moved it counts
    * as the first failure of a new run, so a long range on a flaky link is not given up
@@ -106,7 +106,7 @@ export async function withRetries<T>(loop: RetryLoop, attempt: (attemptNumber: n
         failuresWithoutProgress = progressed ? 1 : failuresWithoutProgress + 1;
         if (failuresWithoutProgress >= Math.max(1, loop.retries)) throw error;
       }
-      loop.onRetry?.();
+      loop.onRetry?.(error);
       const status = error instanceof HttpStatusError ? error : error instanceof Error ? error.cause : undefined;
       const retryAfterMs = status instanceof HttpStatusError ? status.retryAfterMs : undefined;
       await loop.clock.sleep(retryDelay(Math.max(1, failuresWithoutProgress), retryAfterMs), loop.signal);

@@ -200,6 +200,23 @@ function sameWords(detail: string, statusLine: string): boolean {
   return said === words(statusLine) || said === words(statusLine.replace(/^\d+ /, ""));
 }
 
+/**
+ * The one line worth saying while a failure is retried, or `undefined` when a retry
+ * needs no word: a refused connection (ECONNREFUSED) is retried for seconds with
+ * nothing on the screen otherwise, and the user may have the wrong port. Say it once
+ * per host: the caller keeps which hosts were named. `host` is `host:port`.
+ */
+export function retryNotice(error: unknown): { host: string; message: string } | undefined {
+  if (!(error instanceof NetworkError) || errorCode(error.cause) !== "ECONNREFUSED") return undefined;
+  let host: string;
+  try {
+    host = new URL(error.url).host;
+  } catch {
+    return undefined;
+  }
+  return { host, message: `connection refused by ${host}, retrying…` };
+}
+
 const TLS_CODES = new Set([
   "DEPTH_ZERO_SELF_SIGNED_CERT",
   "SELF_SIGNED_CERT_IN_CHAIN",

@@ -19,7 +19,7 @@ import {
   summarizeError,
   type ErrorCode,
 } from "../src/errors.js";
-import { fileError, httpStatusError, serverFault, stdoutWriteFailure, toNetworkError } from "../src/to-error.js";
+import { fileError, httpStatusError, retryNotice, serverFault, stdoutWriteFailure, toNetworkError } from "../src/to-error.js";
 
 const URL = "https://example.com/big.iso";
 
@@ -198,6 +198,16 @@ describe("toNetworkError", () => {
     const error = toNetworkError(new Error("aborted"), URL, plain.signal);
     expect(error).not.toBeInstanceOf(RangegetError);
     expect(error.message).toBe("stop");
+  });
+});
+
+describe("retryNotice", () => {
+  it("names the host of a refused connection, once a caller asks, and nothing else", () => {
+    const refused = toNetworkError(Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:9"), { code: "ECONNREFUSED" }), "http://127.0.0.1:9/f.bin");
+    expect(retryNotice(refused)).toEqual({ host: "127.0.0.1:9", message: "connection refused by 127.0.0.1:9, retrying…" });
+    const reset = toNetworkError(Object.assign(new Error("socket hang up"), { code: "ECONNRESET" }), "http://127.0.0.1:9/f.bin");
+    expect(retryNotice(reset)).toBeUndefined();
+    expect(retryNotice(httpStatusError(503, "http://127.0.0.1:9/f.bin", "", undefined))).toBeUndefined();
   });
 });
 

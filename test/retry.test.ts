@@ -152,6 +152,17 @@ describe("withRetries", () => {
     expect(counted.retries).toBe(2);
   });
 
+  it("hands each retried failure to onRetry, so a caller can say why once", async () => {
+    const retried: unknown[] = [];
+    const failures = [reset(), status(503)];
+    const options = { retries: 5, clock: new FakeClock({ instantUpToMs: Infinity }), signal: new AbortController().signal, onRetry: (error: unknown) => retried.push(error) };
+    await withRetries(options, async (attempt) => {
+      if (attempt <= failures.length) throw failures[attempt - 1];
+      return "done";
+    });
+    expect(retried).toEqual(failures);
+  });
+
   it("gives up with the last failure after `retries` failures in a row without progress", async () => {
     const { options, clock, counted } = loop(3);
     const failures: Error[] = [];
