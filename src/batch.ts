@@ -8,7 +8,7 @@ import { checksumFor, type ChecksumList } from "./checksum-file.js";
 import { downloadWithResult } from "./download.js";
 import { checksumFileAccess, loadChecksumList } from "./load-checksum-file.js";
 import { checkSharedLimits, DEFAULTS } from "./options.js";
-import { UsageError } from "./errors.js";
+import { checkBound, OPTION_BOUNDS } from "./option-bounds.js";
 import { createDispatcher } from "./dispatcher.js";
 import { HostLimits, maxConnectionsPerHostFor } from "./host-limits.js";
 import { proxyRoutes } from "./proxy.js";
@@ -50,9 +50,7 @@ export async function forEachDownload(
   options: DownloadAllOptions & { onFileEnd: (index: number, result: DownloadResult, error?: unknown) => void },
 ): Promise<void> {
   const { jobs = 4, onProgress, onEvent, onTrace, onFileEnd, limitRate, ...defaults } = options;
-  if (!(jobs === Number.POSITIVE_INFINITY || (Number.isInteger(jobs) && jobs >= 1))) {
-    throw new UsageError(`jobs must be a whole number 1 or more, got ${jobs}`);
-  }
+  if (jobs !== Number.POSITIVE_INFINITY) checkBound(OPTION_BOUNDS.jobs, jobs, "option");
   // Built once for the batch, before any file's settings are checked.
   checkSharedLimits(options);
   const rateLimiter = limitRate === undefined ? undefined : new RateLimiter(limitRate);

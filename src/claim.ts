@@ -80,7 +80,7 @@ export async function claimOutput(path: string, options: ClaimOptions): Promise<
       return { kind: "finished-earlier", lock, size: partial.manifest.size };
     }
     if (existing?.isDirectory()) {
-      throw new FileError(`${path} is a directory; choose another output with -o`, { path, code: "ERR_FILE" });
+      throw new FileError(`${path} is a directory; choose another \`output\``, { path, code: "ERR_FILE" });
     }
     let conditional: ConditionalHeaders | undefined;
     let adopted: number | undefined;
@@ -90,13 +90,12 @@ export async function claimOutput(path: string, options: ClaimOptions): Promise<
       } else if (await finishedFrom(path, options.url, options.xattr)) {
         return { kind: "finished-earlier", lock, size: existing.size };
       } else if (options.continue) {
-        options.warn(
-          `taking the ${existing.size} bytes of ${path} as the start of the file: nothing vouches that they are of the same version (pass --checksum to be sure)`,
-        );
+        // Said by the download once the server's answer allows it (adoptionWarning): a
+        // file longer than the remote one is refused instead.
         adopted = existing.size;
       } else {
         throw new FileError(
-          `${path} already exists; use --force to overwrite it, --if-changed to update it when the server has a newer one, or --continue to finish it`,
+          `${path} already exists; use \`force\` to overwrite it, \`ifChanged\` to update it when the server has a newer one, or \`continue\` to finish it`,
           { path, code: "ERR_EXISTS" },
         );
       }
@@ -139,7 +138,10 @@ async function lockCreatingDirectory(path: string): Promise<Lock> {
   try {
     return await acquireLock(lockPath, path);
   } catch (error) {
-    const code = ((error as FileError).cause as NodeJS.ErrnoException | undefined)?.code;
+    const cause = (error as FileError).cause as NodeJS.ErrnoException | undefined;
+    const code = cause?.code;
+    // The lock is the first file made there: a refusal is the directory's, not the lock's.
+    if (code === "EACCES" || code === "EPERM" || code === "EROFS") throw await directoryRefusal(dirname(path), cause);
     if (code !== "ENOENT" && code !== "ENOTDIR") throw error;
   }
   await mkdirFor(path);
@@ -151,7 +153,37 @@ async function mkdirFor(path: string): Promise<void> {
   try {
     await mkdir(directory, { recursive: true });
   } catch (error) {
-    throw fileError(error, directory, "cannot create the directory");
+    const code = (error as NodeJS.ErrnoException).code;
+    // EEXIST, ENOTDIR: the directory, or one above it, is a file (`-d afile`).
+    const file = code === "EEXIST" || code === "ENOTDIR" ? await firstNonDirectory(directory) : undefined;
+    if (file === undefined) throw fileError(error, directory, "cannot create the directory");
+    const where = file === directory ? "" : `, so ${directory} cannot be made in it`;
+    throw new FileError(`${file} is not a directory${where}; choose another directory for the output`, { path: directory, code: "ERR_FILE", cause: error });
+  }
+}
+
+/**
+ * Why nothing can be made in `directory`: it exists and refuses writes, or it cannot be
+ * reached or created (a parent without search or write permission).
+ */
+async function directoryRefusal(directory: string, cause: unknown): Promise<FileError> {
+  const found = await stat(directory).then(
+    (stats) => stats,
+    (error: unknown) => error,
+  );
+  if (found instanceof Error) {
+    const unreachable = (found as NodeJS.ErrnoException).code === "EACCES" ? found : cause;
+    return fileError(unreachable, directory, "cannot create the directory");
+  }
+  return fileError(cause, directory, "cannot write in the directory");
+}
+
+/** The first of `directory` and its parents that exists and is not a directory. */
+async function firstNonDirectory(directory: string): Promise<string | undefined> {
+  for (let current = directory; ; current = dirname(current)) {
+    const found = await stat(current).catch(() => undefined);
+    if (found !== undefined) return found.isDirectory() ? undefined : current;
+    if (dirname(current) === current) return undefined;
   }
 }
 
@@ -167,4 +199,9 @@ export async function conditionalHeaders(path: string, mtime: Date): Promise<Con
 /** Where `ifChanged` keeps the ETag the previous download saw. */
 export function etagSidecar(path: string): string {
   return `${path}.etag`;
+}
+
+/** What adopting `bytes` of `path` as a done prefix (`continue`) leaves unproven, said once the server's answer allows it. */
+export function adoptionWarning(path: string, bytes: number): string {
+  return `taking the ${bytes} bytes of ${path} as the start of the file: nothing vouches that they are of the same version (pass a \`checksum\` to be sure)`;
 }

@@ -8,7 +8,7 @@ import type { Readable } from "node:stream";
 import { resolve } from "node:path";
 import type { Dispatcher } from "undici";
 import { createDispatcher } from "./dispatcher.js";
-import { AbortError, summarizeError } from "./errors.js";
+import { AbortError, interruptedError, summarizeError } from "./errors.js";
 import { systemClock } from "./clock.js";
 import { DownloadEvents } from "./events.js";
 import { FileDownload } from "./file-download.js";
@@ -68,17 +68,22 @@ export function downloadStreamWithResult(
   // before any request, and `body` fails with that UsageError.
   const window = streamWindow(options.connections ?? DEFAULTS.connections, options.minSplit ?? DEFAULTS.minSplit, options.streamWindow);
   const output = new OrderedOutput(window);
-  const done = downloadWithResult(url, { ...options, streamTo: output }).then((outcome) => {
+  const done = downloadWithResult(url, { ...options, streamTo: output, streaming: true }).then((outcome) => {
     if (outcome.error !== undefined) output.sink.abort(outcome.error);
     return outcome;
   });
   return { body: output.body, done };
 }
 
+/** `downloadStream`'s own option: the file goes into this ordered stream instead of a file. */
+interface StreamInto {
+  streamTo?: OrderedOutput;
+}
+
 /** Like `download`, but a failure is a result with `status: "failed"`, plus the error. */
 export async function downloadWithResult(
   urls: string | readonly string[],
-  options: InternalOptions = {},
+  options: InternalOptions & StreamInto = {},
 ): Promise<{ result: DownloadResult; error?: unknown }> {
   const [url = "", ...mirrors] = typeof urls === "string" ? [urls] : urls;
   const stats = new HttpStatsRecorder();
@@ -106,7 +111,7 @@ export async function downloadWithResult(
     settings.events.end(result);
     return { result };
   } catch (caught) {
-    const error = options.signal?.aborted && !(caught instanceof AbortError) ? abortError(options.signal) : caught;
+    const error = options.signal?.aborted ? await leftAfterAbort(abortError(options.signal), job, options) : caught;
     const base = job?.baseResult() ?? emptyResult(url, options, stats, performance.now() - startedAt);
     const result: DownloadResult = { ...base, path: base.path === "" ? plannedPath(url, options) : base.path, status: "failed", error: summarizeError(error) };
     // Options that did not resolve (a bad URL) still end with an `error` event.
@@ -117,8 +122,20 @@ export async function downloadWithResult(
   }
 }
 
+/**
+ * The abort as this file's own rejection, saying what a re-run finds: a file's saved
+ * state, or nothing (a stream, an unpacking, a plain stream from a server without
+ * ranges), or a download that had not started.
+ */
+async function leftAfterAbort(abort: AbortError, job: FileDownload | StreamDownload | undefined, options: InternalOptions): Promise<AbortError> {
+  if (job instanceof FileDownload) return interruptedError(abort, await job.leftOnAbort());
+  if (job === undefined || job.baseResult().bytesTransferred === 0) return interruptedError(abort, { kept: "not-started" });
+  const why = options.extract === undefined ? "a stream keeps nothing on disk" : "an archive unpacked while it arrives cannot be resumed";
+  return interruptedError(abort, { kept: "nothing", why });
+}
+
 /** `downloadStream` and `extract` fetch into an ordered stream instead of a file. */
-function streamJob(settings: Settings, dispatcher: Dispatcher, stats: HttpStatsRecorder, options: InternalOptions): StreamDownload | undefined {
+function streamJob(settings: Settings, dispatcher: Dispatcher, stats: HttpStatsRecorder, options: InternalOptions & StreamInto): StreamDownload | undefined {
   if (options.streamTo) return new StreamDownload(settings, dispatcher, stats, { kind: "stream", output: options.streamTo }, options.streamWindow);
   if (options.extract === undefined) return undefined;
   const destination = { kind: "extract" as const, dir: resolve(options.extract), force: settings.force };
@@ -132,15 +149,14 @@ function streamJob(settings: Settings, dispatcher: Dispatcher, stats: HttpStatsR
  */
 function plannedPath(url: string, options: InternalOptions): string {
   if (options.extract !== undefined) return resolve(options.extract);
-  if (options.streamTo !== undefined || !URL.canParse(url)) return "";
+  if (options.streaming === true || !URL.canParse(url)) return "";
   return resolve(options.dir ?? ".", options.output ?? chooseFileName(undefined, url));
 }
 
 function emptyResult(url: string, options: DownloadOptions, stats: HttpStatsRecorder, elapsedMs: number): DownloadResult {
-  const dir = resolve(options.dir ?? ".");
   return {
     url: redactUrl(url),
-    path: options.output === undefined ? "" : resolve(dir, options.output),
+    path: options.output === undefined ? "" : resolve(options.output),
     status: "failed",
     size: null,
     bytesTransferred: 0,

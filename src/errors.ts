@@ -186,17 +186,61 @@ export class FileError extends RangegetError {
 }
 
 /**
- * The caller's AbortSignal fired (Ctrl-C, SIGTERM in the CLI). State was saved; the
- * same call again resumes. Exit 130 for SIGINT, 143 for SIGTERM, as shells expect.
+ * What an interrupted download left for a re-run: `state` (its `.part` and manifest, or
+ * the adopted output of `continue`: a re-run resumes), `nothing` (bytes had arrived
+ * but none are kept, as in one plain stream or an unpacking: a re-run starts over),
+ * `not-started` (nothing had been fetched yet).
+ */
+export type KeptOnAbort = "state" | "nothing" | "not-started";
+
+/**
+ * The caller's AbortSignal fired (Ctrl-C, SIGTERM in the CLI). `kept` says what a re-run
+ * finds (unknown on the signal's own reason; each download's rejection says it). Exit
+ * 130 for SIGINT, 143 for SIGTERM, as shells expect.
  */
 export class AbortError extends RangegetError {
   declare readonly code: AbortErrorCode;
+  readonly signal: InterruptSignal;
+  readonly kept: KeptOnAbort | undefined;
 
-  constructor(
-    message = "download aborted; state saved, run again to resume",
-    options: { signal?: InterruptSignal; cause?: unknown } = {},
-  ) {
-    super(message, "ERR_ABORTED", { cause: options.cause, exitCode: interruptExitCode(options.signal ?? "SIGINT") });
+  constructor(message = "download aborted", options: { signal?: InterruptSignal; kept?: KeptOnAbort; cause?: unknown } = {}) {
+    const signal = options.signal ?? "SIGINT";
+    super(message, "ERR_ABORTED", { cause: options.cause, exitCode: interruptExitCode(signal) });
+    this.signal = signal;
+    this.kept = options.kept;
+  }
+}
+
+/**
+ * One download's rejection after `abort`: the same signal, and a message that says what
+ * is left. `why` (for `nothing`) is the reason no byte is kept ("this server does not
+ * serve ranges").
+ */
+export function interruptedError(abort: AbortError, left: { kept: "state" | "not-started" } | { kept: "nothing"; why: string }): AbortError {
+  const message =
+    left.kept === "state"
+      ? "interrupted; state saved, run again to resume"
+      : left.kept === "nothing"
+        ? `interrupted; nothing was saved (${left.why}): run again to start over`
+        : "interrupted before anything was fetched; run again to start";
+  return new AbortError(message, { signal: abort.signal, kept: left.kept, cause: abort });
+}
+
+/**
+ * A request its host refused because the host allows fewer connections than were
+ * open (host-limits.ts `refused` said `host-limit`): not a failure of the range, so the
+ * retry loop does not count it. Internal: it never reaches a caller (a file that
+ * makes no progress fails with `cause`'s own error). `cause` is the refusal as it came
+ * (a 503, a 429, a reset connect).
+ */
+export class HostLimitRefusal extends Error {
+  /** The host's connection count from now on. */
+  readonly limit: number;
+
+  constructor(cause: Error, limit: number) {
+    super(`${cause.message} (the host allows ${limit} connection${limit === 1 ? "" : "s"} at once)`, { cause });
+    this.name = "HostLimitRefusal";
+    this.limit = limit;
   }
 }
 
@@ -208,11 +252,14 @@ export interface ErrorSummary {
   message: string;
   /** The exit code the CLI ends with for this failure. */
   exitCode: number;
+  /** For `ERR_ABORTED`: what a re-run finds (see `KeptOnAbort`). */
+  kept?: KeptOnAbort;
 }
 
 /** What a result says about `error`: its code, message and exit code. */
 export function summarizeError(error: unknown): ErrorSummary {
   const message = error instanceof Error ? error.message : String(error);
+  if (error instanceof AbortError && error.kept !== undefined) return { code: error.code, message, exitCode: error.exitCode, kept: error.kept };
   if (error instanceof RangegetError) return { code: error.code, message, exitCode: error.exitCode };
   return { code: "ERR_INTERNAL", message, exitCode: INTERNAL_ERROR_EXIT_CODE };
 }

@@ -83,7 +83,7 @@ export async function startExtraction(options: ExtractionOptions): Promise<Extra
     const temp = await mkdtemp(join(parent, `.${basename(dir)}.extract-`));
     return new Extraction(dir, await realpath(temp), options);
   } catch (error) {
-    throw fileError(error, parent, "cannot create a directory in");
+    throw fileError(error, parent, "cannot create a directory in", { resumable: false });
   }
 }
 
@@ -91,7 +91,7 @@ async function refuseExisting(dir: string, force: boolean): Promise<void> {
   const existing = await lstat(dir).catch(() => undefined);
   if (!existing || force) return;
   if (existing.isDirectory() && (await readdir(dir)).length === 0) return;
-  throw new FileError(`${dir} already exists${existing.isDirectory() ? " and is not empty" : ""}; use --force to replace it`, {
+  throw new FileError(`${dir} already exists${existing.isDirectory() ? " and is not empty" : ""}; use \`force\` to replace it`, {
     path: dir,
     code: "ERR_EXISTS",
   });
@@ -153,7 +153,7 @@ export class Extraction {
       await rename(this.tempDir, this.#dir);
       if (existing) await rm(aside, { recursive: true, force: true });
     } catch (error) {
-      throw fileError(error, this.#dir, "cannot move the unpacked archive to");
+      throw fileError(error, this.#dir, "cannot move the unpacked archive to", { resumable: false });
     }
   }
 
@@ -208,7 +208,7 @@ export class Extraction {
     if (compression === "bzip2" || compression === "xz") {
       throw this.#fail(
         new UsageError(
-          `--extract: ${url} is a ${compression}-compressed archive, which rangeget cannot decode; ` +
+          `\`extract\`: ${url} is a ${compression}-compressed archive, which rangeget cannot decode; ` +
             `use rangeget -o - ${url} | tar x${compression === "xz" ? "J" : "j"}`,
         ),
       );
@@ -216,7 +216,7 @@ export class Extraction {
     if (compression === "zstd" && !zstdAvailable()) {
       throw this.#fail(
         new UsageError(
-          `--extract: ${url} is a zstd-compressed archive, which this Node (${process.version}) cannot decode: ` +
+          `\`extract\`: ${url} is a zstd-compressed archive, which this Node (${process.version}) cannot decode: ` +
             `use Node 22.15 or later, or rangeget -o - ${url} | zstd -d | tar x`,
         ),
       );
@@ -244,7 +244,7 @@ export class Extraction {
     }
     const decoder = compression === "gzip" ? zlib.createGunzip({ chunkSize: INFLATED_CHUNK_BYTES }) : (zlib as ZstdZlib).createZstdDecompress!({ chunkSize: INFLATED_CHUNK_BYTES });
     decoder.on("error", (error) => {
-      this.#fail(new IntegrityError(`--extract: the ${compression} stream from ${url} is corrupt: ${error.message}; nothing was unpacked`, { cause: error }));
+      this.#fail(new IntegrityError(`\`extract\`: the ${compression} stream from ${url} is corrupt: ${error.message}; nothing was unpacked`, { cause: error }));
     });
     decoder.pipe(unpack);
     this.#target = decoder;
@@ -283,16 +283,16 @@ export class Extraction {
     // An errno (ENOSPC, EACCES) is the local disk's problem, not the archive's.
     if (data.code !== undefined && /^E[A-Z]+$/.test(data.code)) {
       const where = this.#shown(data.path ?? this.#dir);
-      this.#fail(fileError(Object.assign(new Error(text), { code: data.code }), where, "cannot unpack into"));
+      this.#fail(fileError(Object.assign(new Error(text), { code: data.code }), where, "cannot unpack into", { resumable: false }));
     } else if (CORRUPT_ARCHIVE.has(code) || code === "") {
       this.#fail(
-        new IntegrityError(`--extract: the archive from ${this.#options.url} is not a valid tar archive: ${text}; nothing was unpacked`, {
+        new IntegrityError(`\`extract\`: the archive from ${this.#options.url} is not a valid tar archive: ${text}; nothing was unpacked`, {
           code: "ERR_INTEGRITY",
         }),
       );
     } else {
       const name = entry?.path ?? (data.path === undefined ? undefined : this.#shown(data.path));
-      this.#options.warn(`--extract: ${name === undefined ? "" : `${name}: `}${text}`);
+      this.#options.warn(`\`extract\`: ${name === undefined ? "" : `${name}: `}${text}`);
     }
   }
 
@@ -329,7 +329,7 @@ async function removeEscapes(root: string, dir: string, warn: (message: string) 
       } else if (entry.isSymbolicLink()) {
         if (await leavesRoot(root, path)) {
           await rm(path, { force: true });
-          warn(`--extract: removed ${relative(root, path)}: a symbolic link that leads outside ${dir}`);
+          warn(`\`extract\`: removed ${relative(root, path)}: a symbolic link that leads outside ${dir}`);
         }
       } else {
         const info = await lstat(path);
@@ -346,7 +346,7 @@ async function removeEscapes(root: string, dir: string, warn: (message: string) 
     if (count >= nlink) continue;
     for (const path of paths) {
       await rm(path, { force: true });
-      warn(`--extract: removed ${relative(root, path)}: a hard link to a file outside ${dir}`);
+      warn(`\`extract\`: removed ${relative(root, path)}: a hard link to a file outside ${dir}`);
     }
   }
 }

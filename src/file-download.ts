@@ -10,7 +10,7 @@ import { stat, type FileHandle } from "node:fs/promises";
 import { basename, resolve } from "node:path";
 import type { Dispatcher } from "undici";
 import { copyEntry, dropEntry, findEntry, storeEntry, type CacheEntry } from "./cache.js";
-import { claimOutput, conditionalHeaders, discardPartial, type ConditionalHeaders, type PartialState } from "./claim.js";
+import { adoptionWarning, claimOutput, conditionalHeaders, discardPartial, type ConditionalHeaders, type PartialState } from "./claim.js";
 import type { ExpectedChecksum } from "./checksum.js";
 import { checksumFor } from "./checksum-file.js";
 import { FileError, IntegrityError, RemoteChangedError, UsageError } from "./errors.js";
@@ -79,6 +79,8 @@ export class FileDownload {
   /** The digest computed of the bytes, when a checksum was asked for. */
   #digest: Checksum | null = null;
   readonly #counters: TransferCounters = { bytesTransferred: 0, bytesAccepted: 0, activeConnections: 0 };
+  /** Why the file is fetched as one plain stream, which keeps nothing to resume; unset on the parallel path. */
+  #oneStreamBecause: string | undefined;
 
   constructor(settings: Settings, dispatcher: Dispatcher, stats: HttpStatsRecorder) {
     this.#settings = settings;
@@ -103,6 +105,19 @@ export class FileDownload {
       cache: this.#cacheOutcome,
       http: this.#stats.snapshot(),
     };
+  }
+
+  /**
+   * After an abort: what a re-run finds. A plain stream's `.part` is removed (it cannot
+   * be resumed); the parallel path's checkpoint leaves a manifest; an adopted output
+   * (`continue`) stays as it was.
+   */
+  async leftOnAbort(): Promise<{ kept: "state" | "not-started" } | { kept: "nothing"; why: string }> {
+    if (this.#oneStreamBecause !== undefined) return { kept: "nothing", why: this.#oneStreamBecause };
+    const path = this.#path;
+    if (this.#adopted !== undefined) return { kept: "state" };
+    if (path !== undefined && (await stat(partPaths(path).manifest).catch(() => undefined))) return { kept: "state" };
+    return this.#counters.bytesTransferred > 0 ? { kept: "nothing", why: "no byte had been written yet" } : { kept: "not-started" };
   }
 
   async run(): Promise<DownloadResult> {
@@ -427,14 +442,17 @@ export class FileDownload {
         }
         this.#settings.warn(`${answer.finalUrl} ignored the range of the resume; fetching the whole file as one stream`);
         await discardOnFailure(answer, () => this.#dropPartial());
-        return this.#singleStream(answer);
+        return this.#singleStream(answer, "the server ignored the range of the resume and sent the whole file as one stream");
       }
       case "whole":
         if (this.#partial || this.#adopted !== undefined) {
           this.#settings.warn(`${answer.finalUrl} does not serve ranges; starting over`);
           await discardOnFailure(answer, () => this.#dropPartial());
         }
-        return this.#singleStream(answer);
+        return this.#singleStream(
+          answer,
+          this.#restarts > 0 ? "the new version after the remote change came as one stream" : "this server does not serve ranges",
+        );
       case "complete":
         await discard(answer.response);
         return this.#complete(answer, verdict.size);
@@ -453,7 +471,10 @@ export class FileDownload {
           this.#settings.warn(`${answer.finalUrl} cannot resume this file; starting over`);
           await this.#dropPartial();
         }
-        return this.#singleStream(undefined);
+        return this.#singleStream(
+          undefined,
+          verdict.kind === "size-unknown" ? "this server does not tell the file's size" : "this server refuses ranges",
+        );
       default:
         await discard(answer.response);
         throw new Error(`internal error: the probe returned the verdict ${verdict.kind}`);
@@ -467,7 +488,10 @@ export class FileDownload {
     this.#resumed = true;
     let file: FileHandle | undefined;
     if (partial) file = await openPart(this.#path!, size, this.#settings.warn);
-    else if (this.#adopted === size) file = await adoptPart(this.#path!, size, size);
+    else if (this.#adopted === size) {
+      file = await adoptPart(this.#path!, size, size);
+      this.#settings.warn(adoptionWarning(this.#path!, size));
+    }
     if (!file) return { kind: "lost" };
     this.#counters.bytesAccepted = size;
     const hasher = this.#hasher(partial ? partial.done.toArray() : [[0, size - 1]]);
@@ -507,6 +531,7 @@ export class FileDownload {
     } else if (this.#adopted !== undefined) {
       const adopted = this.#adopted;
       file = await discardOnFailure(answer, () => adoptPart(this.#path!, adopted, size));
+      this.#settings.warn(adoptionWarning(this.#path!, adopted));
       if (adopted > 0) done.add(0, adopted - 1);
     }
     if (!file) {
@@ -547,7 +572,7 @@ export class FileDownload {
       // The transfer's first failure aborted its controller; the stream needs one of its own.
       this.#abort = new AbortController();
       if (this.#settings.signal?.aborted) throw abortError(this.#settings.signal);
-      return this.#singleStream(undefined);
+      return this.#singleStream(undefined, "this server keeps ignoring ranges");
     }
     return this.#finish(file, manifest, done.bytes, hasher);
   }
@@ -561,9 +586,11 @@ export class FileDownload {
   /**
    * No range support or no provable size: one stream from the start; nothing to resume.
    * `answer` is the probe's when its body is the whole file, else a plain GET is sent.
+   * `because` says why, for an interrupt's message.
    */
-  async #singleStream(answer: ProbeAnswer | undefined): Promise<AttemptOutcome> {
+  async #singleStream(answer: ProbeAnswer | undefined, because: string): Promise<AttemptOutcome> {
     this.#adopted = undefined;
+    this.#oneStreamBecause = because;
     const target = new PartFileStream(this.#path!, this.#checksum?.algorithm);
     const { size, finalUrl, validators } = await streamWhole({
       settings: this.#settings,

@@ -39,7 +39,7 @@ export function fileTooLarge(path: string, size: number, refusal: SizeRefusal, c
   const what =
     refusal.kind === "process-limit"
       ? `this process may not write files larger than ${refusal.limit} bytes (RLIMIT_FSIZE, ulimit -f); raise the limit`
-      : `the volume holding it cannot store files larger than ${refusal.limit} bytes (FAT32); choose another --dir or -o`;
+      : `the volume holding it cannot store files larger than ${refusal.limit} bytes (FAT32); choose another \`dir\` or \`output\``;
   return new FileError(`${path} would be ${size} bytes, too large (EFBIG): ${what}`, { path, code: "ERR_FILE_TOO_LARGE", cause });
 }
 
@@ -49,7 +49,7 @@ export function fileTooLarge(path: string, size: number, refusal: SizeRefusal, c
  */
 export function fileTooLargeOnWrite(path: string, what: string, cause: unknown): FileError {
   return new FileError(
-    `${what} ${path}: the file is larger than this process or volume allows (EFBIG); raise the file-size limit (ulimit -f) or choose another volume with --dir or -o, then run again to resume`,
+    `${what} ${path}: the file is larger than this process or volume allows (EFBIG); raise the file-size limit (ulimit -f) or choose another volume with \`dir\` or \`output\`, then run again to resume`,
     { path, code: "ERR_FILE_TOO_LARGE", cause },
   );
 }

@@ -144,21 +144,8 @@ export class HostLimits {
   }
 }
 
-/**
- * A request its host refused because the host allows fewer connections than were
- * open (`refused` said `host-limit`): not a failure of the range. `cause` is the
- * refusal as it came (a 503, a 429, a reset connect).
- */
-export class HostLimitRefusal extends Error {
-  /** The host's connection count from now on. */
-  readonly limit: number;
-
-  constructor(cause: Error, limit: number) {
-    super(`${cause.message} (the host allows ${limit} connection${limit === 1 ? "" : "s"} at once)`, { cause });
-    this.name = "HostLimitRefusal";
-    this.limit = limit;
-  }
-}
+// Kept importable from here for the modules that take it from host-limits.js (worker.ts).
+export { HostLimitRefusal } from "./errors.js";
 
 /** The key connections are counted by: host and port, as a server's limit applies to one listener. */
 export function hostKey(url: string): string {

@@ -32,7 +32,11 @@ export function parseManifest(text: string, url: string): ManifestCheck {
   if (typeof value !== "object" || value === null) return { trusted: false, reason: "it is not a JSON object" };
   const m = value as Record<string, unknown>;
   if (m["version"] !== 1) return { trusted: false, reason: `it has version ${JSON.stringify(m["version"])}, not 1` };
-  if (m["url"] !== url) return { trusted: false, reason: "it belongs to another URL" };
+  if (m["url"] !== url) {
+    const other = typeof m["url"] === "string" ? ` (${m["url"]})` : "";
+    // The same file from another host or port is a copy only the user can vouch for: as a mirror of its own URL.
+    return { trusted: false, reason: `it belongs to another URL${other}, and a partial download resumes only from its own (give that URL, with this one as a mirror)` };
+  }
   if (typeof m["finalUrl"] !== "string") return { trusted: false, reason: "finalUrl is missing" };
   const size = m["size"];
   if (typeof size !== "number" || !Number.isSafeInteger(size) || size < 0) {

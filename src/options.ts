@@ -15,9 +15,9 @@ import { FALLBACK_NAME, fileNameFromUrl } from "./filename.js";
 import { DownloadEvents } from "./events.js";
 import { HostLimits, maxConnectionsPerHostFor } from "./host-limits.js";
 import { proxyRoutes, type ProxyRoutes } from "./proxy.js";
+import { checkBound, OPTION_BOUNDS } from "./option-bounds.js";
 import { redactText } from "./redact.js";
 import { RateLimiter } from "./rate-limit.js";
-import type { OrderedOutput } from "./stream-download.js";
 import { splitUrlCredentials, type OriginCredentials } from "./url-credentials.js";
 import type { DownloadOptions } from "./types.js";
 
@@ -34,14 +34,14 @@ export interface InternalOptions extends DownloadOptions {
   rateLimiter?: RateLimiter;
   /** Time for retries, ticks and rates; tests pass a fake one. */
   clock?: Clock;
-  /** `downloadStream`: the file goes into this ordered stream instead of a file. */
-  streamTo?: OrderedOutput;
   /** Connection limits per host shared with other downloads (downloadAll shares one across files). */
   hostLimits?: HostLimits;
   /** Where the proxy variables (HTTP_PROXY, NO_PROXY...) are read. Default `process.env`. */
   environment?: NodeJS.ProcessEnv;
   /** `checksumFile`, already read and parsed (downloadAll reads it once for every item). */
   checksumList?: ChecksumList;
+  /** `downloadStream`: the file goes into an ordered stream (download.ts holds it), not to a file. */
+  streaming?: boolean;
 }
 
 /** Everything a download reads from its options, checked and with defaults. */
@@ -105,6 +105,12 @@ export interface Settings {
  * @throws UsageError
  */
 export function parseHttpUrl(text: string): URL {
+  // curl, wget and aria2c take `host/path` as http://; a download in clear text is not
+  // ours to choose, so the user says which. (`localhost:8080/f` would parse as a URL of
+  // the scheme `localhost:`.)
+  if (/^([a-z0-9-]+\.[a-z0-9.-]+|localhost|\[[0-9a-f:.]+\])(:[0-9]+)?([/?#]|$)/i.test(text)) {
+    throw new UsageError(`"${redactText(text)}" has no scheme; add https:// (or http://) in front of it`);
+  }
   let url: URL;
   try {
     url = new URL(text);
@@ -125,12 +131,8 @@ export function parseHttpUrl(text: string): URL {
  */
 export function checkSharedLimits(options: Pick<DownloadOptions, "limitRate" | "maxConnectionsPerHost">): void {
   const { limitRate, maxConnectionsPerHost } = options;
-  if (limitRate !== undefined && !(limitRate > 0 && Number.isFinite(limitRate))) {
-    throw new UsageError(`limitRate must be a positive number of bytes per second, not ${limitRate}`);
-  }
-  if (maxConnectionsPerHost !== undefined && !(Number.isSafeInteger(maxConnectionsPerHost) && maxConnectionsPerHost >= 1)) {
-    throw new UsageError(`maxConnectionsPerHost must be an integer from 1 to ${Number.MAX_SAFE_INTEGER}, not ${maxConnectionsPerHost}`);
-  }
+  if (limitRate !== undefined) checkBound(OPTION_BOUNDS.limitRate, limitRate, "option");
+  if (maxConnectionsPerHost !== undefined) checkBound(OPTION_BOUNDS.maxConnectionsPerHost, maxConnectionsPerHost, "option");
 }
 
 /**
@@ -140,15 +142,7 @@ export function checkSharedLimits(options: Pick<DownloadOptions, "limitRate" | "
  */
 export function resolveSettings(url: string, mirrors: readonly string[], options: InternalOptions): Settings {
   const parsed = parseHttpUrl(url);
-  const integer = (name: string, value: number | undefined, fallback: number, min: number, max: number): number => {
-    const chosen = value ?? fallback;
-    if (!Number.isInteger(chosen) || chosen < min || chosen > max) {
-      throw new UsageError(`${name} must be an integer from ${min} to ${max}, not ${chosen}`);
-    }
-    return chosen;
-  };
-  const timeout = options.timeout ?? DEFAULTS.timeout;
-  if (!(timeout > 0) || !Number.isFinite(timeout)) throw new UsageError(`timeout must be a positive number of seconds, not ${timeout}`);
+  const timeout = checkBound(OPTION_BOUNDS.timeout, options.timeout ?? DEFAULTS.timeout, "option");
   checkSharedLimits(options);
   const dir = resolve(options.dir ?? ".");
   const credentials = splitUrlCredentials(parsed.href);
@@ -156,8 +150,8 @@ export function resolveSettings(url: string, mirrors: readonly string[], options
   // An Authorization given with -H is the user's explicit choice and wins over the URL's.
   const hasAuthorization = Object.keys(headers).some((name) => name.toLowerCase() === "authorization");
   if (credentials.authorization !== undefined && !hasAuthorization) headers["authorization"] = credentials.authorization;
-  const connections = integer("connections", options.connections, DEFAULTS.connections, 1, 64);
-  if (options.continue && options.force) throw new UsageError("continue keeps a partial output and force discards it; give one of them");
+  const connections = checkBound(OPTION_BOUNDS.connections, options.connections ?? DEFAULTS.connections, "option");
+  if (options.continue && options.force) throw new UsageError("`continue` keeps a partial output and `force` discards it; give one of them");
   const mirrorUrls = mirrors.map((mirror) => splitUrlCredentials(parseHttpUrl(mirror).href));
   const mirrorCredentials = new Map<string, OriginCredentials>();
   for (const { origin, authorization, shownUserinfo } of mirrorUrls) {
@@ -166,8 +160,9 @@ export function resolveSettings(url: string, mirrors: readonly string[], options
     }
   }
   const maxPerHost = options.maxConnectionsPerHost;
-  const output = options.output === undefined ? undefined : resolve(dir, options.output);
-  if (options.cache !== undefined && (options.streamTo !== undefined || options.extract !== undefined)) {
+  // As given, relative to the current directory: `dir` places only names the server or the URL chose.
+  const output = options.output === undefined ? undefined : resolve(options.output);
+  if (options.cache !== undefined && (options.streaming === true || options.extract !== undefined)) {
     throw new UsageError("cache keeps finished files; it cannot serve downloadStream or extract");
   }
   if (options.cache !== undefined && options.cache !== true && (typeof options.cache !== "string" || options.cache.trim() === "")) {
@@ -188,8 +183,8 @@ export function resolveSettings(url: string, mirrors: readonly string[], options
     dir,
     output,
     connections,
-    minSplit: integer("minSplit", options.minSplit, DEFAULTS.minSplit, 1, Number.MAX_SAFE_INTEGER),
-    retries: integer("retries", options.retries, DEFAULTS.retries, 0, 1000),
+    minSplit: checkBound(OPTION_BOUNDS.minSplit, options.minSplit ?? DEFAULTS.minSplit, "option"),
+    retries: checkBound(OPTION_BOUNDS.retries, options.retries ?? DEFAULTS.retries, "option"),
     timeoutMs: Math.round(timeout * 1000),
     checksum,
     checksumList: checksum === undefined ? options.checksumList : undefined,
@@ -231,6 +226,6 @@ function expectedChecksum(options: InternalOptions, url: string, output: string 
   }
   if (checksum !== undefined) return typeof checksum === "string" ? parseChecksum(checksum) : expectedChecksumOf(checksum);
   if (checksumList === undefined) return undefined;
-  const named = output ?? (options.streamTo !== undefined || options.extract !== undefined ? fileNameFromUrl(url) ?? FALLBACK_NAME : undefined);
+  const named = output ?? (options.streaming === true || options.extract !== undefined ? fileNameFromUrl(url) ?? FALLBACK_NAME : undefined);
   return named === undefined ? undefined : checksumFor(checksumList, { outputName: basename(named), url });
 }

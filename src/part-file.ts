@@ -176,7 +176,7 @@ async function ensureSpace(partPath: string, size: number): Promise<void> {
   const free = await statfs(dirname(partPath)).then(freeBytes, () => undefined);
   if (free !== undefined && free < size) {
     throw new FileError(
-      `not enough space for ${partPath}: the file needs ${size} bytes and ${free} are free; free some space or choose another --dir`,
+      `not enough space for ${partPath}: the file needs ${size} bytes and ${free} are free; free some space or choose another \`dir\``,
       { path: partPath, code: "ERR_NO_SPACE" },
     );
   }

@@ -1,10 +1,11 @@
 /**
- * The one rate sampler of a download (as aria2's PeerStat serves both its speed
- * display and its slow-segment check): fed the ranges in flight a few times a second,
- * it answers the progress display (bytes per second overall), the rescue check (each
- * range's rate over the last few seconds) and the endgame hedge (each range's rate
- * since its request started, and what finished ranges did). Times are passed in; no
- * clock, no I/O.
+ * The rate sampler of a transfer, one per transfer (the parallel path's, or the single
+ * stream's when the file comes as one stream) and one mechanism for every rate, as
+ * aria2's PeerStat serves both its speed display and its slow-segment check: fed the
+ * ranges in flight a few times a second, it answers the progress display (bytes per
+ * second overall), the rescue check (each range's rate over the last few seconds) and
+ * the endgame hedge (each range's rate since its request started, and what finished
+ * ranges did). Times are passed in; no clock, no I/O.
  */
 import type { Assignment } from "./ranges.js";
 

@@ -11,7 +11,7 @@ import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Dispatcher } from "undici";
 import { abortError, requestContext } from "./job-context.js";
-import { IntegrityError, UsageError, summarizeError } from "./errors.js";
+import { FileError, IntegrityError, UsageError, summarizeError } from "./errors.js";
 import { startExtraction } from "./extract.js";
 import type { Settings } from "./options.js";
 import { MIN_WINDOW_BYTES, OrderedSink, streamWindow, type StreamWindow } from "./ordered-sink.js";
@@ -208,9 +208,12 @@ export class StreamDownload {
       );
       await extraction.discard();
       // The unpacker broke the pipe: its error (a corrupt archive, a full disk) says
-      // why, not "the reader went away".
+      // why, not "the reader went away". A local write failure (a full disk) is the cause
+      // whatever the download saw next, even "bytes arrived, but the file has …" when
+      // every byte had arrived and the unpacker dropped what it held.
       const unpackerFailed = summarizeError(error).code === "ERR_OUTPUT_CLOSED" && unpackError !== undefined;
-      throw unpackerFailed && summarizeError(unpackError).code !== "ERR_OUTPUT_CLOSED" ? unpackError : error;
+      const local = unpackError instanceof FileError && unpackError.code !== "ERR_OUTPUT_CLOSED";
+      throw local || (unpackerFailed && summarizeError(unpackError).code !== "ERR_OUTPUT_CLOSED") ? unpackError : error;
     }
   }
 

@@ -26,9 +26,9 @@ export interface Checksum {
 }
 
 export interface DownloadOptions {
-  /** Output path. Default: the server's Content-Disposition name, else the URL's last path segment, else `download`, inside `dir`. */
+  /** Output path, as given (relative to the current directory, not to `dir`). Default: the server's Content-Disposition name, else the URL's last path segment, else `download`, inside `dir`. */
   output?: string;
-  /** Directory for an output named by the server or URL. Default: the current directory. Ignored for an absolute `output`. */
+  /** Directory for an output named by the server or URL. Default: the current directory. Not applied to `output`, which is a path as given (relative to the current directory). */
   dir?: string;
   /** Parallel connections for this file, 1..64. Default 8. */
   connections?: number;
@@ -113,7 +113,7 @@ export interface DownloadOptions {
    * for every request URL, redirect hops included. Headers in `headers` or the URL win.
    */
   credentials?: CredentialSource;
-  /** Aborting stops the download cleanly with its state saved; the call rejects with `AbortError`. */
+  /** Aborting stops the download cleanly with its state saved where it can be; the call rejects with `AbortError`, whose `kept` says what a re-run finds. */
   signal?: AbortSignal;
   /** Called a few times a second, and once at the end. */
   onProgress?: (progress: ProgressEvent) => void;

@@ -55,6 +55,35 @@ describe("claimOutput", () => {
     expect(await exists(`${path}.part.lock`)).toBe(false);
   });
 
+  it("says a directory that is a file is not a directory (-d afile), naming it", async () => {
+    const dir = await tempDir();
+    await writeFile(join(dir, "afile"), "");
+    for (const path of [join(dir, "afile", "file.bin"), join(dir, "afile", "sub", "file.bin")]) {
+      const error = await claim(path).catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(FileError);
+      expect(error).toMatchObject({ code: "ERR_FILE", exitCode: 6, message: expect.stringMatching(new RegExp(`^${join(dir, "afile")} is not a directory`)) });
+      expect((error as FileError).message).not.toMatch(/EEXIST|ENOTDIR|mkdir/);
+    }
+  });
+
+  it("with continue, says nothing of the adopted bytes before the server's answer allows them", async () => {
+    const path = join(await tempDir(), "file.bin");
+    await writeFile(path, "partial");
+    const claimed = await claim(path, { continue: true });
+    expect(claimed).toMatchObject({ kind: "claimed", adopted: 7 });
+    expect(claimed.warnings).toEqual([]);
+  });
+
+  it("a partial of another URL (another port): the warning names it and says how it would resume", async () => {
+    const path = join(await tempDir(), "file.bin");
+    await writeManifest(`${path}.part.json`, manifest({ url: "http://127.0.0.1:8081/file.bin" }));
+    await writeFile(`${path}.part`, Buffer.alloc(1000));
+    const claimed = await claim(path);
+    expect(claimed.warnings).toEqual([
+      expect.stringContaining("it belongs to another URL (http://127.0.0.1:8081/file.bin), and a partial download resumes only from its own (give that URL, with this one as a mirror); starting over"),
+    ]);
+  });
+
   it("refuses an output that is a directory", async () => {
     const path = join(await tempDir(), "file.bin");
     await mkdir(path);

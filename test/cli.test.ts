@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { makeContent, sha256 } from "./support/content.js";
 import { startRangeServer, type RangeServer, type RangeServerOptions } from "./support/range-server.js";
+import { tarArchive } from "./support/tar-archive.js";
 
 const BIN = fileURLToPath(new URL("../bin/rangeget.js", import.meta.url));
 const DIST_MAIN = fileURLToPath(new URL("../dist/cli/main.js", import.meta.url));
@@ -456,6 +457,62 @@ describe("10. SIGINT and SIGTERM", () => {
     expect(existsSync(`${output}.part.json`)).toBe(true);
   });
 
+  it("a server without ranges interrupted says nothing was saved, not \"state saved\"", async () => {
+    const content = makeContent(4 * MiB, 221);
+    const source = await server({ content, bytesPerSecond: 256 * KiB, acceptRanges: false });
+    const output = join(workDir, "plain.bin");
+    const run = await rangeget(["-o", output, source.url()], {
+      whileRunning: async (child) => {
+        await until(() => source.bytesServed() > 256 * KiB, "bytes of the plain stream");
+        child.kill("SIGINT");
+      },
+    });
+    expect(run.code).toBe(130);
+    expect(run.stderr).not.toContain("state saved");
+    expect(run.stderr).toContain("rangeget: interrupted; nothing was saved (this server does not serve ranges): run again to start over\n");
+    expect(existsSync(`${output}.part.json`) || existsSync(`${output}.part`)).toBe(false);
+  });
+
+  it("--extract interrupted says nothing was saved", async () => {
+    const archive = tarArchive([{ path: "big.bin", body: makeContent(4 * MiB, 222) }]);
+    const source = await server({ content: archive, bytesPerSecond: 256 * KiB });
+    const run = await rangeget(["-c", "2", "--min-split", "256K", "--extract", join(workDir, "out"), source.url("/a.tar")], {
+      whileRunning: async (child) => {
+        await until(() => source.bytesServed() > 256 * KiB, "bytes of the archive");
+        child.kill("SIGINT");
+      },
+    });
+    expect(run.code).toBe(130);
+    expect(run.stderr).not.toContain("state saved");
+    expect(run.stderr).toContain("rangeget: interrupted; nothing was saved (an archive unpacked while it arrives cannot be resumed): run again to start over\n");
+  });
+
+  it("a restart after a remote change, interrupted, says what is left: state only where a manifest is", async () => {
+    const first = makeContent(4 * MiB, 223);
+    const source = await server({ content: first, bytesPerSecond: 256 * KiB });
+    const output = join(workDir, "changing.bin");
+    const args = ["-c", "2", "--min-split", "256K", "-o", output, source.url()];
+    const interruptAfter = (bytes: number) => async (child: { kill(signal: NodeJS.Signals): void }) => {
+      const served = source.bytesServed();
+      await until(() => existsSync(`${output}.part.json`) || source.bytesServed() - served > bytes, "some bytes");
+      await until(() => source.bytesServed() - served > bytes, "more bytes");
+      child.kill("SIGINT");
+    };
+    expect((await rangeget(args, { whileRunning: interruptAfter(512 * KiB) })).code).toBe(130);
+    expect(existsSync(`${output}.part.json`)).toBe(true);
+    source.setContent(makeContent(4 * MiB, 224));
+    const run = await rangeget(args, { whileRunning: interruptAfter(1 * MiB) });
+    expect(run.code).toBe(130);
+    expect(run.stderr).toContain("changed on the server");
+    // The restart keeps state only if it checkpoints; whatever it did, the message says what is on disk.
+    if (existsSync(`${output}.part.json`)) {
+      expect(run.stderr).toContain("rangeget: interrupted: state saved; run the same command again to resume\n");
+    } else {
+      expect(run.stderr).not.toContain("state saved");
+      expect(run.stderr).toMatch(/rangeget: interrupted; nothing was saved \(.+\): run again to start over\n/);
+    }
+  });
+
   it("a second Ctrl-C exits 130 at once", async () => {
     const { run, output } = await interruptedRun("SIGINT", 2);
     expect(run.code).toBe(130);
@@ -464,6 +521,23 @@ describe("10. SIGINT and SIGTERM", () => {
 });
 
 describe("11. errors are one line", () => {
+  it("an HTTP error shows the reason phrase, not the server's HTML page; S3's XML <Message> is quoted", async () => {
+    const page = '<?xml version="1.0" encoding="iso-8859-1"?>\n<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Transitional//EN">\n<html><head><title>404 Not Found</title></head><body><h1>404 Not Found</h1></body></html>\n';
+    const source = await server({
+      content: makeContent(1000, 231),
+      onRequest: (request) =>
+        request.path === "/page.bin"
+          ? { status: 404, text: page, headers: { "content-type": "text/html" } }
+          : { status: 403, text: '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>', headers: { "content-type": "application/xml" } },
+    });
+    const run = await rangeget(["-q", source.url("/page.bin")]);
+    expect(run.code).toBe(3);
+    expect(lines(run.stderr)).toEqual([`rangeget: HTTP 404 from ${source.url("/page.bin")} (Not Found): check the URL`]);
+    const s3 = await rangeget(["-q", source.url("/signed.bin")]);
+    expect(s3.code).toBe(3);
+    expect(lines(s3.stderr)).toEqual([expect.stringContaining(`HTTP 403 from ${source.url("/signed.bin")} (Forbidden: AccessDenied: Request has expired): check the credentials`)]);
+  });
+
   it("an HTTP error names the status and URL on one line, exit 3, no stack", async () => {
     const source = await server({ content: makeContent(1000, 23), onRequest: () => ({ status: 404 }) });
     const run = await rangeget(["-q", source.url("/gone.bin")]);

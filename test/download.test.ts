@@ -664,6 +664,26 @@ describe("the output and its lock", () => {
   });
 });
 
+describe("output and dir", () => {
+  it("takes an output as given, relative to the current directory; dir places only names from the server or the URL", async () => {
+    const content = makeContent(10 * KiB);
+    const server = await serve({ content });
+    const cwd = await tempDir();
+    const dir = join(cwd, "downloads");
+    const previous = process.cwd();
+    process.chdir(cwd);
+    try {
+      const given = await download(server.url("/a.bin"), { ...quick(), dir, output: "mine.bin" });
+      expect(given.path).toBe(join(cwd, "mine.bin"));
+      const named = await download(server.url("/b.bin"), { ...quick(), dir });
+      expect(named.path).toBe(join(dir, "b.bin"));
+    } finally {
+      process.chdir(previous);
+    }
+    expect(sha256(await readFile(join(cwd, "mine.bin")))).toBe(sha256(content));
+  });
+});
+
 describe("abort", () => {
   it("stops cleanly with state saved, rejects with AbortError, and the next call resumes", async () => {
     const content = makeContent(1 * MiB);
@@ -676,6 +696,7 @@ describe("abort", () => {
     const error = await pending.catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(AbortError);
     expect((error as AbortError).exitCode).toBe(130);
+    expect(error).toMatchObject({ kept: "state", message: "interrupted; state saved, run again to resume" });
     const manifest = JSON.parse(await readFile(`${output}.part.json`, "utf8")) as { done: [number, number][] };
     // The final checkpoint holds even bytes received after the last periodic one.
     expect(manifest.done.reduce((sum, [start, end]) => sum + end - start + 1, 0)).toBeGreaterThan(0);
@@ -686,11 +707,28 @@ describe("abort", () => {
     expect(sha256(await readFile(output))).toBe(sha256(content));
   });
 
+  it("from a server without ranges, rejects saying nothing was saved, and leaves no .part", async () => {
+    const server = await serve({ content: makeContent(1 * MiB), bytesPerSecond: 256 * KiB, acceptRanges: false });
+    const dir = await tempDir();
+    const controller = new AbortController();
+    const pending = download(server.url("/plain.bin"), { ...quick(), dir, signal: controller.signal });
+    await waitFor(() => server.bytesServed() > 100 * KiB);
+    controller.abort();
+    const error = await pending.catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(AbortError);
+    expect(error).toMatchObject({
+      kept: "nothing",
+      message: "interrupted; nothing was saved (this server does not serve ranges): run again to start over",
+    });
+    expect(await readdir(dir)).toEqual([]);
+  });
+
   it("rejects at once when the signal is already aborted", async () => {
     const server = await serve({ content: makeContent(1 * KiB) });
-    await expect(download(server.url(), { ...quick(), dir: await tempDir(), signal: AbortSignal.abort() })).rejects.toBeInstanceOf(
-      AbortError,
-    );
+    await expect(download(server.url(), { ...quick(), dir: await tempDir(), signal: AbortSignal.abort() })).rejects.toMatchObject({
+      name: "AbortError",
+      kept: "not-started",
+    });
     expect(server.requests).toHaveLength(0);
   });
 });

@@ -1,10 +1,12 @@
 import { mkdtemp, open, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { STATUS_CODES } from "node:http";
 import { errors as undiciErrors } from "undici";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import {
   AbortError,
+  interruptedError,
   FileError,
   HttpStatusError,
   IntegrityError,
@@ -17,7 +19,7 @@ import {
   summarizeError,
   type ErrorCode,
 } from "../src/errors.js";
-import { fileError, httpStatusError, serverFault, toNetworkError } from "../src/to-error.js";
+import { fileError, httpStatusError, retryNotice, serverFault, stdoutWriteFailure, toNetworkError } from "../src/to-error.js";
 
 const URL = "https://example.com/big.iso";
 
@@ -74,7 +76,28 @@ describe("error classes and the one mapping from code to exit code", () => {
     expect(interruptExitCode("SIGTERM")).toBe(143);
     expect(new AbortError(undefined, { signal: "SIGINT" }).exitCode).toBe(130);
     expect(new AbortError(undefined, { signal: "SIGTERM" }).exitCode).toBe(143);
-    expect(new AbortError().message).toMatch(/state saved, run again to resume/);
+    // The signal's own reason cannot know what a download left: each download's rejection says it.
+    expect(new AbortError().message).not.toMatch(/state saved/);
+  });
+
+  it("an interrupted download's rejection says what a re-run finds, with the signal's exit code", () => {
+    const abort = new AbortError(undefined, { signal: "SIGTERM" });
+    expect(interruptedError(abort, { kept: "state" })).toMatchObject({
+      message: "interrupted; state saved, run again to resume",
+      kept: "state",
+      exitCode: 143,
+      cause: abort,
+    });
+    expect(interruptedError(abort, { kept: "nothing", why: "this server does not serve ranges" })).toMatchObject({
+      message: "interrupted; nothing was saved (this server does not serve ranges): run again to start over",
+      kept: "nothing",
+      exitCode: 143,
+    });
+    expect(interruptedError(new AbortError(), { kept: "not-started" })).toMatchObject({
+      message: "interrupted before anything was fetched; run again to start",
+      exitCode: 130,
+    });
+    expect(summarizeError(interruptedError(abort, { kept: "nothing", why: "x" }))).toMatchObject({ kept: "nothing" });
   });
 
   it("keeps each class's details and the cause", () => {
@@ -128,7 +151,7 @@ describe("toNetworkError", () => {
     expect(error).toMatchObject({ code: "ERR_TLS", exitCode: 4, url: URL, cause });
     expect(error.message).toContain("example.com");
     expect(error.message).toContain(code);
-    expect(error.message).toContain("--ca");
+    expect(error.message).toContain("`ca`");
   });
 
   it("finds the TLS code under undici's generic socket error", () => {
@@ -179,10 +202,35 @@ describe("toNetworkError", () => {
   });
 });
 
+describe("retryNotice", () => {
+  it("names the host of a refused connection, once a caller asks, and nothing else", () => {
+    const refused = toNetworkError(Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:9"), { code: "ECONNREFUSED" }), "http://127.0.0.1:9/f.bin");
+    expect(retryNotice(refused)).toEqual({ host: "127.0.0.1:9", message: "connection refused by 127.0.0.1:9, retrying…" });
+    const reset = toNetworkError(Object.assign(new Error("socket hang up"), { code: "ECONNRESET" }), "http://127.0.0.1:9/f.bin");
+    expect(retryNotice(reset)).toBeUndefined();
+    expect(retryNotice(httpStatusError(503, "http://127.0.0.1:9/f.bin", "", undefined))).toBeUndefined();
+  });
+});
+
+describe("stdoutWriteFailure", () => {
+  const errno = (code: string) => Object.assign(new Error(`write ${code}`), { code });
+  it("stays quiet for a reader that went away", () => {
+    for (const error of [undefined, errno("EPIPE"), errno("ERR_STREAM_PREMATURE_CLOSE"), errno("ERR_STREAM_DESTROYED")]) {
+      expect(stdoutWriteFailure(error)).toBeUndefined();
+    }
+  });
+
+  it("says a full disk behind stdout is one (ERR_NO_SPACE, exit 6), and any other write failure what it was", () => {
+    expect(stdoutWriteFailure(errno("ENOSPC"))).toMatchObject({ code: "ERR_NO_SPACE", exitCode: 6, path: "-", message: expect.stringMatching(/^no space left on the output \(stdout\) \(ENOSPC\)/) });
+    expect(stdoutWriteFailure(errno("EDQUOT"))).toMatchObject({ code: "ERR_NO_SPACE" });
+    expect(stdoutWriteFailure(errno("EIO"))).toMatchObject({ code: "ERR_FILE", exitCode: 6, message: "cannot write the output (stdout): write EIO" });
+  });
+});
+
 describe("httpStatusError", () => {
   it.each([
-    [401, "check the credentials (user:password@ in the URL, --netrc-file, --load-cookies or -H)"],
-    [403, "check the credentials (user:password@ in the URL, --netrc-file, --load-cookies or -H)"],
+    [401, "check the credentials (user:password@ in the URL, `credentials` or `headers`)"],
+    [403, "check the credentials (user:password@ in the URL, `credentials` or `headers`)"],
     [404, "check the URL"],
     [410, "check the URL"],
     [503, "the server kept failing; try again later"],
@@ -192,20 +240,51 @@ describe("httpStatusError", () => {
   ])("advises what to do after %i", (status, advice) => {
     const error = httpStatusError(status, URL, "", undefined);
     expect(error).toMatchObject({ code: "ERR_HTTP_STATUS", exitCode: 3, status, url: URL });
-    expect(error.message).toBe(`HTTP ${status} from ${URL}: ${advice}`);
+    expect(error.message).toBe(`HTTP ${status} from ${URL} (${STATUS_CODES[status]}): ${advice}`);
   });
 
-  it("quotes the server's reason as one line of at most 200 characters", () => {
-    const error = httpStatusError(404, URL, `  no such\n\tfile ${"x".repeat(500)}`, undefined);
-    const reason = /\((.*)\)/.exec(error.message)?.[1] ?? "";
-    expect(reason.startsWith("no such file x")).toBe(true);
-    expect(reason).toHaveLength(200);
+  const NGINX_404 = '<html>\r\n<head><title>404 Not Found</title></head>\r\n<body>\r\n<center><h1>404 Not Found</h1></center>\r\n<hr><center>nginx/1.22.1</center>';
+  const APACHE_404 = '<!DOCTYPE HTML PUBLIC "-//IETF//DTD HTML 2.0//EN">\n<html><head>\n<title>404 Not Found</title>\n</head><body>\n<h1>Not Found</h1>';
+  const XHTML_404 = '<?xml version="1.0" encoding="iso-8859-1"?>\n<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Transitional//EN" "http://www.w3.org/TR/xhtml1/DTD/xhtml1-transitional.dtd">\n<html xmlns="http://www.w3.org/1999/xhtml" xml:lang="en" lang="en">';
+  const S3_403 = '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code><Message>Request has expired</Message><X-Amz-Expires>60</X-Amz-Expires>';
+  it.each([
+    ["nginx's HTML page", 404, NGINX_404, "text/html", "(Not Found)"],
+    ["nginx's HTML page, type unknown", 404, NGINX_404, undefined, "(Not Found)"],
+    ["Apache's HTML page", 404, APACHE_404, undefined, "(Not Found)"],
+    ["an XHTML page behind an XML declaration (lighttpd)", 404, XHTML_404, undefined, "(Not Found)"],
+    ["S3's XML error", 403, S3_403, "application/xml", "(Forbidden: AccessDenied: Request has expired)"],
+    ["S3's XML error, type unknown", 403, S3_403, undefined, "(Forbidden: AccessDenied: Request has expired)"],
+    ["XML with entities", 404, "<Error><Message>a &lt;b&gt; &amp; &#x41;</Message></Error>", "text/xml", "(Not Found: a <b> & A)"],
+    ["XML without a Message", 500, "<error><reason>x</reason></error>", "application/xml", "(Internal Server Error)"],
+    ["JSON message", 429, '{"message":"API rate limit exceeded"}', "application/json", "(Too Many Requests: API rate limit exceeded)"],
+    ["JSON error string", 401, '{"error":"invalid_token"}', undefined, "(Unauthorized: invalid_token)"],
+    ["Google's JSON error object", 404, '{"error":{"code":404,"message":"No such object: b/o"}}', "application/json; charset=UTF-8", "(Not Found: No such object: b/o)"],
+    ["RFC 9457 problem detail", 410, '{"type":"about:blank","title":"Gone","detail":"release 1.2 was withdrawn"}', "application/problem+json", "(Gone: release 1.2 was withdrawn)"],
+    ["JSON cut before its end", 403, `{"message":"quota exceeded","padding":"${"x".repeat(200)}`, undefined, "(Forbidden: quota exceeded)"],
+    ["JSON saying nothing we know", 500, '{"status":500}', "application/json", "(Internal Server Error)"],
+    ["short plain text", 403, "bucket is private\n", "text/plain", "(Forbidden: bucket is private)"],
+    ["plain text that repeats the status", 404, "404 Not Found\n", "text/plain", "(Not Found)"],
+    ["plain text with a terminal escape", 403, "denied\u001b[2J\u001b]0;pwned\u0007", undefined, "(Forbidden: denied [2J ]0;pwned)"],
+    ["long plain text: its first line", 404, `NoSuchKey\n  The specified key does not exist. ${"x".repeat(300)}`, undefined, "(Not Found: NoSuchKey …)"],
+    ["long plain text on one line", 404, "y".repeat(300), undefined, "(Not Found)"],
+    ["an empty body", 404, "", undefined, "(Not Found)"],
+  ])("from %s, quotes only what is worth a line", (_what, status, body, contentType, shown) => {
+    const error = httpStatusError(status, URL, body, undefined, contentType);
+    expect(error.message).toContain(`HTTP ${status} from ${URL} ${shown}: `);
+    // eslint-disable-next-line no-control-regex
+    expect(error.message).not.toMatch(/[\u0000-\u001f]|DOCTYPE|<html|<\?xml/i);
+  });
+
+  it("names no reason phrase for a status that has none", () => {
+    expect(httpStatusError(599, URL, "", undefined).message).toBe(`HTTP 599 from ${URL}: check the URL and headers`);
   });
 
   it("keeps the delay Retry-After asks for, in milliseconds", () => {
     expect(httpStatusError(503, URL, "", "7").retryAfterMs).toBe(7000);
     expect(httpStatusError(503, URL, "", undefined).retryAfterMs).toBeUndefined();
     expect(httpStatusError(503, URL, "", "soon").retryAfterMs).toBeUndefined();
+    const now = Date.parse("2026-01-01T00:00:00Z");
+    expect(httpStatusError(503, URL, "", "Thu, 01 Jan 2026 00:00:09 GMT", undefined, now).retryAfterMs).toBe(9000);
   });
 });
 
@@ -239,10 +318,10 @@ describe("fileError", () => {
   it.each([
     ["ENOSPC", "ERR_NO_SPACE", "no space left (ENOSPC); free some space and run again to resume"],
     ["EDQUOT", "ERR_NO_SPACE", "no space left (EDQUOT); free some space and run again to resume"],
-    ["EACCES", "ERR_PERMISSION", "permission denied (EACCES); choose another --dir or -o"],
-    ["EPERM", "ERR_PERMISSION", "permission denied (EPERM); choose another --dir or -o"],
-    ["EROFS", "ERR_PERMISSION", "permission denied (EROFS); choose another --dir or -o"],
-    ["EISDIR", "ERR_FILE", "it is a directory; choose another -o"],
+    ["EACCES", "ERR_PERMISSION", "permission denied (EACCES); choose another `dir` or `output`"],
+    ["EPERM", "ERR_PERMISSION", "permission denied (EPERM); choose another `dir` or `output`"],
+    ["EROFS", "ERR_PERMISSION", "permission denied (EROFS); choose another `dir` or `output`"],
+    ["EISDIR", "ERR_FILE", "it is a directory; choose another `output`"],
     ["EIO", "ERR_FILE", "EIO: something, open '/out'"],
   ])("maps %s to %s", (errno, code, detail) => {
     const cause = errnoError(errno);
@@ -275,7 +354,7 @@ describe("fileError", () => {
       const caught = await open(dir, "w").catch((error: unknown) => error);
       expect(fileError(caught, dir, "cannot create")).toMatchObject({
         code: "ERR_FILE",
-        message: `cannot create ${dir}: it is a directory; choose another -o`,
+        message: `cannot create ${dir}: it is a directory; choose another \`output\``,
       });
     });
 

@@ -7,11 +7,13 @@ import { closeSync, existsSync, openSync, writeSync } from "node:fs";
 import { chmod, mkdir, mkdtemp, open, readdir, readFile, rm, stat, truncate, unlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { gzipSync } from "node:zlib";
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { Manifest } from "../src/manifest.js";
 import { IntervalSet, type Interval } from "../src/ranges.js";
 import { makeContent, sha256 } from "./support/content.js";
 import { defaultEtag, startRangeServer, type RangeServer, type RangeServerOptions } from "./support/range-server.js";
+import { tarArchive } from "./support/tar-archive.js";
 import { assertBuilt, lines, runCli, startCli, unprivileged, until, type CliOptions, type CliRun } from "./support/run-cli.js";
 
 const KiB = 1024;
@@ -207,6 +209,19 @@ describe.skipIf(!canMount)("a small file system (tmpfs; skipped where mounting i
     expect(askedRanges(source, from)).toEqual(kept.missing(source.content.length));
   });
 
+  it("--extract of a .tar.gz onto a full disk: exit 6, \"no space left\" naming the directory, a re-run starts over; nothing left behind", async () => {
+    const disk = (await smallFileSystem(1 * MiB))!;
+    // 6 MiB unpacked from a few KiB: the archive has arrived long before the disk fills.
+    const archive = gzipSync(tarArchive([{ path: "zeros.bin", body: Buffer.alloc(6 * MiB) }]));
+    const source = await server({ content: archive });
+    const out = join(disk, "out");
+    const run = await cli(["-c", "4", "--min-split", "64K", "--extract", out, source.url("/a.tar.gz")]);
+    expectFileError(run, /no space left \(ENOSPC\); free some space and run again to start over/);
+    expect(run.stderr).toContain(`cannot unpack into ${out}: `);
+    expect(run.stderr).not.toContain("bytes arrived");
+    expect(await readdir(disk)).toEqual([]);
+  });
+
   it("mounted read-only (EROFS): exit 6, one line, before any request", async () => {
     const disk = (await smallFileSystem(1 * MiB, { readOnly: true }))!;
     const source = await server({ content: makeContent(100 * KiB, 75) });
@@ -235,8 +250,19 @@ describe.skipIf(identity === undefined)(`permission denied (the CLI runs as ${id
     const source = await server({ content: makeContent(100 * KiB, 76) });
     const run = await cli(["-d", locked, source.url("/file.bin")], { as: identity! });
     expectFileError(run, /permission denied \(EACCES\)/);
-    expect(run.stderr).toContain(locked);
+    expect(run.stderr).toContain(`cannot write in the directory ${locked}: `);
     expect(await readdir(locked)).toEqual([]);
+  });
+
+  it("-d under a directory the user cannot enter: blamed on the directory, not on the lock file", async () => {
+    const secret = join(workDir, "secret");
+    await mkdir(join(secret, "sub"), { recursive: true });
+    await chmod(secret, 0o700);
+    const source = await server({ content: makeContent(100 * KiB, 761) });
+    const run = await cli(["-d", join(secret, "sub", "new"), source.url("/file.bin")], { as: identity! });
+    expectFileError(run, /permission denied \(EACCES\)/);
+    expect(run.stderr).toContain(`cannot create the directory ${join(secret, "sub", "new")}: `);
+    expect(run.stderr).not.toContain("lock");
   });
 
   it("-o inside a directory that cannot be created: exit 6 before any request", async () => {

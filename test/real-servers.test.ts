@@ -431,8 +431,13 @@ describe("10. running the same command again", () => {
     const longer = Buffer.concat([content, Buffer.from("tail")]);
     await writeFile(output, longer);
     const where = withOutput ? { output } : { dir };
-    const failure = await download(server.url(), quick({ continue: true, ...where })).catch((error: unknown) => error);
+    const warnings: string[] = [];
+    const failure = await download(server.url(), { ...quick({ continue: true, ...where }), onWarning: (message) => warnings.push(message) }).catch(
+      (error: unknown) => error,
+    );
     expect(failure).toMatchObject({ exitCode: 5, message: expect.stringMatching(/is not the start of .*; it was left as it is/) });
+    // Only the refusal: no "taking the bytes as the start" before it.
+    expect(warnings).toEqual([]);
     expect(sha256(await readFile(output))).toBe(sha256(longer));
     expect(await readdir(dir)).toEqual([basename(output)]);
   });

@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it, vi } from "vitest";
 import { HttpStatusError, NetworkError } from "../src/errors.js";
-import { HostLimitRefusal } from "../src/host-limits.js";
+import { HostLimitRefusal } from "../src/errors.js";
 import { isRetryableStatus, MAX_RETRY_AFTER_MS, parseRetryAfter, retryDelay, withRetries } from "../src/retry.js";
 import { FakeClock } from "./support/fake-clock.js";
 
@@ -150,6 +150,17 @@ describe("withRetries", () => {
     expect(value).toBe("done");
     expect(seen).toEqual([1, 2, 3]);
     expect(counted.retries).toBe(2);
+  });
+
+  it("hands each retried failure to onRetry, so a caller can say why once", async () => {
+    const retried: unknown[] = [];
+    const failures = [reset(), status(503)];
+    const options = { retries: 5, clock: new FakeClock({ instantUpToMs: Infinity }), signal: new AbortController().signal, onRetry: (error: unknown) => retried.push(error) };
+    await withRetries(options, async (attempt) => {
+      if (attempt <= failures.length) throw failures[attempt - 1];
+      return "done";
+    });
+    expect(retried).toEqual(failures);
   });
 
   it("gives up with the last failure after `retries` failures in a row without progress", async () => {

@@ -2,7 +2,7 @@
 // real sockets (the range server on 127.0.0.1) and, for the CLI, the built bin in a shell pipe.
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { createWriteStream } from "node:fs";
+import { createWriteStream, existsSync } from "node:fs";
 import { access, mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
@@ -201,6 +201,17 @@ process.stdin.on("end", () => console.log(hash.digest("hex")));`,
     expect(run.stderr).toBe("");
     // Long before the file could have been sent at 2 MiB/s a connection.
     expect(server.bytesServed()).toBeLessThan(content.length / 2);
+  });
+
+  it.skipIf(!existsSync("/dev/full"))("-o - into a full disk (/dev/full) says so on stderr, exit 6 (a reader gone, above, stays quiet)", async () => {
+    const content = makeContent(4 * MiB, 401);
+    const server = await serve({ content });
+    const dir = await tempDir();
+    const run = await shell(`$RANGEGET -q -o - -c 4 --min-split 256K ${server.url()} > /dev/full`, dir);
+    expect(run.code).toBe(6);
+    expect(run.stderr.split("\n").filter((line) => line !== "")).toEqual([
+      expect.stringMatching(/^rangeget: no space left on the output \(stdout\) \(ENOSPC\); .*free some space/),
+    ]);
   });
 
   it("--extract DIR unpacks a .tar.gz from the range server", async () => {

@@ -123,7 +123,7 @@ const OPTIONS = {
     type: "string",
     requiresArg: true,
     group: GROUP_RETRIES,
-    describe: "<n> attempts without progress before a range fails (default 5)",
+    describe: "<n> attempts without progress before a range fails, 0..1000 (default 5)",
   },
   timeout: { type: "string", requiresArg: true, group: GROUP_RETRIES, describe: "<seconds> connect, response-header and idle-read timeout (default 30)" },
   checksum: {

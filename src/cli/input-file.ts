@@ -17,6 +17,8 @@ export interface InputFileEntry {
  * (`-` reads as "stdin").
  *
  * Only whole-line comments: a `#` later in a line is a URL fragment, not a comment.
+ * An output is a name or a relative path without `..`: nothing in a list reaches
+ * outside the directory.
  * Output names with spaces are refused rather than guessed at: a field after the
  * output is more likely a typo than part of a name.
  */
@@ -36,19 +38,40 @@ export function parseInputFile(text: string, source = "input file"): InputFileEn
     const [output, ...extra] = fields.slice(urls.length);
     const [url, ...mirrors] = urls;
     if (url === undefined) return;
+    // A line that does not start with a URL is not a line of URLs, whatever follows.
+    checkUrl(url, source, line);
     if (extra.length > 0) {
       throw new UsageError(
         `${source} line ${line}: expected "<url>[<TAB>mirror...] [output]" but found ${extra.length} more field${extra.length === 1 ? "" : "s"} after the output; output names cannot contain spaces`,
       );
     }
-    for (const candidate of urls) {
-      try {
-        parseHttpUrl(candidate);
-      } catch (error) {
-        throw new UsageError(`${source} line ${line}: ${(error as Error).message}`);
-      }
-    }
+    for (const candidate of urls) checkUrl(candidate, source, line);
+    if (output !== undefined) checkOutput(output, source, line);
     entries.push(output === undefined ? { url, mirrors, line } : { url, mirrors, output, line });
   });
   return entries;
+}
+
+function checkUrl(candidate: string, source: string, line: number): void {
+  try {
+    parseHttpUrl(candidate);
+  } catch (error) {
+    throw new UsageError(`${source} line ${line}: ${(error as Error).message}`);
+  }
+}
+
+/**
+ * A list's output stays inside the directory (`-d`, else the current one): a list may
+ * come from elsewhere, and `../../etc/passwd` or `/etc/passwd` in it must not reach
+ * outside. Both separators count, as a list may be written on Windows.
+ * @throws UsageError naming the line
+ */
+function checkOutput(output: string, source: string, line: number): void {
+  const absolute = /^([/\\]|[a-z]:)/i.test(output);
+  const upward = output.split(/[/\\]/).includes("..");
+  if (absolute || upward) {
+    throw new UsageError(
+      `${source} line ${line}: the output "${output}" ${absolute ? "is an absolute path" : 'climbs out with ".."'}; outputs in a list are names or paths inside the directory (-d)`,
+    );
+  }
 }

@@ -1,7 +1,10 @@
+import { resolve } from "node:path";
 import { text } from "node:stream/consumers";
 import { pipeline } from "node:stream/promises";
 import { AbortError, INTERNAL_ERROR_EXIT_CODE, RangegetError, interruptExitCode, type InterruptSignal } from "../errors.js";
+import { withFlagNames } from "../option-bounds.js";
 import { redactText, redactUrl } from "../redact.js";
+import { stdoutWriteFailure } from "../to-error.js";
 import { currentPlatform, type Platform } from "../platform.js";
 import { formatBytes } from "../size.js";
 import type { DownloadEvent, TraceEvent } from "../events.js";
@@ -11,6 +14,7 @@ import type { CliConfig } from "./build-config.js";
 import { createProgressReporter, fileLabel, openProgressFd, type ProgressReporter, type ProgressStream } from "./progress.js";
 import { formatTrace, formatVerboseEvent } from "./verbose.js";
 import { debugEnabled } from "./debug.js";
+import { InterruptedFiles } from "./interrupted.js";
 import { BatchTally } from "./summary.js";
 
 export { installLastResort } from "./last-resort.js";
@@ -89,12 +93,11 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
     const signal = interrupt.received();
     // A signal after the last file finished interrupted nothing.
     if (signal !== undefined && outcome.interrupted) {
-      // A stream to stdout keeps nothing on disk: saying "state saved" would promise a resume.
-      cli.stderr.write(
-        config.stdout
-          ? "rangeget: interrupted; a stream to stdout keeps nothing to resume: run the same command again to start over\n"
-          : "rangeget: interrupted: state saved; run the same command again to resume\n",
-      );
+      // Each says what is true: "state saved" only where a re-run resumes.
+      const lines = config.stdout
+        ? ["interrupted; a stream to stdout keeps nothing to resume: run the same command again to start over"]
+        : outcome.interruptedFiles.lines();
+      for (const line of lines) cli.stderr.write(`rangeget: ${shownText(line)}\n`);
       return interruptExitCode(signal);
     }
     return outcome.exitCode;
@@ -114,26 +117,33 @@ interface BatchOutcome {
   interrupted: boolean;
   /** What the closing summary line counts. */
   tally: BatchTally;
+  /** What each interrupted file left. */
+  interruptedFiles: InterruptedFiles;
 }
 
 async function runDownloads(config: CliConfig, cli: CliIo, reporter: ProgressReporter, signal: AbortSignal): Promise<BatchOutcome> {
   const batch = new BatchExit();
   const tally = new BatchTally();
+  const interruptedFiles = new InterruptedFiles();
   let interrupted = false;
   // Each file is reported once, as soon as it ends, so `--json` streams into pipes.
   const finishFile = (index: number, result: DownloadResult, error?: unknown): void => {
     batch.add(index, result);
     tally.add(result);
+    interruptedFiles.add(result, config.batch ? fileLabel(result.url, result.path) : undefined);
     if (result.error?.code === "ERR_ABORTED") interrupted = true;
     reporter.fileEnd(index, result);
-    if (result.error !== null && result.error.code !== "ERR_ABORTED") reporter.log(`rangeget: ${redactText(result.error.message)}`);
+    if (result.error !== null && result.error.code !== "ERR_ABORTED") reporter.log(`rangeget: ${shownText(result.error.message)}`);
     logStack(error, cli, reporter);
     if (config.stats) reporter.log(formatStats(result));
     if (config.json) cli.stdout.write(`${JSON.stringify(jsonResult(result))}\n`);
   };
+  // The library takes an output as given; on the command line -o and a list's names
+  // are inside -d (as aria2's `out` inside `dir`).
+  const dir = config.options.dir;
   const items = config.items.map(({ url, mirrors, output }) => ({
     url: mirrors ? [url, ...mirrors] : url,
-    ...(output === undefined ? {} : { output }),
+    ...(output === undefined ? {} : { output: dir === undefined ? output : resolve(dir, output) }),
   }));
   // The engine (undici and all) loads only for a download: --help, --version and usage
   // errors start without it.
@@ -144,9 +154,9 @@ async function runDownloads(config: CliConfig, cli: CliIo, reporter: ProgressRep
     onProgress: (index, event) => reporter.update(index, event),
     ...eventListeners(config, reporter),
     onFileEnd: finishFile,
-    onWarning: (message) => reporter.log(`rangeget: warning: ${redactText(message)}`),
+    onWarning: (message) => reporter.log(`rangeget: warning: ${shownText(message)}`),
   });
-  return { exitCode: batch.exitCode(), interrupted, tally };
+  return { exitCode: batch.exitCode(), interrupted, tally, interruptedFiles };
 }
 
 /**
@@ -163,22 +173,28 @@ async function streamToStdout(config: CliConfig, cli: CliIo, reporter: ProgressR
     signal,
     onProgress: (event) => reporter.update(0, event),
     ...oneFile(eventListeners(config, reporter)),
-    onWarning: (message) => reporter.log(`rangeget: warning: ${redactText(message)}`),
+    onWarning: (message) => reporter.log(`rangeget: warning: ${shownText(message)}`),
   });
-  // Its failure (EPIPE) fails the download with ERR_OUTPUT_CLOSED, reported by `done`.
-  const piped = pipeline(body, cli.stdout).catch(() => {});
+  // Its failure (EPIPE, ENOSPC) fails the download with ERR_OUTPUT_CLOSED, reported by `done`.
+  let writeError: unknown;
+  const piped = pipeline(body, cli.stdout).catch((error: unknown) => {
+    writeError = error;
+  });
   const { result, error } = await done;
   await piped;
   reporter.fileEnd(0, result);
   const code = result.error?.code;
-  if (code !== undefined && code !== "ERR_ABORTED" && code !== "ERR_OUTPUT_CLOSED") {
-    reporter.log(`rangeget: ${redactText(result.error!.message)}`);
+  // A reader gone is quiet; a full disk behind stdout is not.
+  const writeFailure = code === "ERR_OUTPUT_CLOSED" ? stdoutWriteFailure(writeError) : undefined;
+  if (writeFailure !== undefined) reporter.log(`rangeget: ${writeFailure.message}`);
+  else if (code !== undefined && code !== "ERR_ABORTED" && code !== "ERR_OUTPUT_CLOSED") {
+    reporter.log(`rangeget: ${shownText(result.error!.message)}`);
     logStack(error, cli, reporter);
   }
   if (config.stats) reporter.log(formatStats(result));
   const tally = new BatchTally();
   tally.add(result);
-  return { exitCode: result.error?.exitCode ?? 0, interrupted: code === "ERR_ABORTED", tally };
+  return { exitCode: writeFailure?.exitCode ?? result.error?.exitCode ?? 0, interrupted: code === "ERR_ABORTED", tally, interruptedFiles: new InterruptedFiles() };
 }
 
 /**
@@ -266,14 +282,22 @@ function reportThrown(error: unknown, cli: CliIo): number {
   const debug = debugEnabled(cli.env);
   if (error instanceof RangegetError) {
     const hint = error.code === "ERR_USAGE" ? " (see rangeget --help)" : "";
-    cli.stderr.write(`rangeget: ${oneLine(redactText(error.message))}${hint}\n`);
+    cli.stderr.write(`rangeget: ${oneLine(shownText(error.message))}${hint}\n`);
     if (debug && error.stack !== undefined) cli.stderr.write(`${error.stack}\n`);
     return error.exitCode;
   }
   const message = error instanceof Error ? error.message : String(error);
-  cli.stderr.write(`rangeget: internal error: ${oneLine(redactText(message))}; this is a bug, please report it (DEBUG=rangeget shows the stack)\n`);
+  cli.stderr.write(`rangeget: internal error: ${oneLine(shownText(message))}; this is a bug, please report it (DEBUG=rangeget shows the stack)\n`);
   if (debug && error instanceof Error && error.stack !== undefined) cli.stderr.write(`${error.stack}\n`);
   return INTERNAL_ERROR_EXIT_CODE;
+}
+
+/**
+ * A library message as the command line shows it: no password, and each option named
+ * by its flag (`force` → `--force`, see option-bounds.ts).
+ */
+function shownText(message: string): string {
+  return withFlagNames(redactText(message));
 }
 
 /** `COLUMNS` when it is a sensible width. */
@@ -301,7 +325,7 @@ export function jsonResult(result: DownloadResult) {
     error:
       result.error === null
         ? null
-        : { code: result.error.code, message: redactText(result.error.message), exitCode: result.error.exitCode },
+        : { code: result.error.code, message: shownText(result.error.message), exitCode: result.error.exitCode },
     checksum: result.checksum === null ? null : { algorithm: result.checksum.algorithm, hex: result.checksum.hex },
     cache: result.cache,
     http: {

@@ -2,6 +2,7 @@ import { parseChecksum } from "../checksum.js";
 import { UsageError } from "../errors.js";
 import { MIN_WINDOW_BYTES } from "../ordered-sink.js";
 import { parseProxyUrl } from "../proxy.js";
+import { checkBound, OPTION_BOUNDS, type NumberBound } from "../option-bounds.js";
 import { parseRate, parseSize } from "../size.js";
 
 /**
@@ -10,19 +11,19 @@ import { parseRate, parseSize } from "../size.js";
  */
 export const VALUE_PARSERS = {
   dir: (text: string) => requireNonEmpty(text, "-d/--dir"),
-  connections: (text: string) => parseInteger(text, "-c/--connections", 1, 64),
-  jobs: (text: string) => parseInteger(text, "-j/--jobs", 1, Number.MAX_SAFE_INTEGER),
-  "min-split": (text: string) => parseMinSplit(text),
-  retries: (text: string) => parseInteger(text, "--retries", 0, Number.MAX_SAFE_INTEGER),
-  timeout: (text: string) => parseSeconds(text, "--timeout"),
+  connections: (text: string) => parseInteger(text, OPTION_BOUNDS.connections),
+  jobs: (text: string) => parseInteger(text, OPTION_BOUNDS.jobs),
+  "min-split": (text: string) => checkBound(OPTION_BOUNDS.minSplit, parseSize(text, "--min-split"), "flag", text),
+  retries: (text: string) => parseInteger(text, OPTION_BOUNDS.retries),
+  timeout: (text: string) => parseSeconds(text),
   "limit-rate": (text: string) => withFlag("--limit-rate", () => parseRate(text)),
   checksum: (text: string) => withFlag("--checksum", () => parseChecksum(text)),
   "user-agent": (text: string) => parseUserAgent(text),
-  "max-connections-per-host": (text: string) => parseInteger(text, "--max-connections-per-host", 1, Number.MAX_SAFE_INTEGER),
-  "stream-window": (text: string) => parseStreamWindow(text),
+  "max-connections-per-host": (text: string) => parseInteger(text, OPTION_BOUNDS.maxConnectionsPerHost),
+  "stream-window": (text: string) => checkBound(OPTION_BOUNDS.streamWindow, parseSize(text, "--stream-window"), "flag", text),
   proxy: (text: string) => parseProxy(text),
   progress: (text: string) => parseProgressKind(text),
-  "progress-fd": (text: string) => parseInteger(text, "--progress-fd", 1, 2 ** 31 - 1),
+  "progress-fd": (text: string) => parseInteger(text, OPTION_BOUNDS.progressFd),
 } satisfies Record<string, (text: string) => unknown>;
 
 /** `text` itself; throws `UsageError` naming `flag` when it is blank. */
@@ -31,33 +32,15 @@ export function requireNonEmpty(text: string, flag: string): string {
   return text;
 }
 
-function parseInteger(text: string, flag: string, min: number, max: number): number {
+/** A whole number typed in digits only (no `1e3`, no `0x10`), within the option's bounds (option-bounds.ts). */
+function parseInteger(text: string, bound: NumberBound): number {
   const value = /^[0-9]+$/.test(text.trim()) ? Number(text.trim()) : Number.NaN;
-  if (!Number.isSafeInteger(value) || value < min || value > max) {
-    const range = max === Number.MAX_SAFE_INTEGER ? `${min} or more` : `from ${min} to ${max}`;
-    throw new UsageError(`${flag} must be a whole number ${range}, got "${text}"`);
-  }
-  return value;
+  return checkBound(bound, value, "flag", text);
 }
 
-function parseSeconds(text: string, flag: string): number {
+function parseSeconds(text: string): number {
   const value = /^[0-9]*\.?[0-9]+$/.test(text.trim()) ? Number(text.trim()) : Number.NaN;
-  if (!Number.isFinite(value) || value <= 0) {
-    throw new UsageError(`${flag} must be a number of seconds greater than 0, got "${text}"`);
-  }
-  return value;
-}
-
-function parseMinSplit(text: string): number {
-  const bytes = parseSize(text, "--min-split");
-  if (bytes < 1) throw new UsageError(`--min-split must be at least 1 byte, got "${text}"`);
-  return bytes;
-}
-
-function parseStreamWindow(text: string): number {
-  const bytes = parseSize(text, "--stream-window");
-  if (bytes < MIN_WINDOW_BYTES) throw new UsageError(`--stream-window must be at least 1MiB, got "${text}"`);
-  return bytes;
+  return checkBound(OPTION_BOUNDS.timeout, value, "flag", text);
 }
 
 /** The URL as given, once it is one rangeget can use; `""` (no proxy at all) as it is. */
