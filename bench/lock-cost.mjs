@@ -47,41 +47,44 @@ const noHardLinks = async () => {
   throw Object.assign(new Error("EPERM: operation not permitted, link"), { code: "EPERM" });
 };
 
-/** Microseconds per acquire + release in `dir`, the median of 5 batches of `locks`. */
-async function cost(dir, environment, beside) {
-  const held = beside ? await acquireLock(join(dir, "held.part.lock"), join(dir, "held"), environment) : undefined;
-  const batches = [];
-  for (let batch = 0; batch < 5; batch++) {
-    const began = process.hrtime.bigint();
-    for (let i = 0; i < locks; i++) {
-      const lock = await acquireLock(join(dir, `f${i % 16}.part.lock`), join(dir, `f${i % 16}`), environment);
-      await lock.release();
-    }
-    batches.push(Number(process.hrtime.bigint() - began) / 1000 / locks);
+/** Microseconds per acquire + release for one batch of `locks` in `dir`. */
+async function batch(dir, environment) {
+  const began = process.hrtime.bigint();
+  for (let i = 0; i < locks; i++) {
+    const lock = await acquireLock(join(dir, `f${i % 16}.part.lock`), join(dir, `f${i % 16}`), environment);
+    await lock.release();
   }
-  await held?.release();
-  return batches.sort((a, b) => a - b)[2];
+  return Number(process.hrtime.bigint() - began) / 1000 / locks;
 }
+
+const MODES = [
+  { environment: {}, beside: false },
+  { environment: {}, beside: true },
+  { environment: { link: noHardLinks }, beside: false },
+  { environment: { link: noHardLinks }, beside: true },
+];
 
 console.log(`Lock acquire + release, µs per pair (median of 5 × ${locks}), Node ${process.versions.node}, ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC\n`);
 console.log("| volume | hard link, alone | hard link, in a list | exclusive create, alone | exclusive create, in a list |");
 console.log("| --- | --- | --- | --- | --- |");
 for (const { name, dir } of directories()) {
   mkdirSync(dir, { recursive: true });
-  const cells = [];
   // A fresh directory per mode: lock.ts remembers, per directory, that links failed there.
-  for (const [environment, beside] of [
-    [{}, false],
-    [{}, true],
-    [{ link: noHardLinks }, false],
-    [{ link: noHardLinks }, true],
-  ]) {
-    const work = mkdtempSync(join(dir, "lock-cost-"));
-    try {
-      cells.push((await cost(work, environment, beside)).toFixed(0));
-    } finally {
-      rmSync(work, { recursive: true, force: true });
+  const works = [];
+  try {
+    for (const mode of MODES) {
+      const work = mkdtempSync(join(dir, "lock-cost-"));
+      works.push(work);
+      mode.held = mode.beside ? await acquireLock(join(work, "held.part.lock"), join(work, "held"), mode.environment) : undefined;
+      mode.batches = [];
     }
+    // The modes take turns, batch by batch, so a noisy moment of the machine hits them alike.
+    for (let round = 0; round < 5; round++) {
+      for (const [index, mode] of MODES.entries()) mode.batches.push(await batch(works[index], mode.environment));
+    }
+    for (const mode of MODES) await mode.held?.release();
+  } finally {
+    for (const work of works) rmSync(work, { recursive: true, force: true });
   }
-  console.log(`| ${name} | ${cells.join(" | ")} |`);
+  console.log(`| ${name} | ${MODES.map((mode) => mode.batches.sort((a, b) => a - b)[2].toFixed(0)).join(" | ")} |`);
 }

@@ -12,8 +12,8 @@
 //   CONNECTIONS=8     rangeget's -c
 //
 // Per volume and tool: the median wall time of the runs (min–max), CPU seconds, MiB/s,
-// and the ratio to the host disk's median in the same run. Tools: rangeget -c 8, and
-// curl + fsync (curl -o, then coreutils `sync FILE`): what the volume itself costs a
+// and the ratio to the host disk's median in the same run. Tools: rangeget -c 8 and -c 1,
+// and curl + fsync (curl -o, then coreutils `sync FILE`): what the volume itself costs a
 // plain writer that makes the same promise of durable bytes. Every output's SHA-256 is
 // checked (not timed): a fast wrong answer is FAILED. Only 127.0.0.1 is contacted.
 import { spawn, spawnSync } from "node:child_process";
@@ -54,7 +54,7 @@ function volumes() {
     .filter((volume) => only === undefined || only.some((name) => volume.name.toLowerCase().startsWith(name)))
     .map((volume) => {
       mkdirSync(volume.dir, { recursive: true });
-      const type = spawnSync("findmnt", ["-n", "-o", "FSTYPE", "-T", volume.dir], { encoding: "utf8" }).stdout.trim();
+      const type = spawnSync("findmnt", ["-n", "-o", "FSTYPE", "-T", volume.dir], { encoding: "utf8" }).stdout.trim().split("\n")[0];
       return { ...volume, type };
     });
 }
@@ -87,6 +87,8 @@ function clear(dir) {
 
 const tools = {
   [`rangeget -c ${connections}`]: (output) => [process.execPath, "bin/rangeget.js", "-q", "-c", connections, url, "-o", output],
+  // One writer: what a volume whose driver is slow at scattered writes (exfat-fuse) costs without them.
+  "rangeget -c 1": (output) => [process.execPath, "bin/rangeget.js", "-q", "-c", "1", url, "-o", output],
   "curl + fsync": (output) => ["sh", "-c", 'curl -sSf -o "$1" "$2" && sync "$1"', "curl", output, url],
 };
 
