@@ -110,7 +110,8 @@ describe.skipIf(writable.length === 0).each(writable)("on $name", ({ root }) => 
 
   it("resumes after SIGKILL with exact bytes, and refuses a second process while the first runs", async () => {
     const content = makeContent(8 * MiB, 22);
-    const server = await rangeServer({ content, bytesPerSecond: 1 * MiB });
+    // Slow enough that the first run is still going when the second asks, however loaded the machine.
+    const server = await rangeServer({ content, bytesPerSecond: 256 * KiB });
     const dir = await volumeDir();
     const output = join(dir, "big.bin");
     const args = [server.url("/big.bin"), "-o", output, "-q", "-c", "4", "--min-split", "512K"];
@@ -118,6 +119,7 @@ describe.skipIf(writable.length === 0).each(writable)("on $name", ({ root }) => 
     await until(() => existsSync(`${output}.part.json`), "the first checkpoint", 20_000);
 
     const second = await runCli(args, { cwd: dir });
+    expect(first.child.exitCode).toBeNull();
     expect(second.code).toBe(6);
     expect(second.stderr).toContain(`being downloaded by another rangeget process (pid ${first.child.pid})`);
 
