@@ -26,8 +26,13 @@ export interface LockEnvironment {
   link?: (existing: string, created: string) => Promise<void>;
 }
 
-/** link(2) errors that mean "this volume has no hard links" (exFAT under FUSE: EPERM; others ENOTSUP, ENOSYS). */
-const NO_HARD_LINKS = new Set(["EPERM", "ENOTSUP", "EOPNOTSUPP", "ENOSYS"]);
+/**
+ * link(2) errors that mean "this volume has no hard links": exFAT under FUSE says EPERM,
+ * others ENOTSUP or ENOSYS. On Windows, CreateHardLinkW on exFAT and FAT32 fails with
+ * ERROR_INVALID_FUNCTION, which libuv turns into EISDIR (src/win/error.c); our owner file
+ * is never a directory, so EISDIR can mean only that.
+ */
+const NO_HARD_LINKS = new Set(["EPERM", "ENOTSUP", "EOPNOTSUPP", "ENOSYS", "EISDIR"]);
 /**
  * How long an exclusively created lock may be seen empty before it counts as stale:
  * its creator writes the owner in the next call, so only a crash in between leaves

@@ -126,6 +126,17 @@ describe("the lock without hard links or /proc", () => {
     await again.release();
   });
 
+  it("falls back as well where Windows refuses the link on exFAT or FAT32 (EISDIR, libuv's ERROR_INVALID_FUNCTION)", async () => {
+    const dir = await tempDir();
+    const output = join(dir, "stick.iso");
+    const windowsNoLinks = async () => {
+      throw Object.assign(new Error("EISDIR: illegal operation on a directory, link"), { code: "EISDIR" });
+    };
+    const lock = await acquireLock(partPaths(output).lock, output, { platform: windows, link: windowsNoLinks });
+    expect(JSON.parse(await readFile(partPaths(output).lock, "utf8"))).toMatchObject({ pid: process.pid, host: hostname() });
+    await lock.release();
+  });
+
   it("takes over an exclusively made lock left empty by a crash once it is older than the grace period", async () => {
     const dir = await tempDir();
     const output = join(dir, "crashed.iso");
