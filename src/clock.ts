@@ -1,11 +1,17 @@
 /**
  * The one seam for time: everything that reads the clock, sleeps or ticks takes a
- * `Clock`, so the retry backoff, the rate limiter, the rescue check and the endgame
- * hedge can be driven by a fake clock in tests instead of by real seconds.
+ * `Clock`, so the retry backoff, the rate limiter, the rescue check, the endgame hedge
+ * and the dates servers send can be driven by a fake clock in tests instead of by
+ * real seconds.
  */
 export interface Clock {
   /** Milliseconds, monotonic (not wall time: only differences mean anything). */
   now(): number;
+  /**
+   * Wall time, milliseconds since the Unix epoch: for what a server says in dates (a
+   * `Retry-After` date, a two-digit year), never for measuring time.
+   */
+  wall(): number;
   /** Resolves after `ms` milliseconds; rejects with the signal's reason as soon as `signal` aborts. */
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
   /**
@@ -25,6 +31,7 @@ export const WAKE_UP = Symbol("wake up");
 /** The real clock: `performance.now`, timers from Node. */
 export const systemClock: Clock = {
   now: () => performance.now(),
+  wall: () => Date.now(),
   sleep,
   every(ms, tick) {
     const timer = setInterval(tick, ms);

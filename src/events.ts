@@ -10,6 +10,7 @@
 import type { Clock } from "./clock.js";
 import { HttpStatusError, RangegetError, summarizeError } from "./errors.js";
 import { redactText, redactUrl } from "./redact.js";
+import { retryNotice } from "./to-error.js";
 import type { DownloadResult, ProgressEvent } from "./types.js";
 
 /**
@@ -251,12 +252,25 @@ export class DownloadEvents {
 export interface RetryReporting {
   stats: { retried(): void };
   events?: DownloadEvents | undefined;
+  /** Where a retry worth a word is said (a refused connection), once per host. */
+  warn?: ((message: string) => void) | undefined;
+  /** The hosts already said to refuse connections in this download. */
+  warned?: Set<string> | undefined;
 }
 
-/** A retry loop's `onRetry`: the retry is counted (`--stats`, `--json`) and reported as a `retry` event. */
+/**
+ * A retry loop's `onRetry`: the retry is counted (`--stats`, `--json`) and reported as a
+ * `retry` event; a refused connection is said once per host, so seconds of backoff
+ * against a server that is down are not silent.
+ */
 export function retried(context: RetryReporting, retry: RetryNotice): void {
   context.stats.retried();
   context.events?.retry(retry);
+  const notice = retryNotice(retry.error);
+  if (notice !== undefined && context.warn !== undefined && context.warned !== undefined && !context.warned.has(notice.host)) {
+    context.warned.add(notice.host);
+    context.warn(notice.message);
+  }
 }
 
 /** `verdict`, traced (`onTrace`) as the verdict on the answer from `url`: wraps `judge(…)` at a call site. */

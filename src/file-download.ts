@@ -346,7 +346,8 @@ export class FileDownload {
     const { dir, url, force, ifChanged } = this.#settings;
     if (force || ifChanged) return undefined;
     const path = resolve(dir, chooseFileName(undefined, url));
-    if ((await readManifest(partPaths(path).manifest, url))?.trusted) return path;
+    // A manifest that cannot be read is the claim's to report, with the right words.
+    if ((await readManifest(partPaths(path).manifest, url).catch(() => undefined))?.trusted) return path;
     return (await finishedFrom(path, url, await loadXattr())) ? path : undefined;
   }
 

@@ -4,8 +4,8 @@
  * the host allows. A worker keeps its lease from range to range, so its next request
  * goes on the socket the last one freed and the host never sees one more than allowed.
  */
-import { HttpStatusError, NetworkError } from "./errors.js";
-import { hostKey, HostLimitRefusal, type HostLease, type HostLimits } from "./host-limits.js";
+import { HostLimitRefusal, HttpStatusError, NetworkError } from "./errors.js";
+import { hostKey, type HostLease, type HostLimits } from "./host-limits.js";
 import { STOP, type BodyHandler } from "./http.js";
 
 /** A connection a caller keeps across its requests (a worker, range after range), if it holds one now. */

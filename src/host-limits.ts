@@ -145,7 +145,6 @@ export class HostLimits {
 }
 
 // Kept importable from here for the modules that take it from host-limits.js (worker.ts).
-export { HostLimitRefusal } from "./errors.js";
 
 /** The key connections are counted by: host and port, as a server's limit applies to one listener. */
 export function hostKey(url: string): string {

@@ -50,6 +50,9 @@ export interface RequestContext {
   hostLimits: HostLimits;
   /** Told of every request and answer, for `onTrace` / `--verbose` (events.ts). */
   events?: DownloadEvents | undefined;
+  /** Warnings of the download (a refused connection, said once per host in `warned`). */
+  warn?: ((message: string) => void) | undefined;
+  warned?: Set<string> | undefined;
 }
 
 /**
@@ -103,7 +106,7 @@ export function streamGet(
   return new Promise<void>((resolve, reject) => {
     let controller: Dispatcher.DispatchController | undefined;
     let settled = false;
-    let errorStatus: { status: number; retryAfter: string | undefined; reason: string } | undefined;
+    let errorStatus: { status: number; retryAfter: string | undefined; contentType: string | undefined; reason: string } | undefined;
     const deadline = new AbortController();
     const settle = (error?: unknown) => {
       if (settled) return;
@@ -118,6 +121,8 @@ export function streamGet(
       controller?.abort(error instanceof Error ? error : new Error(String(error)));
     };
     const onAbort = () => fail(signal.reason);
+    const statusError = (answer: NonNullable<typeof errorStatus>) =>
+      httpStatusError(answer.status, shown, answer.reason, answer.retryAfter, answer.contentType, clock.wall());
     if (signal.aborted) {
       reject(signal.reason);
       return;
@@ -155,7 +160,7 @@ export function streamGet(
           const flat = flattenHeaders(rawHeaders);
           context.events?.response(shown, status, flat);
           if (!accepts(status)) {
-            errorStatus = { status, retryAfter: flat["retry-after"], reason: "" };
+            errorStatus = { status, retryAfter: flat["retry-after"], contentType: flat["content-type"], reason: "" };
             return;
           }
           try {
@@ -172,7 +177,7 @@ export function streamGet(
             errorStatus.reason += String(chunk);
             // Enough for the one-line reason: no need to read a large error body.
             if (errorStatus.reason.length >= 200) {
-              fail(httpStatusError(errorStatus.status, shown, errorStatus.reason, errorStatus.retryAfter));
+              fail(statusError(errorStatus));
             }
             return;
           }
@@ -197,7 +202,7 @@ export function streamGet(
           }
         },
         onResponseEnd() {
-          if (errorStatus) settle(httpStatusError(errorStatus.status, shown, errorStatus.reason, errorStatus.retryAfter));
+          if (errorStatus) settle(statusError(errorStatus));
           else settle();
         },
         onResponseError(_controller, error) {

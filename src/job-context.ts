@@ -24,6 +24,8 @@ export function requestContext(settings: Settings, dispatcher: Dispatcher, stats
     credentials: settings.credentials,
     hostLimits: settings.hostLimits,
     events: settings.events,
+    warn: settings.warn,
+    warned: new Set(),
   };
 }
 

@@ -2,7 +2,7 @@
  * The first request of an attempt (the probe, the resume probe, a mirror's probe, a
  * signed URL's refresh): a ranged GET whose answer is judged by the verdict.
  */
-import { HostLimitRefusal } from "./host-limits.js";
+import { HostLimitRefusal } from "./errors.js";
 import { discard, type HttpResponse, type RequestContext } from "./http.js";
 import { askedOf, requestResponse, type Ask } from "./request.js";
 import { retried, traced, type RetryNotice } from "./events.js";

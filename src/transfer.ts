@@ -6,8 +6,8 @@
  * know which.
  */
 import { setMaxListeners } from "node:events";
-import { RemoteChangedError } from "./errors.js";
-import { ifRangeValue } from "./http-headers.js";
+import { RangeIgnoredError, RemoteChangedError } from "./errors.js";
+import { ifRangeValue, parseContentRange, parseUnsatisfiedRange } from "./http-headers.js";
 import { discard, shownUrl, type RequestContext } from "./http.js";
 import type { Settings } from "./options.js";
 import { probe, type ProbeAnswer } from "./probe.js";
@@ -19,7 +19,7 @@ import { findStragglers, pickHedge } from "./tail.js";
 import { startTicker, type TransferCounters } from "./ticker.js";
 import type { SizeProof } from "./verdict.js";
 import type { Source } from "./sources.js";
-import { IdleConnections, RangeIgnoredError, runWorker, type TransferContext } from "./worker.js";
+import { IdleConnections, runWorker, type TransferContext } from "./worker.js";
 
 /**
  * How a parallel transfer ended when it did not throw: complete; the remote file
@@ -196,13 +196,20 @@ async function probeMirror(job: RangedJob, url: string, signal: AbortSignal): Pr
     if (verdict.kind === "bytes") return signal.aborted ? undefined : { ...primarySource(answer, url), primary: false };
     warn(
       verdict.kind === "changed"
-        ? `ignoring mirror ${shown}: ${verdict.reason}`
+        ? `ignoring mirror ${shown}: ${anotherFile(answer, job.size, verdict.reason)}`
         : `ignoring mirror ${shown}: it does not serve ranges (${answer.response.status})`,
     );
   } catch (error) {
     if (!signal.aborted) warn(`ignoring mirror ${shown}: ${error instanceof Error ? error.message : String(error)}`);
   }
   return undefined;
+}
+
+/** Why a mirror's answer is of another file, said of the mirror: its size beside the file's when it named one. */
+function anotherFile(answer: ProbeAnswer, size: number, reason: string): string {
+  const header = answer.response.headers["content-range"];
+  const total = parseContentRange(header)?.size ?? parseUnsatisfiedRange(header);
+  return total !== undefined && total !== size ? `the mirror has ${total} bytes, the file has ${size}` : `it is not the same file (${reason})`;
 }
 
 /**

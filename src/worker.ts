@@ -6,8 +6,7 @@
  * host limits, a signed URL's refresh, the hedge race) is one loop that reads best whole.
  */
 import { dropMirror, pickSource, refreshSource, signedUrlExpired, type GivenBody, type Source } from "./sources.js";
-import { IntegrityError, NetworkError, RemoteChangedError } from "./errors.js";
-import { HostLimitRefusal } from "./host-limits.js";
+import { HostLimitRefusal, NetworkError, RangeIgnoredError, RemoteChangedError } from "./errors.js";
 import type { HeldConnection } from "./host-lease.js";
 import { ifRangeAfterUseless } from "./http-headers.js";
 import { shownUrl, STOP, type RequestContext } from "./http.js";
@@ -326,20 +325,6 @@ class UselessValidator extends Error {
   }
 }
 
-/**
- * A server (a CDN node) answered a range with the whole file of the same version, too
- * far from the range to read up to it. Retried like a wrong range; a transfer whose
- * ranges keep being ignored falls back to one plain stream.
- */
-export class RangeIgnoredError extends IntegrityError {
-  /** The server ignores ranges every time: the transfer gives way to one plain stream at once, without retries. */
-  readonly everyTime: boolean;
-
-  constructor(message: string, everyTime = false) {
-    super(message, { code: "ERR_BAD_RANGE" });
-    this.everyTime = everyTime;
-  }
-}
 
 /**
  * Takes one body chunk into the range: STOP once the range is complete (a steal, a

@@ -166,7 +166,7 @@ describe("--progress json", () => {
   it("goes to --progress-fd 3 alone, leaving stderr to people", async () => {
     const { source } = await faultyServer(256 * KiB);
     const cwd = await tempDir();
-    const child = spawn(process.execPath, [BIN, "--progress", "json", "--progress-fd", "3", "-c", "2", "--min-split", "64K", source.url("/f.bin")], {
+    const child = spawn(process.execPath, [BIN, "--progress", "json", "--progress-fd", "3", "--timeout", "5", "-c", "2", "--min-split", "64K", source.url("/f.bin")], {
       cwd,
       env: cliEnv(),
       stdio: ["ignore", "ignore", "pipe", "pipe"],

@@ -243,3 +243,17 @@ describe("a resume without -o (the name from the URL)", () => {
     expect(servedAfter).toBe(content.length - firstMissing);
   });
 });
+
+describe("a server that refuses connections", () => {
+  it("says so once, naming the host, while it retries; then fails with exit 4", async () => {
+    // A port that was just free: nothing listens there.
+    const server = await rangeServer({ content: makeContent(10) });
+    const url = server.url();
+    await server.close();
+    const run = await runCli(["-q", "--retries", "3", "--timeout", "5", "-o", "x.bin", url], { cwd: await tempDir(), timeoutMs: 30_000 });
+    expect(run.code).toBe(4);
+    const host = new URL(url).host;
+    const notices = run.stderr.split("\n").filter((line) => line.includes(`connection refused by ${host}, retrying`));
+    expect(notices).toHaveLength(1);
+  });
+});

@@ -155,7 +155,7 @@ describe("withRetries", () => {
   it("hands each retried failure to onRetry, so a caller can say why once", async () => {
     const retried: unknown[] = [];
     const failures = [reset(), status(503)];
-    const options = { retries: 5, clock: new FakeClock({ instantUpToMs: Infinity }), signal: new AbortController().signal, onRetry: (error: unknown) => retried.push(error) };
+    const options = { retries: 5, clock: new FakeClock({ instantUpToMs: Infinity }), signal: new AbortController().signal, onRetry: (retry: { error: unknown }) => retried.push(retry.error) };
     await withRetries(options, async (attempt) => {
       if (attempt <= failures.length) throw failures[attempt - 1];
       return "done";

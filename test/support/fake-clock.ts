@@ -29,6 +29,11 @@ export class FakeClock implements Clock {
     this.#instantUpToMs = options.instantUpToMs ?? -1;
   }
 
+  /** Wall time: a fixed epoch (2026-01-01) plus the fake time elapsed. */
+  wall(): number {
+    return Date.UTC(2026, 0, 1) + this.#now;
+  }
+
   now(): number {
     return this.#now;
   }
