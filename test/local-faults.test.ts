@@ -257,7 +257,8 @@ describe.skipIf(identity === undefined)(`permission denied (the CLI runs as ${id
   it("-d under a directory the user cannot enter: blamed on the directory, not on the lock file", async () => {
     const secret = join(workDir, "secret");
     await mkdir(join(secret, "sub"), { recursive: true });
-    await chmod(secret, 0o700);
+    // No one may enter, its owner included: the CLI may run as root without CAP_DAC_OVERRIDE, who owns it.
+    await chmod(secret, 0o000);
     const source = await server({ content: makeContent(100 * KiB, 761) });
     const run = await cli(["-d", join(secret, "sub", "new"), source.url("/file.bin")], { as: identity! });
     expectFileError(run, /permission denied \(EACCES\)/);

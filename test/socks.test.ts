@@ -3,9 +3,6 @@
 // range servers and a TLS terminator on 127.0.0.1.
 import { existsSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
-import { createSecureServer, type Http2ServerRequest, type Http2ServerResponse } from "node:http2";
-import type { AddressInfo } from "node:net";
-import type { TLSSocket } from "node:tls";
 import { join } from "node:path";
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { download, downloadAll, HttpStatusError, UsageError } from "../src/index.js";
@@ -13,6 +10,7 @@ import { makeContent, sha256 } from "./support/content.js";
 import type { RangeServer } from "./support/range-server.js";
 import { assertBuilt, lines, runCli, startCli, until, type CliRun } from "./support/run-cli.js";
 import { closeAfterTest, rangeServer } from "./support/servers.js";
+import { startH2CapableRangeServer } from "./support/h2-range-server.js";
 import { startSocksServer, type SocksServer, type SocksServerOptions } from "./support/socks-server.js";
 import { tempDir } from "./support/temp.js";
 import { serverCert, testCa } from "./support/tls-fixtures.js";
@@ -67,16 +65,6 @@ describe("--proxy socks5h:// (names resolved by the proxy)", () => {
     expect(proxy.resolved).toContain(PROXY_ONLY_NAME);
     expect(server.requests.filter((request) => request.status === 206).length).toBeGreaterThanOrEqual(4);
     expect(server.requests.every((request) => request.headers.host === `${PROXY_ONLY_NAME}:${server.port}`)).toBe(true);
-  });
-
-  it("socks5:// resolves the name here: the same name fails without reaching the proxy's table", async () => {
-    const server = await origin();
-    const proxy = await socks();
-    const run = await cli(["--retries", "0", "-o", "out.bin", "--proxy", proxy.url({ scheme: "socks5" }), named(server, PROXY_ONLY_NAME)]);
-    expect(run.code).toBe(4);
-    expect(lines(run.stderr)).toEqual([expect.stringMatching(/^rangeget: cannot resolve files\.internal \(ENOTFOUND|EAI_AGAIN\).*socks5h:\/\//)]);
-    expect(proxy.resolved).toEqual([]);
-    expect(server.requests).toHaveLength(0);
   });
 });
 
@@ -237,27 +225,7 @@ describe("HTTPS through SOCKS5", () => {
 
   it("an h2-capable server gets HTTP/1.1 on one tunnel per range in flight", async () => {
     const content = makeContent(4 * 1024 * KiB, 53);
-    const protocols: string[] = [];
-    const versions: string[] = [];
-    const h2 = createSecureServer({ cert: serverCert.cert, key: serverCert.key, allowHTTP1: true }, (req: Http2ServerRequest, res: Http2ServerResponse) => {
-      versions.push(req.httpVersion);
-      const match = /^bytes=(\d+)-(\d+)$/.exec(req.headers["range"] ?? "");
-      if (!match) {
-        res.writeHead(200, { "content-length": String(content.length), etag: '"h2-v1"' }).end(content);
-        return;
-      }
-      const start = Number(match[1]);
-      const end = Math.min(Number(match[2]), content.length - 1);
-      // Slow enough that the ranges overlap in time: multiplexing would show as one connection.
-      setTimeout(() => {
-        res.writeHead(206, { "content-range": `bytes ${start}-${end}/${content.length}`, "content-length": String(end - start + 1), etag: '"h2-v1"' });
-        res.end(content.subarray(start, end + 1));
-      }, 150);
-    });
-    h2.on("secureConnection", (socket: TLSSocket) => protocols.push(String(socket.alpnProtocol)));
-    await new Promise<void>((resolve) => h2.listen(0, "127.0.0.1", resolve));
-    closeAfterTest(() => new Promise((resolve) => h2.close(resolve)));
-    const port = (h2.address() as AddressInfo).port;
+    const { port, protocols, versions } = await startH2CapableRangeServer(content);
     const proxy = await socks();
     const run = await cli(["--min-split", "512K", "--ca", testCa.certPath, "-o", "out.bin", "--proxy", proxy.url(), `https://localhost:${port}/f.bin`]);
     expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 0, stderr: "" });
