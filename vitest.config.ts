@@ -23,6 +23,7 @@ const UNIT = [
   "input-file",
   "interim-answers",
   "netrc",
+  "next-step",
   "option-bounds",
   "ordered-sink",
   "origin-record",

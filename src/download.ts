@@ -18,6 +18,7 @@ import { abortError } from "./job-context.js";
 import { DEFAULTS, resolveSettings, type InternalOptions, type Settings } from "./options.js";
 import { streamWindow } from "./ordered-sink.js";
 import { redactUrl } from "./redact.js";
+import { downloadResult } from "./result.js";
 import { HttpStatsRecorder } from "./stats.js";
 import { OrderedOutput, StreamDownload } from "./stream-download.js";
 import type { DownloadOptions, DownloadResult, DownloadStream, DownloadStreamOptions, FinishedDownload } from "./types.js";
@@ -154,18 +155,5 @@ function plannedPath(url: string, options: InternalOptions): string {
 }
 
 function emptyResult(url: string, options: DownloadOptions, stats: HttpStatsRecorder, elapsedMs: number): DownloadResult {
-  return {
-    url: redactUrl(url),
-    path: options.output === undefined ? "" : resolve(options.output),
-    status: "failed",
-    size: null,
-    bytesTransferred: 0,
-    elapsedMs: Math.round(elapsedMs),
-    resumed: false,
-    restartedBecauseChanged: false,
-    error: null,
-    checksum: null,
-    cache: null,
-    http: stats.snapshot(),
-  };
+  return downloadResult({ url: redactUrl(url), path: options.output === undefined ? "" : resolve(options.output), elapsedMs, stats, status: "failed" });
 }

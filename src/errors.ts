@@ -160,21 +160,6 @@ export class IntegrityError extends RangegetError {
 }
 
 /**
- * A server (a CDN node) answered a range with the whole file of the same version, too
- * far from the range to read up to it. Retried like a wrong range; a transfer whose
- * ranges keep being ignored falls back to one plain stream.
- */
-export class RangeIgnoredError extends IntegrityError {
-  /** The server ignores ranges every time: the transfer gives way to one plain stream at once, without retries. */
-  readonly everyTime: boolean;
-
-  constructor(message: string, everyTime = false) {
-    super(message, { code: "ERR_BAD_RANGE" });
-    this.everyTime = everyTime;
-  }
-}
-
-/**
  * The remote file changed while a partial download existed, and the caller asked
  * not to restart (`restartOnChange: false`) or it kept changing; or it changed under
  * a stream (`-o -`, `--extract`, `downloadStream`), whose bytes already left. Exit 5.

@@ -33,6 +33,8 @@ import { streamWhole } from "./single-stream.js";
 import type { HttpStatsRecorder } from "./stats.js";
 import type { TransferCounters } from "./ticker.js";
 import { fileError } from "./to-error.js";
+import { route, type JobState, type Step } from "./next-step.js";
+import { downloadResult } from "./result.js";
 import { transferRanges } from "./transfer.js";
 import type { Checksum, DownloadResult } from "./types.js";
 import { bodyPlacement, checkPublish, judge, NOTHING_KNOWN, sizeProofOf, type Known, type SizeProof, type Verdict } from "./verdict.js";
@@ -90,21 +92,20 @@ export class FileDownload {
     this.#checksum = settings.checksum;
   }
 
+  /** What the result says so far (result.ts); a failure's catcher adds the error. */
   baseResult(): DownloadResult {
-    return {
+    return downloadResult({
       url: this.#settings.shownUrl,
       path: this.#path ?? this.#settings.output ?? "",
-      status: this.#resumed ? "resumed" : "downloaded",
-      size: this.#size ?? null,
+      elapsedMs: this.#settings.clock.now() - this.#startedAt,
+      stats: this.#stats,
+      size: this.#size,
       bytesTransferred: this.#counters.bytesTransferred,
-      elapsedMs: Math.round(this.#settings.clock.now() - this.#startedAt),
       resumed: this.#resumed,
       restartedBecauseChanged: this.#restarts > 0,
-      error: null,
       checksum: this.#digest,
       cache: this.#cacheOutcome,
-      http: this.#stats.snapshot(),
-    };
+    });
   }
 
   /**
@@ -411,74 +412,66 @@ export class FileDownload {
       return { kind: "again" };
     }
     let verdict: Verdict = answer.verdict;
-    if (verdict.kind === "changed") {
-      const reason = changedOnServer(this.#settings.shownUrl, verdict.reason);
-      if (this.#adopted !== undefined) {
-        await discard(answer.response);
-        throw new IntegrityError(
-          `${this.#path} (${this.#adopted} bytes) is not the start of ${this.#settings.shownUrl}: ${verdict.reason}; it was left as it is`,
-        );
-      }
-      // The partial data is of an old version; the answer may be the new one's bytes.
+    const state: JobState = { job: "file", onDisk: this.#onDisk(), afterChange: false, restarted: this.#restarts > 0 };
+    let step = route({ from: "probe", verdict, asked: answer.asked }, state);
+    if (step.kind === "restart") {
+      // The partial data is of an old version; the answer may be the new one's bytes:
+      // probed from its first byte, planned, fetched in parallel and checkpointed.
+      const reason = changedOnServer(this.#settings.shownUrl, step.reason);
       await discardOnFailure(answer, () => this.#remoteChanged(reason));
       verdict = judge(answer.asked, NOTHING_KNOWN, answer.response);
-      // The new version is a new download: probed from its first byte, planned, fetched in
-      // parallel and checkpointed. Only a 206 of it is worth keeping; a whole-file 200 (the
-      // usual answer to a stale If-Range) would make it one plain, unresumable stream.
-      if (verdict.kind !== "bytes") {
-        await discard(answer.response);
-        return { kind: "again" };
-      }
+      step = route({ from: "probe", verdict, asked: answer.asked }, { ...state, onDisk: "none", afterChange: true, restarted: true });
     }
     this.#proven(sizeProofOf(verdict));
-    switch (verdict.kind) {
-      case "bytes":
-        return this.#ranged(answer, verdict);
-      case "range-ignored": {
-        // A CDN node ignored the range of the resume: its body is the whole file. Worth
-        // reading up to the missing bytes when that costs no more than they do.
-        const placement = bodyPlacement(verdict, answer.asked)!;
-        if (verdict.size !== undefined && placement.skip <= placement.end - placement.start + 1) {
-          return this.#ranged(answer, { ...verdict, size: verdict.size });
-        }
-        this.#settings.warn(`${answer.finalUrl} ignored the range of the resume; fetching the whole file as one stream`);
-        await discardOnFailure(answer, () => this.#dropPartial());
-        return this.#singleStream(answer, "the server ignored the range of the resume and sent the whole file as one stream");
-      }
-      case "whole":
-        if (this.#partial || this.#adopted !== undefined) {
-          this.#settings.warn(`${answer.finalUrl} does not serve ranges; starting over`);
+    return this.#take(step, answer, verdict);
+  }
+
+  /** What is on disk of this file before the probe's answer is acted on. */
+  #onDisk(): JobState["onDisk"] {
+    if (this.#partial) return "partial";
+    return this.#adopted === undefined ? "none" : "adopted";
+  }
+
+  /**
+   * Carries out the step next-step.ts chose for the probe's answer. Every path that
+   * does not read the answer's body discards it.
+   * @throws IntegrityError when an adopted output is not the start of the remote file
+   */
+  async #take(step: Step, answer: ProbeAnswer, verdict: Verdict): Promise<AttemptOutcome> {
+    switch (step.kind) {
+      case "ranges":
+        return this.#ranged(answer, verdict as RangedVerdict, step.size);
+      case "stream":
+        if (step.body === "fresh") await discard(answer.response);
+        if (step.startOver !== undefined) {
+          this.#settings.warn(`${answer.finalUrl} ${step.startOver}`);
           await discardOnFailure(answer, () => this.#dropPartial());
         }
-        return this.#singleStream(
-          answer,
-          this.#restarts > 0 ? "the new version after the remote change came as one stream" : "this server does not serve ranges",
-        );
+        return this.#singleStream(step.body === "probe" ? answer : undefined, step.because);
       case "complete":
         await discard(answer.response);
-        return this.#complete(answer, verdict.size);
-      case "empty-file":
+        return this.#complete(answer, step.size);
+      case "empty":
         await discard(answer.response);
         await this.#dropPartial();
         this.#size = 0;
         return this.#finish(await createPart(this.#path!, 0), this.#newManifest(answer, 0), 0, this.#hasher());
-      case "size-unknown":
-      case "retry-without-range":
-      case "ranges-unusable":
-        // No provable size from ranges, ranges refused or answered in a shape that cannot
-        // be placed: one plain GET (DESIGN).
+      case "probe-again":
+        // Only a 206 of the new version is worth keeping; a whole-file 200 (the usual
+        // answer to a stale If-Range) would make it one plain, unresumable stream.
         await discard(answer.response);
-        if (this.#partial || this.#adopted !== undefined) {
-          this.#settings.warn(`${answer.finalUrl} cannot resume this file; starting over`);
-          await this.#dropPartial();
+        return { kind: "again" };
+      case "fail":
+        await discard(answer.response);
+        if (step.error === "not-the-start") {
+          throw new IntegrityError(
+            `${this.#path} (${this.#adopted} bytes) is not the start of ${this.#settings.shownUrl}: ${step.reason}; it was left as it is`,
+          );
         }
-        return this.#singleStream(
-          undefined,
-          verdict.kind === "size-unknown" ? "this server does not tell the file's size" : "this server refuses ranges",
-        );
+        throw new Error(`internal error: ${step.reason}`);
       default:
         await discard(answer.response);
-        throw new Error(`internal error: the probe returned the verdict ${verdict.kind}`);
+        throw new Error(`internal error: the step ${step.kind} after a probe`);
     }
   }
 
@@ -517,8 +510,7 @@ export class FileDownload {
   }
 
   /** The parallel path: reopen or create the `.part`, transfer, finish. */
-  async #ranged(answer: ProbeAnswer, verdict: Extract<Verdict, { kind: "bytes" | "range-ignored" }> & { size: number }): Promise<AttemptOutcome> {
-    const size = verdict.size;
+  async #ranged(answer: ProbeAnswer, verdict: RangedVerdict, size: number): Promise<AttemptOutcome> {
     const placement = bodyPlacement(verdict, answer.asked)!;
     let file: FileHandle | undefined;
     let manifest = this.#newManifest(answer, size);
@@ -559,23 +551,26 @@ export class FileDownload {
         split: await rangePlanning(this.#path!, this.#settings.minSplit),
         sink: new PartFileSink(file, this.#path!, manifest, done, hasher),
         counters: this.#counters,
-        abort: this.#abort,
+        signal: this.#abort.signal,
       });
     } catch (error) {
       await hasher?.close();
       throw error;
     }
     if (outcome.kind !== "complete") await hasher?.close();
-    if (outcome.kind === "changed") return { kind: "changed", reason: outcome.error.message };
-    if (outcome.kind === "ranges-ignored") {
-      this.#settings.warn(`${answer.finalUrl} keeps ignoring ranges; fetching the whole file as one stream`);
-      await this.#dropPartial();
-      // The transfer's first failure aborted its controller; the stream needs one of its own.
-      this.#abort = new AbortController();
-      if (this.#settings.signal?.aborted) throw abortError(this.#settings.signal);
-      return this.#singleStream(undefined, "this server keeps ignoring ranges");
+    const step = route({ from: "transfer", outcome }, { job: "file", onDisk: "partial", afterChange: false, restarted: this.#restarts > 0 });
+    switch (step.kind) {
+      case "finish":
+        return this.#finish(file, manifest, done.bytes, hasher);
+      case "restart":
+        return { kind: "changed", reason: step.reason };
+      case "stream":
+        if (step.startOver !== undefined) this.#settings.warn(`${answer.finalUrl} ${step.startOver}`);
+        await this.#dropPartial();
+        return this.#singleStream(undefined, step.because);
+      default:
+        throw new Error(`internal error: the step ${step.kind} after a transfer`);
     }
-    return this.#finish(file, manifest, done.bytes, hasher);
   }
 
   /** With a checksum: a hasher of `<output>.part`, `alreadyDone` (bytes on disk) hashed first. */
@@ -592,7 +587,8 @@ export class FileDownload {
   async #singleStream(answer: ProbeAnswer | undefined, because: string): Promise<AttemptOutcome> {
     this.#adopted = undefined;
     this.#oneStreamBecause = because;
-    const target = new PartFileStream(this.#path!, this.#checksum?.algorithm);
+    const create = () => PartFileStream.create(this.#path!, this.#checksum?.algorithm);
+    const target = answer === undefined ? await create() : await discardOnFailure(answer, create);
     const { size, finalUrl, validators } = await streamWhole({
       settings: this.#settings,
       http: this.#http,
@@ -633,6 +629,9 @@ export class FileDownload {
     return { kind: "finished", result: this.baseResult() };
   }
 }
+
+/** A verdict whose answer's body is a range of the file (or the whole file, read up to one). */
+type RangedVerdict = Extract<Verdict, { kind: "bytes" | "range-ignored" }>;
 
 /** What a trusted manifest says of the version on disk, for the verdict. */
 function knownOf(partial: PartialState): Known {

@@ -46,7 +46,9 @@ export async function holdingHostConnection(
       onHeaders(status, headers, answeredBy) {
         answered = true;
         if (status >= 200 && status < 300) lease.answered();
-        handler.onHeaders(status, headers, answeredBy);
+        const next = handler.onHeaders(status, headers, answeredBy);
+        if (next === STOP) cut = true;
+        return next;
       },
       onData(chunk) {
         const next = handler.onData(chunk);

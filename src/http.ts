@@ -76,9 +76,10 @@ export const STOP = Symbol("stop");
 export interface BodyHandler {
   /**
    * Status and headers of the final answer, and the URL that gave it (after redirects):
-   * throw to refuse it (the request fails with that error).
+   * throw to refuse it (the request fails with that error); STOP when its body is not
+   * wanted (the request ends at once, without error, and its connection is closed).
    */
-  onHeaders(status: number, headers: Record<string, string | undefined>, url: string): void;
+  onHeaders(status: number, headers: Record<string, string | undefined>, url: string): typeof STOP | undefined | void;
   /** A body chunk: STOP to end early, a promise to stop reading until it settles. */
   onData(chunk: Buffer): Promise<void> | typeof STOP | undefined;
 }
@@ -152,7 +153,7 @@ export function streamGet(
           controller = requestController;
           if (settled) requestController.abort(new Error("request no longer needed"));
         },
-        onResponseStart(_controller, status, rawHeaders) {
+        onResponseStart(responseController, status, rawHeaders) {
           if (status < 200 || settled) return;
           deadline.abort(WAKE_UP);
           context.stats.responseReceived(status, clock.now() - startedAt);
@@ -164,7 +165,10 @@ export function streamGet(
             return;
           }
           try {
-            handler.onHeaders(status, flat, url);
+            if (handler.onHeaders(status, flat, url) === STOP) {
+              settle();
+              responseController.abort(new Error("answer not wanted"));
+            }
           } catch (error) {
             fail(error);
           }

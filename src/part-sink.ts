@@ -1,8 +1,8 @@
 /**
- * Writing into the `.part` file while a transfer runs: as the parallel path's sink
- * (`PartFileSink`: coalesced positional writes, checkpoints, the prefix hash) and as
- * a single stream's target (`PartFileStream`: a fresh `.part` per attempt). The
- * checkpoint makes the record of done bytes durable: data fsync, then the manifest.
+ * The `.part` file as a `Consumer` (sink.ts) while bytes arrive: for parallel ranges
+ * (`PartFileSink`: coalesced positional writes, checkpoints, the prefix hash) and for
+ * one plain stream (`PartFileStream`: a fresh `.part` per attempt). The checkpoint
+ * makes the record of done bytes durable: data fsync, then the manifest.
  */
 import type { FileHandle } from "node:fs/promises";
 import { removeIfPresent, writeManifest, type Manifest } from "./manifest.js";
@@ -10,8 +10,7 @@ import { createPart } from "./part-file.js";
 import { partPaths } from "./part-paths.js";
 import type { IntervalSet } from "./ranges.js";
 import { PrefixHasher } from "./running-hash.js";
-import type { StreamTarget } from "./single-stream.js";
-import { CoalescingWriter, type ByteSink, type RangeWriter } from "./sink.js";
+import { CoalescingWriter, type Consumer, type ConsumerEnd, type RangeWriter } from "./sink.js";
 import { fileError } from "./to-error.js";
 import type { Checksum } from "./types.js";
 
@@ -73,14 +72,13 @@ export class Checkpointer {
 }
 
 /**
- * The `.part` file as the sink of a parallel transfer: each range writes through its
- * own `CoalescingWriter`; every written interval goes to the checkpoint and, when a
- * checksum was asked for, to the prefix hasher. A failure saves a last checkpoint
- * (unless the bytes are of an old version) and closes the file; on success the caller
+ * The `.part` file as the consumer of a parallel transfer: each range writes through
+ * its own `CoalescingWriter`; every written interval goes to the checkpoint and, when
+ * a checksum was asked for, to the prefix hasher. A failure saves a last checkpoint
+ * (unless the bytes are of no use) and closes the file; on success the caller
  * finishes it (`finishPart`).
  */
-export class PartFileSink implements ByteSink {
-  readonly limit = Number.POSITIVE_INFINITY;
+export class PartFileSink implements Consumer {
   readonly #file: FileHandle;
   readonly #partPath: string;
   readonly #size: number;
@@ -127,25 +125,24 @@ export class PartFileSink implements ByteSink {
     };
   }
 
-  /** A file has no window: nothing ever makes room. */
-  onRoom(): void {}
-
-  tick(): Promise<void> {
+  checkpoint(): Promise<void> {
     return this.#checkpoint.save();
   }
 
-  async complete(): Promise<void> {
-    await this.#checkpoint.settle();
-    if (this.#done.bytes !== this.#size) {
+  /**
+   * `complete`: every byte must be written (the file stays open for `finishPart`);
+   * `kept`: a last checkpoint, so a re-run resumes; either way but `complete` the file is closed.
+   * @throws Error (internal) when a complete transfer left bytes missing
+   */
+  async end(how: ConsumerEnd): Promise<void> {
+    if (how === "complete") {
+      await this.#checkpoint.settle();
+      if (this.#done.bytes === this.#size) return;
       await this.#checkpoint.save();
       await this.#file.close();
       throw new Error(`internal error: transfer ended with ${this.#size - this.#done.bytes} bytes missing; run again to resume`);
     }
-  }
-
-  async fail(_error: unknown, changed: boolean): Promise<void> {
-    // Save what is durable so a re-run resumes, unless those bytes are of an old version.
-    if (!changed) await this.#checkpoint.save().catch(() => {});
+    if (how === "kept") await this.#checkpoint.save().catch(() => {});
     await this.#file.close();
   }
 }
@@ -153,22 +150,33 @@ export class PartFileSink implements ByteSink {
 /**
  * The `.part` of a single stream: a fresh one for each attempt (a retry starts over),
  * hashed as it is written when a checksum was asked for. After `streamWhole` resolved,
- * `file` and `hasher` are the successful attempt's, for `finishPart`.
+ * `file` and `hasher` are the successful attempt's, for `finishPart`; when it gave up,
+ * the `.part` is gone (nothing in it can be resumed).
  */
-export class PartFileStream implements StreamTarget {
+export class PartFileStream implements Consumer {
   readonly #path: string;
+  readonly #partPath: string;
   readonly #algorithm: Checksum["algorithm"] | undefined;
-  #file: FileHandle | undefined;
+  #file: FileHandle;
   #hasher: PrefixHasher | undefined;
 
-  /** @param path the output path; bytes go to `<path>.part` */
-  constructor(path: string, algorithm: Checksum["algorithm"] | undefined) {
+  private constructor(path: string, algorithm: Checksum["algorithm"] | undefined, file: FileHandle) {
     this.#path = path;
+    this.#partPath = partPaths(path).part;
     this.#algorithm = algorithm;
+    this.#file = file;
+    this.#hasher = algorithm === undefined ? undefined : new PrefixHasher(this.#partPath, algorithm);
+  }
+
+  /**
+   * A fresh, empty `<path>.part` for the stream's first attempt.
+   * @throws FileError as `createPart`
+   */
+  static async create(path: string, algorithm: Checksum["algorithm"] | undefined): Promise<PartFileStream> {
+    return new PartFileStream(path, algorithm, await createPart(path, 0));
   }
 
   get file(): FileHandle {
-    if (!this.#file) throw new Error("internal error: no attempt of the stream has started");
     return this.#file;
   }
 
@@ -176,15 +184,11 @@ export class PartFileStream implements StreamTarget {
     return this.#hasher;
   }
 
-  async start(): Promise<RangeWriter> {
-    const partPath = partPaths(this.#path).part;
-    const file = await createPart(this.#path, 0);
-    this.#file = file;
-    const hasher = this.#algorithm === undefined ? undefined : new PrefixHasher(partPath, this.#algorithm);
-    this.#hasher = hasher;
-    const writer = new CoalescingWriter(file, (start, end) => hasher?.written(start, end));
+  writer(): RangeWriter {
+    const hasher = this.#hasher;
+    const writer = new CoalescingWriter(this.#file, (start, end) => hasher?.written(start, end));
     const cannotWrite = (error: unknown): never => {
-      throw fileError(error, partPath, "cannot write");
+      throw fileError(error, this.#partPath, "cannot write");
     };
     return {
       write: (chunk, position) => writer.write(chunk, position)?.catch(cannotWrite),
@@ -192,10 +196,22 @@ export class PartFileStream implements StreamTarget {
     };
   }
 
-  async failed(): Promise<void> {
+  /** The attempt's `.part` and hash are dropped, and a fresh `.part` made for the next. */
+  async restart(): Promise<void> {
+    await this.#drop();
+    this.#file = await createPart(this.#path, 0);
+    this.#hasher = this.#algorithm === undefined ? undefined : new PrefixHasher(this.#partPath, this.#algorithm);
+  }
+
+  /** Anything but `complete` removes the `.part`: one stream cannot be resumed. */
+  async end(how: ConsumerEnd): Promise<void> {
+    if (how !== "complete") await this.#drop();
+  }
+
+  async #drop(): Promise<void> {
     await this.#hasher?.close();
-    await this.#file?.close().catch(() => {});
-    await removeIfPresent(partPaths(this.#path).part);
+    await this.#file.close().catch(() => {});
+    await removeIfPresent(this.#partPath);
   }
 }
 

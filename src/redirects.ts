@@ -85,7 +85,8 @@ export async function followRedirects(
     await sendHop(current, acceptsOrRedirect, {
       onHeaders(status, headers, answeredBy) {
         if (REDIRECT_STATUSES.has(status)) redirect = { status, location: headers["location"] };
-        else handler.onHeaders(status, headers, answeredBy);
+        else return handler.onHeaders(status, headers, answeredBy);
+        return undefined;
       },
       onData(chunk) {
         if (redirect === undefined) return handler.onData(chunk);

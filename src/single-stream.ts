@@ -2,7 +2,8 @@
  * No range support or no provable size: the file comes as one stream from its first
  * byte. There is nothing to resume, so a retry starts over; where the bytes go (a
  * fresh `.part`, an ordered stream that drops what it already sent) is the job's
- * `target`. Every answer is judged by the verdict.
+ * `Consumer` (sink.ts), the same seam parallel ranges write through. Every answer is
+ * judged by the verdict.
  */
 import type { HttpResponse, RequestContext } from "./http.js";
 import { requestResponse } from "./request.js";
@@ -11,18 +12,10 @@ import type { ProbeAnswer } from "./probe.js";
 import { RateSampler } from "./rates.js";
 import { retried, traced, type RetryNotice } from "./events.js";
 import { withRetries } from "./retry.js";
-import type { RangeWriter } from "./sink.js";
+import type { Consumer, RangeWriter } from "./sink.js";
 import { startTicker, type TransferCounters } from "./ticker.js";
 import { serverFault, toNetworkError } from "./to-error.js";
 import { judge, NOTHING_KNOWN, sizeProofOf, type Asked, type SizeProof, type Validators } from "./verdict.js";
-
-/** Where one stream's bytes go, attempt by attempt. */
-export interface StreamTarget {
-  /** A writer for an attempt that starts at byte 0. */
-  start(): Promise<RangeWriter>;
-  /** The attempt failed: drop what it wrote if a retry cannot keep it. */
-  failed(): Promise<void>;
-}
 
 export interface StreamJob {
   settings: Settings;
@@ -31,7 +24,8 @@ export interface StreamJob {
   label: string;
   /** The probe's answer when its body is the whole file (the first attempt's stream); else a plain GET is sent. */
   first: ProbeAnswer | undefined;
-  target: StreamTarget;
+  /** Where the bytes go; restarted before each attempt but the first, ended `complete` or `dropped`. */
+  target: Consumer;
   counters: TransferCounters;
   signal: AbortSignal;
   /** Told every size an answer proves, and the clean end's length when no answer gave one. */
@@ -46,82 +40,92 @@ const PLAIN: Asked = { range: undefined, ifRange: false, conditional: false, fir
  * written and the answer's URL and validators. A body that ends short of the length
  * its answer proved is a failed attempt; the caller weighs the proofs.
  * @throws IntegrityError when the answers are not the whole file (after retries);
- *   NetworkError, HttpStatusError, FileError as they come. The target was told of
- *   every failed attempt.
+ *   NetworkError, HttpStatusError, FileError as they come. The target was ended
+ *   `dropped` then.
  */
 export async function streamWhole(job: StreamJob): Promise<{ size: number; finalUrl: string; validators: Validators }> {
-  const { settings, counters } = job;
-  let firstAnswer = job.first;
+  const { settings } = job;
   const loop = { retries: settings.retries, clock: settings.clock, signal: job.signal, onRetry: (retry: RetryNotice) => retried(job.http, retry) };
-  return withRetries(loop, async () => {
-    const given = firstAnswer;
-    firstAnswer = undefined;
-    let writer: RangeWriter;
-    try {
-      writer = await job.target.start();
-    } catch (error) {
-      if (given) given.response.body.destroy();
-      throw error;
-    }
-    // Told by the answer's Content-Length, when it has one: progress then has a size and a percentage.
-    let announced: number | undefined;
-    const stopTicking = startTicker({
-      clock: settings.clock,
-      rates: new RateSampler(),
-      counters,
-      path: job.label,
-      size: () => announced,
-      inFlight: () => [],
-      onProgress: settings.onProgress,
-      everySecond: async () => {},
-    });
-    let finalUrl = given?.finalUrl ?? settings.url;
-    // Held until its body closes: a path that does not read the body must end it.
-    let response: HttpResponse | undefined = given?.response;
-    try {
-      response ??= await plainGet(job);
-      finalUrl = response.url;
-      const verdict = given?.verdict ?? traced(job.http.events, response.url, judge(PLAIN, NOTHING_KNOWN, response));
-      // Only an answer whose body is the file from its first byte can be one stream.
-      const fromStart =
-        verdict.kind === "whole" ||
-        verdict.kind === "range-ignored" ||
-        (verdict.kind === "bytes" && verdict.answered.start === 0 && verdict.answered.end === verdict.size - 1);
-      if (!fromStart) {
-        throw serverFault(response.url, `it answered a plain GET with ${response.status} that is not the whole file`, "stream");
-      }
-      const proof = sizeProofOf(verdict);
-      if (proof) job.proven(proof);
-      announced = proof?.size;
-      settings.events.start(job.label, announced, 1);
-      counters.bytesAccepted = 0;
-      counters.activeConnections = 1;
-      job.http.stats.connectionsInUse(1);
-      let position = 0;
-      for await (const chunk of response.body as AsyncIterable<Buffer>) {
-        counters.bytesTransferred += chunk.length;
-        if (settings.rateLimiter) await settings.rateLimiter.take(chunk.length, job.signal);
-        await writer.write(chunk, position);
-        position += chunk.length;
-        counters.bytesAccepted = position;
-      }
-      await writer.flush();
-      if (announced !== undefined && position !== announced) {
-        throw serverFault(response.url, `it sent ${position} bytes, not the ${announced} it announced`, "stream");
-      }
-      // A length-less stream that ended cleanly proves its own length (DESIGN).
-      if (announced === undefined) job.proven({ source: "clean-end", size: position });
-      const headers = response.headers;
-      return { size: position, finalUrl, validators: { etag: headers["etag"] ?? null, lastModified: headers["last-modified"] ?? null } };
-    } catch (caught) {
-      response?.body.destroy();
-      await job.target.failed().catch(() => {});
-      throw toNetworkError(caught, finalUrl, job.signal);
-    } finally {
-      counters.activeConnections = 0;
-      stopTicking();
-    }
+  let ended: Awaited<ReturnType<typeof oneAttempt>>;
+  try {
+    ended = await withRetries(loop, (attempt) => oneAttempt(job, attempt));
+  } catch (error) {
+    await job.target.end?.("dropped").catch(() => {});
+    throw error;
+  }
+  await job.target.end?.("complete");
+  return ended;
+}
+
+/** One attempt of the stream, from byte 0 (the probe's answer, first, when it is the whole file). */
+async function oneAttempt(job: StreamJob, attempt: number): Promise<{ size: number; finalUrl: string; validators: Validators }> {
+  const { settings, counters } = job;
+  const given = attempt === 1 ? job.first : undefined;
+  let writer: RangeWriter;
+  try {
+    if (attempt > 1) await job.target.restart?.();
+    writer = job.target.writer();
+  } catch (error) {
+    if (given) given.response.body.destroy();
+    throw error;
+  }
+  // Told by the answer's Content-Length, when it has one: progress then has a size and a percentage.
+  let announced: number | undefined;
+  const stopTicking = startTicker({
+    clock: settings.clock,
+    rates: new RateSampler(),
+    counters,
+    path: job.label,
+    size: () => announced,
+    inFlight: () => [],
+    onProgress: settings.onProgress,
+    everySecond: async () => {},
   });
+  let finalUrl = given?.finalUrl ?? settings.url;
+  // Held until its body closes: a path that does not read the body must end it.
+  let response: HttpResponse | undefined = given?.response;
+  try {
+    response ??= await plainGet(job);
+    finalUrl = response.url;
+    const verdict = given?.verdict ?? traced(job.http.events, response.url, judge(PLAIN, NOTHING_KNOWN, response));
+    // Only an answer whose body is the file from its first byte can be one stream.
+    const fromStart =
+      verdict.kind === "whole" ||
+      verdict.kind === "range-ignored" ||
+      (verdict.kind === "bytes" && verdict.answered.start === 0 && verdict.answered.end === verdict.size - 1);
+    if (!fromStart) {
+      throw serverFault(response.url, `it answered a plain GET with ${response.status} that is not the whole file`, "stream");
+    }
+    const proof = sizeProofOf(verdict);
+    if (proof) job.proven(proof);
+    announced = proof?.size;
+    settings.events.start(job.label, announced, 1);
+    counters.bytesAccepted = 0;
+    counters.activeConnections = 1;
+    job.http.stats.connectionsInUse(1);
+    let position = 0;
+    for await (const chunk of response.body as AsyncIterable<Buffer>) {
+      counters.bytesTransferred += chunk.length;
+      if (settings.rateLimiter) await settings.rateLimiter.take(chunk.length, job.signal);
+      await writer.write(chunk, position);
+      position += chunk.length;
+      counters.bytesAccepted = position;
+    }
+    await writer.flush();
+    if (announced !== undefined && position !== announced) {
+      throw serverFault(response.url, `it sent ${position} bytes, not the ${announced} it announced`, "stream");
+    }
+    // A length-less stream that ended cleanly proves its own length (DESIGN).
+    if (announced === undefined) job.proven({ source: "clean-end", size: position });
+    const headers = response.headers;
+    return { size: position, finalUrl, validators: { etag: headers["etag"] ?? null, lastModified: headers["last-modified"] ?? null } };
+  } catch (caught) {
+    response?.body.destroy();
+    throw toNetworkError(caught, finalUrl, job.signal);
+  } finally {
+    counters.activeConnections = 0;
+    stopTicking();
+  }
 }
 
 /** A GET without `Range`, holding one of its host's connections until the body is done. */

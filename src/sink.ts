@@ -1,6 +1,7 @@
 /**
- * Where a transfer's bytes go: the `ByteSink` seam (the `.part` file, an ordered
- * stream) and the coalescing positional writer the `.part` uses.
+ * Where a download's bytes go: the `Consumer` seam (the `.part` file, an ordered
+ * stream), the same for parallel ranges and for one plain stream, and the coalescing
+ * positional writer the `.part` uses.
  */
 import type { FileHandle } from "node:fs/promises";
 
@@ -116,27 +117,35 @@ export interface RangeWriter {
 }
 
 /**
- * Where a parallel transfer's bytes go: the `.part` file (part-file.ts) or the ordered
- * stream of `-o -`, `--extract` and `downloadStream` (stream-download.ts). The transfer
- * fetches ranges and hands each one's bytes to a writer from here; it does not know
- * which sink it writes to. (pget calls the same seam its consumers.)
+ * How a transfer into a consumer ended: every byte written (`complete`); failed, with
+ * what was written worth keeping for a re-run (`kept`: a file saves its checkpoint);
+ * or over with what was written of no use (`dropped`: a version that is gone, a plain
+ * stream that gave up, a server whose ranges cannot be used).
  */
-export interface ByteSink {
-  /** A writer for one range in flight; its bytes are flushed when the range ends. */
+export type ConsumerEnd = "complete" | "kept" | "dropped";
+
+/**
+ * Where a download's bytes go, whichever way they come (parallel ranges, transfer.ts;
+ * one plain stream, single-stream.ts): the `.part` file of a parallel transfer
+ * (part-sink.ts `PartFileSink`), the `.part` of one stream (`PartFileStream`), or the
+ * ordered stream of `-o -`, `--extract` and `downloadStream` (stream-download.ts
+ * `OrderedOutput`). The fetching side hands bytes to writers from here and does not
+ * know which consumer it feeds (pget's Consumer seam: write, end, fail). Only `writer`
+ * is required: each consumer has the hooks its medium needs and no empty ones.
+ */
+export interface Consumer {
+  /** A writer for one range in flight, or for the current attempt of a plain stream; its bytes are flushed when the range ends. */
   writer(): RangeWriter;
   /**
    * The planner hands out no byte at or past this offset: the ordered stream's window
-   * ahead of its reader; `Infinity` for a file. `onRoom` is called when it moved.
+   * ahead of its reader. Absent: no limit (a file). `onRoom` is called when it moved.
    */
-  readonly limit: number;
-  onRoom(listener: () => void): void;
-  /** About once a second while the transfer runs (the file's checkpoint). */
-  tick(): Promise<void>;
-  /** Every byte has been handed to a writer and flushed. */
-  complete(): Promise<void>;
-  /**
-   * The transfer failed with `error` (`changed`: the remote file changed, so its bytes
-   * are of an old version). The file saves what a re-run can resume; a stream fails its reader.
-   */
-  fail(error: unknown, changed: boolean): Promise<void>;
+  readonly limit?: number;
+  onRoom?(listener: () => void): void;
+  /** About once a second while bytes arrive: a file's checkpoint makes what was written durable. */
+  checkpoint?(): Promise<void>;
+  /** A plain stream's attempt failed and the next starts again from byte 0: what was written is dropped (or, by an ordered stream, skipped as already sent). */
+  restart?(): Promise<void>;
+  /** The transfer into it is over, and how (`ConsumerEnd`). */
+  end?(how: ConsumerEnd): Promise<void>;
 }

@@ -3,7 +3,7 @@
  * a connection uses, dropping a mirror that fails for good, and asking the URL that
  * was given again when the signed URL it redirected to has expired.
  */
-import { HttpStatusError, RangegetError, RemoteChangedError } from "./errors.js";
+import { HttpStatusError } from "./errors.js";
 import { shownUrl, type HttpResponse, type RequestContext } from "./http.js";
 import { probe } from "./probe.js";
 import { serverFault } from "./to-error.js";
@@ -44,22 +44,27 @@ export function pickSource(sources: readonly Source[], preferred: number): Sourc
 }
 
 /**
- * A mirror that fails for good is dropped, and its ranges go to the other copies.
- * The last working copy's failure is the download's.
+ * A copy that fails for good (`why`: a sentence) is dropped while another works, with a
+ * warning, and its ranges go to the other copies; `false` when it is the last working
+ * one, whose failure is the download's. Whether a failure may cost a copy rather than
+ * the download (a mirror's change may; the URL's may not) is the caller's to decide.
  */
 export function dropMirror(
   copies: { sources: readonly Source[]; http: RequestContext; warn: (message: string) => void },
   source: Source,
-  error: unknown,
+  why: string,
 ): boolean {
   const { sources, warn } = copies;
-  if (error instanceof RangegetError === false) return false;
-  if (error instanceof RemoteChangedError && source.primary) return false;
   const others = sources.filter((other) => other !== source && !other.failed);
   if (others.length === 0) return false;
   source.failed = true;
-  warn(`dropping ${shownUrl(copies.http, source.url)}: ${(error as Error).message}; continuing with the other ${others.length === 1 ? "copy" : "copies"}`);
+  warn(`dropping ${shownUrl(copies.http, source.url)}: ${why}; continuing with the other ${others.length === 1 ? "copy" : "copies"}`);
   return true;
+}
+
+/** The sentence for a copy whose file changed under the download (`what`: the verdict's reason). */
+export function changedDuringDownload(shown: string, what: string): string {
+  return `the remote file at ${shown} changed during the download: ${what}`;
 }
 
 /** What a refresh needs of the transfer: its requests' context and the file's size. */
@@ -82,15 +87,16 @@ export function signedUrlExpired(source: Source, error: unknown): boolean {
  * Its answer must be the same version (If-Range, validators): then the source moves
  * to the new URL and the bytes on disk are kept. One attempt: the refresh runs inside
  * the range's retry loop, whose budget it shares (one budget per need; with its own
- * loop, `--retries 3` once meant ten GETs of the user's URL).
- * @throws RemoteChangedError, HttpStatusError (the fresh URL refuses too), IntegrityError
+ * loop, `--retries 3` once meant ten GETs of the user's URL). Resolves with the fresh
+ * answer's body, or with `changed` when the fresh redirect leads to another version.
+ * @throws HttpStatusError (the fresh URL refuses too), IntegrityError ERR_BAD_RANGE, NetworkError
  */
 export async function refreshSource(
   context: RefreshContext,
   source: Source,
   range: { start: number; end: number },
   signal: AbortSignal,
-): Promise<GivenBody> {
+): Promise<GivenBody | { kind: "changed"; reason: string }> {
   const answer = await probe(
     context.http,
     {
@@ -107,7 +113,7 @@ export async function refreshSource(
   const shown = shownUrl(context.http, source.requestedUrl);
   if (verdict.kind === "changed") {
     answer.response.body.destroy();
-    throw new RemoteChangedError(`the remote file at ${shown} changed during the download: ${verdict.reason}`, { url: shown });
+    return { kind: "changed", reason: changedDuringDownload(shown, verdict.reason) };
   }
   const placement = bodyPlacement(verdict, answer.asked);
   if (verdict.kind !== "bytes" || placement === undefined || placement.start !== range.start) {

@@ -11,28 +11,31 @@ import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Dispatcher } from "undici";
 import { abortError, requestContext } from "./job-context.js";
-import { FileError, IntegrityError, UsageError, summarizeError } from "./errors.js";
+import { FileError, IntegrityError, RemoteChangedError, UsageError, summarizeError } from "./errors.js";
 import { startExtraction } from "./extract.js";
 import type { Settings } from "./options.js";
 import { MIN_WINDOW_BYTES, OrderedSink, streamWindow, type StreamWindow } from "./ordered-sink.js";
 import { discard, type RequestContext } from "./http.js";
 import { probe, type ProbeAnswer } from "./probe.js";
 import { checkDigest } from "./running-hash.js";
-import type { ByteSink, RangeWriter } from "./sink.js";
-import { streamWhole, type StreamTarget } from "./single-stream.js";
+import { route, type JobState, type Step } from "./next-step.js";
+import type { Consumer, RangeWriter } from "./sink.js";
+import { streamWhole } from "./single-stream.js";
 import type { HttpStatsRecorder } from "./stats.js";
 import type { TransferCounters } from "./ticker.js";
+import { downloadResult } from "./result.js";
 import { transferRanges } from "./transfer.js";
 import type { Checksum, DownloadResult } from "./types.js";
-import { bodyPlacement, checkPublish, NOTHING_KNOWN, sizeProofOf, type SizeProof } from "./verdict.js";
+import { bodyPlacement, checkPublish, NOTHING_KNOWN, sizeProofOf, type SizeProof, type Verdict } from "./verdict.js";
 
 /**
- * The ordered stream as the sink of a parallel transfer and the target of a single
- * stream (whose retry from byte 0 is harmless: bytes already sent are dropped). With a
+ * The ordered stream as the consumer of a parallel transfer and of a single stream
+ * (whose retry from byte 0 is harmless: bytes already sent are dropped). With a
  * checksum it hashes each chunk as it leaves, and a wrong digest fails `body` instead
- * of ending it.
+ * of ending it. It has no checkpoint and no end of its own: the job ends or fails its
+ * `sink` once every size the answers proved agrees.
  */
-export class OrderedOutput implements ByteSink, StreamTarget {
+export class OrderedOutput implements Consumer {
   readonly sink: OrderedSink;
   readonly window: StreamWindow;
   /** Aborted with `FileError` `ERR_OUTPUT_CLOSED` when the reader goes away. */
@@ -71,25 +74,10 @@ export class OrderedOutput implements ByteSink, StreamTarget {
     this.#onRoom = listener;
   }
 
+  /** One writer for every range and every attempt: what was sent stays sent, and bytes before the sink's position are dropped. */
   writer(): RangeWriter {
     return this.sink;
   }
-
-  async tick(): Promise<void> {}
-
-  /** The sink is ended by the download once either path delivered every byte. */
-  async complete(): Promise<void> {}
-
-  async fail(error: unknown): Promise<void> {
-    this.sink.abort(error);
-  }
-
-  async start(): Promise<RangeWriter> {
-    return this.sink;
-  }
-
-  /** What an attempt sent stays sent; the next one's first bytes are dropped up to there. */
-  async failed(): Promise<void> {}
 
   /**
    * The planner only hands out whole ranges below the limit, so telling it of room
@@ -137,20 +125,15 @@ export class StreamDownload {
 
   /** What the result says: `path` is `-` for a stream, the directory for `--extract`. */
   baseResult(): DownloadResult {
-    return {
+    return downloadResult({
       url: this.#settings.shownUrl,
       path: this.#label(),
-      status: "downloaded",
-      size: this.#size ?? null,
+      elapsedMs: this.#settings.clock.now() - this.#startedAt,
+      stats: this.#stats,
+      size: this.#size,
       bytesTransferred: this.#counters.bytesTransferred,
-      elapsedMs: Math.round(this.#settings.clock.now() - this.#startedAt),
-      resumed: false,
-      restartedBecauseChanged: false,
-      error: null,
       checksum: this.#digest,
-      cache: null,
-      http: this.#stats.snapshot(),
-    };
+    });
   }
 
   /**
@@ -236,13 +219,31 @@ export class StreamDownload {
     const rangeBytes = output.window.rangeBytes;
     const request = { url, range: { start: 0, end: rangeBytes - 1 }, known: NOTHING_KNOWN, retries };
     const answer = await probe(this.#http, request, this.#abort.signal);
-    const verdict = answer.verdict;
-    const proof = sizeProofOf(verdict);
+    const proof = sizeProofOf(answer.verdict);
     if (proof) proven(proof);
-    if (verdict.kind === "bytes") {
-      const size = verdict.size;
+    const state: JobState = { job: "stream", onDisk: "none", afterChange: false, restarted: false };
+    await this.#take(route({ from: "probe", verdict: answer.verdict, asked: answer.asked }, state), answer, proven);
+    // Every byte is in the sink now: sent to the reader, or held until it reads.
+    const check = checkPublish(proofs, output.sink.position + output.sink.bufferedBytes);
+    if (!check.publish) throw new IntegrityError(`${this.#settings.shownUrl}: ${check.reason}`);
+    await output.sink.end();
+  }
+
+  /**
+   * Carries out the step next-step.ts chose for the probe's answer, and for the end of a
+   * parallel transfer. Every path that does not read the answer's body discards it.
+   * @throws RemoteChangedError when the file changed under bytes that already left
+   */
+  async #take(first: Step, answer: ProbeAnswer, proven: (proof: SizeProof) => void): Promise<void> {
+    const sink = this.#output.sink;
+    const verdict: Verdict = answer.verdict;
+    let step = first;
+    if (step.kind !== "ranges" && !(step.kind === "stream" && step.body === "probe")) await discard(answer.response);
+    if (step.kind === "ranges") {
+      const size = step.size;
       this.#size = size;
-      output.sink.expectSize(size);
+      sink.expectSize(size);
+      const rangeBytes = this.#output.window.rangeBytes;
       const outcome = await transferRanges({
         settings: this.#settings,
         http: this.#http,
@@ -255,34 +256,30 @@ export class StreamDownload {
         missing: [[0, size - 1]],
         // Ranges of one size, handed out in file order within the window.
         split: { minSplit: rangeBytes, maxRange: rangeBytes },
-        sink: output,
+        sink: this.#output,
         counters: this.#counters,
-        abort: this.#abort,
+        signal: this.#abort.signal,
       });
-      // Bytes of the old version have left already: no restart can take them back.
-      if (outcome.kind === "changed") throw outcome.error;
-      // A server that keeps ignoring ranges: one plain stream; the sink drops what already went out.
-      if (outcome.kind === "ranges-ignored") await this.#stream(undefined, proven);
-    } else if (verdict.kind === "whole" || verdict.kind === "range-ignored") {
-      if (verdict.size !== undefined) output.sink.expectSize(verdict.size);
-      await this.#stream(answer, proven);
-    } else if (verdict.kind === "size-unknown" || verdict.kind === "retry-without-range" || verdict.kind === "ranges-unusable") {
-      // No provable size from ranges, ranges refused or answered in a shape that cannot
-      // be placed: one plain GET (DESIGN).
-      await discard(answer.response);
-      await this.#stream(undefined, proven);
-    } else if (verdict.kind === "empty-file") {
-      await discard(answer.response);
-      this.#size = 0;
-      output.sink.expectSize(0);
-    } else {
-      await discard(answer.response);
-      throw new Error(`internal error: the first probe of a stream returned the verdict ${verdict.kind}`);
+      step = route({ from: "transfer", outcome }, { job: "stream", onDisk: "none", afterChange: false, restarted: false });
     }
-    // Every byte is in the sink now: sent to the reader, or held until it reads.
-    const check = checkPublish(proofs, output.sink.position + output.sink.bufferedBytes);
-    if (!check.publish) throw new IntegrityError(`${this.#settings.shownUrl}: ${check.reason}`);
-    await output.sink.end();
+    switch (step.kind) {
+      case "finish":
+        return;
+      case "stream": {
+        const body = step.body === "probe" ? answer : undefined;
+        if (body && (verdict.kind === "whole" || verdict.kind === "range-ignored") && verdict.size !== undefined) sink.expectSize(verdict.size);
+        return this.#stream(body, proven);
+      }
+      case "empty":
+        this.#size = 0;
+        sink.expectSize(0);
+        return;
+      case "fail":
+        if (step.error === "changed") throw new RemoteChangedError(step.reason, { url: this.#settings.shownUrl });
+        throw new Error(`internal error: ${step.reason}`);
+      default:
+        throw new Error(`internal error: the step ${step.kind} in a stream`);
+    }
   }
 
   /** One stream from the first byte (the probe's own body when it is the whole file). */

@@ -6,26 +6,26 @@
  * know which.
  */
 import { setMaxListeners } from "node:events";
-import { RangeIgnoredError, RemoteChangedError } from "./errors.js";
 import { ifRangeValue, parseContentRange, parseUnsatisfiedRange } from "./http-headers.js";
 import { discard, shownUrl, type RequestContext } from "./http.js";
 import type { Settings } from "./options.js";
 import { probe, type ProbeAnswer } from "./probe.js";
 import { IntervalSet, RangePlanner, type Interval, type PlannerOptions } from "./ranges.js";
 import { RateSampler } from "./rates.js";
-import type { ByteSink } from "./sink.js";
+import type { Consumer } from "./sink.js";
 import type { HttpStatsRecorder } from "./stats.js";
 import { findStragglers, pickHedge } from "./tail.js";
 import { startTicker, type TransferCounters } from "./ticker.js";
 import type { SizeProof } from "./verdict.js";
 import type { Source } from "./sources.js";
-import { IdleConnections, runWorker, type TransferContext } from "./worker.js";
+import { IdleConnections, runWorker, type TransferContext, type WorkerStop } from "./worker.js";
 
 /**
- * How a parallel transfer ended when it did not throw: complete; the remote file
- * changed; or the server kept ignoring ranges (it gets one plain stream instead).
+ * How a parallel transfer ended when it did not throw: complete, or stopped by what an
+ * answer said (worker.ts `WorkerStop`: the remote file changed, or the server does not
+ * answer ranges usably); next-step.ts says what follows.
  */
-export type TransferOutcome = { kind: "complete" } | { kind: "changed"; error: RemoteChangedError } | { kind: "ranges-ignored" };
+export type TransferOutcome = { kind: "complete" } | WorkerStop;
 
 export interface RangedJob {
   settings: Settings;
@@ -45,21 +45,26 @@ export interface RangedJob {
   /** The planner's range sizes: none smaller than `minSplit` (but the last), none larger than `maxRange`. */
   split: { minSplit: number; maxRange?: number };
   /** Where the bytes go. */
-  sink: ByteSink;
+  sink: Consumer;
   counters: TransferCounters;
-  /** Aborted by the first failure, stopping every connection; the caller's abort chains into it. */
-  abort: AbortController;
+  /** The caller's abort: every connection stops, and the transfer rejects with its reason. */
+  signal: AbortSignal;
 }
 
 /**
  * Fetches every byte of `job.missing` into `job.sink`. Resolves when all are written
- * and the sink completed them (`complete`), or with `changed` when the remote file
- * changed under us (the sink was failed: its bytes are of an old version). Other
- * failures are thrown after the sink was failed with them (a file saves a last
- * checkpoint, so a re-run resumes).
+ * and the sink ended them `complete`, or with the first connection's stop (`changed`,
+ * `ranges-ignored`: the sink was ended `dropped`). Failures are thrown after the sink
+ * was ended `kept` (a file
+ * saves a last checkpoint, so a re-run resumes).
  */
 export async function transferRanges(job: RangedJob): Promise<TransferOutcome> {
-  const { settings, answer, placement, size, sink, counters, abort } = job;
+  const { settings, answer, placement, size, sink, counters } = job;
+  // The transfer's own: aborted by the first failure or stop, stopping every connection.
+  const abort = new AbortController();
+  const onAbort = () => abort.abort(job.signal.reason);
+  if (job.signal.aborted) onAbort();
+  job.signal.addEventListener("abort", onAbort, { once: true });
   const probeRange = placement;
   // Every connection listens to it (its request, its backoff): more than the default 10.
   setMaxListeners(0, abort.signal);
@@ -69,14 +74,14 @@ export async function transferRanges(job: RangedJob): Promise<TransferOutcome> {
     job.split.minSplit,
     plannerOptions(job, settings),
   );
-  planner.limit = sink.limit;
+  planner.limit = sink.limit ?? Number.POSITIVE_INFINITY;
   const probeAssignment = planner.adopt(probeRange.start, probeRange.end);
   const rates = new RateSampler();
   const slowChecks = new Map<number, number>();
   const interrupts = new Map<number, AbortController>();
   const idle = new IdleConnections(settings.clock.sleep);
-  sink.onRoom(() => {
-    planner.limit = sink.limit;
+  sink.onRoom?.(() => {
+    planner.limit = sink.limit ?? Number.POSITIVE_INFINITY;
     idle.notify();
   });
   // Mirrors join as they answer (below).
@@ -123,7 +128,7 @@ export async function transferRanges(job: RangedJob): Promise<TransferOutcome> {
         job.stats.rescued();
         idle.notify();
       }
-      await sink.tick();
+      await sink.checkpoint?.();
     },
   });
   const first = { response: answer.response, skip: placement.skip, end: placement.end };
@@ -140,7 +145,7 @@ export async function transferRanges(job: RangedJob): Promise<TransferOutcome> {
     }),
   );
   const started = [runWorker(context, 0, { assignment: probeAssignment, body: first })];
-  const waiting: Promise<void>[] = [];
+  const waiting: Promise<WorkerStop | undefined>[] = [];
   // One connection per range, plus one spare to steal or hedge; no more than asked.
   // Connections are dealt over the copies in turn; one dealt to a mirror starts once
   // that mirror answered, on the URL if it was refused.
@@ -152,16 +157,18 @@ export async function transferRanges(job: RangedJob): Promise<TransferOutcome> {
     else waiting.push(mirror.then((source) => runWorker(context, source ? sources.indexOf(source) : 0)));
   }
   void Promise.allSettled(started).then(() => stopProbing.abort());
-  const failure = await firstFailure([...started, ...waiting, ...mirrors], abort);
+  const end = await firstEnd([...started, ...waiting], mirrors, abort);
+  job.signal.removeEventListener("abort", onAbort);
   stopTicking();
-  if (failure !== undefined) {
-    const changed = failure instanceof RemoteChangedError;
-    await sink.fail(failure, changed);
-    if (changed) return { kind: "changed", error: failure };
-    if (failure instanceof RangeIgnoredError) return { kind: "ranges-ignored" };
-    throw failure;
+  if (end.failure !== undefined) {
+    await sink.end?.("kept");
+    throw end.failure;
   }
-  await sink.complete();
+  if (end.stop !== undefined) {
+    await sink.end?.("dropped");
+    return end.stop;
+  }
+  await sink.end?.("complete");
   return { kind: "complete" };
 }
 
@@ -212,26 +219,31 @@ function anotherFile(answer: ProbeAnswer, size: number, reason: string): string 
   return total !== undefined && total !== size ? `the mirror has ${total} bytes, the file has ${size}` : `it is not the same file (${reason})`;
 }
 
+/** Why the transfer's connections were stopped before the end, when they were. */
+const STOPPED = new Error("the transfer stopped: an answer said it cannot go on");
+
 /**
- * Runs the workers (and the mirrors' probes); the first failure stops the rest (their
- * own errors, caused by that stop, are noise). Resolves with the failure, or the
- * caller's abort reason.
+ * Runs the workers (and the mirrors' probes) to the end; the first failure or stop
+ * stops the rest (their own errors, caused by that, are noise). Resolves with that
+ * failure (or the caller's abort reason), or that stop, or neither when every byte is in.
  */
-async function firstFailure(workers: Promise<unknown>[], abort: AbortController): Promise<unknown> {
-  let failure: unknown;
-  await Promise.all(
-    workers.map((worker) =>
-      worker.catch((error: unknown) => {
-        if (!abort.signal.aborted) {
-          failure = error;
-          abort.abort(error);
-        } else if (failure === undefined) {
-          failure = abort.signal.reason ?? error;
-        }
-      }),
-    ),
-  );
-  return failure;
+async function firstEnd(workers: Promise<WorkerStop | undefined>[], probes: Promise<unknown>[], abort: AbortController): Promise<{ failure?: unknown; stop?: WorkerStop }> {
+  const end: { failure?: unknown; stop?: WorkerStop } = {};
+  const failed = (error: unknown) => {
+    if (!abort.signal.aborted) {
+      end.failure = error;
+      abort.abort(error);
+    } else if (end.failure === undefined && end.stop === undefined) {
+      end.failure = abort.signal.reason ?? error;
+    }
+  };
+  const stopped = (stop: WorkerStop | undefined) => {
+    if (stop === undefined || abort.signal.aborted) return;
+    end.stop = stop;
+    abort.abort(STOPPED);
+  };
+  await Promise.all([...workers.map((worker) => worker.then(stopped, failed)), ...probes.map((probe) => probe.catch(failed))]);
+  return end;
 }
 
 /**

@@ -5,8 +5,8 @@
  * Longer than most modules because a range's whole life (its requests, its retries,
  * host limits, a signed URL's refresh, the hedge race) is one loop that reads best whole.
  */
-import { dropMirror, pickSource, refreshSource, signedUrlExpired, type GivenBody, type Source } from "./sources.js";
-import { HostLimitRefusal, NetworkError, RangeIgnoredError, RemoteChangedError } from "./errors.js";
+import { changedDuringDownload, dropMirror, pickSource, refreshSource, signedUrlExpired, type GivenBody, type Source } from "./sources.js";
+import { HostLimitRefusal, NetworkError, RangegetError, type IntegrityError } from "./errors.js";
 import type { HeldConnection } from "./host-lease.js";
 import { ifRangeAfterUseless } from "./http-headers.js";
 import { shownUrl, STOP, type RequestContext } from "./http.js";
@@ -17,12 +17,24 @@ import type { RateLimiter } from "./rate-limit.js";
 import type { RateSampler } from "./rates.js";
 import { retried, traced, type RetryNotice } from "./events.js";
 import { withRetries } from "./retry.js";
-import type { ByteSink, RangeWriter } from "./sink.js";
+import type { Consumer, RangeWriter } from "./sink.js";
 import { serverFault, toNetworkError } from "./to-error.js";
 import { bodyPlacement, judge, sizeProofOf, type Asked, type Known, type SizeProof } from "./verdict.js";
 
 /** How often an idle connection looks again for a range to hedge while others run. */
 const IDLE_POLL_MS = 200;
+
+/**
+ * Why a connection stopped before the file was done, when nothing failed: the verdict
+ * on an answer says the transfer cannot go on as it is. A value the transfer acts on,
+ * not an error: it is never retried.
+ * - `changed`: the URL's own copy of the file changed (a new validator or size); the
+ *   bytes on disk are of a version that is gone. `reason` is a sentence naming the URL.
+ * - `ranges-ignored`: the server does not answer ranges usably (it ignores every range
+ *   but the probe's, or answers them as multipart or as a slice in a 200): the file is
+ *   to come as one plain stream.
+ */
+export type WorkerStop = { kind: "changed"; reason: string } | { kind: "ranges-ignored"; reason: string };
 
 /**
  * Where idle connections wait: woken at once when a range is released or rescued
@@ -62,7 +74,7 @@ export interface TransferContext {
   size: number;
   retries: number;
   /** Where the bytes go (the `.part` file, an ordered stream): each range gets a writer from it. */
-  sink: ByteSink;
+  sink: Consumer;
   planner: RangePlanner;
   signal: AbortSignal;
   rateLimiter: RateLimiter | undefined;
@@ -84,13 +96,17 @@ export interface TransferContext {
 /**
  * One connection's loop: fetch the assigned range, then ask the planner for more
  * (queued ranges, a steal, an endgame hedge), idling while others finish, until
- * every byte is accepted.
+ * every byte is accepted (resolves `undefined`) or an answer says the transfer cannot
+ * go on (resolves with that `WorkerStop`). A mirror that changed or ignores ranges is
+ * dropped instead, while another copy works.
+ * @throws what a range's last failed attempt threw (HttpStatusError, NetworkError,
+ *   IntegrityError ERR_BAD_RANGE, FileError), or the transfer's abort reason
  */
 export async function runWorker(
   context: TransferContext,
   preferredSource: number,
   first?: { assignment: Assignment; body: GivenBody },
-): Promise<void> {
+): Promise<WorkerStop | undefined> {
   let assignment: Assignment | undefined = first?.assignment;
   let response = first?.body;
   // The worker's connection to its host, held from range to range: its next request
@@ -108,9 +124,11 @@ export async function runWorker(
       }
       const source = pickSource(context.sources, preferredSource);
       try {
-        await fetchRange(context, assignment, source, connection, response);
+        const stop = await fetchRange(context, assignment, source, connection, response);
+        // A mirror's own change or range trouble costs the mirror, not the download.
+        if (stop && (source.primary || !dropMirror(context, source, stop.reason))) return stop;
       } catch (error) {
-        if (context.signal.aborted || !dropMirror(context, source, error)) throw error;
+        if (context.signal.aborted || !(error instanceof RangegetError) || !dropMirror(context, source, error.message)) throw error;
       } finally {
         context.rates.finished(assignment, context.http.clock.now());
         const idle = context.planner.release(assignment);
@@ -120,6 +138,7 @@ export async function runWorker(
       response = undefined;
       assignment = undefined;
     }
+    return undefined;
   } finally {
     connection.lease?.release();
   }
@@ -131,7 +150,9 @@ export async function runWorker(
  * brought no new byte. An answer that proves less than was asked (a server that caps
  * its answers) is kept, and the rest asked for at once. A refusal because the host
  * allows fewer connections is not counted; a signed URL that expired is fetched
- * afresh from the URL that was given.
+ * afresh from the URL that was given. Resolves with a `WorkerStop` when an answer says
+ * the transfer cannot go on; a whole file sent now and then by one node of a CDN is a
+ * failed attempt, and becomes `ranges-ignored` only when the retries are spent on it.
  */
 async function fetchRange(
   context: TransferContext,
@@ -139,7 +160,7 @@ async function fetchRange(
   source: Source,
   connection: HeldConnection,
   given?: GivenBody,
-): Promise<void> {
+): Promise<WorkerStop | undefined> {
   const writer = context.sink.writer();
   const interrupt = new AbortController();
   const signal = AbortSignal.any([context.signal, interrupt.signal]);
@@ -154,36 +175,42 @@ async function fetchRange(
     uncounted: (error: unknown) => error instanceof HostLimitRefusal,
   };
   let next = given;
-  let ignoredEveryTime: RangeIgnoredError | undefined;
+  const ignored = new WeakSet<object>();
   try {
-    await withRetries(retryLoop, async () => {
+    return await withRetries(retryLoop, async (): Promise<WorkerStop | undefined> => {
       while (assignment.next <= assignment.end) {
         // What this request asks for; a steal may lower `assignment.end` while it runs.
         const asked = { start: assignment.next, end: assignment.end };
         const body = next;
         next = undefined;
         context.rates.started(assignment, context.http.clock.now());
+        let placed: Unplaced | undefined;
         try {
-          await receive(context, assignment, source, connection, asked, writer, signal, body);
+          placed = await receive(context, assignment, source, connection, asked, writer, signal, body);
         } catch (error) {
           // Rescued, stolen to the end, or lost a hedge race: the rest is someone else's.
-          if (!context.signal.aborted && assignment.next > assignment.end) return;
-          // A better If-Range to try: ask again at once; not a failed attempt (at most twice per copy).
-          if (error instanceof UselessValidator) continue;
-          if (error instanceof RangeIgnoredError && error.everyTime) {
-            ignoredEveryTime = error;
-            return;
-          }
+          if (!context.signal.aborted && assignment.next > assignment.end) return undefined;
           if (!signedUrlExpired(source, error)) throw error;
-          next = await refreshSource(context, source, { start: assignment.next, end: assignment.end }, signal);
+          const refreshed = await refreshSource(context, source, { start: assignment.next, end: assignment.end }, signal);
+          if ("kind" in refreshed) return refreshed;
+          next = refreshed;
+          continue;
         }
+        if (placed === undefined) continue;
+        // A better If-Range to try: ask again at once; not a failed attempt (at most twice per copy).
+        if (placed.kind === "ask-again") continue;
+        if (placed.kind !== "ignored-this-time") return placed;
+        ignored.add(placed.fault);
+        throw placed.fault;
       }
-    }).catch((error: unknown) => {
+      return undefined;
+    }).catch((error: unknown): WorkerStop | undefined => {
       // Interrupted in a backoff (a rescue, a lost race): the range is no longer ours.
-      if (!context.signal.aborted && assignment.next > assignment.end) return;
+      if (!context.signal.aborted && assignment.next > assignment.end) return undefined;
+      // Retried while a node ignored the range now and then, and it still does.
+      if (ignored.has(error as object)) return { kind: "ranges-ignored", reason: (error as Error).message };
       throw error;
     });
-    if (ignoredEveryTime) throw ignoredEveryTime;
   } finally {
     if (next) next.response.body.destroy();
     context.interrupts.delete(assignment.id);
@@ -195,8 +222,9 @@ async function fetchRange(
 /**
  * One request for `asked`, its body taken in as it arrives, from the first byte the
  * verdict places up to the last it proves. An answer already under way (`given`) is
- * read the same way. Resolves when every proven byte arrived (the caller asks again
- * for what the answer did not cover); a body that ends sooner is a failed attempt.
+ * read the same way. Resolves `undefined` when every proven byte arrived (the caller
+ * asks again for what the answer did not cover), or with what the verdict said instead
+ * of placing the answer (its body was not read); a body that ends sooner is a failed attempt.
  */
 async function receive(
   context: TransferContext,
@@ -207,7 +235,7 @@ async function receive(
   writer: RangeWriter,
   signal: AbortSignal,
   given: GivenBody | undefined,
-): Promise<void> {
+): Promise<Unplaced | undefined> {
   let skip = given?.skip ?? 0;
   let provenEnd = given?.end ?? asked.end;
   const take = (chunk: Buffer): ReturnType<typeof accept> => {
@@ -221,6 +249,7 @@ async function receive(
     return accept(context, assignment, writer, chunk, signal);
   };
   let active = false;
+  let unplaced: Unplaced | undefined;
   // Counted from when the request holds its host connection: a worker waiting for one is not using one.
   const activate = () => {
     active = true;
@@ -241,18 +270,24 @@ async function receive(
       await request(context.http, ask, {
         onHeaders: (status, responseHeaders) => {
           const placement = placeAnswer(context, source, judged, { status, headers: responseHeaders }, ask.ifRange);
+          if (placement.kind !== "write") {
+            unplaced = placement;
+            return STOP;
+          }
           skip = placement.skip;
           provenEnd = placement.end;
+          return undefined;
         },
         onData: take,
       });
     }
   } catch (error) {
-    if (error instanceof HostLimitRefusal || error instanceof UselessValidator) throw error;
+    if (error instanceof HostLimitRefusal) throw error;
     throw toNetworkError(error, shownUrl(context.http, source.url), signal);
   } finally {
     if (active) context.counters.activeConnections--;
   }
+  if (unplaced) return unplaced;
   if (assignment.next <= Math.min(provenEnd, assignment.end)) {
     const shown = shownUrl(context.http, source.url);
     throw new NetworkError(
@@ -260,13 +295,20 @@ async function receive(
       { url: shown },
     );
   }
+  return undefined;
 }
 
 /**
- * What a worker's answer may write, by the verdict: where its body meets the range.
- * @throws RemoteChangedError when the file changed; RangeIgnoredError for the whole
- *   file when skipping to the range costs more than the range; IntegrityError
- *   ERR_BAD_RANGE for an answer that proves nothing usable here.
+ * What the verdict said of an answer instead of where to write it: stop (`WorkerStop`);
+ * ask again at once with the next If-Range validator (`ask-again`); or a whole file that
+ * one node of a CDN sent this time, a failed attempt (`fault`, retried like a wrong range).
+ */
+type Unplaced = WorkerStop | { kind: "ask-again" } | { kind: "ignored-this-time"; fault: IntegrityError };
+
+/**
+ * What a worker's answer may write, by the verdict: where its body meets the range, or
+ * why it is not written (pure but for the counts and proofs it records).
+ * @throws IntegrityError ERR_BAD_RANGE for an answer that proves nothing usable here
  */
 function placeAnswer(
   context: TransferContext,
@@ -274,7 +316,7 @@ function placeAnswer(
   asked: Asked,
   answer: { status: number; headers: Record<string, string | undefined> },
   sentIfRange: string | undefined,
-): { skip: number; end: number } {
+): { kind: "write"; skip: number; end: number } | Unplaced {
   const known: Known = { size: context.size, etag: source.etag, lastModified: source.lastModified, bytesDone: 0 };
   const verdict = traced(context.http.events, source.url, judge(asked, known, answer));
   // The same version, whole, in answer to If-Range: that validator is no use with this
@@ -282,17 +324,15 @@ function placeAnswer(
   if (verdict.kind === "range-ignored" && sentIfRange !== undefined) {
     if (source.ifRange === sentIfRange) source.ifRange = ifRangeAfterUseless(sentIfRange, source);
     // Reading the whole file up to the range would cost more than asking again without that validator.
-    if (bodyPlacement(verdict, asked)!.skip > 0) throw new UselessValidator();
+    if (bodyPlacement(verdict, asked)!.skip > 0) return { kind: "ask-again" };
   }
   const shown = shownUrl(context.http, source.url);
-  if (verdict.kind === "changed") {
-    throw new RemoteChangedError(`the remote file at ${shown} changed during the download: ${verdict.reason}`, { url: shown });
-  }
+  if (verdict.kind === "changed") return { kind: "changed", reason: changedDuringDownload(shown, verdict.reason) };
   const range = asked.range!;
   // A multipart/byteranges answer or a 200 slice to a worker's range: this server cannot
   // answer a range honestly, and the whole download gets one plain stream (DESIGN).
   if (verdict.kind === "ranges-unusable") {
-    throw new RangeIgnoredError(`${shown} cannot answer the range bytes ${range.start}-${range.end} usably: ${verdict.reason}`, true);
+    return { kind: "ranges-ignored", reason: `${shown} cannot answer the range bytes ${range.start}-${range.end} usably: ${verdict.reason}` };
   }
   const placement = bodyPlacement(verdict, asked);
   if (placement === undefined || (verdict.kind !== "bytes" && verdict.kind !== "range-ignored")) {
@@ -310,21 +350,14 @@ function placeAnswer(
     // at the range is used as it comes.
     const everyTime = sentIfRange === undefined && context.answers.ranged === 0;
     if (placement.skip > 0 && (everyTime || placement.skip > placement.end - placement.start + 1)) {
-      throw new RangeIgnoredError(`${shown} ignored the range bytes ${range.start}-${range.end} and sent the whole file (200)`, everyTime);
+      const what = `ignored the range bytes ${range.start}-${range.end} and sent the whole file (200)`;
+      return everyTime ? { kind: "ranges-ignored", reason: `${shown} ${what}` } : { kind: "ignored-this-time", fault: serverFault(shown, `it ${what}`) };
     }
   }
   const proof = sizeProofOf(verdict);
   if (proof) context.proven(proof);
-  return { skip: placement.skip, end: placement.end };
+  return { kind: "write", skip: placement.skip, end: placement.end };
 }
-
-/** The answer ignored the range because of the If-Range it carried: this request ends, and the range is asked again with the next validator. */
-class UselessValidator extends Error {
-  constructor() {
-    super("the server ignores ranges asked with this If-Range validator");
-  }
-}
-
 
 /**
  * Takes one body chunk into the range: STOP once the range is complete (a steal, a

@@ -1,7 +1,7 @@
 import { open, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { HttpStatusError, NetworkError, RemoteChangedError } from "../src/errors.js";
+import { HttpStatusError, NetworkError } from "../src/errors.js";
 import { hostKey, HostLimits } from "../src/host-limits.js";
 import { requestResponse } from "../src/request.js";
 import { IntervalSet, RangePlanner, type Interval } from "../src/ranges.js";
@@ -166,14 +166,15 @@ describe("runWorker", () => {
     expect((await readFile(partPath)).equals(content)).toBe(true);
   });
 
-  it("drops a mirror whose copy changed, but fails when the URL's own file changed", async () => {
+  it("drops a mirror whose copy changed, but stops with `changed` when the URL's own file changed", async () => {
     const changed = makeContent(SIZE + 1, 2);
     const primary = await rangeServer({ content: changed });
     const mirror = await rangeServer({ content });
     const sources = [source(primary), source(mirror, { primary: false })];
     const { context, warnings } = await transfer(sources);
-    const error = await runWorker(context, 0).catch((caught: unknown) => caught);
-    expect(error).toBeInstanceOf(RemoteChangedError);
+    // A value, not an error: the transfer acts on it (next-step.ts), nothing retries it.
+    expect(await runWorker(context, 0)).toEqual({ kind: "changed", reason: expect.stringContaining(`the remote file at ${primary.url()} changed during the download`) });
+    expect(primary.requests).toHaveLength(1);
     expect(sources[0]?.failed).toBe(false);
     expect(warnings).toEqual([]);
 
@@ -199,7 +200,8 @@ describe("runWorker", () => {
   ])("takes %s as a change of the file", async (_name, etag, behaviour) => {
     const server = await rangeServer({ content, etag, onRequest: () => behaviour });
     const { context } = await transfer([source(server, { etag })]);
-    await expect(runWorker(context, 0)).rejects.toBeInstanceOf(RemoteChangedError);
+    expect(await runWorker(context, 0)).toEqual({ kind: "changed", reason: expect.stringContaining("changed during the download") });
+    expect(server.requests).toHaveLength(1);
   });
 
   it("takes the whole file (200) under the same strong ETag as a range the server ignored, not a change, and writes it", async () => {
