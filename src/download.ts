@@ -90,7 +90,8 @@ export async function downloadWithResult(
   const stats = new HttpStatsRecorder();
   let job: FileDownload | StreamDownload | undefined;
   let dispatcher: Dispatcher | undefined;
-  const startedAt = performance.now();
+  const clock = options.clock ?? systemClock;
+  const startedAt = clock.now();
   let settings: Settings | undefined;
   try {
     settings = resolveSettings(url, mirrors, options);
@@ -113,10 +114,10 @@ export async function downloadWithResult(
     return { result };
   } catch (caught) {
     const error = options.signal?.aborted ? await leftAfterAbort(abortError(options.signal), job, options) : caught;
-    const base = job?.baseResult() ?? emptyResult(url, options, stats, performance.now() - startedAt);
+    const base = job?.baseResult() ?? emptyResult(url, options, stats, clock.now() - startedAt);
     const result: DownloadResult = { ...base, path: base.path === "" ? plannedPath(url, options) : base.path, status: "failed", error: summarizeError(error) };
     // Options that did not resolve (a bad URL) still end with an `error` event.
-    (settings?.events ?? new DownloadEvents({ onEvent: options.onEvent }, redactUrl(url), result.path, systemClock)).end(result);
+    (settings?.events ?? new DownloadEvents({ onEvent: options.onEvent }, redactUrl(url), result.path, clock)).end(result);
     return { result, error };
   } finally {
     if (dispatcher && !options.dispatcher) await dispatcher.destroy();

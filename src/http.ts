@@ -2,7 +2,7 @@
  * One GET on the wire, the innermost layer of the request path (request.ts): the
  * dispatch to undici with the body pushed to a handler, request counting and latency,
  * the fixed deadline for the answer, the status gate and the error body's reason, and
- * `get`, the same answer as a Readable. Redirects, the host lease and the headers are
+ * `asResponse`, the same answer as a Readable. Redirects, the host lease and the headers are
  * the outer layers (redirects.ts, host-lease.ts, request-headers.ts); callers go through
  * request.ts, not here. What undici throws becomes our error in to-error.ts.
  */

@@ -26,5 +26,5 @@ export type {
   ProgressEvent,
 } from "./types.js";
 export type { CredentialSource } from "./credentials.js";
-export { EVENT_SCHEMA_VERSION } from "./events.js";
-export type { DownloadEvent, EventBase, EventRange, TraceEvent } from "./events.js";
+export { EVENT_SCHEMA_VERSION } from "./types.js";
+export type { DownloadEvent, EventBase, EventRange, TraceEvent } from "./types.js";

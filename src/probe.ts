@@ -5,8 +5,8 @@
 import { HostLimitRefusal } from "./errors.js";
 import { discard, type HttpResponse, type RequestContext } from "./http.js";
 import { askedOf, requestResponse, type Ask } from "./request.js";
-import { retried, traced, type RetryNotice } from "./events.js";
-import { withRetries } from "./retry.js";
+import { retried, traced } from "./events.js";
+import { withRetries, type RetryNotice } from "./retry.js";
 import { serverFault } from "./to-error.js";
 import { judge, type Asked, type ByteSpan, type Known, type Verdict } from "./verdict.js";
 

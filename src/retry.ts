@@ -5,7 +5,6 @@
  */
 import type { Clock } from "./clock.js";
 import { HttpStatusError, IntegrityError, NetworkError } from "./errors.js";
-import type { RetryNotice } from "./events.js";
 import { parseHttpDate } from "./http-headers.js";
 
 /**
@@ -60,6 +59,13 @@ export function isRetryableFailure(error: unknown): boolean {
   if (error instanceof NetworkError) return error.code !== "ERR_TLS";
   if (error instanceof HttpStatusError) return isRetryableStatus(error.status) && error.code === "ERR_HTTP_STATUS";
   return error instanceof IntegrityError && error.code === "ERR_BAD_RANGE";
+}
+
+/** What one retry loop says before it waits (see `withRetries`). */
+export interface RetryNotice {
+  error: unknown;
+  delayMs: number;
+  attempt: number;
 }
 
 /** What one retry loop needs: its budget, its clock, and when to stop waiting. */

@@ -1,8 +1,7 @@
 /**
  * Turns what the file system, undici or a server said into one of our errors, with a
  * message that says what failed, where, and what to do. No I/O: each takes the
- * failure as a value. One impurity, on purpose: `httpStatusError` reads the wall clock
- * for a `Retry-After` date when its caller passes no `now` (http.ts does not yet).
+ * failure as a value (and the wall time, for a `Retry-After` date, as a number).
  * Messages name the library's options in backquotes (`` `force` ``); the CLI shows
  * them as flags (option-bounds.ts `withFlagNames`).
  */
@@ -108,8 +107,8 @@ export function httpStatusError(
   url: string,
   body: string,
   retryAfter: string | undefined,
-  contentType?: string,
-  now = Date.now(),
+  contentType: string | undefined,
+  now: number,
 ): HttpStatusError {
   const phrase = STATUS_CODES[status];
   const detail = errorBodyDetail(body, contentType);

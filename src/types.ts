@@ -2,7 +2,6 @@ import type { Readable } from "node:stream";
 import type { Dispatcher } from "undici";
 import type { CredentialSource } from "./credentials.js";
 import type { ErrorSummary } from "./errors.js";
-import type { DownloadEvent, TraceEvent } from "./events.js";
 
 /** A snapshot of one download's progress, given to `onProgress` a few times a second. */
 export interface ProgressEvent {
@@ -254,3 +253,72 @@ export interface DownloadAllOptions extends Omit<DownloadOptions, "output" | "si
   /** Called as each file ends, in completion order, with the same result `downloadAll` returns for it. */
   onFileEnd?: (index: number, result: DownloadResult) => void;
 }
+
+/**
+ * The schema's version, `v` in every event. It changes when a field changes meaning or
+ * goes away; new fields and new events may appear without a change (skip what you do
+ * not know).
+ */
+export const EVENT_SCHEMA_VERSION = 1;
+
+/** What every event carries. */
+export interface EventBase {
+  v: typeof EVENT_SCHEMA_VERSION;
+  /** Wall-clock time, milliseconds since the Unix epoch. */
+  time: number;
+  /** The URL as given, its password shown as `***`. */
+  url: string;
+  /** The output path (absolute), `-` for a stream, the directory for `extract`; `""` until known. */
+  path: string;
+}
+
+/** A byte range, both ends included. */
+export interface EventRange {
+  start: number;
+  end: number;
+}
+
+/** One event of `onEvent` / `--progress json`, told apart by `event`. */
+export type DownloadEvent =
+  /** The transfer begins (after the probe answered); again after a restart for a `changed` file. */
+  | (EventBase & { event: "start"; size: number | null; connections: number })
+  /** Every PROGRESS_EVENT_INTERVAL_MS while bytes are fetched. */
+  | (EventBase & {
+      event: "progress";
+      /** Bytes of the file written so far, an earlier run's included. */
+      bytesDone: number;
+      size: number | null;
+      bytesPerSecond: number;
+      /** Seconds left at the current rate; `null` when the size or the rate is not known. */
+      etaSeconds: number | null;
+      activeConnections: number;
+    })
+  /** A failed request (or a wrong answer) about to be tried again after `delayMs`. */
+  | (EventBase & {
+      event: "retry";
+      /** One line: what failed. */
+      reason: string;
+      /** The failure's code (`ERR_HTTP_STATUS`, `ERR_NETWORK`, `ERR_TIMEOUT`, `ERR_BAD_RANGE`…). */
+      code: string;
+      /** The answer's status when the failure was one. */
+      status: number | null;
+      delayMs: number;
+      /** The attempt that failed, from 1. */
+      attempt: number;
+    })
+  /** The rest of a range moved off a connection far slower than its peers. */
+  | (EventBase & { event: "rescue"; range: EventRange })
+  /** An idle connection racing the slowest range for this part of it. */
+  | (EventBase & { event: "hedge"; range: EventRange })
+  /** The remote file changed under a partial download: a `start` follows, or an `error`. */
+  | (EventBase & { event: "changed"; reason: string })
+  /** The download ended well; `result` is what `download` resolves with (the `--json` object). */
+  | (EventBase & { event: "finish"; result: DownloadResult })
+  /** The download failed (or was interrupted: `ERR_ABORTED`); the last event of that file. */
+  | (EventBase & { event: "error"; code: string; message: string; exit: number; result: DownloadResult });
+
+/** An event of `onTrace` / `--verbose`: one request, its answer, what the answer proved. Not part of the versioned schema. */
+export type TraceEvent =
+  | { event: "request"; time: number; method: "GET"; url: string; headers: Record<string, string> }
+  | { event: "response"; time: number; url: string; status: number; headers: Record<string, string> }
+  | { event: "verdict"; time: number; url: string; kind: string; detail: string };

@@ -1,14 +1,7 @@
 import { PassThrough } from "node:stream";
 import { afterEach, describe, expect, it } from "vitest";
-import {
-  createProgressReporter,
-  fileLabel,
-  formatBarLine,
-  layoutBar,
-  PLAIN_LINE_INTERVAL_MS,
-  type ProgressReporter,
-  type ProgressStream,
-} from "../src/cli/progress.js";
+import { createProgressReporter, PLAIN_LINE_INTERVAL_MS } from "../src/cli/progress.js";
+import { fileLabel, formatBarLine, layoutBar, type ProgressReporter, type ProgressStream } from "../src/cli/progress-lines.js";
 import type { DownloadResult, ProgressEvent } from "../src/types.js";
 import { until } from "./support/run-cli.js";
 import { Screen } from "./support/screen.js";

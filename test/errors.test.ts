@@ -208,7 +208,7 @@ describe("retryNotice", () => {
     expect(retryNotice(refused)).toEqual({ host: "127.0.0.1:9", message: "connection refused by 127.0.0.1:9, retrying…" });
     const reset = toNetworkError(Object.assign(new Error("socket hang up"), { code: "ECONNRESET" }), "http://127.0.0.1:9/f.bin");
     expect(retryNotice(reset)).toBeUndefined();
-    expect(retryNotice(httpStatusError(503, "http://127.0.0.1:9/f.bin", "", undefined))).toBeUndefined();
+    expect(retryNotice(httpStatusError(503, "http://127.0.0.1:9/f.bin", "", undefined, undefined, 0))).toBeUndefined();
   });
 });
 
@@ -238,7 +238,7 @@ describe("httpStatusError", () => {
     [400, "check the URL and headers"],
     [501, "check the URL and headers"],
   ])("advises what to do after %i", (status, advice) => {
-    const error = httpStatusError(status, URL, "", undefined);
+    const error = httpStatusError(status, URL, "", undefined, undefined, 0);
     expect(error).toMatchObject({ code: "ERR_HTTP_STATUS", exitCode: 3, status, url: URL });
     expect(error.message).toBe(`HTTP ${status} from ${URL} (${STATUS_CODES[status]}): ${advice}`);
   });
@@ -269,20 +269,20 @@ describe("httpStatusError", () => {
     ["long plain text on one line", 404, "y".repeat(300), undefined, "(Not Found)"],
     ["an empty body", 404, "", undefined, "(Not Found)"],
   ])("from %s, quotes only what is worth a line", (_what, status, body, contentType, shown) => {
-    const error = httpStatusError(status, URL, body, undefined, contentType);
+    const error = httpStatusError(status, URL, body, undefined, contentType, 0);
     expect(error.message).toContain(`HTTP ${status} from ${URL} ${shown}: `);
     // eslint-disable-next-line no-control-regex
     expect(error.message).not.toMatch(/[\u0000-\u001f]|DOCTYPE|<html|<\?xml/i);
   });
 
   it("names no reason phrase for a status that has none", () => {
-    expect(httpStatusError(599, URL, "", undefined).message).toBe(`HTTP 599 from ${URL}: check the URL and headers`);
+    expect(httpStatusError(599, URL, "", undefined, undefined, 0).message).toBe(`HTTP 599 from ${URL}: check the URL and headers`);
   });
 
   it("keeps the delay Retry-After asks for, in milliseconds", () => {
-    expect(httpStatusError(503, URL, "", "7").retryAfterMs).toBe(7000);
-    expect(httpStatusError(503, URL, "", undefined).retryAfterMs).toBeUndefined();
-    expect(httpStatusError(503, URL, "", "soon").retryAfterMs).toBeUndefined();
+    expect(httpStatusError(503, URL, "", "7", undefined, 0).retryAfterMs).toBe(7000);
+    expect(httpStatusError(503, URL, "", undefined, undefined, 0).retryAfterMs).toBeUndefined();
+    expect(httpStatusError(503, URL, "", "soon", undefined, 0).retryAfterMs).toBeUndefined();
     const now = Date.parse("2026-01-01T00:00:00Z");
     expect(httpStatusError(503, URL, "", "Thu, 01 Jan 2026 00:00:09 GMT", undefined, now).retryAfterMs).toBe(9000);
   });

@@ -1,16 +1,6 @@
 import cliProgress from "cli-progress";
 import type { DownloadResult, ProgressEvent } from "../types.js";
-import { describeEnd, fileLabel, formatBarLine, type ProgressReporter, type ProgressStream } from "./progress.js";
-
-export interface BarPayload {
-  label: string;
-  bytesDone: number;
-  size: number | undefined;
-  bytesPerSecond: number;
-  activeConnections: number;
-  /** The total line's own text, shown instead of a connection count. */
-  files?: string;
-}
+import { describeEnd, fileLabel, formatBarLine, type BarPayload, type ProgressReporter, type ProgressStream } from "./progress-lines.js";
 
 /** Live bars, one per running file plus a total line for batches, redrawn in place. */
 export class BarReporter implements ProgressReporter {

@@ -5,8 +5,8 @@
  * shows `>` for what is sent and `<` for what comes back. Secrets are already `***`
  * in what the library hands over (events.ts); this module only words the lines.
  */
-import type { DownloadEvent, TraceEvent } from "../events.js";
-import { fileLabel } from "./progress.js";
+import type { DownloadEvent, TraceEvent } from "../types.js";
+import { fileLabel } from "./progress-lines.js";
 
 /** `rangeget: > GET <url> range: bytes=0-4194303 …`, `rangeget: < 206 content-range: …`, `rangeget: = bytes 0-4194303 of 10485760 (bytes)`. */
 export function formatTrace(event: TraceEvent): string {
