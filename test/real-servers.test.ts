@@ -550,7 +550,7 @@ function textbook(content: Buffer, request: RawRequest): Reply {
  */
 async function rawFile(
   content: Buffer,
-  options: { protocol?: "HTTP/1.0" | "HTTP/1.1"; before?: string; reply?: (request: RawRequest) => Reply } = {},
+  options: { protocol?: "HTTP/1.0" | "HTTP/1.1"; before?: string; reply?: (request: RawRequest) => Reply; bytesPerSecond?: number } = {},
 ): Promise<{ server: RawServer; sent: ByteCounter }> {
   const sent = new ByteCounter();
   const protocol = options.protocol ?? "HTTP/1.1";
@@ -558,7 +558,9 @@ async function rawFile(
     const { status, headers, body } = (options.reply ?? ((asked: RawRequest) => textbook(content, asked)))(request!);
     const lines = [...headers, `Content-Length: ${body.length}`, ...(protocol === "HTTP/1.1" ? ["Connection: close"] : [])];
     if (options.before !== undefined) sent.write(socket, options.before);
-    sent.end(socket, Buffer.concat([Buffer.from(`${protocol} ${status}\r\n${lines.join("\r\n")}\r\n\r\n`, "latin1"), body]));
+    const answer = Buffer.concat([Buffer.from(`${protocol} ${status}\r\n${lines.join("\r\n")}\r\n\r\n`, "latin1"), body]);
+    if (options.bytesPerSecond === undefined) sent.end(socket, answer);
+    else void sent.endPaced(socket, answer, options.bytesPerSecond);
   });
   return { server, sent };
 }
@@ -624,7 +626,8 @@ describe("r2-5. a multipart/byteranges answer to a single-range request (HbbTV-T
     let ranged = 0;
     const reply = (request: RawRequest): Reply =>
       askedRange(request, content.length) !== undefined && ranged++ === 0 ? textbook(content, request) : multipart(content)(request);
-    const { server, sent } = await rawFile(content, { reply });
+    // Paced, so that an answer refused at its headers costs what was sent of it, not the whole of it.
+    const { server, sent } = await rawFile(content, { reply, bytesPerSecond: 16 * MiB });
     const cwd = await tempDir();
     const run = await runCli(["-q", "-c", "4", "--min-split", "512K", "-o", "out.bin", server.url()], { cwd });
     expect(run.code, run.stderr).toBe(0);
@@ -649,8 +652,7 @@ describe("r2-5. a multipart/byteranges answer to a single-range request (HbbTV-T
     let ranged = 0;
     const reply = (request: RawRequest): Reply =>
       askedRange(request, content.length) !== undefined && ranged++ === 0 ? textbook(content, request) : multipart(content)(request);
-    const { server, sent } = await rawFile(content, { reply });
-    // A window of two ranges: the probe's range is sent before the plain stream starts, which drops what was already sent.
+    const { server, sent } = await rawFile(content, { reply, bytesPerSecond: 16 * MiB });
     const { body, done } = downloadStream(server.url(), quick({ connections: 4, minSplit: 512 * KiB }));
     const chunks: Buffer[] = [];
     const [, result] = await Promise.all([(async () => { for await (const chunk of body) chunks.push(chunk as Buffer); })(), done]);

@@ -37,4 +37,21 @@ export class ByteCounter {
     this.total += buffer.length;
     socket.end(buffer);
   }
+
+  /**
+   * Writes `bytes` at about `bytesPerSecond`, in 64 KiB pieces, and closes; counts only
+   * what was written before the client closed the socket. Unpaced, a loopback socket
+   * takes a whole answer at once (megabytes of kernel buffer), so an answer the client
+   * refused at its headers would count as if it had been read.
+   */
+  async endPaced(socket: Socket, bytes: Buffer, bytesPerSecond: number): Promise<void> {
+    const piece = 64 * 1024;
+    for (let offset = 0; offset < bytes.length && !socket.destroyed && socket.writable; offset += piece) {
+      const chunk = bytes.subarray(offset, offset + piece);
+      this.total += chunk.length;
+      socket.write(chunk);
+      await new Promise((resolve) => setTimeout(resolve, (chunk.length * 1000) / bytesPerSecond));
+    }
+    socket.end();
+  }
 }
