@@ -100,15 +100,23 @@ export async function createPart(path: string, size: number, volume?: Volume): P
 }
 
 /**
+ * Whether the `.part` files of `directory` are written strictly in file order, appended at
+ * their end (appending-sink.ts): where the volume has no sparse files, a write past the
+ * end would make it zero the gap first. `volume` is asked of the file system unless given.
+ */
+export async function writesInFileOrder(directory: string, volume?: Volume): Promise<boolean> {
+  return !(volume ?? (await volumeOf(directory))).sparse;
+}
+
+/**
  * How the planner cuts ranges for the `.part` of `path`: as it likes on a volume with
- * sparse files; front to back in `minSplit` pieces elsewhere, so the file grows at
- * most `connections` pieces ahead of its written front and no range's first write
- * waits for the zero-fill of everything before it (aria2 `--file-allocation=none`
- * with in-order piece selection; aria2 #1708, #657).
+ * sparse files; elsewhere in `minSplit` pieces, handed out front to back within the
+ * window of the sink that appends them in order (`writesInFileOrder`), so no range is
+ * fetched far ahead of the written end (aria2 `--file-allocation=none` with in-order
+ * piece selection; aria2 #1708, #657).
  */
 export async function rangePlanning(path: string, minSplit: number): Promise<{ minSplit: number; maxRange?: number }> {
-  const { sparse } = await volumeOf(dirname(partPaths(path).part));
-  return sparse ? { minSplit } : { minSplit, maxRange: minSplit };
+  return (await writesInFileOrder(dirname(partPaths(path).part))) ? { minSplit, maxRange: minSplit } : { minSplit };
 }
 
 /**
