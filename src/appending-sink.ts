@@ -142,12 +142,7 @@ export class AppendingSink implements ByteSink {
       await this.fail(error, false);
       throw error;
     }
-    await this.#checkpoint.settle();
-    if (this.#done.bytes !== this.#size) {
-      await this.#checkpoint.save();
-      await this.#file.close();
-      throw new Error(`internal error: transfer ended with ${this.#size - this.#done.bytes} bytes missing; run again to resume`);
-    }
+    await this.#checkpoint.complete(this.#size);
   }
 
   async fail(error: unknown, changed: boolean): Promise<void> {

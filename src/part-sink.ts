@@ -57,6 +57,20 @@ export class Checkpointer {
     await this.#saving.catch(() => {});
   }
 
+  /**
+   * The transfer says every byte of the `size`-byte file is written: waits for a save in
+   * progress and checks the record agrees.
+   * @throws Error (an internal error) when bytes are missing, after a last save, with the file closed.
+   */
+  async complete(size: number): Promise<void> {
+    await this.settle();
+    if (this.#done.bytes !== size) {
+      await this.save();
+      await this.#file.close();
+      throw new Error(`internal error: transfer ended with ${size - this.#done.bytes} bytes missing; run again to resume`);
+    }
+  }
+
   async #saveNow(): Promise<void> {
     await this.#beforeSave();
     if (!this.#dirty) return;
@@ -84,7 +98,6 @@ export class PartFileSink implements ByteSink {
   readonly #file: FileHandle;
   readonly #partPath: string;
   readonly #size: number;
-  readonly #done: IntervalSet;
   readonly #hasher: PrefixHasher | undefined;
   readonly #checkpoint: Checkpointer;
   /** Writers of the ranges in progress, so a checkpoint can flush what they hold. */
@@ -99,7 +112,6 @@ export class PartFileSink implements ByteSink {
     this.#file = file;
     this.#partPath = paths.part;
     this.#size = manifest.size;
-    this.#done = done;
     this.#hasher = hasher;
     // Bytes a connection still holds in memory are not on disk: flush them first, so
     // a crash loses at most about one checkpoint interval of each connection's bytes.
@@ -134,13 +146,8 @@ export class PartFileSink implements ByteSink {
     return this.#checkpoint.save();
   }
 
-  async complete(): Promise<void> {
-    await this.#checkpoint.settle();
-    if (this.#done.bytes !== this.#size) {
-      await this.#checkpoint.save();
-      await this.#file.close();
-      throw new Error(`internal error: transfer ended with ${this.#size - this.#done.bytes} bytes missing; run again to resume`);
-    }
+  complete(): Promise<void> {
+    return this.#checkpoint.complete(this.#size);
   }
 
   async fail(_error: unknown, changed: boolean): Promise<void> {

@@ -22,6 +22,7 @@ import { transferRanges } from "../src/transfer.js";
 import { bodyPlacement, NOTHING_KNOWN } from "../src/verdict.js";
 import { makeContent, sha256 } from "./support/content.js";
 import { closeAfterTest, rangeServer } from "./support/servers.js";
+import { spyOn, type WritevCall } from "./support/file-spy.js";
 import { tempDir } from "./support/temp.js";
 
 const KiB = 1024;
@@ -29,29 +30,6 @@ const MiB = 1024 * KiB;
 
 const NOT_SPARSE: Volume = { sparse: false, caseInsensitive: true, largestFile: undefined };
 const SPARSE: Volume = { sparse: true, caseInsensitive: false, largestFile: undefined };
-
-interface WritevCall {
-  position: number;
-  bytes: number;
-}
-
-/** A real FileHandle whose writev calls are recorded; everything goes to the real handle. */
-function recording(handle: FileHandle): { file: FileHandle; calls: WritevCall[] } {
-  const calls: WritevCall[] = [];
-  const file = new Proxy(handle, {
-    get(target, property) {
-      if (property === "writev") {
-        return (buffers: Buffer[], position: number) => {
-          calls.push({ position, bytes: buffers.reduce((sum, buffer) => sum + buffer.length, 0) });
-          return target.writev(buffers, position);
-        };
-      }
-      const value: unknown = Reflect.get(target, property, target);
-      return typeof value === "function" ? (value as (...args: unknown[]) => unknown).bind(target) : value;
-    },
-  });
-  return { file, calls };
-}
 
 /** Every write starts where the one before ended, from `start`: the file only ever grew at its end. */
 function expectAppended(calls: WritevCall[], start: number, end: number): void {
@@ -65,6 +43,11 @@ function expectAppended(calls: WritevCall[], start: number, end: number): void {
 
 function manifestOf(size: number, done: readonly Interval[] = []): Manifest {
   return { version: 1, url: "http://127.0.0.1/file.bin", finalUrl: "http://127.0.0.1/file.bin", size, etag: null, lastModified: null, done: [...done] };
+}
+
+/** A file's content and where its output goes, in a fresh temp dir. */
+async function fresh(name: string, size: number, seed: number): Promise<{ content: Buffer; path: string }> {
+  return { content: makeContent(size, seed), path: join(await tempDir(), name) };
 }
 
 describe("appendWindowBytes", () => {
@@ -93,11 +76,9 @@ describe("the sink of a .part", () => {
 describe("AppendingSink", () => {
   it("appends bytes in file order whatever order the ranges deliver them in, and holds none past its window", async () => {
     const size = 256 * KiB;
-    const content = makeContent(size, 41);
-    const dir = await tempDir();
-    const path = join(dir, "order.bin");
+    const { content, path } = await fresh("order.bin", size, 41);
     const real = await open(`${path}.part`, "w+");
-    const { file, calls } = recording(real);
+    const { file, calls } = spyOn(real);
     const done = new IntervalSet();
     const sink = new AppendingSink(file, { path, manifest: manifestOf(size), done, windowBytes: 128 * KiB, rangeBytes: 32 * KiB });
     expect(sink.limit).toBe(128 * KiB);
@@ -126,14 +107,12 @@ describe("AppendingSink", () => {
 
   it("resumes at the written end, and reads back bytes an earlier run left past a gap instead of leaving them out", async () => {
     const size = 192 * KiB;
-    const content = makeContent(size, 42);
-    const dir = await tempDir();
-    const path = join(dir, "gap.bin");
+    const { content, path } = await fresh("gap.bin", size, 42);
     // An earlier run left [0, 64K) and [96K, 128K) on disk, the gap zero, the file short of the end.
     const left = Buffer.concat([content.subarray(0, 64 * KiB), Buffer.alloc(32 * KiB), content.subarray(96 * KiB, 128 * KiB)]);
     await writeFile(`${path}.part`, left);
     const real = await open(`${path}.part`, "r+");
-    const { file, calls } = recording(real);
+    const { file, calls } = spyOn(real);
     const onDisk: Interval[] = [
       [0, 64 * KiB - 1],
       [96 * KiB, 128 * KiB - 1],
@@ -150,21 +129,12 @@ describe("AppendingSink", () => {
 
   it("fails every connection with the file's error when an append fails, keeping what was written", async () => {
     const size = 128 * KiB;
-    const content = makeContent(size, 43);
-    const dir = await tempDir();
-    const path = join(dir, "full.bin");
+    const { content, path } = await fresh("full.bin", size, 43);
     const real = await open(`${path}.part`, "w+");
-    let appends = 0;
-    const file = new Proxy(real, {
-      get(target, property) {
-        if (property === "writev") {
-          return (buffers: Buffer[], position: number) =>
-            ++appends === 1 ? target.writev(buffers, position) : Promise.reject(Object.assign(new Error("ENOSPC: no space left on device"), { code: "ENOSPC" }));
-        }
-        const value: unknown = Reflect.get(target, property, target);
-        return typeof value === "function" ? (value as (...args: unknown[]) => unknown).bind(target) : value;
-      },
-    });
+    closeAfterTest(() => real.close().catch(() => {}));
+    const { file, calls } = spyOn(real, (writev, buffers, position) =>
+      calls.length === 1 ? writev(buffers, position) : Promise.reject(Object.assign(new Error("ENOSPC: no space left on device"), { code: "ENOSPC" })),
+    );
     const done = new IntervalSet();
     const sink = new AppendingSink(file, { path, manifest: manifestOf(size), done, windowBytes: 256 * KiB, rangeBytes: 32 * KiB });
     const writer = sink.writer();
@@ -245,7 +215,7 @@ describe("a parallel download onto a volume without sparse files", () => {
     const path = join(dir, "big.bin");
     const crashed = join(dir, "crashed.bin");
     const real = await open(`${path}.part`, "w+");
-    const { file, calls } = recording(real);
+    const { file, calls } = spyOn(real);
     // The disk as a SIGKILL leaves it: the manifest of a checkpoint, then the .part as it
     // is a moment later (appends only ever add after what the manifest names).
     let copied = false;
@@ -274,7 +244,7 @@ describe("a parallel download onto a volume without sparse files", () => {
     server.bytesPerSecond = undefined;
     const served = server.bytesServed();
     const resumedReal = await open(`${crashed}.part`, "r+");
-    const resumed = recording(resumedReal);
+    const resumed = spyOn(resumedReal);
     expect(await transferWithoutSparse(server.url("/big.bin"), size, crashed, done, resumed.file)).toEqual({ kind: "complete" });
     expectAppended(resumed.calls, kept, size);
     await resumedReal.close();
