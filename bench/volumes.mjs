@@ -127,7 +127,7 @@ for (let round = 1; round <= runs; round++) {
 for (const volume of targets) rmSync(volume.dir, { recursive: true, force: true });
 
 const when = new Date().toISOString().replace("T", " ").slice(0, 16);
-console.log(`1 GiB download per volume, ${when} UTC, ${cpus().length} cores (${cpus()[0]?.model.trim()}), ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.versions.node}; medians of ${runs} (min–max)\n`);
+console.log(`${(size / MiB).toFixed(0)} MiB download per volume, ${when} UTC, ${cpus().length} cores (${cpus()[0]?.model.trim()}), ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.versions.node}; medians of ${runs} (min–max)\n`);
 const tooled = Object.keys(tools);
 console.log(`| volume | type | ${tooled.map((tool) => `${tool}: wall s (min–max), CPU s, MiB/s, × host disk`).join(" | ")} |`);
 console.log(`| --- | --- | ${tooled.map(() => "---").join(" | ")} |`);

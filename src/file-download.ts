@@ -9,6 +9,7 @@
 import { stat, type FileHandle } from "node:fs/promises";
 import { basename, resolve } from "node:path";
 import type { Dispatcher } from "undici";
+import { partSink } from "./appending-sink.js";
 import { copyEntry, dropEntry, findEntry, storeEntry, type CacheEntry } from "./cache.js";
 import { adoptionWarning, claimOutput, conditionalHeaders, discardPartial, type ConditionalHeaders, type PartialState } from "./claim.js";
 import type { ExpectedChecksum } from "./checksum.js";
@@ -25,7 +26,7 @@ import type { Settings } from "./options.js";
 import { finishedFrom, loadXattr } from "./origin-record.js";
 import { adoptPart, createPart, finishPart, openPart, rangePlanning } from "./part-file.js";
 import { partPaths } from "./part-paths.js";
-import { PartFileSink, PartFileStream } from "./part-sink.js";
+import { PartFileStream } from "./part-sink.js";
 import { probe, type ProbeAnswer } from "./probe.js";
 import { IntervalSet, type Interval } from "./ranges.js";
 import { checkDigest, PrefixHasher } from "./running-hash.js";
@@ -549,7 +550,7 @@ export class FileDownload {
         size,
         missing: done.missing(size),
         split: await rangePlanning(this.#path!, this.#settings.minSplit),
-        sink: new PartFileSink(file, this.#path!, manifest, done, hasher),
+        sink: await partSink(file, this.#path!, manifest, done, hasher, this.#settings),
         counters: this.#counters,
         signal: this.#abort.signal,
       });

@@ -51,6 +51,8 @@ export interface OrderedSinkOptions {
   windowBytes: number;
   /** The file's size when known: `end` checks that every byte came out. */
   size?: number | undefined;
+  /** The first byte to come out (default 0): a resumed file's bytes before it are on disk already. */
+  start?: number;
   /** Called with each chunk as it leaves in order, before `body` sees it (a running hash). */
   onChunk?: (chunk: Buffer) => void;
   /**
@@ -112,6 +114,7 @@ export class OrderedSink {
     this.#beforeEnd = options.beforeEnd;
     this.#onAdvance = options.onAdvance;
     this.#onConsumerGone = options.onConsumerGone;
+    this.#position = options.start ?? 0;
     this.body = new Readable({
       highWaterMark: BODY_HIGH_WATER_MARK,
       read: () => {

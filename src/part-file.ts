@@ -12,9 +12,9 @@ import { dirname } from "node:path";
 import { discardPartial, etagSidecar } from "./claim.js";
 import { systemClock } from "./clock.js";
 import { FileError, IntegrityError, RangegetError } from "./errors.js";
-import { refuseTooLarge } from "./file-size-limit.js";
+import { fileTooLarge, refuseTooLarge } from "./file-size-limit.js";
 import { parseHttpDate } from "./http-headers.js";
-import { openNoFollow, renameRetrying, volumeOf, type Volume } from "./platform.js";
+import { needsLimitProbe, openNoFollow, probeLargestFile, renameRetrying, systemLimitProbe, volumeOf, type LimitProbe, type Volume } from "./platform.js";
 import type { Interval } from "./ranges.js";
 import { removeIfPresent, writeManifest, type Manifest } from "./manifest.js";
 import { partPaths } from "./part-paths.js";
@@ -71,15 +71,16 @@ export async function openPart(
  * A fresh `.part`, after checking the volume can hold it: full-length and sparse where
  * the volume has sparse files; empty elsewhere (exFAT, FAT, NTFS on Windows), because
  * growing it there would zero every byte before the first one arrives: the writes
- * grow it instead, front to back (`rangePlanning`). A stray `.part` (even a planted
- * symlink) is replaced, never written through. `volume` is asked of the file system
- * unless given (tests give a FAT32 one).
+ * grow it instead, appended in file order (`writesInFileOrder`). A stray `.part` (even a
+ * planted symlink) is replaced, never written through. `volume` is asked of the file
+ * system unless given (tests give a FAT32 one); `probe` asks it by trying where its limit
+ * is not known (`checkRoom`; tests give Windows' platform and a FAT32 ftruncate).
  * @throws FileError: too large for this process or volume (ERR_FILE_TOO_LARGE), not
  *   enough space (ERR_NO_SPACE), permission, or other file system errors.
  */
-export async function createPart(path: string, size: number, volume?: Volume): Promise<FileHandle> {
+export async function createPart(path: string, size: number, volume?: Volume, probe?: LimitProbe): Promise<FileHandle> {
   const partPath = partPaths(path).part;
-  const { sparse } = await checkRoom(partPath, size, size, volume);
+  const { sparse } = await checkRoom(partPath, size, size, volume, probe);
   let file: FileHandle;
   try {
     file = await openExclusive(partPath).catch(async (error: unknown) => {
@@ -100,15 +101,23 @@ export async function createPart(path: string, size: number, volume?: Volume): P
 }
 
 /**
+ * Whether the `.part` files of `directory` are written strictly in file order, appended at
+ * their end (appending-sink.ts): where the volume has no sparse files, a write past the
+ * end would make it zero the gap first. `volume` is asked of the file system unless given.
+ */
+export async function writesInFileOrder(directory: string, volume?: Volume): Promise<boolean> {
+  return !(volume ?? (await volumeOf(directory))).sparse;
+}
+
+/**
  * How the planner cuts ranges for the `.part` of `path`: as it likes on a volume with
- * sparse files; front to back in `minSplit` pieces elsewhere, so the file grows at
- * most `connections` pieces ahead of its written front and no range's first write
- * waits for the zero-fill of everything before it (aria2 `--file-allocation=none`
- * with in-order piece selection; aria2 #1708, #657).
+ * sparse files; elsewhere in `minSplit` pieces, handed out front to back within the
+ * window of the sink that appends them in order (`writesInFileOrder`), so no range is
+ * fetched far ahead of the written end (aria2 `--file-allocation=none` with in-order
+ * piece selection; aria2 #1708, #657).
  */
 export async function rangePlanning(path: string, minSplit: number): Promise<{ minSplit: number; maxRange?: number }> {
-  const { sparse } = await volumeOf(dirname(partPaths(path).part));
-  return sparse ? { minSplit } : { minSplit, maxRange: minSplit };
+  return (await writesInFileOrder(dirname(partPaths(path).part))) ? { minSplit, maxRange: minSplit } : { minSplit };
 }
 
 /**
@@ -117,12 +126,12 @@ export async function rangePlanning(path: string, minSplit: number): Promise<{ m
  * proved the size, so a file that is not a prefix of the remote one stays untouched.
  * If it cannot be opened or grown once moved, it is moved back: the user's file is
  * never lost. Where the volume has no sparse files it is not grown: the writes grow it.
- * `volume` is asked of the file system unless given.
+ * `volume` and `probe` as for `createPart`.
  * @throws FileError when it cannot be moved, grown, or does not fit.
  */
-export async function adoptPart(path: string, prefix: number, size: number, volume?: Volume): Promise<FileHandle> {
+export async function adoptPart(path: string, prefix: number, size: number, volume?: Volume, probe?: LimitProbe): Promise<FileHandle> {
   const partPath = partPaths(path).part;
-  const { sparse } = await checkRoom(partPath, size, size - prefix, volume);
+  const { sparse } = await checkRoom(partPath, size, size - prefix, volume, probe);
   try {
     await removeIfPresent(partPath);
     await renameRetrying(path, partPath, { clock: systemClock });
@@ -162,17 +171,25 @@ export function freeBytes(info: { blocks: number; bavail: number; bsize: number 
 /**
  * Refuses a `size`-byte `.part` that the process or its volume cannot hold, or whose
  * `needed` new bytes do not fit the free space; answers the volume (asked unless given).
+ * Where the volume's limit is not known from the mount and the file is larger than
+ * FAT's, the volume is asked by trying (`probeLargestFile`), once the space is known to do.
  * @throws FileError ERR_FILE_TOO_LARGE, ERR_NO_SPACE
  */
-async function checkRoom(partPath: string, size: number, needed: number, volume: Volume | undefined): Promise<Volume> {
-  const known = volume ?? (await volumeOf(dirname(partPath)));
+async function checkRoom(partPath: string, size: number, needed: number, volume: Volume | undefined, probe = systemLimitProbe): Promise<Volume> {
+  const directory = dirname(partPath);
+  const known = volume ?? (await volumeOf(directory));
   await refuseTooLarge(partPath, size, known.largestFile);
-  await ensureSpace(partPath, needed);
+  const free = await ensureSpace(partPath, needed);
+  if (needsLimitProbe(size, known, probe.platform)) {
+    const largest = await probeLargestFile(directory, size, free !== undefined && free >= size, probe);
+    if (largest !== undefined && size > largest) throw fileTooLarge(partPath, size, { kind: "file-system", limit: largest });
+  }
   return known;
 }
 
-async function ensureSpace(partPath: string, size: number): Promise<void> {
-  if (size === 0) return;
+/** The bytes free for `partPath` (`undefined`: not known). @throws FileError ERR_NO_SPACE when `size` do not fit. */
+async function ensureSpace(partPath: string, size: number): Promise<number | undefined> {
+  if (size === 0) return undefined;
   const free = await statfs(dirname(partPath)).then(freeBytes, () => undefined);
   if (free !== undefined && free < size) {
     throw new FileError(
@@ -180,6 +197,7 @@ async function ensureSpace(partPath: string, size: number): Promise<void> {
       { path: partPath, code: "ERR_NO_SPACE" },
     );
   }
+  return free;
 }
 
 export interface FinishOptions {

@@ -56,6 +56,20 @@ export class Checkpointer {
     await this.#saving.catch(() => {});
   }
 
+  /**
+   * The transfer says every byte of the `size`-byte file is written: waits for a save in
+   * progress and checks the record agrees.
+   * @throws Error (an internal error) when bytes are missing, after a last save, with the file closed.
+   */
+  async complete(size: number): Promise<void> {
+    await this.settle();
+    if (this.#done.bytes !== size) {
+      await this.save();
+      await this.#file.close();
+      throw new Error(`internal error: transfer ended with ${size - this.#done.bytes} bytes missing; run again to resume`);
+    }
+  }
+
   async #saveNow(): Promise<void> {
     await this.#beforeSave();
     if (!this.#dirty) return;
@@ -82,7 +96,6 @@ export class PartFileSink implements Consumer {
   readonly #file: FileHandle;
   readonly #partPath: string;
   readonly #size: number;
-  readonly #done: IntervalSet;
   readonly #hasher: PrefixHasher | undefined;
   readonly #checkpoint: Checkpointer;
   /** Writers of the ranges in progress, so a checkpoint can flush what they hold. */
@@ -97,7 +110,6 @@ export class PartFileSink implements Consumer {
     this.#file = file;
     this.#partPath = paths.part;
     this.#size = manifest.size;
-    this.#done = done;
     this.#hasher = hasher;
     // Bytes a connection still holds in memory are not on disk: flush them first, so
     // a crash loses at most about one checkpoint interval of each connection's bytes.
@@ -135,13 +147,7 @@ export class PartFileSink implements Consumer {
    * @throws Error (internal) when a complete transfer left bytes missing
    */
   async end(how: ConsumerEnd): Promise<void> {
-    if (how === "complete") {
-      await this.#checkpoint.settle();
-      if (this.#done.bytes === this.#size) return;
-      await this.#checkpoint.save();
-      await this.#file.close();
-      throw new Error(`internal error: transfer ended with ${this.#size - this.#done.bytes} bytes missing; run again to resume`);
-    }
+    if (how === "complete") return this.#checkpoint.complete(this.#size);
     if (how === "kept") await this.#checkpoint.save().catch(() => {});
     await this.#file.close();
   }

@@ -35,6 +35,13 @@ export interface Platform {
   readonly renameRetryMs: number;
   /** Files can be sparse at all: Node never marks a file sparse on NTFS (FSCTL_SET_SPARSE), so Windows zero-fills. */
   readonly sparseFiles: boolean;
+  /**
+   * ftruncate(2) grows a file without writing zeros even where it is not sparse: Windows'
+   * NTFS, exFAT and FAT drivers and macOS's set the file's length and leave its valid data
+   * length behind (reasoned, not run). On Linux a volume without sparse files may write
+   * every zero (exfat-fuse does).
+   */
+  readonly growsWithoutWriting: boolean;
 }
 
 /** The platform of `os` with open(2) flags `fsConstants` (pure: tests pass "win32" and Windows' constants). */
@@ -48,6 +55,7 @@ export function platformFor(os: NodeJS.Platform, fsConstants: { O_NOFOLLOW?: num
     interruptSignals: windows ? ["SIGINT", "SIGTERM", "SIGBREAK", "SIGHUP"] : ["SIGINT", "SIGTERM", "SIGHUP"],
     renameRetryMs: windows ? 10_000 : 0,
     sparseFiles: !windows,
+    growsWithoutWriting: windows || os === "darwin",
   };
 }
 
@@ -119,6 +127,13 @@ export interface Volume {
   caseInsensitive: boolean;
   /** The largest file it can hold, in bytes, where one is known (FAT32: 4 GiB - 1). */
   largestFile: number | undefined;
+  /**
+   * True where nothing named the file system (no /proc: macOS, Windows; a FUSE mount that
+   * says only `fuse` or `fuseblk`), so an undefined `largestFile` means "not known", not
+   * "no limit": a file larger than FAT's is then asked of the volume (`probeLargestFile`).
+   * Absent or false: `largestFile` is what the mount says.
+   */
+  limitUnknown?: boolean;
 }
 
 /** statfs(2) `f_type` of FAT (vfat, msdos): linux/magic.h MSDOS_SUPER_MAGIC. */
@@ -137,6 +152,71 @@ export function largestFileFor(statfsType: number | undefined, mountType: string
   if (statfsType === MSDOS_SUPER_MAGIC) return FAT_LARGEST_FILE;
   if (mountType !== undefined && /^(?:fuse(?:blk)?\.)?(?:vfat|msdos|fat|fusefat|fat32)$/i.test(mountType)) return FAT_LARGEST_FILE;
   return undefined;
+}
+
+/**
+ * Whether the statfs type and the mount type leave the file system unnamed: no mount
+ * type (no /proc), or a bare FUSE one (`fuse`, `fuseblk`: exfat-fuse and ntfs-3g from a
+ * device say only that), unless statfs itself says FAT. Pure.
+ */
+export function limitUnknownFor(statfsType: number | undefined, mountType: string | undefined): boolean {
+  if (statfsType === MSDOS_SUPER_MAGIC) return false;
+  return mountType === undefined || mountType === "fuse" || mountType === "fuseblk";
+}
+
+/** The ftruncate(2) a limit probe grows its file with: tests pass one that fails as FAT32 does. */
+export type Truncate = (file: FileHandle, size: number) => Promise<void>;
+
+/** How `probeLargestFile` asks a volume: the platform (can growing write nothing?) and its ftruncate. */
+export interface LimitProbe {
+  platform: Platform;
+  truncate: Truncate;
+}
+
+/** This system's probe: its platform and the real ftruncate. */
+export const systemLimitProbe: LimitProbe = { platform: currentPlatform, truncate: (file, size) => file.truncate(size) };
+
+/** The errors with which a volume refuses a file of some length: FAT's EFBIG (ERROR_FILE_TOO_LARGE on Windows), EINVAL. */
+const REFUSES_THE_LENGTH = new Set(["EFBIG", "EINVAL"]);
+
+/**
+ * Whether a `size`-byte file to `volume` must be asked of the volume before any byte: its
+ * limit is not known from the mount, the file is larger than FAT's largest, and growing a
+ * probe file to `size` costs nothing (the volume has sparse files, or the platform grows
+ * files without writing). Elsewhere the write's own EFBIG still tells. Pure.
+ */
+export function needsLimitProbe(size: number, volume: Volume, platform: Platform): boolean {
+  return volume.limitUnknown === true && volume.largestFile === undefined && size > FAT_LARGEST_FILE && (volume.sparse || platform.growsWithoutWriting);
+}
+
+/**
+ * Asks the volume of `directory` whether it holds a `size`-byte file ("probe the limit, do
+ * not trust the statfs type alone"): a fresh probe file is grown to `size` with ftruncate
+ * and removed. FAT refuses at once (EFBIG, or EINVAL); then the answer is FAT's largest
+ * file, else `undefined` (held, or the probe could not tell: the write's EFBIG still will).
+ * `enoughSpace`: the free space is known to hold `size`, so ENOSPC too refuses the length
+ * (Windows' FAT driver answers a file past 4 GiB with ERROR_DISK_FULL, which libuv makes
+ * ENOSPC; reasoned). Call it only where `needsLimitProbe` says so: elsewhere growing may
+ * write every byte.
+ */
+export async function probeLargestFile(directory: string, size: number, enoughSpace: boolean, probe: LimitProbe = systemLimitProbe): Promise<number | undefined> {
+  const path = join(directory, `.rangeget-limit-${process.pid}-${randomBytes(4).toString("hex")}`);
+  let file: FileHandle;
+  try {
+    file = await open(path, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL, 0o600);
+  } catch {
+    return undefined;
+  }
+  try {
+    await probe.truncate(file, size);
+    return undefined;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? "";
+    return REFUSES_THE_LENGTH.has(code) || (enoughSpace && code === "ENOSPC") ? FAT_LARGEST_FILE : undefined;
+  } finally {
+    await file.close().catch(() => {});
+    await unlink(path).catch(() => {});
+  }
 }
 
 /**
@@ -182,13 +262,14 @@ async function probeVolume(directory: string, platform: Platform): Promise<Volum
   const statfsType = await statfs(directory).then((info) => info.type, () => undefined);
   const mountType = platform.procFs ? await readFile("/proc/self/mountinfo", "utf8").then((text) => mountTypeOf(text, directory), () => undefined) : undefined;
   const largestFile = largestFileFor(statfsType, mountType);
+  const limitUnknown = limitUnknownFor(statfsType, mountType);
   const name = `.rangeget-probe-${process.pid}-${randomBytes(4).toString("hex")}`;
   const path = join(directory, name);
   let file: FileHandle;
   try {
     file = await open(path, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL, 0o600);
   } catch {
-    return { sparse: false, caseInsensitive: true, largestFile };
+    return { sparse: false, caseInsensitive: true, largestFile, limitUnknown };
   }
   try {
     let sparse = platform.sparseFiles;
@@ -201,9 +282,9 @@ async function probeVolume(directory: string, platform: Platform): Promise<Volum
     // The name is fresh and random, so its upper-case twin exists only as the same file.
     // Not compared by inode: exFAT under FUSE gives each spelling its own.
     const caseInsensitive = (await stat(join(directory, name.toUpperCase())).catch(() => undefined)) !== undefined;
-    return { sparse, caseInsensitive, largestFile };
+    return { sparse, caseInsensitive, largestFile, limitUnknown };
   } catch {
-    return { sparse: false, caseInsensitive: true, largestFile };
+    return { sparse: false, caseInsensitive: true, largestFile, limitUnknown };
   } finally {
     await file.close().catch(() => {});
     await unlink(path).catch(() => {});

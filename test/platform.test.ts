@@ -10,22 +10,31 @@ import { main, type SignalSource } from "../src/cli/main.js";
 import { rejectSharedOutputs } from "../src/cli/items.js";
 import { FileError, interruptExitCode, UsageError, type InterruptSignal } from "../src/errors.js";
 import { acquireLock } from "../src/lock.js";
-import { createPart, freeBytes } from "../src/part-file.js";
+import { adoptPart, createPart, freeBytes } from "../src/part-file.js";
 import { partPaths } from "../src/part-paths.js";
 import {
   FAT_LARGEST_FILE,
   largestFileFor,
+  limitUnknownFor,
   mountTypeOf,
+  needsLimitProbe,
+  probeLargestFile,
   MSDOS_SUPER_MAGIC,
   openNoFollow,
   platformFor,
   renameRetrying,
   volumeOf,
+  type LimitProbe,
+  type Truncate,
   type Volume,
 } from "../src/platform.js";
+import { discard } from "../src/http.js";
+import { probe } from "../src/probe.js";
+import { NOTHING_KNOWN } from "../src/verdict.js";
+import { requestContext } from "./support/http-context.js";
 import { FakeClock } from "./support/fake-clock.js";
 import { makeContent } from "./support/content.js";
-import { rangeServer } from "./support/servers.js";
+import { rangeServer, rawServer } from "./support/servers.js";
 import { tempDir } from "./support/temp.js";
 
 const GiB = 1024 ** 3;
@@ -41,6 +50,8 @@ describe("the platform seam", () => {
     expect(macos).toMatchObject({ procFs: false, permissionModes: true, renameRetryMs: 0, sparseFiles: true });
     expect(macos.interruptSignals).toEqual(["SIGINT", "SIGTERM", "SIGHUP"]);
     expect(linux).toMatchObject({ noFollowFlag: constants.O_NOFOLLOW, procFs: true, renameRetryMs: 0 });
+    // Growing a file writes no zeros on Windows and macOS; on Linux only a sparse volume says so.
+    expect([windows.growsWithoutWriting, macos.growsWithoutWriting, linux.growsWithoutWriting]).toEqual([true, true, false]);
   });
 
   it("gives SIGHUP and SIGBREAK their shell exit codes", () => {
@@ -205,6 +216,109 @@ describe("limits known up front", () => {
     const file = await createPart(path, 10_000_000, { sparse: false, caseInsensitive: true, largestFile: undefined });
     expect((await file.stat()).size).toBe(0);
     await file.close();
+  });
+});
+
+/** An ftruncate that refuses to grow a file past 4 GiB - 1, as FAT32 does (EFBIG), after counting the call. */
+function fat32Truncate(calls: number[] = []): Truncate {
+  return async (file, size) => {
+    calls.push(size);
+    if (size > FAT_LARGEST_FILE) throw Object.assign(new Error("EFBIG: file too large"), { code: "EFBIG" });
+    await file.truncate(size);
+  };
+}
+
+describe("FAT32's limit probed where the mount does not say (macOS, Windows, a bare FUSE mount)", () => {
+  const unknown: Volume = { sparse: false, caseInsensitive: true, largestFile: undefined, limitUnknown: true };
+
+  it("knows the limit from the mount on Linux, and not without /proc or from a bare fuse or fuseblk", () => {
+    expect(limitUnknownFor(0xef53, "ext4")).toBe(false);
+    expect(limitUnknownFor(0x65735546, "fuse.fusefat")).toBe(false);
+    expect(limitUnknownFor(MSDOS_SUPER_MAGIC, undefined)).toBe(false);
+    expect(limitUnknownFor(0x65735546, "fuseblk")).toBe(true);
+    expect(limitUnknownFor(0x65735546, "fuse")).toBe(true);
+    expect(limitUnknownFor(0x1badface, undefined)).toBe(true);
+  });
+
+  it("probes only a file past FAT's limit, of a volume whose limit is unknown, where growing writes nothing", () => {
+    const size = 5 * GiB;
+    expect(needsLimitProbe(size, unknown, windows)).toBe(true);
+    expect(needsLimitProbe(size, unknown, macos)).toBe(true);
+    // Linux, a volume without sparse files (exfat-fuse says only fuseblk): growing would write 5 GiB of zeros.
+    expect(needsLimitProbe(size, unknown, linux)).toBe(false);
+    expect(needsLimitProbe(size, { ...unknown, sparse: true }, linux)).toBe(true);
+    expect(needsLimitProbe(FAT_LARGEST_FILE, unknown, windows)).toBe(false);
+    expect(needsLimitProbe(size, { ...unknown, limitUnknown: false }, windows)).toBe(false);
+    expect(needsLimitProbe(size, { ...unknown, largestFile: FAT_LARGEST_FILE }, windows)).toBe(false);
+  });
+
+  it("asks the volume by growing a probe file, which it removes: FAT32 refuses, a volume without the limit holds it", async () => {
+    const dir = await tempDir();
+    const calls: number[] = [];
+    expect(await probeLargestFile(dir, 5 * GiB, true, { platform: windows, truncate: fat32Truncate(calls) })).toBe(FAT_LARGEST_FILE);
+    expect(calls).toEqual([5 * GiB]);
+    // This temp dir's own volume (sparse): the real ftruncate grows the probe to 5 GiB at no cost.
+    expect(await probeLargestFile(dir, 5 * GiB, true, { platform: linux, truncate: (file, size) => file.truncate(size) })).toBeUndefined();
+    // Windows' FAT driver says "disk full" past 4 GiB: the length is refused only when the space is known to do.
+    const full: Truncate = async () => {
+      throw Object.assign(new Error("ENOSPC: no space left on device"), { code: "ENOSPC" });
+    };
+    expect(await probeLargestFile(dir, 5 * GiB, true, { platform: windows, truncate: full })).toBe(FAT_LARGEST_FILE);
+    expect(await probeLargestFile(dir, 5 * GiB, false, { platform: windows, truncate: full })).toBeUndefined();
+    const { readdir } = await import("node:fs/promises");
+    expect(await readdir(dir)).toEqual([]);
+  });
+
+  it.each([
+    ["Windows", windows],
+    ["macOS", macos],
+  ])("on %s, a 5 GiB file to FAT32 is refused before any byte, exit 6, with nothing left; 4 GiB - 1 is not", async (_name, platform) => {
+    const dir = await tempDir();
+    const volume = await volumeOf(dir, platform);
+    // Without /proc nothing names the file system: the limit is not known from the mount.
+    expect(volume).toMatchObject({ largestFile: undefined, limitUnknown: true });
+    const seam: LimitProbe = { platform, truncate: fat32Truncate() };
+    const path = join(dir, "big.iso");
+    const error = (await createPart(path, 5 * GiB, volume, seam).catch((caught: unknown) => caught)) as FileError;
+    expect(error).toBeInstanceOf(FileError);
+    expect(error.code).toBe("ERR_FILE_TOO_LARGE");
+    expect(error.exitCode).toBe(6);
+    expect(error.message).toBe(`${partPaths(path).part} would be ${5 * GiB} bytes, too large (EFBIG): the volume holding it cannot store files larger than ${FAT_LARGEST_FILE} bytes (FAT32); choose another \`dir\` or \`output\``);
+    const { readdir } = await import("node:fs/promises");
+    expect(await readdir(dir)).toEqual([]);
+    // --continue of a partial file: the same refusal, and the user's file stays where it was.
+    await writeFile(path, "partial");
+    const adopted = (await adoptPart(path, 7, 5 * GiB, volume, seam).catch((caught: unknown) => caught)) as FileError;
+    expect(adopted.code).toBe("ERR_FILE_TOO_LARGE");
+    expect(await readdir(dir)).toEqual(["big.iso"]);
+    const fits = await createPart(join(dir, "fits.iso"), FAT_LARGEST_FILE, volume, seam);
+    await fits.close();
+  });
+
+  it("refuses a 5 GiB file the server reports, through the seam saying FAT32 on Windows, with no body byte past the probe's", async () => {
+    const size = 5 * GiB;
+    const served: number[] = [];
+    const server = await rawServer((socket, request) => {
+      const match = /^bytes=(\d+)-(\d+)$/.exec(request?.headers["range"] ?? "");
+      const start = Number(match?.[1] ?? 0);
+      const end = Math.min(Number(match?.[2] ?? 0), start + 64 * 1024 - 1);
+      served.push(end - start + 1);
+      const head = [`HTTP/1.1 206 Partial Content`, `Content-Range: bytes ${start}-${end}/${size}`, `Content-Length: ${end - start + 1}`, 'ETag: "five-gib"', "Connection: close"];
+      socket.end(Buffer.concat([Buffer.from(`${head.join("\r\n")}\r\n\r\n`, "latin1"), Buffer.alloc(end - start + 1)]));
+    });
+    const dir = await tempDir();
+    const path = join(dir, "big.iso");
+    // As file-download.ts does: the probe's answer proves the size, then the .part is made.
+    const answer = await probe(requestContext(), { url: server.url("/big.iso"), range: { start: 0, end: 64 * 1024 - 1 }, known: NOTHING_KNOWN, retries: 1 }, new AbortController().signal);
+    expect(answer.verdict).toMatchObject({ kind: "bytes", size });
+    const volume = await volumeOf(dir, windows);
+    const error = (await createPart(path, size, volume, { platform: windows, truncate: fat32Truncate() }).catch((caught: unknown) => caught)) as FileError;
+    await discard(answer.response);
+    expect(error.exitCode).toBe(6);
+    expect(error.message.split("\n")).toHaveLength(1);
+    expect(served).toEqual([64 * 1024]);
+    const { readdir } = await import("node:fs/promises");
+    expect(await readdir(dir)).toEqual([]);
   });
 });
 

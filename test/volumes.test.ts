@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
 import { afterEach, describe, expect, it } from "vitest";
+import { probeLargestFile, volumeOf } from "../src/platform.js";
 import { makeContent, sha256 } from "./support/content.js";
 import { assertBuilt, runCli, startCli, until } from "./support/run-cli.js";
 import { rangeServer, rawServer } from "./support/servers.js";
@@ -247,6 +248,20 @@ describe.skipIf(caseSensitive.length === 0).each(caseSensitive)("on $name, which
     expect(run.stderr).toBe("");
     expect(run.code).toBe(0);
     expect((await readdir(dir)).filter((name) => name.endsWith(".bin")).sort()).toEqual(["A.bin", "a.bin"]);
+  });
+});
+
+const ntfs = writable.find((volume) => volume.name === "NTFS");
+
+describe.skipIf(ntfs === undefined)("on NTFS (ntfs-3g from an image: its mount type says only fuse)", () => {
+  const inVolume = directories();
+
+  it("asks the volume by trying whether it holds a 5 GiB file, and it does, leaving nothing behind", async () => {
+    const dir = await inVolume(ntfs!.root);
+    const volume = await volumeOf(dir);
+    expect(volume).toMatchObject({ sparse: true, largestFile: undefined, limitUnknown: true });
+    expect(await probeLargestFile(dir, 5 * GiB, true)).toBeUndefined();
+    expect(await readdir(dir)).toEqual([]);
   });
 });
 
