@@ -24,6 +24,7 @@ const UNIT = [
   "interim-answers",
   "netrc",
   "option-bounds",
+  "options",
   "ordered-sink",
   "origin-record",
   "part-file",
