@@ -1,0 +1,285 @@
+/**
+ * src/transfer.ts `transferRanges`, driven directly: a loopback range server, the
+ * probe through src/probe.ts, and an in-memory ByteSink that records every write and
+ * the limit in force when it came. Time runs on a fake clock: a backoff or an idle
+ * poll passes at once and is recorded; an answer deadline (60 s) never comes.
+ */
+import { describe, expect, it } from "vitest";
+import { AbortError, RemoteChangedError } from "../src/errors.js";
+import { resolveSettings } from "../src/options.js";
+import { probe } from "../src/probe.js";
+import type { ByteSink, RangeWriter } from "../src/sink.js";
+import { HttpStatsRecorder } from "../src/stats.js";
+import { transferRanges, type RangedJob } from "../src/transfer.js";
+import { bodyPlacement, NOTHING_KNOWN } from "../src/verdict.js";
+import { makeContent } from "./support/content.js";
+import { FakeClock } from "./support/fake-clock.js";
+import { requestContext } from "./support/http-context.js";
+import type { RangeServer, RangeServerOptions } from "./support/range-server.js";
+import { rangeServer } from "./support/servers.js";
+import { waitFor } from "./support/temp.js";
+
+const RANGE = 64 * 1024;
+const SIZE = 16 * RANGE;
+const content = makeContent(SIZE);
+const TIMEOUT_MS = 60_000;
+/** How long an idle connection sleeps before it looks at the plan again (worker.ts). */
+const IDLE_POLL_MS = 200;
+
+interface Write {
+  position: number;
+  bytes: Buffer;
+  /** `sink.limit` when the write came. */
+  limit: number;
+}
+
+/** A ByteSink in memory: every write recorded, a limit the test moves, no backpressure. */
+class RecordingSink implements ByteSink {
+  readonly writes: Write[] = [];
+  readonly failures: { error: unknown; changed: boolean }[] = [];
+  completed = false;
+  ticks = 0;
+  #limit: number;
+  readonly #listeners: (() => void)[] = [];
+
+  constructor(limit = Number.POSITIVE_INFINITY) {
+    this.#limit = limit;
+  }
+
+  get limit(): number {
+    return this.#limit;
+  }
+
+  /** Moves the limit and tells the transfer, as an ordered stream does when its reader takes bytes. */
+  setLimit(limit: number): void {
+    this.#limit = limit;
+    for (const listener of this.#listeners) listener();
+  }
+
+  onRoom(listener: () => void): void {
+    this.#listeners.push(listener);
+  }
+
+  writer(): RangeWriter {
+    return {
+      write: (chunk, position) => {
+        this.writes.push({ position, bytes: Buffer.from(chunk), limit: this.#limit });
+        return undefined;
+      },
+      flush: async () => {},
+    };
+  }
+
+  async tick(): Promise<void> {
+    this.ticks++;
+  }
+
+  async complete(): Promise<void> {
+    this.completed = true;
+  }
+
+  async fail(error: unknown, changed: boolean): Promise<void> {
+    this.failures.push({ error, changed });
+  }
+
+  get bytesWritten(): number {
+    return this.writes.reduce((sum, write) => sum + write.bytes.length, 0);
+  }
+
+  /** The writes in file order, and whether they cover [0, size) exactly once. */
+  assembled(size: number): { overlaps: number; holes: number; bytes: Buffer } {
+    const sorted = [...this.writes].sort((a, b) => a.position - b.position);
+    let next = 0;
+    let overlaps = 0;
+    let holes = 0;
+    for (const write of sorted) {
+      if (write.position < next) overlaps++;
+      if (write.position > next) holes++;
+      next = Math.max(next, write.position + write.bytes.length);
+    }
+    if (next < size) holes++;
+    const bytes = Buffer.alloc(size);
+    for (const write of sorted) write.bytes.copy(bytes, write.position);
+    return { overlaps, holes, bytes };
+  }
+}
+
+interface Setup {
+  connections?: number;
+  sink?: RecordingSink;
+  server?: Partial<RangeServerOptions>;
+  noHedge?: boolean;
+}
+
+/**
+ * A server, the probe of its first range, and the job that hands the rest to
+ * transferRanges: ranges of `RANGE` bytes (as the ordered stream plans them), 4
+ * connections, on a fake clock.
+ */
+async function rangedJob(setup: Setup = {}) {
+  const server: RangeServer = await rangeServer({ content, etag: '"v1"', ...setup.server });
+  const clock = new FakeClock({ instantUpToMs: 40_000 });
+  const warnings: string[] = [];
+  const settings = resolveSettings(server.url(), [], {
+    connections: setup.connections ?? 4,
+    minSplit: RANGE,
+    retries: 3,
+    timeout: TIMEOUT_MS / 1000,
+    noHedge: setup.noHedge ?? false,
+    clock,
+    environment: {},
+    onWarning: (message) => warnings.push(message),
+  });
+  const stats = new HttpStatsRecorder();
+  const http = requestContext({ clock, timeoutMs: TIMEOUT_MS, stats, hostLimits: settings.hostLimits, userOrigin: settings.userOrigin });
+  const abort = new AbortController();
+  const answer = await probe(http, { url: settings.url, range: { start: 0, end: RANGE - 1 }, known: NOTHING_KNOWN, retries: 3 }, abort.signal);
+  if (answer.verdict.kind !== "bytes") throw new Error(`the probe's verdict is ${answer.verdict.kind}`);
+  const sink = setup.sink ?? new RecordingSink();
+  const counters = { bytesTransferred: 0, bytesAccepted: 0, activeConnections: 0 };
+  const job: RangedJob = {
+    settings,
+    http,
+    stats,
+    label: "test",
+    answer,
+    placement: bodyPlacement(answer.verdict, answer.asked)!,
+    proven: () => {},
+    size: answer.verdict.size,
+    missing: [[0, SIZE - 1]],
+    split: { minSplit: RANGE, maxRange: RANGE },
+    sink,
+    counters,
+    abort,
+  };
+  return { server, clock, sink, job, counters, warnings, abort };
+}
+
+/** Every sleep is an answer deadline (one per GET sent) or an idle connection's poll: no backoff. */
+function expectNoBackoff(clock: FakeClock, stats: HttpStatsRecorder): void {
+  expect(clock.sleeps.filter((ms) => ms === TIMEOUT_MS)).toHaveLength(stats.snapshot().requests);
+  expect(clock.sleeps.filter((ms) => ms !== TIMEOUT_MS && ms !== IDLE_POLL_MS)).toEqual([]);
+}
+
+describe("transferRanges", () => {
+  it("writes every byte exactly once at its offset, then completes the sink", async () => {
+    const { server, clock, sink, job, counters } = await rangedJob();
+    await expect(transferRanges(job)).resolves.toEqual({ kind: "complete" });
+    const { overlaps, holes, bytes } = sink.assembled(SIZE);
+    expect({ overlaps, holes }).toEqual({ overlaps: 0, holes: 0 });
+    expect(bytes.equals(content)).toBe(true);
+    expect(sink.bytesWritten).toBe(SIZE);
+    expect(sink.completed).toBe(true);
+    expect(sink.failures).toEqual([]);
+    expect(counters).toMatchObject({ bytesAccepted: SIZE, activeConnections: 0 });
+    expect(server.peakConcurrent()).toBeLessThanOrEqual(4);
+    expectNoBackoff(clock, job.stats);
+  });
+
+  it("asks the server for no byte twice (noHedge) and for no byte of the probe's range again", async () => {
+    const { server, sink, job } = await rangedJob({ noHedge: true });
+    await transferRanges(job);
+    expect(server.bytesServed()).toBe(SIZE);
+    expect(server.requests[0]?.range).toEqual({ start: 0, end: RANGE - 1 });
+    for (const sent of server.requests.slice(1)) expect(sent.range!.start).toBeGreaterThanOrEqual(RANGE);
+    expect(sink.completed).toBe(true);
+  });
+
+  it("writes the probe's own body as the first range", async () => {
+    // The probe's answer carries bytes no later answer has: the sink must hold those.
+    const marked = Buffer.from(content);
+    marked.fill(0x5a, 0, RANGE);
+    const { sink, job } = await rangedJob({ server: { onRequest: (request) => (request.index === 0 ? { body: marked } : undefined) } });
+    await transferRanges(job);
+    const { overlaps, holes, bytes } = sink.assembled(SIZE);
+    expect({ overlaps, holes }).toEqual({ overlaps: 0, holes: 0 });
+    expect(bytes.equals(marked)).toBe(true);
+  });
+
+  it("hands out no byte at or past sink.limit until onRoom says it moved", async () => {
+    const sink = new RecordingSink(4 * RANGE);
+    // What the limit was when each range was asked for.
+    const asked: { start: number; end: number; limit: number }[] = [];
+    const { server, clock, job, counters } = await rangedJob({
+      sink,
+      server: { onRequest: (request) => void asked.push({ start: request.range!.start, end: request.range!.end!, limit: sink.limit }) },
+    });
+    const transfer = transferRanges(job);
+    const idlePolls = () => clock.sleeps.filter((ms) => ms === IDLE_POLL_MS).length;
+    const writtenEnd = () => Math.max(...sink.writes.map((write) => write.position + write.bytes.length));
+    for (const [limit, next] of [[4 * RANGE, 9 * RANGE + 100], [9 * RANGE + 100, Number.POSITIVE_INFINITY]] as const) {
+      // The window is used (a piece cut short by the limit waits until it is a range long:
+      // ranges.ts) and no range is in flight...
+      await waitFor(() => sink.bytesWritten > limit - RANGE && counters.activeConnections === 0);
+      // ...and every connection has looked at the plan again, several times, and found nothing.
+      const polls = idlePolls();
+      await waitFor(() => idlePolls() >= polls + 3 * 4);
+      expect(writtenEnd()).toBeLessThanOrEqual(limit);
+      expect(counters.activeConnections).toBe(0);
+      sink.setLimit(next);
+    }
+    await expect(transfer).resolves.toEqual({ kind: "complete" });
+    for (const write of sink.writes) expect(write.position + write.bytes.length).toBeLessThanOrEqual(write.limit);
+    for (const range of asked) expect(range.end).toBeLessThan(range.limit);
+    expect(asked.some((range) => range.end >= 9 * RANGE + 100)).toBe(true);
+    const { overlaps, holes, bytes } = sink.assembled(SIZE);
+    expect({ overlaps, holes }).toEqual({ overlaps: 0, holes: 0 });
+    expect(bytes.equals(content)).toBe(true);
+    expect(server.requests.length).toBe(asked.length);
+  });
+
+  it("returns `changed` as a value when the server's validator changes mid-transfer, after failing the sink", async () => {
+    // The file is rewritten as the second worker's request arrives: that answer, and every later one, is of "v2".
+    const { server, clock, sink, job, abort } = await rangedJob({
+      server: {
+        onRequest: (request) => {
+          if (request.index === 2) server.setContent(makeContent(SIZE, 2), { etag: '"v2"' });
+          return undefined;
+        },
+      },
+    });
+    const outcome = await transferRanges(job);
+    expect(outcome.kind).toBe("changed");
+    const { error } = outcome as Extract<typeof outcome, { kind: "changed" }>;
+    expect(error).toBeInstanceOf(RemoteChangedError);
+    expect(error.message).toMatch(new RegExp(`^the remote file at ${server.url().replace(/[.]/g, "\\.")} changed during the download: `));
+    expect(sink.failures).toEqual([{ error, changed: true }]);
+    expect(sink.completed).toBe(false);
+    // The first failure stops every other connection.
+    expect(abort.signal.aborted).toBe(true);
+    // Bytes of the old version only: none of the new one was written.
+    for (const write of sink.writes) expect(write.bytes.equals(content.subarray(write.position, write.position + write.bytes.length))).toBe(true);
+    expectNoBackoff(clock, job.stats);
+  });
+
+  it("returns `ranges-ignored` as a value when the server ignores every range after the probe's", async () => {
+    const { server, sink, job, abort } = await rangedJob({
+      server: { onRequest: (request) => (request.index === 0 ? undefined : { ignoreRange: true }) },
+    });
+    await expect(transferRanges(job)).resolves.toEqual({ kind: "ranges-ignored" });
+    expect(sink.completed).toBe(false);
+    expect(sink.failures).toHaveLength(1);
+    expect(sink.failures[0]?.changed).toBe(false);
+    expect(abort.signal.aborted).toBe(true);
+    // Every answer after the probe's was a 200 of the whole file.
+    expect(server.requests.slice(1).map((sent) => sent.status)).not.toContain(206);
+    expect(server.requests.length).toBeGreaterThan(1);
+    await waitFor(() => server.servingNow() === 0);
+  });
+
+  it("stops every connection when its abort controller aborts, and rejects with the reason after failing the sink", async () => {
+    // Every answer stalls after its first 1000 bytes: the connections stay open until stopped.
+    const { server, sink, job, counters, abort } = await rangedJob({ server: { onRequest: () => ({ stallAfterBytes: 1000 }) } });
+    const transfer = transferRanges(job);
+    await waitFor(() => server.servingNow() === 4 && counters.activeConnections === 4);
+    const reason = new AbortError();
+    abort.abort(reason);
+    await expect(transfer).rejects.toBe(reason);
+    expect(sink.failures).toEqual([{ error: reason, changed: false }]);
+    expect(sink.completed).toBe(false);
+    expect(counters.activeConnections).toBe(0);
+    const requests = server.requests.length;
+    await waitFor(() => server.servingNow() === 0);
+    expect(server.requests.length).toBe(requests);
+  });
+});
