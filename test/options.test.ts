@@ -323,7 +323,7 @@ describe("refusals: a UsageError before any connection", () => {
     ["an empty cache", { cache: "" }, 'cache must be a directory or true, not ""'],
     ["a blank cache", { cache: "  " }, 'cache must be a directory or true, not "  "'],
     ["a cache that is no path", { cache: 5 as unknown as string }, "cache must be a directory or true, not 5"],
-    ["a proxy of a scheme rangeget does not speak", { proxy: "ftp://127.0.0.1:21" }, '--proxy: "ftp://127.0.0.1:21" is not a proxy URL rangeget speaks: use http://, https://, socks5:// or socks5h://'],
+    ["a proxy of a scheme rangeget does not speak, naming the option", { proxy: "ftp://127.0.0.1:21" }, '`proxy`: "ftp://127.0.0.1:21" is not a proxy URL rangeget speaks: use http://, https://, socks5:// or socks5h://'],
     ["a proxy variable of such a scheme", { environment: { https_proxy: "socks4://127.0.0.1:1080" } }, 'environment variable https_proxy: "socks4://127.0.0.1:1080" is not a proxy URL rangeget speaks: use http://, https://, socks5:// or socks5h:// (SOCKS4 is not supported; SOCKS5 proxies speak socks5:// too)'],
   ])("%s", (_name, options, message) => {
     expect(() => resolveSettings(URL_TEXT, [], { environment: NO_ENV, ...options })).toThrow(new UsageError(message));
