@@ -11,6 +11,7 @@ import { probe } from "../src/probe.js";
 import type { ByteSink, RangeWriter } from "../src/sink.js";
 import { HttpStatsRecorder } from "../src/stats.js";
 import { transferRanges, type RangedJob } from "../src/transfer.js";
+import type { ProgressEvent } from "../src/types.js";
 import { bodyPlacement, NOTHING_KNOWN } from "../src/verdict.js";
 import { makeContent } from "./support/content.js";
 import { FakeClock } from "./support/fake-clock.js";
@@ -109,6 +110,8 @@ interface Setup {
   sink?: RecordingSink;
   server?: Partial<RangeServerOptions>;
   noHedge?: boolean;
+  mirrors?: string[];
+  onProgress?: (event: ProgressEvent) => void;
 }
 
 /**
@@ -120,7 +123,7 @@ async function rangedJob(setup: Setup = {}) {
   const server: RangeServer = await rangeServer({ content, etag: '"v1"', ...setup.server });
   const clock = new FakeClock({ instantUpToMs: 40_000 });
   const warnings: string[] = [];
-  const settings = resolveSettings(server.url(), [], {
+  const settings = resolveSettings(server.url(), setup.mirrors ?? [], {
     connections: setup.connections ?? 4,
     minSplit: RANGE,
     retries: 3,
@@ -129,6 +132,7 @@ async function rangedJob(setup: Setup = {}) {
     clock,
     environment: {},
     onWarning: (message) => warnings.push(message),
+    ...(setup.onProgress === undefined ? {} : { onProgress: setup.onProgress }),
   });
   const stats = new HttpStatsRecorder();
   const http = requestContext({ clock, timeoutMs: TIMEOUT_MS, stats, hostLimits: settings.hostLimits, userOrigin: settings.userOrigin });
@@ -155,10 +159,15 @@ async function rangedJob(setup: Setup = {}) {
   return { server, clock, sink, job, counters, warnings, abort };
 }
 
+/** The sleeps that are neither an answer deadline nor an idle connection's poll: backoffs. */
+function backoffs(clock: FakeClock): number[] {
+  return clock.sleeps.filter((ms) => ms !== TIMEOUT_MS && ms !== IDLE_POLL_MS);
+}
+
 /** Every sleep is an answer deadline (one per GET sent) or an idle connection's poll: no backoff. */
 function expectNoBackoff(clock: FakeClock, stats: HttpStatsRecorder): void {
   expect(clock.sleeps.filter((ms) => ms === TIMEOUT_MS)).toHaveLength(stats.snapshot().requests);
-  expect(clock.sleeps.filter((ms) => ms !== TIMEOUT_MS && ms !== IDLE_POLL_MS)).toEqual([]);
+  expect(backoffs(clock)).toEqual([]);
 }
 
 describe("transferRanges", () => {
@@ -281,5 +290,77 @@ describe("transferRanges", () => {
     const requests = server.requests.length;
     await waitFor(() => server.servingNow() === 0);
     expect(server.requests.length).toBe(requests);
+  });
+
+  it("resumes a range cut mid-answer from its last byte, after one backoff of at most the first retry's 500 ms", async () => {
+    const { server, clock, sink, job } = await rangedJob({
+      noHedge: true,
+      server: { onRequest: (request) => (request.index === 2 ? { dropAfterBytes: 10_000 } : undefined) },
+    });
+    await expect(transferRanges(job)).resolves.toEqual({ kind: "complete" });
+    const cut = server.requests[2]!.range!;
+    expect(server.requests.some((sent) => sent.index > 2 && sent.range?.start === cut.start + 10_000)).toBe(true);
+    const { overlaps, holes, bytes } = sink.assembled(SIZE);
+    expect({ overlaps, holes }).toEqual({ overlaps: 0, holes: 0 });
+    expect(bytes.equals(content)).toBe(true);
+    expect(server.bytesServed()).toBe(SIZE);
+    expect(backoffs(clock)).toHaveLength(1);
+    expect(backoffs(clock)[0]).toBeGreaterThanOrEqual(0);
+    expect(backoffs(clock)[0]).toBeLessThanOrEqual(500);
+  });
+
+  it("deals connections to a mirror once its one-byte probe proved the same size", async () => {
+    const mirror = await rangeServer({ content, etag: '"mirror-tag"' });
+    const { server, sink, job, warnings } = await rangedJob({ mirrors: [mirror.url("/copy.bin")], noHedge: true });
+    await expect(transferRanges(job)).resolves.toEqual({ kind: "complete" });
+    expect(mirror.requests[0]?.range).toEqual({ start: 0, end: 0 });
+    expect(mirror.requests.length).toBeGreaterThan(1);
+    // Each byte once, from one copy or the other; the mirror's probe byte is not written.
+    expect(server.bytesServed() + mirror.bytesServed()).toBe(SIZE + 1);
+    const { overlaps, holes, bytes } = sink.assembled(SIZE);
+    expect({ overlaps, holes }).toEqual({ overlaps: 0, holes: 0 });
+    expect(bytes.equals(content)).toBe(true);
+    expect(warnings).toEqual([]);
+  });
+
+  it("ignores a mirror of another size with a warning, and fetches everything from the URL", async () => {
+    const mirror = await rangeServer({ content: makeContent(SIZE - 1) });
+    const { server, sink, job, warnings } = await rangedJob({ mirrors: [mirror.url()] });
+    await expect(transferRanges(job)).resolves.toEqual({ kind: "complete" });
+    expect(mirror.requests.map((sent) => sent.range)).toEqual([{ start: 0, end: 0 }]);
+    expect(warnings).toEqual([`ignoring mirror ${mirror.url()}: the mirror has ${SIZE - 1} bytes, the file has ${SIZE}`]);
+    expect(sink.assembled(SIZE).bytes.equals(content)).toBe(true);
+    expect(server.requests.length).toBeGreaterThan(1);
+  });
+
+  it("reports progress every 250 ms and ticks the sink once a second, on the job's clock", async () => {
+    const progress: ProgressEvent[] = [];
+    const { server, clock, sink, job, counters, abort } = await rangedJob({
+      noHedge: true,
+      onProgress: (event) => progress.push(event),
+      server: { onRequest: () => ({ stallAfterBytes: 1000 }) },
+    });
+    const transfer = transferRanges(job);
+    await waitFor(() => server.servingNow() === 4 && counters.activeConnections === 4 && counters.bytesAccepted === 4 * 1000);
+    // Nothing has moved the clock yet: no tick is due.
+    expect(clock.now()).toBe(0);
+    expect({ progress: progress.length, ticks: sink.ticks }).toEqual({ progress: 0, ticks: 0 });
+    for (let step = 1; step <= 4; step++) clock.advance(250);
+    await waitFor(() => sink.ticks === 1);
+    expect(progress).toHaveLength(4);
+    expect(progress.at(-1)).toMatchObject({ path: "test", bytesDone: 4000, size: SIZE, activeConnections: 4 });
+    // (A tick sees the clock's time after the whole advance: a quarter second at a time, as it runs.)
+    for (let step = 1; step <= 3; step++) clock.advance(250);
+    expect(progress).toHaveLength(7);
+    expect(sink.ticks).toBe(1);
+    clock.advance(250);
+    await waitFor(() => sink.ticks === 2);
+    expect(progress).toHaveLength(8);
+    abort.abort(new AbortError());
+    await expect(transfer).rejects.toBeInstanceOf(AbortError);
+    // The ticker stopped with the transfer.
+    clock.advance(5000);
+    expect(progress).toHaveLength(8);
+    expect(sink.ticks).toBe(2);
   });
 });
