@@ -25,6 +25,7 @@ const UNIT = [
   "netrc",
   "next-step",
   "option-bounds",
+  "options",
   "ordered-sink",
   "origin-record",
   "part-file",

@@ -61,6 +61,7 @@ const OTHER_NAMES: readonly OptionName[] = [
   { option: "credentials", flag: "--netrc-file, --load-cookies" },
   { option: "ca", flag: "--ca <file>" },
   { option: "insecure", flag: "--insecure" },
+  { option: "proxy", flag: "--proxy" },
 ];
 
 const MENTIONS = new Map<string, string>(

@@ -185,7 +185,9 @@ export function resolveSettings(url: string, mirrors: readonly string[], options
     connections,
     minSplit: checkBound(OPTION_BOUNDS.minSplit, options.minSplit ?? DEFAULTS.minSplit, "option"),
     retries: checkBound(OPTION_BOUNDS.retries, options.retries ?? DEFAULTS.retries, "option"),
-    timeoutMs: Math.round(timeout * 1000),
+    // At least 1 ms: a timeout under half a millisecond is still a timeout, and 0 would
+    // end every request's deadline at once.
+    timeoutMs: Math.max(1, Math.round(timeout * 1000)),
     checksum,
     checksumList: checksum === undefined ? options.checksumList : undefined,
     cache: options.cache === undefined ? undefined : cacheDirectory(options.cache),

@@ -156,7 +156,7 @@ export function parseNoProxy(list: string | readonly string[]): NoProxyList {
 export function proxyRoutes(options: ProxyOptions, env: NodeJS.ProcessEnv): ProxyRoutes {
   const bypass = parseNoProxy(options.noProxy ?? variable(env, "no_proxy")?.text ?? "");
   if (options.proxy !== undefined) {
-    const proxy = options.proxy.trim() === "" ? undefined : parseProxyUrl(options.proxy, "--proxy");
+    const proxy = options.proxy.trim() === "" ? undefined : parseProxyUrl(options.proxy, "`proxy`");
     return { http: proxy, https: proxy, bypass };
   }
   const fromEnv = (name: string): ProxyEndpoint | undefined => {

@@ -79,7 +79,8 @@ export async function transferRanges(job: RangedJob): Promise<TransferOutcome> {
   const rates = new RateSampler();
   const slowChecks = new Map<number, number>();
   const interrupts = new Map<number, AbortController>();
-  const idle = new IdleConnections(settings.clock.sleep);
+  // Called as a method: a clock that is a class instance (the tests' fake one) needs its `this`.
+  const idle = new IdleConnections((ms, signal) => settings.clock.sleep(ms, signal));
   sink.onRoom?.(() => {
     planner.limit = sink.limit ?? Number.POSITIVE_INFINITY;
     idle.notify();

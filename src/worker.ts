@@ -55,8 +55,10 @@ export class IdleConnections {
     this.#waiting.add(wake);
     try {
       await this.#sleep(ms, AbortSignal.any([signal, woken.signal]));
-    } catch {
-      // Woken early or aborted: either way the caller looks at the plan again.
+    } catch (error) {
+      // Woken early or aborted: either way the caller looks at the plan again. Anything
+      // else is a bug (a clock's sleep that throws) that would otherwise spin here.
+      if (error !== WAKE_UP && !signal.aborted) throw error;
     } finally {
       this.#waiting.delete(wake);
     }

@@ -42,6 +42,7 @@ describe("withFlagNames: a library message on the command line", () => {
     ["check the credentials (user:password@ in the URL, `credentials` or `headers`)", "check the credentials (user:password@ in the URL, --netrc-file, --load-cookies or -H)"],
     ["choose another `dir` or `output`", "choose another --dir or -o"],
     ["`extract`: the archive is cut", "--extract: the archive is cut"],
+    ['`proxy`: "ftp://127.0.0.1:21" is not a proxy URL rangeget speaks', '--proxy: "ftp://127.0.0.1:21" is not a proxy URL rangeget speaks'],
     ["a `word` that is no option stays", "a `word` that is no option stays"],
   ])("%s", (library, cli) => {
     expect(withFlagNames(library)).toBe(cli);

@@ -77,6 +77,8 @@ export interface RangeServer {
   bytesServed(): number;
   /** The most requests that were being served at once (those refused by `maxConcurrent` not counted). */
   peakConcurrent(): number;
+  /** Requests being served now: their responses not yet closed (ended, or cut by either side). */
+  servingNow(): number;
   close(): Promise<void>;
 }
 
@@ -227,6 +229,10 @@ class RangeServerImpl implements RangeServer {
 
   peakConcurrent(): number {
     return this.peakServing;
+  }
+
+  servingNow(): number {
+    return this.serving;
   }
 
   async listen(): Promise<void> {
