@@ -390,7 +390,10 @@ export class FileDownload {
       },
       this.#abort.signal,
     );
-    if (answer.verdict.kind === "not-modified") {
+    let verdict: Verdict = answer.verdict;
+    const state: JobState = { job: "file", onDisk: this.#onDisk(), afterChange: false, restarted: this.#restarts > 0 };
+    let step = route({ from: "probe", verdict, asked: answer.asked }, state);
+    if (step.kind === "up-to-date") {
       this.#path ??= guessedPath;
       this.#checksumFromList(this.#path!, false);
       this.#size = (await stat(this.#path!)).size;
@@ -407,14 +410,12 @@ export class FileDownload {
     }
     // A partial state or an output to adopt found only now, under the name the answer
     // gave: the probe asked without knowing it (from byte 0, without If-Range). Ask again
-    // knowing it, so that no byte already on disk is fetched twice.
+    // knowing it, so that no byte already on disk is fetched twice. (Otherwise what is on
+    // disk is what the probe knew, and the step stands.)
     if ((this.#partial !== undefined && this.#partial !== partial) || (this.#adopted !== undefined && adoptedBefore === undefined)) {
       await discard(answer.response);
       return { kind: "again" };
     }
-    let verdict: Verdict = answer.verdict;
-    const state: JobState = { job: "file", onDisk: this.#onDisk(), afterChange: false, restarted: this.#restarts > 0 };
-    let step = route({ from: "probe", verdict, asked: answer.asked }, state);
     if (step.kind === "restart") {
       // The partial data is of an old version; the answer may be the new one's bytes:
       // probed from its first byte, planned, fetched in parallel and checkpointed.
