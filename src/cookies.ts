@@ -1,3 +1,8 @@
+/**
+ * Cookies for one run: a tough-cookie jar loaded from a cookies.txt (`--load-cookies`),
+ * offered to the request path as a credential source, so each request URL (redirect hops
+ * included) gets the cookies that match it and each answer's Set-Cookie reaches the jar.
+ */
 import { Cookie, CookieJar, MemoryCookieStore } from "tough-cookie";
 import type { CookieLine } from "./cookies-txt.js";
 import type { CredentialSource } from "./credentials.js";

@@ -1,3 +1,8 @@
+/**
+ * The library's public surface: `download`, `downloadStream`, `downloadAll`, the error
+ * classes and the public types. Importing it checks the Node version first
+ * (node-version.ts), so an old Node fails with one line, not a syntax error.
+ */
 import "./node-version.js";
 export { download, downloadStream } from "./download.js";
 export { downloadAll } from "./batch.js";

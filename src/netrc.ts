@@ -1,3 +1,8 @@
+/**
+ * netrc files (`--netrc`, `--netrc-file`, `~/.netrc`): parsed as curl and ftp read them
+ * (machine, default, login, password, macdef skipped), offered to the request path as a
+ * credential source per host, and the permission warning where modes mean something.
+ */
 import { UsageError } from "./errors.js";
 import type { CredentialSource } from "./credentials.js";
 

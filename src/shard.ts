@@ -1,3 +1,8 @@
+/**
+ * `--shard K/N`: which lines of a list this machine takes. A line's share is a hash of
+ * the line itself (its URL and output), so every machine agrees without talking to the
+ * others and editing the list moves no other line.
+ */
 import { hash } from "node:crypto";
 import { UsageError } from "./errors.js";
 

@@ -1,3 +1,7 @@
+/**
+ * The CLI's logins: loads the netrc and the cookies.txt the flags name (or `~/.netrc`)
+ * through an injected file environment, and says when a netrc's modes let others read it.
+ */
 import { join } from "node:path";
 import type { CredentialSource } from "../credentials.js";
 import { parseCookiesTxt } from "../cookies-txt.js";

@@ -1,3 +1,8 @@
+/**
+ * Defaults from a config file (`~/.config/rangeget/config`, `--config`) and the
+ * environment (`RANGEGET_*`): which options they may set, and each line or variable parsed
+ * into an option's name and text (layers.ts puts flags over them).
+ */
 import { isAbsolute, join } from "node:path";
 import { UsageError } from "../errors.js";
 

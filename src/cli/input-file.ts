@@ -1,3 +1,8 @@
+/**
+ * `-i FILE` lists: one download per line (its URL, other copies of the same file after it,
+ * then an optional output name), whole-line comments and blank lines skipped, each bad
+ * line named by its number.
+ */
 import { UsageError } from "../errors.js";
 import { parseHttpUrl } from "../options.js";
 

@@ -1,3 +1,8 @@
+/**
+ * The TTY reporter: cli-progress bars, one per running file and a total line for lists,
+ * redrawn in place and kept inside the terminal's width (the line text is
+ * progress-lines.ts's).
+ */
 import cliProgress from "cli-progress";
 import type { DownloadResult, ProgressEvent } from "../types.js";
 import { describeEnd, fileLabel, formatBarLine, type BarPayload, type ProgressReporter, type ProgressStream } from "./progress-lines.js";

@@ -1,3 +1,7 @@
+/**
+ * A list's closing line ("N files: ... downloaded, ... resumed, ... up to date ..."),
+ * counted as files end.
+ */
 import { formatBytes, formatDuration } from "../size.js";
 import type { DownloadResult } from "../types.js";
 

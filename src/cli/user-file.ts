@@ -1,3 +1,7 @@
+/**
+ * Files the user names on the command line (`-i`, `--ca`, `--config`, a netrc), read with
+ * errors that say which file, what it was for and why it could not be read.
+ */
 import { access, constants } from "node:fs/promises";
 import { dirname } from "node:path";
 import { UsageError } from "../errors.js";

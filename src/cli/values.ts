@@ -1,3 +1,7 @@
+/**
+ * The one-value flags' parsers (sizes, rates, counts, checksums, the proxy), with bounds
+ * from option-bounds.ts, the table the library checks too.
+ */
 import { parseChecksum } from "../checksum.js";
 import { UsageError } from "../errors.js";
 import { MIN_WINDOW_BYTES } from "../ordered-sink.js";
