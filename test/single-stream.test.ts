@@ -8,13 +8,15 @@
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { Agent } from "undici";
-import { HttpStatusError, IntegrityError, NetworkError } from "../src/errors.js";
+import { HttpStatusError, IntegrityError, NetworkError, RemoteChangedError } from "../src/errors.js";
 import { requestContext } from "../src/job-context.js";
 import { resolveSettings } from "../src/options.js";
+import { streamWindow } from "../src/ordered-sink.js";
 import { probe } from "../src/probe.js";
 import type { Consumer, ConsumerEnd, RangeWriter } from "../src/sink.js";
 import { streamWhole, type StreamJob } from "../src/single-stream.js";
 import { HttpStatsRecorder } from "../src/stats.js";
+import { OrderedOutput } from "../src/stream-download.js";
 import type { SizeProof } from "../src/verdict.js";
 import { NOTHING_KNOWN } from "../src/verdict.js";
 import { makeContent } from "./support/content.js";
@@ -290,5 +292,71 @@ describe("streamWhole: a stop", () => {
     expect(target.calls.at(-1)).toEqual({ kind: "end", how: "dropped" });
     expect(target.bytes.length).toBeLessThan(SIZE);
     await waitFor(() => origin.servingNow() === 0);
+  });
+});
+
+describe("streamWhole: a new version on a retry", () => {
+  const v2 = makeContent(SIZE, 2);
+
+  /** The first answer is cut after 1000 bytes; the second is of `next` (the file was replaced in between). */
+  function replacedAfterCut(origin: Awaited<ReturnType<typeof server>>, next: Buffer, etag: string | null) {
+    origin.onRequest = (request) => {
+      if (request.index === 0) return { dropAfterBytes: 1000 };
+      if (request.index === 1) origin.setContent(next, { etag });
+      return undefined;
+    };
+  }
+
+  /** An ordered stream (the consumer of -o -) whose reader keeps everything it was given. */
+  function orderedOutput() {
+    const output = new OrderedOutput(streamWindow(4, 1024 * 1024));
+    const given: Buffer[] = [];
+    output.body.on("data", (chunk: Buffer) => given.push(chunk));
+    output.body.on("error", () => {});
+    return { output, given: () => Buffer.concat(given) };
+  }
+
+  it("restarts a consumer that can start over on the new version, whose validators it returns", async () => {
+    const origin = await server();
+    replacedAfterCut(origin, v2, '"v2"');
+    const { job, target } = streamJob({ url: origin.url() });
+    await expect(streamWhole(job)).resolves.toMatchObject({ size: SIZE, validators: { etag: '"v2"' } });
+    expect(target.bytes.equals(v2)).toBe(true);
+    expect(target.story()).toEqual(["writer", "write 0-999", "restart", "writer", `write 0-${SIZE - 1}`, "end complete"]);
+  });
+
+  it("goes on after the bytes that left an ordered stream when the retry is of the same version", async () => {
+    const origin = await server({ onRequest: (request) => (request.index === 0 ? { dropAfterBytes: 1000 } : undefined) });
+    const { output, given } = orderedOutput();
+    const { job } = streamJob({ url: origin.url() });
+    job.target = output;
+    await expect(streamWhole(job)).resolves.toMatchObject({ size: SIZE });
+    await output.sink.end();
+    expect(given().equals(content)).toBe(true);
+  });
+
+  it("fails with RemoteChangedError when the retry's ETag differs from that of the bytes that left an ordered stream, adding none of the new version", async () => {
+    const origin = await server();
+    replacedAfterCut(origin, v2, '"v2"');
+    const { output, given } = orderedOutput();
+    const { job } = streamJob({ url: origin.url() });
+    job.target = output;
+    const failure = await streamWhole(job).catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(RemoteChangedError);
+    expect((failure as Error).message).toContain('"v2"');
+    expect(origin.requests).toHaveLength(2);
+    expect(given().equals(content.subarray(0, 1000))).toBe(true);
+  });
+
+  it("fails with RemoteChangedError when the retry's length differs, with no validator on either answer", async () => {
+    const origin = await rangeServer({ content, etag: null, lastModified: null });
+    replacedAfterCut(origin, makeContent(SIZE + 1000, 2), null);
+    const { output, given } = orderedOutput();
+    const { job } = streamJob({ url: origin.url() });
+    job.target = output;
+    const failure = await streamWhole(job).catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(RemoteChangedError);
+    expect((failure as Error).message).toContain(`${SIZE + 1000} bytes, not ${SIZE}`);
+    expect(given().equals(content.subarray(0, 1000))).toBe(true);
   });
 });
