@@ -27,6 +27,11 @@ export interface StreamJob {
   first: ProbeAnswer | undefined;
   /** Where the bytes go; restarted before each attempt but the first, ended `complete` or `dropped`. */
   target: Consumer;
+  /**
+   * The version of bytes `target` holds already and cannot take back (an ordered
+   * stream fed by parallel ranges before this stream): every answer must be of it.
+   */
+  kept?: Known | undefined;
   counters: TransferCounters;
   signal: AbortSignal;
   /** Told every size an answer proves, and the clean end's length when no answer gave one. */
@@ -50,7 +55,7 @@ const PLAIN: Asked = { range: undefined, ifRange: false, conditional: false, fir
 export async function streamWhole(job: StreamJob): Promise<{ size: number; finalUrl: string; validators: Validators }> {
   const { settings } = job;
   const loop = { retries: settings.retries, clock: settings.clock, signal: job.signal, onRetry: (retry: RetryNotice) => retried(job.http, retry) };
-  const kept: KeptVersion = { version: undefined };
+  const kept: KeptVersion = { version: job.kept };
   let ended: Awaited<ReturnType<typeof oneAttempt>>;
   try {
     ended = await withRetries(loop, (attempt) => oneAttempt(job, attempt, kept));
@@ -62,7 +67,7 @@ export async function streamWhole(job: StreamJob): Promise<{ size: number; final
   return ended;
 }
 
-/** The version of the bytes a target without `restart` was given by an earlier attempt; unset until one was. */
+/** The version of the bytes a target without `restart` holds (`StreamJob.kept`, or an earlier attempt's); unset until it holds some. */
 interface KeptVersion {
   version: Known | undefined;
 }

@@ -245,6 +245,23 @@ describe("StreamDownload: the route's steps", () => {
     expect(asked(server).filter((range) => range === "-")).toHaveLength(1);
   });
 
+  it("stream after ranges: a new version answering the plain stream fails with RemoteChangedError, its bytes not added to the old one's", async () => {
+    const next = makeContent(SIZE, 2);
+    const { server, job, read, given } = await streamDownload();
+    server.onRequest = (request) => {
+      if (request.index > 0 && request.range) return { ignoreRange: true };
+      if (request.range === undefined) server.setContent(next, { etag: '"v2"' });
+      return undefined;
+    };
+    const failure = await job.run().catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(RemoteChangedError);
+    expect((failure as Error).message).toContain('"v2"');
+    await expect(read).rejects.toBe(failure);
+    expect(asked(server).at(-1)).toBe("-");
+    expect(given().length).toBeGreaterThan(0);
+    expect(given().equals(content.subarray(0, given().length))).toBe(true);
+  });
+
   it("empty: a 0-byte file (416 bytes */0) ends the body at once, one request", async () => {
     const { server, job, read } = await streamDownload({ server: { content: Buffer.alloc(0) } });
     const result = await job.run();
