@@ -8,9 +8,9 @@
 import { existsSync, statSync } from "node:fs";
 import { readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { Agent } from "undici";
-import { AbortError, FileError, RemoteChangedError } from "../src/errors.js";
+import { AbortError, FileError, IntegrityError, RemoteChangedError } from "../src/errors.js";
 import { FileDownload } from "../src/file-download.js";
 import { resolveSettings, type InternalOptions } from "../src/options.js";
 import { partPaths } from "../src/part-paths.js";
@@ -32,6 +32,10 @@ const LAST_MODIFIED = new Date("2024-01-02T03:04:05Z");
 const TIMEOUT_MS = 60_000;
 /** How long an idle connection sleeps before it looks at the plan again (worker.ts). */
 const IDLE_POLL_MS = 200;
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
 
 interface Setup {
   server?: Partial<RangeServerOptions>;
@@ -131,6 +135,38 @@ describe("FileDownload: a fresh download", () => {
     expect(server.requests).toHaveLength(1);
     expect((await readFile(output)).equals(content)).toBe(true);
   });
+
+  it("starts a plain stream's .part over after a cut body, after one backoff, and publishes the retry's version", async () => {
+    vi.spyOn(Math, "random").mockReturnValue(0.5);
+    const next = makeContent(SIZE, 2);
+    const { server, output } = await place({ server: { acceptRanges: false } });
+    server.onRequest = (request) => {
+      if (request.index === 0) return { dropAfterBytes: 1000 };
+      // The file is replaced before the retry: a .part that starts over takes the new version whole.
+      server.setContent(next, { etag: '"v2"' });
+      return undefined;
+    };
+    const { job, clock } = fileDownload(server.url(), output, { ifChanged: true });
+    await expect(job.run()).resolves.toMatchObject({ size: SIZE });
+    expect(server.requests.map((request) => request.range === undefined)).toEqual([false, true]);
+    // Full jitter of the first retry's 500 ms at Math.random() = 0.5.
+    expect(clock.sleeps.filter((ms) => ms !== TIMEOUT_MS)).toEqual([250]);
+    expect((await readFile(output)).equals(next)).toBe(true);
+    // The record kept for ifChanged is the new version's.
+    expect(await readFile(`${output}.etag`, "utf8").catch(() => "(none)")).toBe('"v2"\n');
+  });
+
+  it("drops the .part and fetches one plain stream when the workers' ranges are ignored every time", async () => {
+    // The probe's range is answered; every later range gets the whole file (200).
+    const { server, output, paths } = await place({ server: { onRequest: (request) => (request.index > 0 && request.range ? { ignoreRange: true } : undefined) } });
+    const { job, warnings } = fileDownload(server.url(), output);
+    await expect(job.run()).resolves.toMatchObject({ size: SIZE, resumed: false });
+    expect((await readFile(output)).equals(content)).toBe(true);
+    expect(server.requests.at(-1)!.range).toBeUndefined();
+    expect(server.requests.filter((request) => request.range === undefined)).toHaveLength(1);
+    expect(warnings).toEqual([`${server.url()} keeps ignoring ranges; fetching the whole file as one stream`]);
+    expect(existsSync(paths.manifest)).toBe(false);
+  });
 });
 
 describe("FileDownload: an output that is already there", () => {
@@ -212,6 +248,32 @@ describe("FileDownload: resume", () => {
     expect(server.requests).toHaveLength(1);
     expect(warnings).toEqual([`${server.url()} ignored the range of the resume; fetching the whole file as one stream`]);
     expect((await readFile(output)).equals(content)).toBe(true);
+  });
+
+  it("reads a resume's ignored range from the same version's 200 up to the missing bytes when that costs no more than they do (a CDN node)", async () => {
+    const { server, output } = await place({ server: { onRequest: (request) => (request.index === 0 ? { ignoreRange: true } : undefined) } });
+    const kept = RANGE / 2;
+    await writePartial(output, server.url(), Buffer.alloc(SIZE, 0x21), [[0, kept - 1]]);
+    const { job, warnings } = fileDownload(server.url(), output);
+    await expect(job.run()).resolves.toMatchObject({ resumed: true, size: SIZE });
+    expect(server.requests[0]!.status).toBe(200);
+    // The probe's body gave bytes kept..kept+RANGE-1; the workers asked only what came after.
+    expect(askedRanges(server, 1)).toEqual([[kept + RANGE, SIZE - 1]]);
+    const written = await readFile(output);
+    expect(written.subarray(0, kept).equals(Buffer.alloc(kept, 0x21))).toBe(true);
+    expect(written.subarray(kept).equals(content.subarray(kept))).toBe(true);
+    expect(warnings).toEqual([]);
+  });
+
+  it("with continue, leaves an output longer than the remote file as it was: it is not the start of it", async () => {
+    const { server, output } = await place();
+    const mine = Buffer.alloc(SIZE + 10, 0x33);
+    await writeFile(output, mine);
+    const failure = await fileDownload(server.url(), output, { continue: true }).job.run().catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(IntegrityError);
+    expect((failure as Error).message).toContain(`(${SIZE + 10} bytes) is not the start of ${server.url()}`);
+    expect(asks(server)).toEqual([{ range: `bytes=${SIZE + 10}-${SIZE + 10 + RANGE - 1}`, ifRange: undefined }]);
+    expect((await readFile(output)).equals(mine)).toBe(true);
   });
 });
 
