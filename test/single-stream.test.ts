@@ -2,9 +2,10 @@
  * src/single-stream.ts `streamWhole`, driven directly: a loopback range server (a raw
  * one for answers node:http will not send), the probe through src/probe.ts where the
  * stream takes the probe's own body, and an in-memory Consumer that records every
- * write, restart and end in order. Time runs on a fake clock: a backoff passes at once
- * and is recorded; an answer deadline (60 s) never comes. `Math.random` is pinned, so
- * a backoff's full jitter is an exact number of milliseconds.
+ * write, restart and end in order (or, where a consumer cannot start over, the ordered
+ * stream of `-o -`, stream-download.ts `OrderedOutput`). Time runs on a fake clock: a
+ * backoff passes at once and is recorded; an answer deadline (60 s) never comes.
+ * `Math.random` is pinned, so a backoff's full jitter is an exact number of milliseconds.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { Agent } from "undici";
@@ -98,6 +99,8 @@ interface Setup {
   url: string;
   target?: RecordingTarget;
   retries?: number;
+  /** Bytes per second, through a rate limiter on the job's fake clock. */
+  limitRate?: number;
 }
 
 /** The job streamWhole is given by a file or stream job, on a fake clock, with its own dispatcher. */
@@ -108,6 +111,7 @@ function streamJob(setup: Setup) {
     retries: setup.retries ?? 3,
     timeout: TIMEOUT_MS / 1000,
     clock,
+    ...(setup.limitRate === undefined ? {} : { limitRate: setup.limitRate }),
     environment: {},
     onWarning: (message) => warnings.push(message),
   });
@@ -189,6 +193,16 @@ describe("streamWhole: one plain GET", () => {
     await expect(streamWhole(job)).resolves.toMatchObject({ size: 0 });
     expect(proofs).toEqual([{ source: "content-length", size: 0 }]);
     expect(target.story()).toEqual(["writer", "end complete"]);
+  });
+  it("takes every byte from the rate limiter: its waits on the clock add up to the size over the rate", async () => {
+    const origin = await server();
+    // SIZE bytes at SIZE bytes per second: one second of waiting in all, the bucket starting empty.
+    const { job, clock, target } = streamJob({ url: origin.url(), limitRate: SIZE });
+    await streamWhole(job);
+    expect(target.bytes.equals(content)).toBe(true);
+    const waited = backoffs(clock).reduce((sum, ms) => sum + ms, 0);
+    expect(waited).toBeGreaterThan(999);
+    expect(waited).toBeLessThan(1001);
   });
 });
 
@@ -292,6 +306,19 @@ describe("streamWhole: a stop", () => {
     expect(target.calls.at(-1)).toEqual({ kind: "end", how: "dropped" });
     expect(target.bytes.length).toBeLessThan(SIZE);
     await waitFor(() => origin.servingNow() === 0);
+  });
+  it("stops a backoff when its signal aborts: no second request, the consumer dropped", async () => {
+    // A Retry-After longer than the fake clock passes at once: the backoff waits until the abort.
+    const origin = await server({ onRequest: () => ({ status: 503, retryAfter: "50" }) });
+    const { job, clock, target, abort } = streamJob({ url: origin.url() });
+    const streaming = streamWhole(job).catch((error: unknown) => error);
+    await waitFor(() => backoffs(clock).length > 0);
+    expect(backoffs(clock)).toEqual([50_000]);
+    const reason = new Error("stopped by the test");
+    abort.abort(reason);
+    expect(await streaming).toBe(reason);
+    expect(origin.requests).toHaveLength(1);
+    expect(target.story()).toEqual(["writer", "end dropped"]);
   });
 });
 
