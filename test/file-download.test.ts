@@ -51,12 +51,15 @@ async function place(setup: Setup = {}) {
   return { server, output, paths: partPaths(output) };
 }
 
-/** A FileDownload of `url` to `output`: -c 4, min-split 64 KiB, no hedges, on a fake clock, with its own dispatcher. */
-function fileDownload(url: string, output: string, options: InternalOptions = {}) {
+/**
+ * A FileDownload of `url` to `output` (none: named by the answer, in `options.dir`): -c 4,
+ * min-split 64 KiB, no hedges, on a fake clock, with its own dispatcher.
+ */
+function fileDownload(url: string, output: string | undefined, options: InternalOptions = {}) {
   const clock = new FakeClock({ instantUpToMs: 40_000 });
   const warnings: string[] = [];
   const settings = resolveSettings(url, [], {
-    output,
+    ...(output === undefined ? {} : { output }),
     connections: 4,
     minSplit: RANGE,
     retries: 3,
@@ -274,6 +277,38 @@ describe("FileDownload: resume", () => {
     expect((failure as Error).message).toContain(`(${SIZE + 10} bytes) is not the start of ${server.url()}`);
     expect(asks(server)).toEqual([{ range: `bytes=${SIZE + 10}-${SIZE + 10 + RANGE - 1}`, ifRange: undefined }]);
     expect((await readFile(output)).equals(mine)).toBe(true);
+  });
+});
+
+describe("FileDownload: without an output, named by the answer", () => {
+  const contentDisposition = 'attachment; filename="named.bin"';
+
+  it("claims the name the probe's answer gives and keeps the probe's body as the first range", async () => {
+    const server = await rangeServer({ content, etag: '"v1"', contentDisposition });
+    const dir = await tempDir();
+    const { job } = fileDownload(server.url(), undefined, { dir });
+    const result = await job.run();
+    expect(result).toMatchObject({ path: join(dir, "named.bin"), status: "downloaded", size: SIZE });
+    expect((await readFile(join(dir, "named.bin"))).equals(content)).toBe(true);
+    expect(server.bytesServed()).toBe(SIZE);
+    expect(askedRanges(server)).toEqual([[0, SIZE - 1]]);
+  });
+
+  it("probes again, from the first missing byte with If-Range, when a partial is found only under that name", async () => {
+    const server = await rangeServer({ content, etag: '"v1"', lastModified: LAST_MODIFIED, contentDisposition });
+    const dir = await tempDir();
+    const named = join(dir, "named.bin");
+    await writePartial(named, server.url(), Buffer.concat([content.subarray(0, HALF), Buffer.alloc(SIZE - HALF)]), [[0, HALF - 1]]);
+    const { job } = fileDownload(server.url(), undefined, { dir });
+    const result = await job.run();
+    expect(result).toMatchObject({ path: named, status: "resumed", size: SIZE });
+    // The first probe knew nothing (its body is ended unread); the second asks what is missing.
+    expect(asks(server).slice(0, 2)).toEqual([
+      { range: `bytes=0-${RANGE - 1}`, ifRange: undefined },
+      { range: `bytes=${HALF}-${HALF + RANGE - 1}`, ifRange: '"v1"' },
+    ]);
+    expect(askedRanges(server, 1)).toEqual([[HALF, SIZE - 1]]);
+    expect((await readFile(named)).equals(content)).toBe(true);
   });
 });
 
