@@ -20,7 +20,7 @@ import { OrderedOutput, StreamDownload, type StreamDestination } from "../src/st
 import { makeContent } from "./support/content.js";
 import { FakeClock } from "./support/fake-clock.js";
 import { rangeAnswer, sendAndClose } from "./support/raw-server.js";
-import type { RangeServer, RangeServerOptions } from "./support/range-server.js";
+import type { RangeServer, RangeServerOptions, RecordedRequest } from "./support/range-server.js";
 import { closeAfterTest, rangeServer, rawServer } from "./support/servers.js";
 import { tarArchive } from "./support/tar-archive.js";
 import { tempDir, waitFor } from "./support/temp.js";
@@ -234,7 +234,8 @@ describe("StreamDownload: the route's steps", () => {
 
   it("stream after ranges: workers whose ranges are ignored end in one plain stream that adds only the bytes not given yet", async () => {
     // The probe's range is answered; every later range gets the whole file (200).
-    const { server, job, read, given } = await streamDownload({ server: { onRequest: (request) => (request.index > 0 && request.range ? { ignoreRange: true } : undefined) } });
+    const workersIgnored = (request: RecordedRequest) => (request.index > 0 && request.range ? { ignoreRange: true } : undefined);
+    const { server, job, read, given } = await streamDownload({ server: { onRequest: workersIgnored } });
     await job.run();
     const out = await read;
     expect(out.length).toBe(SIZE);
