@@ -14,8 +14,9 @@ import { retried, traced } from "./events.js";
 import { withRetries, type RetryNotice } from "./retry.js";
 import type { Consumer, RangeWriter } from "./sink.js";
 import { startTicker, type TransferCounters } from "./ticker.js";
+import { RemoteChangedError } from "./errors.js";
 import { serverFault, toNetworkError } from "./to-error.js";
-import { judge, NOTHING_KNOWN, sizeProofOf, type Asked, type SizeProof, type Validators } from "./verdict.js";
+import { judge, NOTHING_KNOWN, sizeProofOf, type Asked, type Known, type SizeProof, type Validators } from "./verdict.js";
 
 export interface StreamJob {
   settings: Settings;
@@ -26,6 +27,11 @@ export interface StreamJob {
   first: ProbeAnswer | undefined;
   /** Where the bytes go; restarted before each attempt but the first, ended `complete` or `dropped`. */
   target: Consumer;
+  /**
+   * The version of bytes `target` holds already and cannot take back (an ordered
+   * stream fed by parallel ranges before this stream): every answer must be of it.
+   */
+  kept?: Known | undefined;
   counters: TransferCounters;
   signal: AbortSignal;
   /** Told every size an answer proves, and the clean end's length when no answer gave one. */
@@ -38,17 +44,21 @@ const PLAIN: Asked = { range: undefined, ifRange: false, conditional: false, fir
 /**
  * Streams the whole file into `job.target` and resolves with the number of bytes
  * written and the answer's URL and validators. A body that ends short of the length
- * its answer proved is a failed attempt; the caller weighs the proofs.
+ * its answer proved is a failed attempt; the caller weighs the proofs. A target
+ * without `restart` keeps what it was given (an ordered stream passed it on), so a
+ * retry must be of the same version as those bytes.
  * @throws IntegrityError when the answers are not the whole file (after retries);
- *   NetworkError, HttpStatusError, FileError as they come. The target was ended
- *   `dropped` then.
+ *   RemoteChangedError when a retry's answer is another version than the bytes a
+ *   target without `restart` kept; NetworkError, HttpStatusError, FileError as they
+ *   come. The target was ended `dropped` then.
  */
 export async function streamWhole(job: StreamJob): Promise<{ size: number; finalUrl: string; validators: Validators }> {
   const { settings } = job;
   const loop = { retries: settings.retries, clock: settings.clock, signal: job.signal, onRetry: (retry: RetryNotice) => retried(job.http, retry) };
+  const kept: KeptVersion = { version: job.kept };
   let ended: Awaited<ReturnType<typeof oneAttempt>>;
   try {
-    ended = await withRetries(loop, (attempt) => oneAttempt(job, attempt));
+    ended = await withRetries(loop, (attempt) => oneAttempt(job, attempt, kept));
   } catch (error) {
     await job.target.end?.("dropped").catch(() => {});
     throw error;
@@ -57,8 +67,13 @@ export async function streamWhole(job: StreamJob): Promise<{ size: number; final
   return ended;
 }
 
+/** The version of the bytes a target without `restart` holds (`StreamJob.kept`, or an earlier attempt's); unset until it holds some. */
+interface KeptVersion {
+  version: Known | undefined;
+}
+
 /** One attempt of the stream, from byte 0 (the probe's answer, first, when it is the whole file). */
-async function oneAttempt(job: StreamJob, attempt: number): Promise<{ size: number; finalUrl: string; validators: Validators }> {
+async function oneAttempt(job: StreamJob, attempt: number, kept: KeptVersion): Promise<{ size: number; finalUrl: string; validators: Validators }> {
   const { settings, counters } = job;
   const given = attempt === 1 ? job.first : undefined;
   let writer: RangeWriter;
@@ -87,7 +102,12 @@ async function oneAttempt(job: StreamJob, attempt: number): Promise<{ size: numb
   try {
     response ??= await plainGet(job);
     finalUrl = response.url;
-    const verdict = given?.verdict ?? traced(job.http.events, response.url, judge(PLAIN, NOTHING_KNOWN, response));
+    const verdict = given?.verdict ?? traced(job.http.events, response.url, judge(PLAIN, kept.version ?? NOTHING_KNOWN, response));
+    if (verdict.kind === "changed") {
+      throw new RemoteChangedError(`${settings.shownUrl} changed on the server: ${verdict.reason}; the bytes before it were passed on already`, {
+        url: settings.shownUrl,
+      });
+    }
     // Only an answer whose body is the file from its first byte can be one stream.
     const fromStart =
       verdict.kind === "whole" ||
@@ -103,10 +123,14 @@ async function oneAttempt(job: StreamJob, attempt: number): Promise<{ size: numb
     counters.bytesAccepted = 0;
     counters.activeConnections = 1;
     job.http.stats.connectionsInUse(1);
+    const headers = response.headers;
+    const validators: Validators = { etag: headers["etag"] ?? null, lastModified: headers["last-modified"] ?? null };
     let position = 0;
     for await (const chunk of response.body as AsyncIterable<Buffer>) {
       counters.bytesTransferred += chunk.length;
       if (settings.rateLimiter) await settings.rateLimiter.take(chunk.length, job.signal);
+      // Bytes a target cannot take back are of this version: a retry must be too.
+      if (job.target.restart === undefined) kept.version ??= { size: announced, ...validators, bytesDone: 0 };
       await writer.write(chunk, position);
       position += chunk.length;
       counters.bytesAccepted = position;
@@ -117,8 +141,7 @@ async function oneAttempt(job: StreamJob, attempt: number): Promise<{ size: numb
     }
     // A length-less stream that ended cleanly proves its own length (DESIGN).
     if (announced === undefined) job.proven({ source: "clean-end", size: position });
-    const headers = response.headers;
-    return { size: position, finalUrl, validators: { etag: headers["etag"] ?? null, lastModified: headers["last-modified"] ?? null } };
+    return { size: position, finalUrl, validators };
   } catch (caught) {
     response?.body.destroy();
     throw toNetworkError(caught, finalUrl, job.signal);

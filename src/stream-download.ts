@@ -26,7 +26,7 @@ import type { TransferCounters } from "./ticker.js";
 import { downloadResult } from "./result.js";
 import { transferRanges } from "./transfer.js";
 import type { Checksum, DownloadResult } from "./types.js";
-import { bodyPlacement, checkPublish, NOTHING_KNOWN, sizeProofOf, type SizeProof, type Verdict } from "./verdict.js";
+import { bodyPlacement, checkPublish, NOTHING_KNOWN, sizeProofOf, type Known, type SizeProof, type Verdict } from "./verdict.js";
 
 /**
  * The ordered stream as the consumer of a parallel transfer and of a single stream
@@ -268,7 +268,9 @@ export class StreamDownload {
       case "stream": {
         const body = step.body === "probe" ? answer : undefined;
         if (body && (verdict.kind === "whole" || verdict.kind === "range-ignored") && verdict.size !== undefined) sink.expectSize(verdict.size);
-        return this.#stream(body, proven);
+        // After ranges, bytes of the probe's version may have left: the stream must be of it too.
+        const kept = first.kind === "ranges" ? { size: this.#size, etag: answer.etag, lastModified: answer.lastModified, bytesDone: 0 } : undefined;
+        return this.#stream(body, proven, kept);
       }
       case "empty":
         this.#size = 0;
@@ -282,14 +284,15 @@ export class StreamDownload {
     }
   }
 
-  /** One stream from the first byte (the probe's own body when it is the whole file). */
-  async #stream(answer: ProbeAnswer | undefined, proven: (proof: SizeProof) => void): Promise<void> {
+  /** One stream from the first byte (the probe's own body when it is the whole file); `kept`: the version of bytes the output gave already. */
+  async #stream(answer: ProbeAnswer | undefined, proven: (proof: SizeProof) => void, kept?: Known): Promise<void> {
     const { size } = await streamWhole({
       settings: this.#settings,
       http: this.#http,
       label: this.#label(),
       first: answer,
       target: this.#output,
+      kept,
       counters: this.#counters,
       signal: this.#abort.signal,
       proven,

@@ -209,10 +209,13 @@ function judgeFull(asked: Asked, known: Known, headers: Answer["headers"], valid
     size = range.size;
   }
   const nothingKnown = known.size === undefined && known.etag === null && known.lastModified === null;
-  if (asked.range === undefined || nothingKnown) {
-    return { kind: "whole", size, validators };
-  }
+  if (nothingKnown) return { kind: "whole", size, validators };
   const version = compareVersion(known, validators, size);
+  // A plain GET's 200 is the whole file; with a version known (a stream's retry after
+  // its bytes left), only a different validator or length makes it another one.
+  if (asked.range === undefined) {
+    return version.kind === "different" ? { kind: "changed", reason: version.reason } : { kind: "whole", size, validators };
+  }
   if (version.kind === "same") return { kind: "range-ignored", size, validators };
   if (version.kind === "contradiction") return { kind: "server-fault", reason: version.reason };
   return {

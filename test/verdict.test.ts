@@ -254,6 +254,20 @@ const rows: Row[] = [
     verdict: { kind: "whole", size: SIZE, validators },
   },
   {
+    name: "a 200 to a plain GET with a new ETag, a version known (a stream's retry after its bytes left), is a change",
+    asked: plain,
+    known,
+    answer: answer(200, { "content-length": String(SIZE), etag: '"v2"' }),
+    verdict: { kind: "changed", reason: 'it has a new ETag "v2"' },
+  },
+  {
+    name: "a 200 to a plain GET of another length, nothing to compare but the length, is a change",
+    asked: plain,
+    known: { ...known, etag: null, lastModified: null },
+    answer: bare(200, { "content-length": String(SIZE + 1) }),
+    verdict: { kind: "changed", reason: `it now has ${SIZE + 1} bytes, not ${SIZE}` },
+  },
+  {
     name: "a 200 with the slice's length and a slice Content-Range is never the whole file: ranges unusable, one plain stream (input 1, modelscope_hub #50)",
     asked: probe,
     known: NOTHING_KNOWN,
