@@ -137,6 +137,20 @@ export class FakeClock implements Clock {
     return this.#now - start;
   }
 
+  /**
+   * Lets fake time run `speed` times as fast as real time, `stepMs` at a time (default
+   * 250, the ticker's beat), until the returned function is called. For end-to-end runs
+   * against real sockets, whose bytes arrive in real time: the ticker, rescues, hedges,
+   * backoffs and Retry-After pauses all pass at fake time's pace and every sleep is
+   * still recorded. Give such a run a long `timeout` (its answer deadlines flow too) and
+   * no `instantUpToMs` (an instant sleep would jump time past the deadlines).
+   */
+  flow(options: { speed: number; stepMs?: number }): () => void {
+    const stepMs = options.stepMs ?? 250;
+    const timer = setInterval(() => this.advance(stepMs), stepMs / options.speed);
+    return () => clearInterval(timer);
+  }
+
   /** The earliest sleep or tick due by `target`: timers first on a tie, as they were set before the tick that would see them. */
   #nextDue(target: number): Timer | Ticker | undefined {
     const timer = this.#nextTimer();
