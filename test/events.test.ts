@@ -7,7 +7,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { beforeAll, describe, expect, it, onTestFinished } from "vitest";
-import { main, type SignalSource } from "../src/cli/main.js";
+import { main, type CliIo, type SignalSource } from "../src/cli/main.js";
 import { download, type DownloadEvent } from "../src/index.js";
 import type { InternalOptions } from "../src/options.js";
 import { makeContent, sha256 } from "./support/content.js";
@@ -130,7 +130,7 @@ describe("onEvent", () => {
 });
 
 /** The command line in this process on `clock` (CliIo's), with its stdout and stderr as text. */
-async function mainOnClock(argv: string[], clock: FakeClock): Promise<{ code: number; stdout: string; stderr: string }> {
+async function mainOnClock(argv: string[], clock: FakeClock, io: Partial<CliIo> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   const text = { stdout: "", stderr: "" };
   const stream = (name: "stdout" | "stderr") => {
     const written = new PassThrough();
@@ -138,7 +138,7 @@ async function mainOnClock(argv: string[], clock: FakeClock): Promise<{ code: nu
     return written as unknown as NodeJS.WriteStream;
   };
   const signals = new EventEmitter() as unknown as SignalSource;
-  const code = await main(argv, { stdout: stream("stdout"), stderr: stream("stderr"), env: {}, signals, clock });
+  const code = await main(argv, { stdout: stream("stdout"), stderr: stream("stderr"), env: {}, signals, clock, ...io });
   await new Promise((resolve) => setImmediate(resolve));
   return { code, ...text };
 }
@@ -242,6 +242,24 @@ describe("--progress json", () => {
     expect(fd.code).toBe(2);
     expect(fd.stderr).toMatch(/^rangeget: --progress-fd 9: no such open file descriptor/);
     expect(source.requests).toHaveLength(0);
+  });
+});
+
+describe("plain progress lines on the CLI's clock", () => {
+  it("prints one every plainLineMs of the clock given to main, and the closing line", async () => {
+    const source = await rangeServer({ content: makeContent(512 * KiB, 19), bytesPerSecond: 1024 * KiB });
+    const dir = await tempDir();
+    const clock = new FakeClock();
+    onTestFinished(clock.flow({ speed: SPEED }));
+    const run = await mainOnClock(["--progress", "plain", "-c", "1", "--timeout", String(TIMEOUT_S), "-d", dir, source.url("/p.bin")], clock, {
+      intervals: { plainLineMs: 1000 },
+    });
+    expect(run.code, run.stderr).toBe(0);
+    const shown = lines(run.stderr);
+    // Half a real second of bytes is five seconds of this clock: lines a second apart on it, where the default would print none.
+    expect(shown.slice(0, -1).length).toBeGreaterThanOrEqual(2);
+    for (const line of shown.slice(0, -1)) expect(line).toMatch(/^p\.bin: \d+% \(/);
+    expect(shown.at(-1)).toMatch(/^p\.bin: downloaded 512 KiB in \d+s/);
   });
 });
 
