@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { main, type CliIo, type SignalSource } from "../src/cli/main.js";
+import { DownloadEvents } from "../src/events.js";
 import { download, type DownloadEvent } from "../src/index.js";
 import type { InternalOptions } from "../src/options.js";
 import { makeContent, sha256 } from "./support/content.js";
@@ -149,6 +150,22 @@ function jsonLines(text: string): Array<Record<string, unknown>> {
     .filter((line) => line.startsWith("{"))
     .map((line) => JSON.parse(line) as Record<string, unknown>);
 }
+
+describe("progress events' period", () => {
+  it("passes a snapshot on at most every progressEventMs of the download's clock, stamped with its wall time", () => {
+    const clock = new FakeClock();
+    const events: DownloadEvent[] = [];
+    const downloadEvents = new DownloadEvents({ onEvent: (event) => events.push(event) }, "http://a.test/f", "/d/f", clock, 500);
+    downloadEvents.start("/d/f", 1000, 1);
+    for (let beat = 1; beat <= 8; beat++) {
+      clock.advance(250);
+      downloadEvents.progress({ path: "/d/f", bytesDone: beat * 100, size: 1000, bytesPerSecond: 400, activeConnections: 1 });
+    }
+    const progress = events.filter((event) => event.event === "progress");
+    expect(progress.map((event) => event.time - FAKE_WALL_EPOCH_MS)).toEqual([500, 1000, 1500, 2000]);
+    expect(progress.map((event) => event.event === "progress" && event.bytesDone)).toEqual([200, 400, 600, 800]);
+  });
+});
 
 describe("onEvent at the tail", () => {
   it("reports a rescue or a hedge with the range it moves, as many as the result counts", async () => {
