@@ -15,7 +15,7 @@ import { closeAfterTest } from "./support/servers.js";
 import { tempDir } from "./support/temp.js";
 import { FakeClock } from "./support/fake-clock.js";
 
-/** The clock the files' renames (and a lock's wait) sleep on: none of them waits here. */
+/** The clock the files' renames would retry on (Windows only): none of them waits here. */
 const clock = new FakeClock();
 
 const URL = "http://127.0.0.1:8080/file.bin";
