@@ -43,6 +43,7 @@ const UNIT = [
   "size",
   "stats",
   "tail-policy",
+  "ticker",
   "verdict",
 ].map((name) => `test/${name}.test.ts`);
 /** SIGKILL loops and the fault soak: a minute of wall time, run by CI and `npm run torture`. */

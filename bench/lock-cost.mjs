@@ -18,6 +18,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { systemClock } from "../dist/clock.js";
 import { acquireLock } from "../dist/lock.js";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -58,10 +59,10 @@ async function batch(dir, environment) {
 }
 
 const MODES = [
-  { environment: {}, beside: false },
-  { environment: {}, beside: true },
-  { environment: { link: noHardLinks }, beside: false },
-  { environment: { link: noHardLinks }, beside: true },
+  { environment: { clock: systemClock }, beside: false },
+  { environment: { clock: systemClock }, beside: true },
+  { environment: { clock: systemClock, link: noHardLinks }, beside: false },
+  { environment: { clock: systemClock, link: noHardLinks }, beside: true },
 ];
 
 console.log(`Lock acquire + release, µs per pair (median of 5 × ${locks}), Node ${process.versions.node}, ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC\n`);

@@ -14,6 +14,7 @@ import type { FileHandle } from "node:fs/promises";
 import { dirname } from "node:path";
 import { Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import type { Clock } from "./clock.js";
 import type { Manifest } from "./manifest.js";
 import { OrderedSink, streamWindow } from "./ordered-sink.js";
 import { writesInFileOrder } from "./part-file.js";
@@ -50,6 +51,8 @@ export interface AppendingSinkOptions {
   windowBytes: number;
   /** The planner's range size: the planner is told of room once per range, not per chunk. */
   rangeBytes: number;
+  /** The job's clock, for the checkpoints' rename retries. */
+  clock: Pick<Clock, "now" | "sleep">;
 }
 
 /**
@@ -89,7 +92,7 @@ export class AppendingSink implements Consumer {
     this.#hasher = options.hasher;
     this.#rangeBytes = options.rangeBytes;
     // Appends land in order, and only completed ones reach `done`: nothing to flush first.
-    this.#checkpoint = new Checkpointer(file, paths.manifest, options.manifest, options.done, async () => {});
+    this.#checkpoint = new Checkpointer(file, paths.manifest, options.manifest, options.done, async () => {}, options.clock);
     const start = options.done.missing(this.#size)[0]?.[0] ?? this.#size;
     this.#end = start;
     this.#roomAt = start;
@@ -218,7 +221,7 @@ async function readAt(file: FileHandle, position: number, length: number): Promi
 /**
  * The sink of the `.part` of `path`: appended in file order where its volume has no sparse
  * files (`writesInFileOrder`), written at each range's own offsets elsewhere. `planning`
- * is the planner's (`connections`, `minSplit`), for the window. `volume` is asked of the
+ * is the planner's (`connections`, `minSplit`), for the window, with the job's `clock`. `volume` is asked of the
  * file system unless given (tests give one without sparse files).
  */
 export async function partSink(
@@ -227,10 +230,10 @@ export async function partSink(
   manifest: Manifest,
   done: IntervalSet,
   hasher: PrefixHasher | undefined,
-  planning: { connections: number; minSplit: number },
+  planning: { connections: number; minSplit: number; clock: Pick<Clock, "now" | "sleep"> },
   volume?: Volume,
 ): Promise<Consumer> {
-  if (!(await writesInFileOrder(dirname(partPaths(path).part), volume))) return new PartFileSink(file, path, manifest, done, hasher);
+  if (!(await writesInFileOrder(dirname(partPaths(path).part), volume))) return new PartFileSink(file, path, manifest, done, planning.clock, hasher);
   const windowBytes = appendWindowBytes(planning.connections, planning.minSplit);
-  return new AppendingSink(file, { path, manifest, done, hasher, windowBytes, rangeBytes: planning.minSplit });
+  return new AppendingSink(file, { path, manifest, done, hasher, windowBytes, rangeBytes: planning.minSplit, clock: planning.clock });
 }

@@ -5,9 +5,10 @@
  */
 import { basename } from "node:path";
 import { checksumFor, type ChecksumList } from "./checksum-file.js";
+import { systemClock } from "./clock.js";
 import { downloadWithResult } from "./download.js";
 import { checksumFileAccess, loadChecksumList } from "./load-checksum-file.js";
-import { checkSharedLimits, DEFAULTS } from "./options.js";
+import { checkSharedLimits, DEFAULTS, type InternalOptions } from "./options.js";
 import { checkBound, OPTION_BOUNDS } from "./option-bounds.js";
 import { createDispatcher } from "./dispatcher.js";
 import { HostLimits, maxConnectionsPerHostFor } from "./host-limits.js";
@@ -43,17 +44,19 @@ export async function downloadAll(items: readonly DownloadItem[], options: Downl
  * one is missing). Throws UsageError when `jobs` is not a whole number from 1 up
  * (or Infinity), when the shared `limitRate` or `maxConnectionsPerHost` is out of
  * its range, or when the shared `proxy` (or a proxy variable) is not a proxy URL (as
- * `download` would for one file), before any request.
+ * `download` would for one file), before any request. `clock` and `intervals` (the
+ * internal seams of `InternalOptions`) serve every file and the shared rate limit.
  */
 export async function forEachDownload(
   items: readonly DownloadItem[],
-  options: DownloadAllOptions & { onFileEnd: (index: number, result: DownloadResult, error?: unknown) => void },
+  options: DownloadAllOptions &
+    Pick<InternalOptions, "clock" | "intervals"> & { onFileEnd: (index: number, result: DownloadResult, error?: unknown) => void },
 ): Promise<void> {
   const { jobs = 4, onProgress, onEvent, onTrace, onFileEnd, limitRate, ...defaults } = options;
   if (jobs !== Number.POSITIVE_INFINITY) checkBound(OPTION_BOUNDS.jobs, jobs, "option");
   // Built once for the batch, before any file's settings are checked.
   checkSharedLimits(options);
-  const rateLimiter = limitRate === undefined ? undefined : new RateLimiter(limitRate);
+  const rateLimiter = limitRate === undefined ? undefined : new RateLimiter(limitRate, defaults.clock ?? systemClock);
   const hostLimits = new HostLimits(maxConnectionsPerHostFor(defaults));
   // A proxy URL the batch cannot use is refused before any request, as a bad limit is.
   const proxies = proxyRoutes(defaults, process.env);

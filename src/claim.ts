@@ -6,7 +6,7 @@
 import { mkdir, readFile, stat } from "node:fs/promises";
 import { dirname } from "node:path";
 import { FileError } from "./errors.js";
-import { acquireLock, type Lock } from "./lock.js";
+import { acquireLock, type Lock, type LockEnvironment } from "./lock.js";
 import { manifestDone, readManifest, removeIfPresent, type Manifest } from "./manifest.js";
 import { partPaths } from "./part-paths.js";
 import { finishedFrom, type XattrApi } from "./origin-record.js";
@@ -51,6 +51,8 @@ export interface ClaimOptions {
   /** Extended attributes, where the origin record is read from. */
   xattr: XattrApi | undefined;
   warn: (message: string) => void;
+  /** The job's clock: a lock seen empty is waited for on it (lock.ts). */
+  clock: LockEnvironment["clock"];
 }
 
 /**
@@ -63,7 +65,7 @@ export interface ClaimOptions {
  *   output is a directory, or the file system refuses.
  */
 export async function claimOutput(path: string, options: ClaimOptions): Promise<Claim> {
-  const lock = await lockCreatingDirectory(path);
+  const lock = await lockCreatingDirectory(path, options.clock);
   try {
     if (options.force) await discardPartial(path);
     let partial: PartialState | undefined;
@@ -133,10 +135,10 @@ export async function discardPartial(path: string): Promise<void> {
  * and aria2 do). The directory is made only when the lock finds none: a list of small
  * files into one directory would otherwise pay a mkdir and a stat per file.
  */
-async function lockCreatingDirectory(path: string): Promise<Lock> {
+async function lockCreatingDirectory(path: string, clock: LockEnvironment["clock"]): Promise<Lock> {
   const lockPath = partPaths(path).lock;
   try {
-    return await acquireLock(lockPath, path);
+    return await acquireLock(lockPath, path, { clock });
   } catch (error) {
     const cause = (error as FileError).cause as NodeJS.ErrnoException | undefined;
     const code = cause?.code;
@@ -145,7 +147,7 @@ async function lockCreatingDirectory(path: string): Promise<Lock> {
     if (code !== "ENOENT" && code !== "ENOTDIR") throw error;
   }
   await mkdirFor(path);
-  return acquireLock(lockPath, path);
+  return acquireLock(lockPath, path, { clock });
 }
 
 async function mkdirFor(path: string): Promise<void> {

@@ -8,14 +8,12 @@
  * decides anything about the download.
  */
 import type { Clock } from "./clock.js";
+import { DEFAULT_INTERVALS } from "./intervals.js";
 import { HttpStatusError, RangegetError, summarizeError } from "./errors.js";
 import { redactText, redactUrl } from "./redact.js";
 import { retryNotice } from "./to-error.js";
 import type { RetryNotice } from "./retry.js";
 import { EVENT_SCHEMA_VERSION, type DownloadEvent, type DownloadResult, type EventBase, type EventRange, type ProgressEvent, type TraceEvent } from "./types.js";
-
-/** `progress` events this often, and never more often, milliseconds. */
-export const PROGRESS_EVENT_INTERVAL_MS = 1000;
 
 /** Who listens: the library's callbacks, or the CLI's. */
 export interface EventListeners {
@@ -39,8 +37,8 @@ const TRACED_RESPONSE_HEADERS = ["content-range", "content-length", "content-typ
 export class DownloadEvents {
   readonly #listeners: EventListeners;
   readonly #url: string;
-  readonly #clock: Pick<Clock, "now">;
-  readonly #wallClock: () => number;
+  readonly #clock: Pick<Clock, "now" | "wall">;
+  readonly #progressEventMs: number;
   #path: string;
   #started = false;
   #lastProgressAt: number | undefined;
@@ -48,14 +46,15 @@ export class DownloadEvents {
   /**
    * @param url the URL as it may be shown (its password already `***`)
    * @param path the output path when known before any answer (`-o`), else `""`
-   * @param clock the download's clock, for the progress interval
+   * @param clock the download's clock: `now` for the progress interval, `wall` for each event's `time`
+   * @param progressEventMs `progress` events at most this often, ms (intervals.ts `progressEventMs`)
    */
-  constructor(listeners: EventListeners, url: string, path: string, clock: Pick<Clock, "now">, wallClock: () => number = Date.now) {
+  constructor(listeners: EventListeners, url: string, path: string, clock: Pick<Clock, "now" | "wall">, progressEventMs = DEFAULT_INTERVALS.progressEventMs) {
     this.#listeners = listeners;
     this.#url = url;
     this.#path = path;
     this.#clock = clock;
-    this.#wallClock = wallClock;
+    this.#progressEventMs = progressEventMs;
   }
 
   /** Whether anyone listens to the trace: building its objects costs a little on every request. */
@@ -72,11 +71,11 @@ export class DownloadEvents {
     this.#emit({ event: "start", size: size ?? null, connections });
   }
 
-  /** A progress snapshot (the ticker's, a few times a second): passed on at most every PROGRESS_EVENT_INTERVAL_MS. */
+  /** A progress snapshot (the ticker's, a few times a second): passed on at most every `progressEventMs`. */
   progress(snapshot: ProgressEvent): void {
     if (this.#listeners.onEvent === undefined) return;
     const now = this.#clock.now();
-    if (this.#lastProgressAt !== undefined && now - this.#lastProgressAt < PROGRESS_EVENT_INTERVAL_MS) return;
+    if (this.#lastProgressAt !== undefined && now - this.#lastProgressAt < this.#progressEventMs) return;
     this.#lastProgressAt = now;
     if (snapshot.path !== "") this.#path = snapshot.path;
     const { bytesDone, size, bytesPerSecond, activeConnections } = snapshot;
@@ -141,7 +140,7 @@ export class DownloadEvents {
     if (onTrace === undefined) return;
     const shown: Record<string, string> = {};
     for (const [name, value] of Object.entries(headers)) shown[name] = SHOWN_REQUEST_HEADERS.has(name.toLowerCase()) ? value : "***";
-    onTrace({ event: "request", time: this.#wallClock(), method: "GET", url: redactUrl(url), headers: shown });
+    onTrace({ event: "request", time: this.#clock.wall(), method: "GET", url: redactUrl(url), headers: shown });
   }
 
   /** The final answer to a request for `url`: its status and the headers that matter to a download. */
@@ -153,7 +152,7 @@ export class DownloadEvents {
       const value = headers[name];
       if (value !== undefined) shown[name] = name === "location" ? redactText(value) : value;
     }
-    onTrace({ event: "response", time: this.#wallClock(), url: redactUrl(url), status, headers: shown });
+    onTrace({ event: "response", time: this.#clock.wall(), url: redactUrl(url), status, headers: shown });
   }
 
   /**
@@ -162,14 +161,14 @@ export class DownloadEvents {
    */
   verdict<V extends { kind: string }>(url: string, verdict: V): V {
     const onTrace = this.#listeners.onTrace;
-    if (onTrace !== undefined) onTrace({ event: "verdict", time: this.#wallClock(), url: redactUrl(url), kind: verdict.kind, detail: describeVerdict(verdict) });
+    if (onTrace !== undefined) onTrace({ event: "verdict", time: this.#clock.wall(), url: redactUrl(url), kind: verdict.kind, detail: describeVerdict(verdict) });
     return verdict;
   }
 
   #emit(fields: DistributiveOmit<DownloadEvent, keyof EventBase>): void {
     const onEvent = this.#listeners.onEvent;
     if (onEvent === undefined) return;
-    onEvent({ v: EVENT_SCHEMA_VERSION, time: this.#wallClock(), url: this.#url, path: this.#path, ...fields } as DownloadEvent);
+    onEvent({ v: EVENT_SCHEMA_VERSION, time: this.#clock.wall(), url: this.#url, path: this.#path, ...fields } as DownloadEvent);
   }
 }
 

@@ -207,7 +207,7 @@ export class FileDownload {
     this.#checksumFromList(path, namedByServer);
     this.#path = path;
     const { url, force, ifChanged, warn } = this.#settings;
-    const claim = await claimOutput(path, { url, force, ifChanged, continue: this.#settings.continue, xattr: await loadXattr(), warn });
+    const claim = await claimOutput(path, { url, force, ifChanged, continue: this.#settings.continue, xattr: await loadXattr(), warn, clock: this.#settings.clock });
     this.#lock = claim.lock;
     if (claim.kind === "finished-earlier") {
       this.#size = claim.size;
@@ -283,7 +283,7 @@ export class FileDownload {
     const manifest: Manifest = { version: 1, url, finalUrl: url, size, etag: null, lastModified: null, done: [] };
     const record = { url, etag: null, lastModified: null, size };
     try {
-      this.#digest = await finishPart(file, manifest, { path, url: shownUrl, checksum: expected, hasher, ifChanged, record });
+      this.#digest = await finishPart(file, manifest, { path, url: shownUrl, checksum: expected, hasher, ifChanged, record, clock: this.#settings.clock });
     } catch (error) {
       if (!(error instanceof IntegrityError)) throw error;
       await dropEntry(entry);
@@ -382,7 +382,7 @@ export class FileDownload {
       {
         url,
         range,
-        ifRange: partial ? ifRangeValue(partial.manifest) : undefined,
+        ifRange: partial ? ifRangeValue(partial.manifest, this.#http.clock.wall()) : undefined,
         ifNoneMatch: this.#conditional?.ifNoneMatch,
         ifModifiedSince: this.#conditional?.ifModifiedSince,
         known: partial ? knownOf(partial) : NOTHING_KNOWN,
@@ -485,7 +485,7 @@ export class FileDownload {
     let file: FileHandle | undefined;
     if (partial) file = await openPart(this.#path!, size, this.#settings.warn);
     else if (this.#adopted === size) {
-      file = await adoptPart(this.#path!, size, size);
+      file = await adoptPart(this.#path!, size, size, this.#settings.clock);
       this.#settings.warn(adoptionWarning(this.#path!, size));
     }
     if (!file) return { kind: "lost" };
@@ -525,7 +525,7 @@ export class FileDownload {
       }
     } else if (this.#adopted !== undefined) {
       const adopted = this.#adopted;
-      file = await discardOnFailure(answer, () => adoptPart(this.#path!, adopted, size));
+      file = await discardOnFailure(answer, () => adoptPart(this.#path!, adopted, size, this.#settings.clock));
       this.#settings.warn(adoptionWarning(this.#path!, adopted));
       if (adopted > 0) done.add(0, adopted - 1);
     }
@@ -624,7 +624,7 @@ export class FileDownload {
     const { url, ifChanged } = this.#settings;
     const checksum = this.#checksum;
     const record = { url, etag: manifest.etag, lastModified: manifest.lastModified, size: manifest.size };
-    this.#digest = await finishPart(file, manifest, { path, url: this.#settings.shownUrl, checksum, hasher, ifChanged, record });
+    this.#digest = await finishPart(file, manifest, { path, url: this.#settings.shownUrl, checksum, hasher, ifChanged, record, clock: this.#settings.clock });
     this.#size = manifest.size;
     await this.#storeInCache(path);
     this.#settings.onProgress?.({ path, bytesDone: manifest.size, size: manifest.size, bytesPerSecond: 0, activeConnections: 0 });

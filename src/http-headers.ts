@@ -80,13 +80,14 @@ export function isStrongEtag(etag: string | null | undefined): etag is string {
  * first second after a file changes, answers a weaker date in If-Range with the whole
  * file every time; without If-Range the validators are checked on every answer
  * instead (verdict.ts). A value that is not an HTTP-date would make the server ignore
- * If-Range, so it is not sent.
+ * If-Range, so it is not sent. `nowMs` is wall time (the job's `clock.wall()`), for
+ * `parseHttpDate`'s two-digit years.
  */
-export function ifRangeValue(v: { etag: string | null; lastModified: string | null; date?: string | null | undefined }): string | undefined {
+export function ifRangeValue(v: { etag: string | null; lastModified: string | null; date?: string | null | undefined }, nowMs: number): string | undefined {
   if (isStrongEtag(v.etag)) return v.etag;
-  const modified = v.lastModified === null ? undefined : parseHttpDate(v.lastModified);
+  const modified = v.lastModified === null ? undefined : parseHttpDate(v.lastModified, nowMs);
   if (modified === undefined) return undefined;
-  const date = v.date === null || v.date === undefined ? undefined : parseHttpDate(v.date);
+  const date = v.date === null || v.date === undefined ? undefined : parseHttpDate(v.date, nowMs);
   if (date !== undefined && date - modified < 1000) return undefined;
   return v.lastModified!;
 }
@@ -96,10 +97,10 @@ export function ifRangeValue(v: { etag: string | null; lastModified: string | nu
  * whole file of the same version (a CDN that does so whenever If-Range carries an
  * ETag, seen in the wild: aria2-next #43). The ETag gives way to the Last-Modified
  * date, a date to nothing (the validators of each answer are still checked); sending
- * the same one again would only fetch the whole file again.
+ * the same one again would only fetch the whole file again. `nowMs` as for `ifRangeValue`.
  */
-export function ifRangeAfterUseless(sent: string, v: { etag: string | null; lastModified: string | null }): string | undefined {
-  if (sent === v.etag && v.lastModified !== null && parseHttpDate(v.lastModified) !== undefined) return v.lastModified;
+export function ifRangeAfterUseless(sent: string, v: { etag: string | null; lastModified: string | null }, nowMs: number): string | undefined {
+  if (sent === v.etag && v.lastModified !== null && parseHttpDate(v.lastModified, nowMs) !== undefined) return v.lastModified;
   return undefined;
 }
 
@@ -129,9 +130,10 @@ const ASCTIME_DATE = new RegExp(`^(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) ${MONTH} ([0-9
 
 /**
  * An HTTP-date (RFC 9110 5.6.7) as milliseconds since the epoch, or `undefined`.
- * `nowMs` resolves the two-digit years of the obsolete RFC 850 form.
+ * `nowMs` (wall time, ms since the epoch: the job's `clock.wall()`) resolves the
+ * two-digit years of the obsolete RFC 850 form.
  */
-export function parseHttpDate(value: string | null | undefined, nowMs: number = Date.now()): number | undefined {
+export function parseHttpDate(value: string | null | undefined, nowMs: number): number | undefined {
   const text = value?.trim() ?? "";
   let match = IMF_FIXDATE.exec(text);
   if (match) return utc(match[3], match[2], match[1], match[4], match[5], match[6]);

@@ -10,6 +10,7 @@ import { constants } from "node:fs";
 import { link, open, readFile, stat, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { dirname, join } from "node:path";
+import type { Clock } from "./clock.js";
 import { FileError } from "./errors.js";
 import { removeIfPresent } from "./manifest.js";
 import { currentPlatform, type Platform } from "./platform.js";
@@ -20,8 +21,10 @@ export interface Lock {
   release(): Promise<void>;
 }
 
-/** What taking a lock may use: the platform (is there /proc?) and link(2), for tests. */
+/** What taking a lock uses: the job's clock, and for tests the platform (is there /proc?) and link(2). */
 export interface LockEnvironment {
+  /** `now` and `sleep` wait out a lock seen empty; `wall` is compared with its mtime (EMPTY_LOCK_GRACE_MS). */
+  clock: Pick<Clock, "now" | "wall" | "sleep">;
   platform?: Platform;
   link?: (existing: string, created: string) => Promise<void>;
 }
@@ -38,7 +41,9 @@ const NO_HARD_LINKS = new Set(["EPERM", "ENOTSUP", "EOPNOTSUPP", "ENOSYS", "EISD
  * its creator writes the owner in the next call, so only a crash in between leaves
  * it empty for longer (measured: under 1 ms on exFAT under FUSE).
  */
-const EMPTY_LOCK_GRACE_MS = 2000;
+export const EMPTY_LOCK_GRACE_MS = 2000;
+/** How often a lock seen empty is read again while its grace period runs, ms. */
+export const EMPTY_LOCK_POLL_MS = 20;
 /** Directories whose volume refused a hard link: their locks are exclusive creates from then on. */
 const withoutHardLinks = new Set<string>();
 
@@ -50,7 +55,7 @@ const withoutHardLinks = new Set<string>();
  * original, so a lock whose pid is alive is refused and the message says how to clear it.
  * @throws FileError ERR_LOCKED when held; ERR_FILE (cause ENOENT when the directory is missing) when it cannot be made.
  */
-export async function acquireLock(path: string, output: string, environment: LockEnvironment = {}): Promise<Lock> {
+export async function acquireLock(path: string, output: string, environment: LockEnvironment): Promise<Lock> {
   const platform = environment.platform ?? currentPlatform;
   const makeLink = environment.link ?? link;
   const directory = dirname(path);
@@ -65,7 +70,7 @@ export async function acquireLock(path: string, output: string, environment: Loc
     }
     if (taken === "retry") continue;
     if (taken !== "held") return taken;
-    const holder = await readHolder(path, withoutHardLinks.has(directory));
+    const holder = await readHolder(path, withoutHardLinks.has(directory), environment.clock);
     if (holder === "being-written") {
       throw new FileError(`${output} is being locked by another rangeget process just now; wait for it, or stop it first`, {
         path: output,
@@ -167,18 +172,19 @@ const OWNER_FILE_NAME = /^\.rangeget-\d+-[0-9a-f]+-\d+\.owner$/;
 /**
  * The lock's owner; `undefined` when it is stale by its content. An exclusively made
  * lock (`created`) read empty is "being-written" while it is younger than the grace
- * period; a hard-linked one is never seen incomplete, so unreadable means stale.
+ * period (its age is `clock.wall()` less its mtime, both wall time), waited for on
+ * `clock`; a hard-linked one is never seen incomplete, so unreadable means stale.
  */
-async function readHolder(path: string, created: boolean): Promise<LockOwner | "being-written" | undefined> {
-  const deadline = Date.now() + EMPTY_LOCK_GRACE_MS;
+async function readHolder(path: string, created: boolean, clock: LockEnvironment["clock"]): Promise<LockOwner | "being-written" | undefined> {
+  const deadline = clock.now() + EMPTY_LOCK_GRACE_MS;
   for (;;) {
     const owner = await readLockOwner(path);
     if (owner !== undefined || !created) return owner;
     const info = await stat(path).catch(() => undefined);
     if (info === undefined) return undefined;
-    if (info.size > 0 || Date.now() - info.mtimeMs > EMPTY_LOCK_GRACE_MS) return undefined;
-    if (Date.now() > deadline) return "being-written";
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    if (info.size > 0 || clock.wall() - info.mtimeMs > EMPTY_LOCK_GRACE_MS) return undefined;
+    if (clock.now() >= deadline) return "being-written";
+    await clock.sleep(EMPTY_LOCK_POLL_MS);
   }
 }
 

@@ -1,6 +1,6 @@
 import { constants } from "node:fs";
 import { readFile, unlink } from "node:fs/promises";
-import { systemClock } from "./clock.js";
+import type { Clock } from "./clock.js";
 import { openNoFollow, renameRetrying } from "./platform.js";
 import { IntervalSet, type Interval } from "./ranges.js";
 import { fileError } from "./to-error.js";
@@ -96,8 +96,12 @@ export function manifestDone(manifest: Manifest): IntervalSet {
   return IntervalSet.from(manifest.done);
 }
 
-/** Temp file, fsync, rename: a crash leaves the old manifest or the new one, never half of one. */
-export async function writeManifest(path: string, manifest: Manifest): Promise<void> {
+/**
+ * Temp file, fsync, rename: a crash leaves the old manifest or the new one, never half of
+ * one. `clock` is the job's: the rename's retries (platform.ts `renameRetrying`) sleep on it.
+ * @throws FileError when the file system refuses.
+ */
+export async function writeManifest(path: string, manifest: Manifest, clock: Pick<Clock, "now" | "sleep">): Promise<void> {
   const temp = `${path}.tmp`;
   try {
     // Like the .part: a symlink planted at the temp name must not redirect the write.
@@ -108,7 +112,7 @@ export async function writeManifest(path: string, manifest: Manifest): Promise<v
     } finally {
       await handle.close();
     }
-    await renameRetrying(temp, path, { clock: systemClock });
+    await renameRetrying(temp, path, { clock });
   } catch (error) {
     await unlink(temp).catch(() => {});
     throw fileError(error, path, "cannot write the download manifest");

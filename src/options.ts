@@ -13,6 +13,7 @@ import { systemClock, type Clock } from "./clock.js";
 import { UsageError } from "./errors.js";
 import { FALLBACK_NAME, fileNameFromUrl } from "./filename.js";
 import { DownloadEvents } from "./events.js";
+import { intervalsWith, type Intervals } from "./intervals.js";
 import { HostLimits, maxConnectionsPerHostFor } from "./host-limits.js";
 import { proxyRoutes, type ProxyRoutes } from "./proxy.js";
 import { checkBound, OPTION_BOUNDS } from "./option-bounds.js";
@@ -34,6 +35,8 @@ export interface InternalOptions extends DownloadOptions {
   rateLimiter?: RateLimiter;
   /** Time for retries, ticks and rates; tests pass a fake one. */
   clock?: Clock;
+  /** The periods of the heartbeat and of what it reports, ms (intervals.ts); tests pass short ones. Default `DEFAULT_INTERVALS`. */
+  intervals?: Partial<Intervals>;
   /** Connection limits per host shared with other downloads (downloadAll shares one across files). */
   hostLimits?: HostLimits;
   /** Where the proxy variables (HTTP_PROXY, NO_PROXY...) are read. Default `process.env`. */
@@ -95,6 +98,8 @@ export interface Settings {
   rateLimiter: RateLimiter | undefined;
   hostLimits: HostLimits;
   clock: Clock;
+  /** How often the ticker beats and checkpoints, and progress events are passed on, ms. */
+  intervals: Intervals;
   /** Which proxy each URL goes through, from `proxy`, `noProxy` and the environment. */
   proxies: ProxyRoutes;
 }
@@ -170,8 +175,9 @@ export function resolveSettings(url: string, mirrors: readonly string[], options
   }
   const checksum = expectedChecksum(options, credentials.url, output);
   const clock = options.clock ?? systemClock;
+  const intervals = intervalsWith(options.intervals);
   const proxies = proxyRoutes(options, options.environment ?? process.env);
-  const events = new DownloadEvents({ onEvent: options.onEvent, onTrace: options.onTrace }, credentials.shown, output ?? "", clock);
+  const events = new DownloadEvents({ onEvent: options.onEvent, onTrace: options.onTrace }, credentials.shown, output ?? "", clock, intervals.progressEventMs);
   const { onProgress } = options;
   return {
     url: credentials.url,
@@ -210,6 +216,7 @@ export function resolveSettings(url: string, mirrors: readonly string[], options
     rateLimiter: options.rateLimiter ?? (options.limitRate === undefined ? undefined : new RateLimiter(options.limitRate, clock)),
     hostLimits: options.hostLimits ?? new HostLimits(maxConnectionsPerHostFor({ connections, ...(maxPerHost === undefined ? {} : { maxConnectionsPerHost: maxPerHost }) })),
     clock,
+    intervals,
     proxies,
   };
 }

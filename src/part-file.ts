@@ -10,7 +10,7 @@ import { constants } from "node:fs";
 import { stat, statfs, utimes, writeFile, type FileHandle } from "node:fs/promises";
 import { dirname } from "node:path";
 import { discardPartial, etagSidecar } from "./claim.js";
-import { systemClock } from "./clock.js";
+import type { Clock } from "./clock.js";
 import { FileError, IntegrityError, RangegetError } from "./errors.js";
 import { fileTooLarge, refuseTooLarge } from "./file-size-limit.js";
 import { parseHttpDate } from "./http-headers.js";
@@ -126,15 +126,22 @@ export async function rangePlanning(path: string, minSplit: number): Promise<{ m
  * proved the size, so a file that is not a prefix of the remote one stays untouched.
  * If it cannot be opened or grown once moved, it is moved back: the user's file is
  * never lost. Where the volume has no sparse files it is not grown: the writes grow it.
- * `volume` and `probe` as for `createPart`.
+ * `volume` and `probe` as for `createPart`; `clock` is the job's, for the renames' retries.
  * @throws FileError when it cannot be moved, grown, or does not fit.
  */
-export async function adoptPart(path: string, prefix: number, size: number, volume?: Volume, probe?: LimitProbe): Promise<FileHandle> {
+export async function adoptPart(
+  path: string,
+  prefix: number,
+  size: number,
+  clock: Pick<Clock, "now" | "sleep">,
+  volume?: Volume,
+  probe?: LimitProbe,
+): Promise<FileHandle> {
   const partPath = partPaths(path).part;
   const { sparse } = await checkRoom(partPath, size, size - prefix, volume, probe);
   try {
     await removeIfPresent(partPath);
-    await renameRetrying(path, partPath, { clock: systemClock });
+    await renameRetrying(path, partPath, { clock });
   } catch (error) {
     throw fileError(error, partPath, "cannot continue");
   }
@@ -145,7 +152,7 @@ export async function adoptPart(path: string, prefix: number, size: number, volu
     return file;
   } catch (error) {
     await file?.close().catch(() => {});
-    await renameRetrying(partPath, path, { clock: systemClock }).catch(() => {});
+    await renameRetrying(partPath, path, { clock }).catch(() => {});
     throw fileError(error, partPath, "cannot continue");
   }
 }
@@ -212,6 +219,8 @@ export interface FinishOptions {
   ifChanged: boolean;
   /** Where the file came from, kept with the output so that a re-run recognises it. */
   record: OriginRecord;
+  /** The job's clock: the rename's retries sleep on it, and `wall` dates Last-Modified's two-digit years. */
+  clock: Pick<Clock, "now" | "sleep" | "wall">;
 }
 
 /**
@@ -264,13 +273,13 @@ export async function finishPart(file: FileHandle, manifest: Manifest, options: 
     // We hold the lock, so a manifest absent now stays absent: no removal to attempt.
     const manifestPath = partPaths(path).manifest;
     const manifestOnDisk = (await stat(manifestPath).catch(() => undefined)) !== undefined;
-    if (size > 0 && manifestOnDisk) await writeManifest(manifestPath, { ...manifest, done: [[0, size - 1]] });
+    if (size > 0 && manifestOnDisk) await writeManifest(manifestPath, { ...manifest, done: [[0, size - 1]] }, options.clock);
     // On the .part, before the rename: attributes move with the file, so the output
     // never appears without its record.
     await writeOriginRecord(partPath, options.record, { xattr: await loadXattr(), sidecarFor: path });
-    await renameRetrying(partPath, path, { clock: systemClock });
-    const modified = parseHttpDate(manifest.lastModified);
-    if (modified !== undefined) await utimes(path, new Date(), new Date(modified));
+    await renameRetrying(partPath, path, { clock: options.clock });
+    const modified = parseHttpDate(manifest.lastModified, options.clock.wall());
+    if (modified !== undefined) await utimes(path, new Date(options.clock.wall()), new Date(modified));
     if (manifestOnDisk) await removeIfPresent(manifestPath);
     if (options.ifChanged) {
       // If-None-Match compares weakly (RFC 9110 13.1.2), so a weak ETag serves too.

@@ -5,6 +5,7 @@
  * makes the record of done bytes durable: data fsync, then the manifest.
  */
 import type { FileHandle } from "node:fs/promises";
+import type { Clock } from "./clock.js";
 import { removeIfPresent, writeManifest, type Manifest } from "./manifest.js";
 import { createPart } from "./part-file.js";
 import { partPaths } from "./part-paths.js";
@@ -25,19 +26,22 @@ export class Checkpointer {
   readonly #manifest: Manifest;
   readonly #done: IntervalSet;
   readonly #beforeSave: () => Promise<void>;
+  readonly #clock: Pick<Clock, "now" | "sleep">;
   #dirty = false;
   #saving: Promise<void> = Promise.resolve();
 
   /**
    * @param path the manifest's path (`<output>.part.json`)
    * @param beforeSave flushes bytes still held in memory, so they count in this save
+   * @param clock the job's, for the manifest's rename retries
    */
-  constructor(file: FileHandle, path: string, manifest: Manifest, done: IntervalSet, beforeSave: () => Promise<void>) {
+  constructor(file: FileHandle, path: string, manifest: Manifest, done: IntervalSet, beforeSave: () => Promise<void>, clock: Pick<Clock, "now" | "sleep">) {
     this.#file = file;
     this.#path = path;
     this.#manifest = manifest;
     this.#done = done;
     this.#beforeSave = beforeSave;
+    this.#clock = clock;
   }
 
   /** The bytes `[start, end]` are written (not yet durable). */
@@ -81,7 +85,7 @@ export class Checkpointer {
       this.#dirty = true;
       throw fileError(error, this.#path, "cannot sync the data of");
     }
-    await writeManifest(this.#path, { ...this.#manifest, done: snapshot });
+    await writeManifest(this.#path, { ...this.#manifest, done: snapshot }, this.#clock);
   }
 }
 
@@ -104,8 +108,9 @@ export class PartFileSink implements Consumer {
   /**
    * @param path the output path; bytes go to `<path>.part`, the manifest to `<path>.part.json`
    * @param done bytes already on disk (a resume); grows as ranges are written
+   * @param clock the job's, for the checkpoints' rename retries
    */
-  constructor(file: FileHandle, path: string, manifest: Manifest, done: IntervalSet, hasher?: PrefixHasher) {
+  constructor(file: FileHandle, path: string, manifest: Manifest, done: IntervalSet, clock: Pick<Clock, "now" | "sleep">, hasher?: PrefixHasher) {
     const paths = partPaths(path);
     this.#file = file;
     this.#partPath = paths.part;
@@ -116,7 +121,7 @@ export class PartFileSink implements Consumer {
     const flushWriters = async () => {
       await Promise.all([...this.#writers].map((writer) => writer.flush()));
     };
-    this.#checkpoint = new Checkpointer(file, paths.manifest, manifest, done, flushWriters);
+    this.#checkpoint = new Checkpointer(file, paths.manifest, manifest, done, flushWriters, clock);
   }
 
   writer(): RangeWriter {

@@ -2,7 +2,7 @@
  * `--limit-rate`: one token bucket shared by every connection of every file, so the
  * cap is on the total, however many workers there are.
  */
-import { systemClock, type Clock } from "./clock.js";
+import type { Clock } from "./clock.js";
 
 /** The bucket never holds less than this, so a slow cap still lets a whole read through. */
 const MIN_CAPACITY_BYTES = 16 * 1024;
@@ -36,7 +36,8 @@ export class RateLimiter {
   /** Cuts the current sleep short when the waiter it is for goes away. */
   #wake: AbortController | undefined;
 
-  constructor(bytesPerSecond: number, clock: Pick<Clock, "now" | "sleep"> = systemClock) {
+  /** @param clock the download's (or the batch's): the bucket fills and its waiters sleep on it. */
+  constructor(bytesPerSecond: number, clock: Pick<Clock, "now" | "sleep">) {
     if (!(bytesPerSecond > 0) || !Number.isFinite(bytesPerSecond)) {
       throw new RangeError(`rate limit must be a positive number of bytes per second, got ${bytesPerSecond}`);
     }

@@ -88,13 +88,14 @@ async function oneAttempt(job: StreamJob, attempt: number, kept: KeptVersion): P
   let announced: number | undefined;
   const stopTicking = startTicker({
     clock: settings.clock,
+    intervals: settings.intervals,
     rates: new RateSampler(),
     counters,
     path: job.label,
     size: () => announced,
     inFlight: () => [],
     onProgress: settings.onProgress,
-    everySecond: async () => {},
+    everyCheckpoint: async () => {},
   });
   let finalUrl = given?.finalUrl ?? settings.url;
   // Held until its body closes: a path that does not read the body must end it.

@@ -1,16 +1,13 @@
 /**
- * The heartbeat of a transfer: a few times a second it samples rates and reports
- * progress; about once a second it runs the slower duties (rescue check, checkpoint).
+ * The heartbeat of a transfer: every `progressMs` (a few times a second) it samples
+ * rates and reports progress; every `checkpointMs` (about once a second) it runs the
+ * slower duties (rescue check, checkpoint). The periods are the job's `Intervals`.
  */
 import type { Clock } from "./clock.js";
+import type { Intervals } from "./intervals.js";
 import type { Assignment } from "./ranges.js";
 import type { RateSampler } from "./rates.js";
 import type { ProgressEvent } from "./types.js";
-
-/** Progress events (and rate samples) this often, milliseconds. */
-export const PROGRESS_INTERVAL_MS = 250;
-/** Checkpoints and rescue checks this often, milliseconds. */
-export const CHECKPOINT_INTERVAL_MS = 1000;
 
 /** What every transfer path counts as it goes; read by the ticker and the result. */
 export interface TransferCounters {
@@ -23,6 +20,8 @@ export interface TransferCounters {
 
 export interface TickerOptions {
   clock: Clock;
+  /** `progressMs` and `checkpointMs`: the beat and the slower duties' period. */
+  intervals: Pick<Intervals, "progressMs" | "checkpointMs">;
   rates: RateSampler;
   counters: TransferCounters;
   path: string;
@@ -31,17 +30,18 @@ export interface TickerOptions {
   /** The ranges in flight now (none for a single stream). */
   inFlight: () => readonly Assignment[];
   onProgress: ((event: ProgressEvent) => void) | undefined;
-  /** Once a second; its failure is left for the next tick or the finish to surface. */
-  everySecond: () => Promise<void>;
+  /** Every `checkpointMs` (once a second by default); its failure is left for the next tick or the finish to surface. */
+  everyCheckpoint: () => Promise<void>;
 }
 
 /** Starts ticking; returns the function that stops it. */
 export function startTicker(options: TickerOptions): () => void {
   const { clock, rates, counters } = options;
+  const { progressMs, checkpointMs } = options.intervals;
   // Counted from now: the first tick's bytes took a whole tick to arrive.
-  let lastSecond = clock.now();
-  rates.sample(lastSecond, options.inFlight(), counters.bytesAccepted);
-  return clock.every(PROGRESS_INTERVAL_MS, () => {
+  let lastCheckpoint = clock.now();
+  rates.sample(lastCheckpoint, options.inFlight(), counters.bytesAccepted);
+  return clock.every(progressMs, () => {
     const now = clock.now();
     rates.sample(now, options.inFlight(), counters.bytesAccepted);
     options.onProgress?.({
@@ -51,9 +51,10 @@ export function startTicker(options: TickerOptions): () => void {
       bytesPerSecond: rates.bytesPerSecond(),
       activeConnections: counters.activeConnections,
     });
-    if (now - lastSecond >= CHECKPOINT_INTERVAL_MS - PROGRESS_INTERVAL_MS / 2) {
-      lastSecond = now;
-      options.everySecond().catch(() => {});
+    // Half a beat of slack: a timer a little early must not push the duty a whole beat later.
+    if (now - lastCheckpoint >= checkpointMs - progressMs / 2) {
+      lastCheckpoint = now;
+      options.everyCheckpoint().catch(() => {});
     }
   });
 }

@@ -86,7 +86,7 @@ export async function transferRanges(job: RangedJob): Promise<TransferOutcome> {
     idle.notify();
   });
   // Mirrors join as they answer (below).
-  const sources = [primarySource(answer, settings.url)];
+  const sources = [primarySource(answer, settings.url, settings.clock.wall())];
   const context: TransferContext = {
     http: job.http,
     sources,
@@ -113,13 +113,14 @@ export async function transferRanges(job: RangedJob): Promise<TransferOutcome> {
   };
   const stopTicking = startTicker({
     clock: settings.clock,
+    intervals: settings.intervals,
     rates,
     counters,
     path: job.label,
     size,
     inFlight: () => planner.inFlight,
     onProgress: settings.onProgress,
-    everySecond: async () => {
+    everyCheckpoint: async () => {
       // A rescue cuts the slow answer short: not with noHedge.
       const stragglers = settings.noHedge ? [] : findStragglers(planner.inFlight, rates, slowChecks);
       for (const straggler of stragglers) {
@@ -173,14 +174,15 @@ export async function transferRanges(job: RangedJob): Promise<TransferOutcome> {
   return { kind: "complete" };
 }
 
-function primarySource(answer: ProbeAnswer, requestedUrl: string): Source {
+/** The copy `answer` came from; `nowMs` is wall time, for its If-Range date (`ifRangeValue`). */
+function primarySource(answer: ProbeAnswer, requestedUrl: string, nowMs: number): Source {
   return {
     url: answer.finalUrl,
     requestedUrl,
     origin: new URL(answer.finalUrl).origin,
     etag: answer.etag,
     lastModified: answer.lastModified,
-    ifRange: ifRangeValue(answer),
+    ifRange: ifRangeValue(answer, nowMs),
     primary: true,
     failed: false,
   };
@@ -201,7 +203,7 @@ async function probeMirror(job: RangedJob, url: string, signal: AbortSignal): Pr
     const answer = await probe(job.http, { url, range: { start: 0, end: 0 }, known, retries: 1 }, signal);
     await discard(answer.response);
     const { verdict } = answer;
-    if (verdict.kind === "bytes") return signal.aborted ? undefined : { ...primarySource(answer, url), primary: false };
+    if (verdict.kind === "bytes") return signal.aborted ? undefined : { ...primarySource(answer, url, job.http.clock.wall()), primary: false };
     warn(
       verdict.kind === "changed"
         ? `ignoring mirror ${shown}: ${anotherFile(answer, job.size, verdict.reason)}`

@@ -282,7 +282,7 @@ export interface EventRange {
 export type DownloadEvent =
   /** The transfer begins (after the probe answered); again after a restart for a `changed` file. */
   | (EventBase & { event: "start"; size: number | null; connections: number })
-  /** Every PROGRESS_EVENT_INTERVAL_MS while bytes are fetched. */
+  /** Once a second (never more often) while bytes are fetched. */
   | (EventBase & {
       event: "progress";
       /** Bytes of the file written so far, an earlier run's included. */

@@ -324,7 +324,7 @@ function placeAnswer(
   // The same version, whole, in answer to If-Range: that validator is no use with this
   // server, and every range would cost the whole file again (DESIGN, "What an answer proves").
   if (verdict.kind === "range-ignored" && sentIfRange !== undefined) {
-    if (source.ifRange === sentIfRange) source.ifRange = ifRangeAfterUseless(sentIfRange, source);
+    if (source.ifRange === sentIfRange) source.ifRange = ifRangeAfterUseless(sentIfRange, source, context.http.clock.wall());
     // Reading the whole file up to the range would cost more than asking again without that validator.
     if (bodyPlacement(verdict, asked)!.skip > 0) return { kind: "ask-again" };
   }

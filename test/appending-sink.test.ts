@@ -21,6 +21,7 @@ import { HttpStatsRecorder } from "../src/stats.js";
 import { transferRanges } from "../src/transfer.js";
 import { bodyPlacement, NOTHING_KNOWN } from "../src/verdict.js";
 import { makeContent, sha256 } from "./support/content.js";
+import { FakeClock } from "./support/fake-clock.js";
 import { closeAfterTest, rangeServer } from "./support/servers.js";
 import { spyOn, type WritevCall } from "./support/file-spy.js";
 import { tempDir } from "./support/temp.js";
@@ -65,7 +66,7 @@ describe("the sink of a .part", () => {
     const dir = await tempDir();
     const file = await open(join(dir, "f.bin.part"), "w+");
     closeAfterTest(() => file.close().catch(() => {}));
-    const args = [file, join(dir, "f.bin"), manifestOf(1 * MiB), new IntervalSet(), undefined, { connections: 4, minSplit: 64 * KiB }] as const;
+    const args = [file, join(dir, "f.bin"), manifestOf(1 * MiB), new IntervalSet(), undefined, { connections: 4, minSplit: 64 * KiB, clock: new FakeClock() }] as const;
     expect(await partSink(...args, NOT_SPARSE)).toBeInstanceOf(AppendingSink);
     expect(await partSink(...args, SPARSE)).toBeInstanceOf(PartFileSink);
     expect(await writesInFileOrder(dir, NOT_SPARSE)).toBe(true);
@@ -80,7 +81,7 @@ describe("AppendingSink", () => {
     const real = await open(`${path}.part`, "w+");
     const { file, calls } = spyOn(real);
     const done = new IntervalSet();
-    const sink = new AppendingSink(file, { path, manifest: manifestOf(size), done, windowBytes: 128 * KiB, rangeBytes: 32 * KiB });
+    const sink = new AppendingSink(file, { path, manifest: manifestOf(size), done, windowBytes: 128 * KiB, rangeBytes: 32 * KiB, clock: new FakeClock() });
     expect(sink.limit).toBe(128 * KiB);
     // Four ranges of 32 KiB fill the window: the last three first, 4 KiB at a time, interleaved.
     const chunksOf = (start: number) => [0, 1, 2, 3, 4, 5, 6, 7].map((chunk) => start + chunk * 4 * KiB);
@@ -118,7 +119,7 @@ describe("AppendingSink", () => {
       [96 * KiB, 128 * KiB - 1],
     ];
     const done = IntervalSet.from(onDisk);
-    const sink = new AppendingSink(file, { path, manifest: manifestOf(size, onDisk), done, windowBytes: 256 * KiB, rangeBytes: 32 * KiB });
+    const sink = new AppendingSink(file, { path, manifest: manifestOf(size, onDisk), done, windowBytes: 256 * KiB, rangeBytes: 32 * KiB, clock: new FakeClock() });
     // Only the missing bytes are handed in, as the planner would.
     for (const [start, end] of done.missing(size)) sink.writer().write(content.subarray(start, end + 1), start);
     await sink.end("complete");
@@ -136,7 +137,7 @@ describe("AppendingSink", () => {
       calls.length === 1 ? writev(buffers, position) : Promise.reject(Object.assign(new Error("ENOSPC: no space left on device"), { code: "ENOSPC" })),
     );
     const done = new IntervalSet();
-    const sink = new AppendingSink(file, { path, manifest: manifestOf(size), done, windowBytes: 256 * KiB, rangeBytes: 32 * KiB });
+    const sink = new AppendingSink(file, { path, manifest: manifestOf(size), done, windowBytes: 256 * KiB, rangeBytes: 32 * KiB, clock: new FakeClock() });
     const writer = sink.writer();
     writer.write(content.subarray(0, 16 * KiB), 0);
     const failure = await (async () => {

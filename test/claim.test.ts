@@ -4,7 +4,11 @@ import { describe, expect, it } from "vitest";
 import { claimOutput, etagSidecar, type Claim, type ClaimOptions } from "../src/claim.js";
 import { FileError } from "../src/errors.js";
 import { writeManifest, type Manifest } from "../src/manifest.js";
+import { FakeClock } from "./support/fake-clock.js";
 import { tempDir } from "./support/temp.js";
+
+/** The clock the files' renames (and a lock's wait) sleep on: none of them waits here. */
+const clock = new FakeClock();
 
 const URL = "http://127.0.0.1:8080/file.bin";
 
@@ -15,7 +19,7 @@ function manifest(extra: Partial<Manifest> = {}): Manifest {
 /** Claims `path`, releasing the lock after the test body has looked at the claim. */
 async function claim(path: string, extra: Partial<ClaimOptions> = {}): Promise<Claim & { warnings: string[] }> {
   const warnings: string[] = [];
-  const claimed = await claimOutput(path, { url: URL, force: false, ifChanged: false, warn: (message) => warnings.push(message), ...extra });
+  const claimed = await claimOutput(path, { url: URL, force: false, ifChanged: false, warn: (message) => warnings.push(message), clock, ...extra });
   await claimed.lock.release();
   return { ...claimed, warnings };
 }
@@ -37,8 +41,8 @@ describe("claimOutput", () => {
 
   it("refuses an output another live process is downloading, until its lock is released", async () => {
     const path = join(await tempDir(), "file.bin");
-    const held = await claimOutput(path, { url: URL, force: false, ifChanged: false, warn: () => {} });
-    const error = await claimOutput(path, { url: URL, force: true, ifChanged: false, warn: () => {} }).catch((caught: unknown) => caught);
+    const held = await claimOutput(path, { url: URL, force: false, ifChanged: false, warn: () => {}, clock });
+    const error = await claimOutput(path, { url: URL, force: true, ifChanged: false, warn: () => {}, clock }).catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(FileError);
     expect((error as FileError).code).toBe("ERR_LOCKED");
     await held.lock.release();
@@ -76,7 +80,7 @@ describe("claimOutput", () => {
 
   it("a partial of another URL (another port): the warning names it and says how it would resume", async () => {
     const path = join(await tempDir(), "file.bin");
-    await writeManifest(`${path}.part.json`, manifest({ url: "http://127.0.0.1:8081/file.bin" }));
+    await writeManifest(`${path}.part.json`, manifest({ url: "http://127.0.0.1:8081/file.bin" }), clock);
     await writeFile(`${path}.part`, Buffer.alloc(1000));
     const claimed = await claim(path);
     expect(claimed.warnings).toEqual([
@@ -96,7 +100,7 @@ describe("claimOutput", () => {
     const path = join(await tempDir(), "file.bin");
     await writeFile(path, "old");
     await writeFile(`${path}.part`, Buffer.alloc(1000));
-    await writeManifest(`${path}.part.json`, manifest());
+    await writeManifest(`${path}.part.json`, manifest(), clock);
     const claimed = await claim(path, { force: true });
     expect(claimed).toMatchObject({ kind: "claimed", partial: undefined, conditional: undefined });
     expect(await exists(`${path}.part`)).toBe(false);
@@ -126,7 +130,7 @@ describe("claimOutput", () => {
   it("trusts the manifest of an earlier run and hands back the bytes it holds", async () => {
     const path = join(await tempDir(), "file.bin");
     await writeFile(`${path}.part`, Buffer.alloc(1000));
-    await writeManifest(`${path}.part.json`, manifest({ done: [[0, 99], [500, 599]] }));
+    await writeManifest(`${path}.part.json`, manifest({ done: [[0, 99], [500, 599]] }), clock);
     const claimed = await claim(path);
     expect(claimed.kind).toBe("claimed");
     if (claimed.kind !== "claimed") return;
@@ -156,7 +160,7 @@ describe("claimOutput", () => {
   it("recognises a run that finished but died before removing its manifest, and tidies up", async () => {
     const path = join(await tempDir(), "file.bin");
     await writeFile(path, Buffer.alloc(1000, 7));
-    await writeManifest(`${path}.part.json`, manifest({ done: [[0, 999]] }));
+    await writeManifest(`${path}.part.json`, manifest({ done: [[0, 999]] }), clock);
     const claimed = await claim(path);
     expect(claimed).toMatchObject({ kind: "finished-earlier", size: 1000 });
     expect(await exists(`${path}.part.json`)).toBe(false);
@@ -171,7 +175,7 @@ describe("claimOutput", () => {
     const path = join(await tempDir(), "file.bin");
     await writeFile(path, Buffer.alloc(outputLength));
     if (withPart) await writeFile(`${path}.part`, Buffer.alloc(1000));
-    await writeManifest(`${path}.part.json`, manifest(changes));
+    await writeManifest(`${path}.part.json`, manifest(changes), clock);
     const claimed = await claim(path);
     expect(claimed.kind).toBe("claimed");
     expect(await exists(`${path}.part.json`)).toBe(true);

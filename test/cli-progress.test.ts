@@ -1,8 +1,10 @@
 import { PassThrough } from "node:stream";
 import { afterEach, describe, expect, it } from "vitest";
-import { createProgressReporter, PLAIN_LINE_INTERVAL_MS } from "../src/cli/progress.js";
+import { createProgressReporter } from "../src/cli/progress.js";
+import { DEFAULT_INTERVALS } from "../src/intervals.js";
 import { fileLabel, formatBarLine, layoutBar, type ProgressReporter, type ProgressStream } from "../src/cli/progress-lines.js";
 import type { DownloadResult, ProgressEvent } from "../src/types.js";
+import { FakeClock } from "./support/fake-clock.js";
 import { until } from "./support/run-cli.js";
 import { Screen } from "./support/screen.js";
 
@@ -48,15 +50,20 @@ afterEach(() => reporter?.stop());
 describe("progress without a TTY", () => {
   it("prints a plain line per file at most every 10 seconds, and a final line", async () => {
     const { stream, text } = fakeStream(false);
-    let now = 0;
-    reporter = await createProgressReporter({ stream, quiet: false, urls: ["http://example.test/big.iso"], now: () => now });
+    const clock = new FakeClock();
+    reporter = await createProgressReporter({ stream, quiet: false, urls: ["http://example.test/big.iso"], clock });
     reporter.update(0, progress({ bytesDone: 0 }));
-    for (now = 1000; now < PLAIN_LINE_INTERVAL_MS; now += 1000) reporter.update(0, progress());
+    while (clock.now() < DEFAULT_INTERVALS.plainLineMs - 1000) {
+      clock.advance(1000);
+      reporter.update(0, progress());
+    }
+    clock.advance(999);
+    reporter.update(0, progress());
     await flush();
     expect(text()).toBe("");
-    now = PLAIN_LINE_INTERVAL_MS;
+    clock.advance(1);
     reporter.update(0, progress());
-    now += 5000;
+    clock.advance(5000);
     reporter.update(0, progress({ bytesDone: 128 * MiB }));
     reporter.fileEnd(0, result());
     await flush();
@@ -69,21 +76,34 @@ describe("progress without a TTY", () => {
 
   it("keeps a clock per file", async () => {
     const { stream, text } = fakeStream(false);
-    let now = 0;
-    reporter = await createProgressReporter({ stream, quiet: false, urls: ["http://a.test/a", "http://a.test/b"], now: () => now });
+    const clock = new FakeClock();
+    reporter = await createProgressReporter({ stream, quiet: false, urls: ["http://a.test/a", "http://a.test/b"], clock });
     reporter.update(0, progress({ path: "/d/a" }));
-    now = 6000;
+    clock.advance(6000);
     reporter.update(1, progress({ path: "/d/b" }));
-    now = 10_000;
+    clock.advance(4000);
     reporter.update(0, progress({ path: "/d/a" }));
     reporter.update(1, progress({ path: "/d/b" }));
     await flush();
     expect(text().split("\n").map((line) => line.split(":")[0])).toEqual(["a", ""]);
   });
 
+  it("takes its period from plainLineMs", async () => {
+    const { stream, text } = fakeStream(false);
+    const clock = new FakeClock();
+    reporter = await createProgressReporter({ stream, quiet: false, urls: ["http://a.test/a"], clock, plainLineMs: 500 });
+    reporter.update(0, progress({ path: "/d/a" }));
+    clock.advance(499);
+    reporter.update(0, progress({ path: "/d/a" }));
+    clock.advance(1);
+    reporter.update(0, progress({ path: "/d/a", bytesDone: 128 * MiB }));
+    await flush();
+    expect(text()).toBe("a: 50% (128 MiB of 256 MiB), 16.0 MiB/s, 8 connections, ETA 8s\n");
+  });
+
   it("says how far an interrupted file got and leaves other failures to the error line", async () => {
     const { stream, text } = fakeStream(false);
-    reporter = await createProgressReporter({ stream, quiet: false, urls: ["http://a.test/a", "http://a.test/b"], now: () => 0 });
+    reporter = await createProgressReporter({ stream, quiet: false, urls: ["http://a.test/a", "http://a.test/b"], clock: new FakeClock() });
     reporter.update(0, progress({ path: "/d/a" }));
     reporter.fileEnd(0, result({ path: "/d/a", status: "failed", error: { code: "ERR_ABORTED", message: "aborted", exitCode: 130 } }));
     reporter.fileEnd(1, result({ path: "/d/b", status: "failed", error: { code: "ERR_HTTP_STATUS", message: "404", exitCode: 3 } }));
@@ -96,7 +116,7 @@ describe("progress without a TTY", () => {
     ["up-to-date", { bytesTransferred: 0, elapsedMs: 20 }, "big.iso: up to date, not downloaded again"],
   ])("ends a %s file with one line", async (status, overrides, line) => {
     const { stream, text } = fakeStream(false);
-    reporter = await createProgressReporter({ stream, quiet: false, urls: ["http://example.test/big.iso"] });
+    reporter = await createProgressReporter({ stream, quiet: false, urls: ["http://example.test/big.iso"], clock: new FakeClock() });
     reporter.fileEnd(0, result({ status, ...overrides }));
     await flush();
     expect(text()).toBe(`${line}\n`);
@@ -107,10 +127,10 @@ describe("progress with -q", () => {
   it("prints no progress, but still the lines main logs", async () => {
     for (const isTTY of [false, true]) {
       const { stream, text } = fakeStream(isTTY);
-      let now = 0;
-      const quiet = await createProgressReporter({ stream, quiet: true, urls: ["http://a.test/x"], now: () => now });
+      const clock = new FakeClock();
+      const quiet = await createProgressReporter({ stream, quiet: true, urls: ["http://a.test/x"], clock });
       quiet.update(0, progress());
-      now = 60_000;
+      clock.advance(60_000);
       quiet.update(0, progress());
       quiet.fileEnd(0, result());
       quiet.log("rangeget: an error");
@@ -124,7 +144,7 @@ describe("progress with -q", () => {
 describe("progress on a TTY", () => {
   it("draws one bar per active file with bytes, percent, speed, ETA and connections, plus a total", async () => {
     const { stream, text } = fakeStream(true);
-    reporter = await createProgressReporter({ stream, quiet: false, urls: ["http://a.test/first.bin", "http://a.test/second.bin"] });
+    reporter = await createProgressReporter({ stream, quiet: false, urls: ["http://a.test/first.bin", "http://a.test/second.bin"], clock: new FakeClock() });
     reporter.update(0, progress({ path: "/d/first.bin" }));
     reporter.update(1, progress({ path: "/d/second.bin", bytesDone: 0, size: undefined, bytesPerSecond: 0, activeConnections: 1 }));
     reporter.stop();
@@ -139,14 +159,14 @@ describe("progress on a TTY", () => {
     const { stream } = fakeStream(true);
     const screen = new Screen();
     stream.on("data", (chunk: Buffer) => screen.write(chunk.toString("utf8")));
-    reporter = await createProgressReporter({ stream, quiet: false, urls: ["http://a.test/one", "http://a.test/two"] });
+    reporter = await createProgressReporter({ stream, quiet: false, urls: ["http://a.test/one", "http://a.test/two"], clock: new FakeClock() });
     await until(() => screen.lines().some((line) => line.startsWith("total ")), "the total line");
     expect(screen.lines().find((line) => line.startsWith("total "))).toMatch(/ \?% 0 B\/\? .* 0\/2 files$/);
   });
 
   it("gives the total a size once every file's is known, an up-to-date file's included", async () => {
     const { stream, text } = fakeStream(true);
-    reporter = await createProgressReporter({ stream, quiet: false, urls: ["http://a.test/one", "http://a.test/two"] });
+    reporter = await createProgressReporter({ stream, quiet: false, urls: ["http://a.test/one", "http://a.test/two"], clock: new FakeClock() });
     reporter.fileEnd(0, result({ path: "/d/one", status: "up-to-date", size: 64 * MiB, bytesTransferred: 0 }));
     reporter.update(1, progress({ path: "/d/two", bytesDone: 64 * MiB, size: 192 * MiB }));
     reporter.stop();
@@ -156,7 +176,7 @@ describe("progress on a TTY", () => {
 
   it("logs a finished file above the bars", async () => {
     const { stream, text } = fakeStream(true);
-    reporter = await createProgressReporter({ stream, quiet: false, urls: ["http://a.test/first.bin"] });
+    reporter = await createProgressReporter({ stream, quiet: false, urls: ["http://a.test/first.bin"], clock: new FakeClock() });
     reporter.update(0, progress({ path: "/d/first.bin" }));
     reporter.fileEnd(0, result({ path: "/d/first.bin" }));
     reporter.log("rangeget: stats first.bin: 8 requests");
@@ -180,7 +200,7 @@ describe("progress on a TTY, as the screen shows it", () => {
     const { stream } = fakeStream(true);
     const screen = screenOf(stream);
     const urls = ["http://a.test/first.bin", "http://a.test/second.bin", "http://a.test/third.bin"];
-    reporter = await createProgressReporter({ stream, quiet: false, urls });
+    reporter = await createProgressReporter({ stream, quiet: false, urls, clock: new FakeClock() });
     reporter.update(0, progress({ path: "/d/first.bin" }));
     await until(() => labels(screen).join() === "first.bin,total", "the first bar and the total");
     reporter.update(1, progress({ path: "/d/second.bin" }));

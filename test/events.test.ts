@@ -2,49 +2,76 @@
 // real sockets, with the faults it reports: a connection dropped once, a 503 with
 // Retry-After, a file that changes, a 404.
 import { spawn } from "node:child_process";
+import { EventEmitter } from "node:events";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { beforeAll, describe, expect, it } from "vitest";
+import { PassThrough } from "node:stream";
+import { beforeAll, describe, expect, it, onTestFinished } from "vitest";
+import { main, type CliIo, type SignalSource } from "../src/cli/main.js";
+import { DownloadEvents } from "../src/events.js";
 import { download, type DownloadEvent } from "../src/index.js";
+import type { InternalOptions } from "../src/options.js";
 import { makeContent, sha256 } from "./support/content.js";
+import { FAKE_WALL_EPOCH_MS, FakeClock } from "./support/fake-clock.js";
 import { assertBuilt, BIN, cliEnv, lines, runCli } from "./support/run-cli.js";
 import { rangeServer } from "./support/servers.js";
 import { tempDir } from "./support/temp.js";
 
 const KiB = 1024;
+/** Answer deadlines on a flowing fake clock: long enough that none is reached while bytes arrive in real time. */
+const TIMEOUT_S = 3600;
+/**
+ * How much faster than real time the fake clock flows in the tests that drive a whole
+ * download on it: a 1 s Retry-After, the backoffs, the once-a-second progress events
+ * and the rescue's three-second measure pass in tenths of real seconds.
+ */
+const SPEED = 10;
+
+/** The sleeps that are neither an answer deadline nor an idle connection's poll (worker.ts, 200 ms): the backoffs. */
+function backoffs(clock: FakeClock): number[] {
+  return clock.sleeps.filter((ms) => ms !== TIMEOUT_S * 1000 && ms !== 200);
+}
 
 beforeAll(() => assertBuilt());
 
-/** A server whose second request gets a 503 asking for a 1 s pause and whose third is cut after 10,000 bytes. */
-async function faultyServer(size = 768 * KiB) {
+/**
+ * A server whose second request gets a 503 asking for a 1 s pause and whose third is
+ * cut after 10,000 bytes; each answer paced at `bytesPerSecond` (real time).
+ */
+async function faultyServer(size = 768 * KiB, bytesPerSecond = 192 * KiB) {
   const content = makeContent(size, 11);
   const source = await rangeServer({
     content,
-    bytesPerSecond: 192 * KiB,
+    bytesPerSecond,
     onRequest: (request) => (request.index === 1 ? { status: 503, retryAfter: "1" } : request.index === 2 ? { dropAfterBytes: 10_000 } : undefined),
   });
   return { content, source };
 }
 
-/** Every event has the version, the time, the URL and the path. */
-function expectBase(events: readonly { v: number; time: number; url: string; path: string }[], url: string, path: string) {
+/** Every event has the version, the time (the wall time of `clock`), the URL and the path. */
+function expectBase(events: readonly { v: number; time: number; url: string; path: string }[], url: string, path: string, clock: FakeClock) {
   for (const event of events) {
     expect(event.v).toBe(1);
     expect(event.url).toBe(url);
-    expect(Math.abs(event.time - Date.now())).toBeLessThan(60_000);
+    expect(event.time).toBeGreaterThanOrEqual(FAKE_WALL_EPOCH_MS);
+    expect(event.time).toBeLessThanOrEqual(clock.wall());
   }
   expect(events.filter((event) => event.path !== path).map((event) => event.path)).toEqual([]);
 }
 
 describe("onEvent", () => {
   it("reports start, the retries with their reason and delay, progress once a second, and finish last", async () => {
-    const { content, source } = await faultyServer();
+    // About a third of a real second at these rates: more than three seconds of the flowing clock.
+    const { content, source } = await faultyServer(768 * KiB, 768 * KiB);
     const dir = await tempDir();
     const events: DownloadEvent[] = [];
-    const result = await download(source.url("/f.bin"), { dir, connections: 4, minSplit: 64 * KiB, onEvent: (event) => events.push(event) });
+    const clock = new FakeClock();
+    onTestFinished(clock.flow({ speed: SPEED }));
+    const options: InternalOptions = { dir, connections: 4, minSplit: 64 * KiB, timeout: TIMEOUT_S, clock, onEvent: (event) => events.push(event) };
+    const result = await download(source.url("/f.bin"), options);
     expect(sha256(await readFile(join(dir, "f.bin")))).toBe(sha256(content));
     const path = join(dir, "f.bin");
-    expectBase(events, source.url("/f.bin"), path);
+    expectBase(events, source.url("/f.bin"), path, clock);
     const kinds = events.map((event) => event.event);
     expect(kinds[0]).toBe("start");
     expect(kinds.at(-1)).toBe("finish");
@@ -57,6 +84,8 @@ describe("onEvent", () => {
     expect(retries[0]!.reason).toMatch(/503/);
     expect(retries[1]).toMatchObject({ code: "ERR_NETWORK", status: null, attempt: 1 });
     expect(retries[1]!.reason).toMatch(/closed/);
+    // What was slept between attempts is what the events said: the server's 1 s, then the backoff.
+    expect(backoffs(clock).map(Math.round)).toEqual(retries.map((retry) => retry.event === "retry" && retry.delayMs));
 
     const progress = events.filter((event) => event.event === "progress");
     expect(progress.length).toBeGreaterThan(0);
@@ -66,9 +95,9 @@ describe("onEvent", () => {
       expect(typeof event.bytesPerSecond).toBe("number");
       expect(event.etaSeconds === null || event.etaSeconds >= 0).toBe(true);
     }
-    // Never more often than once a second (1 ms of slack between the two clocks).
+    // Never more often than once a second: stamped and throttled on the one clock, so no slack.
     const times = [events[0]!, ...progress].map((event) => event.time);
-    for (let index = 1; index < times.length; index++) expect(times[index]! - times[index - 1]!).toBeGreaterThanOrEqual(999);
+    for (let index = 1; index < times.length; index++) expect(times[index]! - times[index - 1]!).toBeGreaterThanOrEqual(1000);
     const finish = events.at(-1)!;
     expect(finish.event === "finish" && finish.result).toEqual(result);
   });
@@ -101,6 +130,20 @@ describe("onEvent", () => {
   });
 });
 
+/** The command line in this process on `clock` (CliIo's), with its stdout and stderr as text. */
+async function mainOnClock(argv: string[], clock: FakeClock, io: Partial<CliIo> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  const text = { stdout: "", stderr: "" };
+  const stream = (name: "stdout" | "stderr") => {
+    const written = new PassThrough();
+    written.setEncoding("utf8").on("data", (chunk: string) => (text[name] += chunk));
+    return written as unknown as NodeJS.WriteStream;
+  };
+  const signals = new EventEmitter() as unknown as SignalSource;
+  const code = await main(argv, { stdout: stream("stdout"), stderr: stream("stderr"), env: {}, signals, clock, ...io });
+  await new Promise((resolve) => setImmediate(resolve));
+  return { code, ...text };
+}
+
 /** The JSON lines of a stream, every other line left out. */
 function jsonLines(text: string): Array<Record<string, unknown>> {
   return lines(text)
@@ -108,15 +151,34 @@ function jsonLines(text: string): Array<Record<string, unknown>> {
     .map((line) => JSON.parse(line) as Record<string, unknown>);
 }
 
+describe("progress events' period", () => {
+  it("passes a snapshot on at most every progressEventMs of the download's clock, stamped with its wall time", () => {
+    const clock = new FakeClock();
+    const events: DownloadEvent[] = [];
+    const downloadEvents = new DownloadEvents({ onEvent: (event) => events.push(event) }, "http://a.test/f", "/d/f", clock, 500);
+    downloadEvents.start("/d/f", 1000, 1);
+    for (let beat = 1; beat <= 8; beat++) {
+      clock.advance(250);
+      downloadEvents.progress({ path: "/d/f", bytesDone: beat * 100, size: 1000, bytesPerSecond: 400, activeConnections: 1 });
+    }
+    const progress = events.filter((event) => event.event === "progress");
+    expect(progress.map((event) => event.time - FAKE_WALL_EPOCH_MS)).toEqual([500, 1000, 1500, 2000]);
+    expect(progress.map((event) => event.event === "progress" && event.bytesDone)).toEqual([200, 400, 600, 800]);
+  });
+});
+
 describe("onEvent at the tail", () => {
   it("reports a rescue or a hedge with the range it moves, as many as the result counts", async () => {
-    const content = makeContent(6 * 1024 * KiB, 18);
+    const content = makeContent(3 * 1024 * KiB, 18);
     const source = await rangeServer({ content, bytesPerSecond: 1024 * KiB });
     // The first range after the probe crawls at 1/20 of its peers' speed.
     source.onRequest = (request) => (request.index === 1 ? { bytesPerSecond: 50 * KiB } : undefined);
     const dir = await tempDir();
     const events: DownloadEvent[] = [];
-    const result = await download(source.url("/t.bin"), { dir, connections: 4, minSplit: 256 * KiB, retries: 3, onWarning: () => {}, onEvent: (event) => events.push(event) });
+    const clock = new FakeClock();
+    onTestFinished(clock.flow({ speed: SPEED }));
+    const options: InternalOptions = { dir, connections: 4, minSplit: 256 * KiB, retries: 3, timeout: TIMEOUT_S, clock, onWarning: () => {}, onEvent: (event) => events.push(event) };
+    const result = await download(source.url("/t.bin"), options);
     expect(sha256(await readFile(result.path))).toBe(sha256(content));
     const moved = events.filter((event): event is Extract<DownloadEvent, { event: "rescue" | "hedge" }> => event.event === "rescue" || event.event === "hedge");
     expect(moved.filter((event) => event.event === "rescue")).toHaveLength(result.http.rescues);
@@ -131,9 +193,11 @@ describe("onEvent at the tail", () => {
 
 describe("--progress json", () => {
   it("prints the events of a run with faults on stderr, in order, finish carrying the --json result", async () => {
-    const { source } = await faultyServer();
-    const cwd = await tempDir();
-    const run = await runCli(["--progress", "json", "--json", "-c", "4", "--min-split", "64K", source.url("/f.bin")], { cwd });
+    const { source } = await faultyServer(768 * KiB, 768 * KiB);
+    const dir = await tempDir();
+    const clock = new FakeClock();
+    onTestFinished(clock.flow({ speed: SPEED }));
+    const run = await mainOnClock(["--progress", "json", "--json", "-c", "4", "--min-split", "64K", "--timeout", String(TIMEOUT_S), "-d", dir, source.url("/f.bin")], clock);
     expect(run.code, run.stderr).toBe(0);
     const events = jsonLines(run.stderr);
     const kinds = events.map((event) => event.event);
@@ -143,10 +207,11 @@ describe("--progress json", () => {
     expect(kinds).toContain("progress");
     for (const event of events) {
       expect(Object.keys(event).slice(0, 6)).toEqual(["v", "event", "index", "time", "url", "path"]);
-      expect(event).toMatchObject({ v: 1, index: 0, url: source.url("/f.bin"), path: join(cwd, "f.bin") });
+      expect(event).toMatchObject({ v: 1, index: 0, url: source.url("/f.bin"), path: join(dir, "f.bin") });
     }
     expect(events[0]).toMatchObject({ size: 768 * KiB, connections: 4 });
     expect(events.find((event) => event.event === "retry")).toMatchObject({ status: 503, delayMs: 1000, attempt: 1, code: "ERR_HTTP_STATUS" });
+    expect(backoffs(clock).map(Math.round)).toEqual(events.filter((event) => event.event === "retry").map((event) => event.delayMs));
     expect(events.at(-1)!.result).toEqual(JSON.parse(run.stdout));
     // Human lines stay apart from the events: no bar, no plain progress line.
     expect(lines(run.stderr).filter((line) => !line.startsWith("{"))).toEqual([]);
@@ -164,9 +229,9 @@ describe("--progress json", () => {
   });
 
   it("goes to --progress-fd 3 alone, leaving stderr to people", async () => {
-    const { source } = await faultyServer(256 * KiB);
+    const source = await rangeServer({ content: makeContent(256 * KiB, 11) });
     const cwd = await tempDir();
-    const child = spawn(process.execPath, [BIN, "--progress", "json", "--progress-fd", "3", "--timeout", "5", "-c", "2", "--min-split", "64K", source.url("/f.bin")], {
+    const child = spawn(process.execPath, [BIN, "--progress", "json", "--progress-fd", "3", "-c", "2", "--min-split", "64K", source.url("/f.bin")], {
       cwd,
       env: cliEnv(),
       stdio: ["ignore", "ignore", "pipe", "pipe"],
@@ -194,6 +259,24 @@ describe("--progress json", () => {
     expect(fd.code).toBe(2);
     expect(fd.stderr).toMatch(/^rangeget: --progress-fd 9: no such open file descriptor/);
     expect(source.requests).toHaveLength(0);
+  });
+});
+
+describe("plain progress lines on the CLI's clock", () => {
+  it("prints one every plainLineMs of the clock given to main, and the closing line", async () => {
+    const source = await rangeServer({ content: makeContent(512 * KiB, 19), bytesPerSecond: 1024 * KiB });
+    const dir = await tempDir();
+    const clock = new FakeClock();
+    onTestFinished(clock.flow({ speed: SPEED }));
+    const run = await mainOnClock(["--progress", "plain", "-c", "1", "--timeout", String(TIMEOUT_S), "-d", dir, source.url("/p.bin")], clock, {
+      intervals: { plainLineMs: 1000 },
+    });
+    expect(run.code, run.stderr).toBe(0);
+    const shown = lines(run.stderr);
+    // Half a real second of bytes is five seconds of this clock: lines a second apart on it, where the default would print none.
+    expect(shown.slice(0, -1).length).toBeGreaterThanOrEqual(2);
+    for (const line of shown.slice(0, -1)) expect(line).toMatch(/^p\.bin: \d+% \(/);
+    expect(shown.at(-1)).toMatch(/^p\.bin: downloaded 512 KiB in \d+s/);
   });
 });
 

@@ -156,23 +156,35 @@ describe("isStrongEtag", () => {
 
 describe("ifRangeValue", () => {
   const date = "Sun, 06 Nov 1994 08:49:37 GMT";
+  const now = Date.UTC(2025, 0, 1);
 
   it("prefers a strong ETag", () => {
-    expect(ifRangeValue({ etag: '"v1"', lastModified: date })).toBe('"v1"');
+    expect(ifRangeValue({ etag: '"v1"', lastModified: date }, now)).toBe('"v1"');
   });
 
   it("falls back to Last-Modified when the ETag is weak, since If-Range forbids weak tags", () => {
-    expect(ifRangeValue({ etag: 'W/"v1"', lastModified: date })).toBe(date);
+    expect(ifRangeValue({ etag: 'W/"v1"', lastModified: date }, now)).toBe(date);
   });
 
   it("falls back to Last-Modified when there is no ETag", () => {
-    expect(ifRangeValue({ etag: null, lastModified: date })).toBe(date);
+    expect(ifRangeValue({ etag: null, lastModified: date }, now)).toBe(date);
+  });
+
+  it("sends a date only when the answer's Date is a second or more later, reading two-digit years against the clock", () => {
+    const modified = "Sunday, 06-Nov-94 08:49:37 GMT";
+    expect(ifRangeValue({ etag: null, lastModified: modified, date: "Sunday, 06-Nov-94 08:49:38 GMT" }, now)).toBe(modified);
+    expect(ifRangeValue({ etag: null, lastModified: modified, date: "Sunday, 06-Nov-94 08:49:37 GMT" }, now)).toBeUndefined();
+    // Read in 2025, "94" is 1994 and "40" is 2040 (RFC 9110 5.6.7): the Date is later, so the date is strong.
+    const answered = "Sunday, 01-Jan-40 00:00:00 GMT";
+    expect(ifRangeValue({ etag: null, lastModified: modified, date: answered }, now)).toBe(modified);
+    // Read in 2080, "94" is 2094, after that Date: not a strong date.
+    expect(ifRangeValue({ etag: null, lastModified: modified, date: answered }, Date.UTC(2080, 0, 1))).toBeUndefined();
   });
 
   it("sends nothing when there is no usable validator", () => {
-    expect(ifRangeValue({ etag: 'W/"v1"', lastModified: null })).toBeUndefined();
-    expect(ifRangeValue({ etag: null, lastModified: null })).toBeUndefined();
-    expect(ifRangeValue({ etag: null, lastModified: "yesterday" })).toBeUndefined();
+    expect(ifRangeValue({ etag: 'W/"v1"', lastModified: null }, now)).toBeUndefined();
+    expect(ifRangeValue({ etag: null, lastModified: null }, now)).toBeUndefined();
+    expect(ifRangeValue({ etag: null, lastModified: "yesterday" }, now)).toBeUndefined();
   });
 });
 

@@ -10,6 +10,10 @@ import { FileError } from "../src/errors.js";
 import { acquireLock, type Lock } from "../src/lock.js";
 import { parseManifest, readManifest, writeManifest, type Manifest } from "../src/manifest.js";
 import { tempDir } from "./support/temp.js";
+import { FakeClock } from "./support/fake-clock.js";
+
+/** The clock the files' renames (and a lock's wait) sleep on: none of them waits here. */
+const clock = new FakeClock();
 
 /**
  * acquireLock takes no file system to fake, so the race test reaches in here: a hook run
@@ -310,7 +314,7 @@ describe("writeManifest and readManifest", () => {
 
   it("round-trips a manifest through the disk", async () => {
     const file = path.join(dir, "big.iso.part.json");
-    await writeManifest(file, valid);
+    await writeManifest(file, valid, clock);
     expect(await readManifest(file, URL)).toEqual({ trusted: true, manifest: valid });
   });
 
@@ -318,7 +322,7 @@ describe("writeManifest and readManifest", () => {
     const file = path.join(dir, "any.part.json");
     await fc.assert(
       fc.asyncProperty(believableManifest, async (written) => {
-        await writeManifest(file, written);
+        await writeManifest(file, written, clock);
         expect(await readManifest(file, URL)).toEqual({ trusted: true, manifest: written });
       }),
       { numRuns: 30 },
@@ -327,15 +331,15 @@ describe("writeManifest and readManifest", () => {
 
   it("replaces the previous manifest and leaves no temp file behind", async () => {
     const file = path.join(dir, "big.iso.part.json");
-    await writeManifest(file, { ...valid, done: [] });
-    await writeManifest(file, valid);
+    await writeManifest(file, { ...valid, done: [] }, clock);
+    await writeManifest(file, valid, clock);
     expect(await readdir(dir)).toEqual(["big.iso.part.json"]);
     expect(await readManifest(file, URL)).toEqual({ trusted: true, manifest: valid });
   });
 
   it("writes JSON with the documented fields", async () => {
     const file = path.join(dir, "big.iso.part.json");
-    await writeManifest(file, valid);
+    await writeManifest(file, valid, clock);
     const onDisk = JSON.parse(await readFile(file, "utf8")) as Record<string, unknown>;
     expect(Object.keys(onDisk).sort()).toEqual(["done", "etag", "finalUrl", "lastModified", "size", "url", "version"]);
     expect(onDisk["done"]).toEqual(valid.done);
@@ -354,7 +358,7 @@ describe("writeManifest and readManifest", () => {
 
   it("reads another URL's manifest as untrusted", async () => {
     const file = path.join(dir, "big.iso.part.json");
-    await writeManifest(file, valid);
+    await writeManifest(file, valid, clock);
     expect((await readManifest(file, "https://example.com/other"))?.trusted).toBe(false);
   });
 
@@ -367,7 +371,7 @@ describe("writeManifest and readManifest", () => {
 
   it("fails with a FileError naming the path when the directory is gone", async () => {
     const file = path.join(dir, "missing-dir", "big.iso.part.json");
-    const error = await writeManifest(file, valid).catch((caught: unknown) => caught);
+    const error = await writeManifest(file, valid, clock).catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(FileError);
     expect((error as FileError).message).toContain(file);
   });
@@ -377,7 +381,7 @@ describe("writeManifest and readManifest", () => {
     const victim = path.join(dir, "victim.txt");
     await writeFile(victim, "keep me");
     await symlink(victim, `${file}.tmp`);
-    const error = await writeManifest(file, valid).catch((caught: unknown) => caught);
+    const error = await writeManifest(file, valid, clock).catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(FileError);
     expect(await readFile(victim, "utf8")).toBe("keep me");
     expect((await lstat(file).catch(() => undefined))?.isSymbolicLink() ?? false).toBe(false);
@@ -400,7 +404,7 @@ describe("acquireLock", () => {
   });
 
   async function lockError(): Promise<FileError> {
-    const error = await acquireLock(lockPath, output).then(
+    const error = await acquireLock(lockPath, output, { clock }).then(
       () => undefined,
       (caught: unknown) => caught,
     );
@@ -424,13 +428,13 @@ describe("acquireLock", () => {
   const ownerFiles = async (): Promise<string[]> => (await readdir(dir)).filter((name) => OWNER_FILE.test(name));
 
   it("creates the lock file naming this process and host", async () => {
-    const lock = await acquireLock(lockPath, output);
+    const lock = await acquireLock(lockPath, output, { clock });
     expect(JSON.parse(await readFile(lockPath, "utf8"))).toEqual(ownLock());
     await lock.release();
   });
 
   it("refuses a second acquire from the same process with ERR_LOCKED", async () => {
-    const lock = await acquireLock(lockPath, output);
+    const lock = await acquireLock(lockPath, output, { clock });
     const error = await lockError();
     expect(error.code).toBe("ERR_LOCKED");
     expect(error.exitCode).toBe(6);
@@ -458,7 +462,7 @@ describe("acquireLock", () => {
   it("takes over a lock whose process is gone", async () => {
     const pid = await deadPid();
     await writeFile(lockPath, JSON.stringify({ pid, host: hostname() }));
-    const lock = await acquireLock(lockPath, output);
+    const lock = await acquireLock(lockPath, output, { clock });
     expect(JSON.parse(await readFile(lockPath, "utf8"))).toEqual(ownLock());
     await lock.release();
   });
@@ -467,24 +471,24 @@ describe("acquireLock", () => {
     "takes over a lock file with unreadable content %j",
     async (content) => {
       await writeFile(lockPath, content);
-      const lock = await acquireLock(lockPath, output);
+      const lock = await acquireLock(lockPath, output, { clock });
       expect(JSON.parse(await readFile(lockPath, "utf8"))).toEqual(ownLock());
       await lock.release();
     },
   );
 
   it("release removes the lock file, and the lock can be taken again", async () => {
-    const lock = await acquireLock(lockPath, output);
+    const lock = await acquireLock(lockPath, output, { clock });
     await lock.release();
     expect(await readdir(dir)).toEqual([]);
-    const again = await acquireLock(lockPath, output);
+    const again = await acquireLock(lockPath, output, { clock });
     await again.release();
     expect(await readdir(dir)).toEqual([]);
   });
 
   it("every lock of this process in a directory is a link to one owner file, which goes with the last lock", async () => {
-    const first = await acquireLock(lockPath, output);
-    const second = await acquireLock(path.join(dir, "other.iso.part.lock"), path.join(dir, "other.iso"));
+    const first = await acquireLock(lockPath, output, { clock });
+    const second = await acquireLock(path.join(dir, "other.iso.part.lock"), path.join(dir, "other.iso"), { clock });
     const [owner, ...more] = await ownerFiles();
     expect(more).toEqual([]);
     expect((await lstat(path.join(dir, owner!))).nlink).toBe(3);
@@ -500,22 +504,22 @@ describe("acquireLock", () => {
     const staleOwner = `.rangeget-${pid}-0badcafe-1.owner`;
     await writeFile(path.join(dir, staleOwner), JSON.stringify({ pid, host: hostname(), file: staleOwner }));
     await link(path.join(dir, staleOwner), lockPath);
-    const lock = await acquireLock(lockPath, output);
+    const lock = await acquireLock(lockPath, output, { clock });
     expect(await ownerFiles()).not.toContain(staleOwner);
     await lock.release();
 
     await writeFile(path.join(dir, "precious.txt"), "keep me");
     await writeFile(lockPath, JSON.stringify({ pid, host: hostname(), file: "precious.txt" }));
-    const again = await acquireLock(lockPath, output);
+    const again = await acquireLock(lockPath, output, { clock });
     await again.release();
     expect(await readdir(dir)).toEqual(["precious.txt"]);
   });
 
   it("an owner file removed by someone else is written anew for the next lock", async () => {
-    const first = await acquireLock(lockPath, output);
+    const first = await acquireLock(lockPath, output, { clock });
     const [owner] = await ownerFiles();
     await rm(path.join(dir, owner!));
-    const second = await acquireLock(path.join(dir, "other.iso.part.lock"), path.join(dir, "other.iso"));
+    const second = await acquireLock(path.join(dir, "other.iso.part.lock"), path.join(dir, "other.iso"), { clock });
     const [renewed, ...more] = await ownerFiles();
     expect(more).toEqual([]);
     expect(renewed).not.toBe(owner);
@@ -525,13 +529,13 @@ describe("acquireLock", () => {
   });
 
   it("release does not fail when the lock file is already gone", async () => {
-    const lock = await acquireLock(lockPath, output);
+    const lock = await acquireLock(lockPath, output, { clock });
     await rm(lockPath);
     await expect(lock.release()).resolves.toBeUndefined();
   });
 
   it("fails with a FileError when the lock cannot be created", async () => {
-    const error = await acquireLock(path.join(dir, "missing-dir", "x.part.lock"), output).catch((caught: unknown) => caught);
+    const error = await acquireLock(path.join(dir, "missing-dir", "x.part.lock"), output, { clock }).catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(FileError);
   });
 
@@ -549,9 +553,9 @@ describe("acquireLock", () => {
       slowWriterParked();
       await Promise.race([settled, setTimeout(500)]);
     };
-    const slow = acquireLock(lockPath, output);
+    const slow = acquireLock(lockPath, output, { clock });
     await Promise.race([parked, slow.catch(() => {})]);
-    const fast = acquireLock(lockPath, output);
+    const fast = acquireLock(lockPath, output, { clock });
     await fast.catch(() => {});
     secondSettled();
     const results = await Promise.allSettled([slow, fast]);

@@ -13,6 +13,10 @@ import { IntervalSet } from "../src/ranges.js";
 import { PrefixHasher } from "../src/running-hash.js";
 import { closeAfterTest } from "./support/servers.js";
 import { tempDir } from "./support/temp.js";
+import { FakeClock } from "./support/fake-clock.js";
+
+/** The clock the files' renames would retry on (Windows only): none of them waits here. */
+const clock = new FakeClock();
 
 const URL = "http://127.0.0.1:8080/file.bin";
 
@@ -70,7 +74,7 @@ describe("openPart", () => {
     const target = join(dir, "precious.txt");
     await writeFile(target, Buffer.alloc(1000, 9));
     await symlink(target, `${path}.part`);
-    await writeManifest(`${path}.part.json`, manifest());
+    await writeManifest(`${path}.part.json`, manifest(), clock);
     const warnings: string[] = [];
     expect(await openPart(path, 1000, (message) => warnings.push(message))).toBeUndefined();
     expect(warnings).toEqual([expect.stringContaining("is a symbolic link")]);
@@ -80,7 +84,7 @@ describe("openPart", () => {
 
   it("discards the partial state when the .part is gone", async () => {
     const path = join(await tempDir(), "file.bin");
-    await writeManifest(`${path}.part.json`, manifest());
+    await writeManifest(`${path}.part.json`, manifest(), clock);
     const warnings: string[] = [];
     expect(await openPart(path, 1000, (message) => warnings.push(message))).toBeUndefined();
     expect(warnings).toEqual([expect.stringContaining("is gone")]);
@@ -90,7 +94,7 @@ describe("openPart", () => {
   it.each([999, 1001])("discards a .part of %d bytes when the manifest says 1000: someone else changed it", async (length) => {
     const path = join(await tempDir(), "file.bin");
     await writeFile(`${path}.part`, Buffer.alloc(length));
-    await writeManifest(`${path}.part.json`, manifest());
+    await writeManifest(`${path}.part.json`, manifest(), clock);
     const warnings: string[] = [];
     expect(await openPart(path, 1000, (message) => warnings.push(message))).toBeUndefined();
     expect(warnings).toEqual([expect.stringContaining(`has ${length} bytes, not 1000`)]);
@@ -168,7 +172,7 @@ describe("a .part that cannot be grown to full length", () => {
   it("adoptPart closes it and moves the user's file back under its own name, unchanged", async () => {
     const path = join(await tempDir(), "file.bin");
     await writeFile(path, "the first bytes another tool left");
-    const { handles, error } = await withFailingTruncate(() => adoptPart(path, 33, 1000, sparseVolume));
+    const { handles, error } = await withFailingTruncate(() => adoptPart(path, 33, 1000, clock, sparseVolume));
     expect(error).toBeInstanceOf(FileError);
     expect(handles[0]!.fd).toBe(-1);
     expect(await readFile(path, "utf8")).toBe("the first bytes another tool left");
@@ -186,7 +190,7 @@ describe("Checkpointer", () => {
 
   it("records the written bytes in the manifest", async () => {
     const { file, manifestPath } = await setUp();
-    const checkpoint = new Checkpointer(file, manifestPath, manifest(), new IntervalSet(), async () => {});
+    const checkpoint = new Checkpointer(file, manifestPath, manifest(), new IntervalSet(), async () => {}, clock);
     checkpoint.written(0, 99);
     checkpoint.written(100, 199);
     await checkpoint.save();
@@ -202,7 +206,7 @@ describe("Checkpointer", () => {
       if (first) checkpoint.written(500, 599);
       first = false;
     });
-    checkpoint = new Checkpointer(racing, manifestPath, manifest(), new IntervalSet(), async () => {});
+    checkpoint = new Checkpointer(racing, manifestPath, manifest(), new IntervalSet(), async () => {}, clock);
     checkpoint.written(0, 99);
     await checkpoint.save();
     expect((await readManifestFile(manifestPath)).done).toEqual([[0, 99]]);
@@ -216,14 +220,14 @@ describe("Checkpointer", () => {
   it("counts what beforeSave flushes in the same save", async () => {
     const { file, manifestPath } = await setUp();
     let checkpoint!: Checkpointer;
-    checkpoint = new Checkpointer(file, manifestPath, manifest(), new IntervalSet(), async () => checkpoint.written(0, 9));
+    checkpoint = new Checkpointer(file, manifestPath, manifest(), new IntervalSet(), async () => checkpoint.written(0, 9), clock);
     await checkpoint.save();
     expect((await readManifestFile(manifestPath)).done).toEqual([[0, 9]]);
   });
 
   it("writes no manifest when nothing new was written", async () => {
     const { file, manifestPath } = await setUp();
-    const checkpoint = new Checkpointer(file, manifestPath, manifest(), new IntervalSet(), async () => {});
+    const checkpoint = new Checkpointer(file, manifestPath, manifest(), new IntervalSet(), async () => {}, clock);
     await checkpoint.save();
     expect(await exists(manifestPath)).toBe(false);
   });
@@ -234,7 +238,7 @@ describe("Checkpointer", () => {
     const flaky = syncingWith(file, () => {
       if (failures-- > 0) throw Object.assign(new Error("EIO: i/o error"), { code: "EIO" });
     });
-    const checkpoint = new Checkpointer(flaky, manifestPath, manifest(), new IntervalSet(), async () => {});
+    const checkpoint = new Checkpointer(flaky, manifestPath, manifest(), new IntervalSet(), async () => {}, clock);
     checkpoint.written(0, 99);
     await expect(checkpoint.save()).rejects.toBeInstanceOf(FileError);
     expect(await exists(manifestPath)).toBe(false);
@@ -257,7 +261,7 @@ describe("Checkpointer", () => {
       for (let turn = 0; turn < 5; turn++) await new Promise((resolve) => setImmediate(resolve));
       running--;
     });
-    checkpoint = new Checkpointer(counted, manifestPath, manifest(), new IntervalSet(), async () => {});
+    checkpoint = new Checkpointer(counted, manifestPath, manifest(), new IntervalSet(), async () => {}, clock);
     checkpoint.written(0, 9);
     await checkpoint.save();
     await second;
@@ -284,13 +288,14 @@ describe("finishPart", () => {
       hasher: extra.checksum === undefined ? undefined : new PrefixHasher(`${path}.part`, "sha256", bytes > 0 ? [[0, bytes - 1]] : []),
       ifChanged: extra.ifChanged ?? false,
       record: { url: URL, etag: finalManifest.etag, lastModified: finalManifest.lastModified, size: finalManifest.size },
+      clock,
     };
     return { path, record: options.record, run: () => finishPart(file, finalManifest, options) };
   }
 
   it("moves the verified .part into place with its origin record, returns the digest and leaves no bookkeeping", async () => {
     const { path, record, run } = await finished({ checksum: sha256 });
-    await writeManifest(`${path}.part.json`, manifest({ size: data.length, done: [[0, 9]] }));
+    await writeManifest(`${path}.part.json`, manifest({ size: data.length, done: [[0, 9]] }), clock);
     expect(await run()).toEqual({ algorithm: "sha256", hex: sha256 });
     expect(await readFile(path)).toEqual(data);
     expect(await readOriginRecord(path, await loadXattr())).toEqual(record);
@@ -304,7 +309,7 @@ describe("finishPart", () => {
 
   it("removes the .part on a checksum mismatch and never creates the output", async () => {
     const { path, run } = await finished({ checksum: "0".repeat(64) });
-    await writeManifest(`${path}.part.json`, manifest({ size: data.length, done: [[0, data.length - 1]] }));
+    await writeManifest(`${path}.part.json`, manifest({ size: data.length, done: [[0, data.length - 1]] }), clock);
     const error = await run().catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(IntegrityError);
     expect((error as IntegrityError).code).toBe("ERR_CHECKSUM");
@@ -325,7 +330,7 @@ describe("finishPart", () => {
     const hasher = new PrefixHasher(`${path}.part`, "sha256");
     const finalManifest = manifest({ size: data.length });
     const record = { url: URL, etag: null, lastModified: null, size: data.length };
-    const options = { path, url: URL, checksum: { algorithm: "sha256" as const, hex: sha256 }, hasher, ifChanged: false, record };
+    const options = { path, url: URL, checksum: { algorithm: "sha256" as const, hex: sha256 }, hasher, ifChanged: false, record, clock };
     const error = await finishPart(file, finalManifest, options).catch((caught: unknown) => caught);
     expect(error).not.toBeInstanceOf(FileError);
     expect((error as Error).message).toMatch(/^internal error: hashing asked for/);

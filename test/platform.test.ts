@@ -4,12 +4,12 @@ import { constants } from "node:fs";
 import { mkdir, readFile, symlink, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { loadNetrc } from "../src/cli/access.js";
 import { main, type SignalSource } from "../src/cli/main.js";
 import { rejectSharedOutputs } from "../src/cli/items.js";
 import { FileError, interruptExitCode, UsageError, type InterruptSignal } from "../src/errors.js";
-import { acquireLock } from "../src/lock.js";
+import { acquireLock, EMPTY_LOCK_GRACE_MS, EMPTY_LOCK_POLL_MS } from "../src/lock.js";
 import { adoptPart, createPart, freeBytes } from "../src/part-file.js";
 import { partPaths } from "../src/part-paths.js";
 import {
@@ -36,6 +36,9 @@ import { FakeClock } from "./support/fake-clock.js";
 import { makeContent } from "./support/content.js";
 import { rangeServer, rawServer } from "./support/servers.js";
 import { tempDir } from "./support/temp.js";
+
+/** The clock a lock's wait and the renames sleep on in tests that do not look at it. */
+const lockClock = new FakeClock();
 
 const GiB = 1024 ** 3;
 const windows = platformFor("win32", {});
@@ -126,14 +129,14 @@ describe("the lock without hard links or /proc", () => {
   it("falls back to an exclusive create where link(2) is refused, and stays exclusive", async () => {
     const dir = await tempDir();
     const output = join(dir, "big.iso");
-    const lock = await acquireLock(partPaths(output).lock, output, { link: noLinks });
+    const lock = await acquireLock(partPaths(output).lock, output, { clock: lockClock, link: noLinks });
     expect(JSON.parse(await readFile(partPaths(output).lock, "utf8"))).toMatchObject({ pid: process.pid, host: hostname() });
-    const second = await acquireLock(partPaths(output).lock, output, { link: noLinks }).catch((error: unknown) => error);
+    const second = await acquireLock(partPaths(output).lock, output, { clock: lockClock, link: noLinks }).catch((error: unknown) => error);
     expect(second).toBeInstanceOf(FileError);
     expect((second as FileError).code).toBe("ERR_LOCKED");
     expect((second as FileError).message).toContain("this same run");
     await lock.release();
-    const again = await acquireLock(partPaths(output).lock, output, { link: noLinks });
+    const again = await acquireLock(partPaths(output).lock, output, { clock: lockClock, link: noLinks });
     await again.release();
   });
 
@@ -143,22 +146,57 @@ describe("the lock without hard links or /proc", () => {
     const windowsNoLinks = async () => {
       throw Object.assign(new Error("EISDIR: illegal operation on a directory, link"), { code: "EISDIR" });
     };
-    const lock = await acquireLock(partPaths(output).lock, output, { platform: windows, link: windowsNoLinks });
+    const lock = await acquireLock(partPaths(output).lock, output, { clock: lockClock, platform: windows, link: windowsNoLinks });
     expect(JSON.parse(await readFile(partPaths(output).lock, "utf8"))).toMatchObject({ pid: process.pid, host: hostname() });
     await lock.release();
   });
 
-  it("takes over an exclusively made lock left empty by a crash once it is older than the grace period", async () => {
-    const dir = await tempDir();
-    const output = join(dir, "crashed.iso");
+  /** An exclusively made lock of `output`, empty, its mtime `ageMs` before the clock's wall time. */
+  async function emptyLock(output: string, clock: FakeClock, ageMs: number): Promise<void> {
     const { utimes } = await import("node:fs/promises");
-    await acquireLock(join(dir, "warm.part.lock"), join(dir, "warm"), { link: noLinks }).then((lock) => lock.release());
+    const dir = join(output, "..");
+    // Teaches the lock that this directory has no hard links, as a first lock there would.
+    await acquireLock(join(dir, "warm.part.lock"), join(dir, "warm"), { clock, link: noLinks }).then((lock) => lock.release());
     await writeFile(partPaths(output).lock, "");
-    const past = new Date(Date.now() - 60_000);
-    await utimes(partPaths(output).lock, past, past);
-    const lock = await acquireLock(partPaths(output).lock, output, { link: noLinks });
+    const mtime = new Date(clock.wall() - ageMs);
+    await utimes(partPaths(output).lock, mtime, mtime);
+  }
+
+  it("takes over an exclusively made lock left empty by a crash once it is older than the grace period, without waiting", async () => {
+    const output = join(await tempDir(), "crashed.iso");
+    const clock = new FakeClock({ instantUpToMs: 60_000 });
+    await emptyLock(output, clock, EMPTY_LOCK_GRACE_MS + 1000);
+    const lock = await acquireLock(partPaths(output).lock, output, { clock, link: noLinks });
     expect(JSON.parse(await readFile(partPaths(output).lock, "utf8"))).toMatchObject({ pid: process.pid });
     await lock.release();
+    expect(clock.sleeps).toEqual([]);
+  });
+
+  it("waits out the grace period of a lock seen empty just now, then says it is being locked", async () => {
+    const output = join(await tempDir(), "racing.iso");
+    const clock = new FakeClock({ instantUpToMs: 60_000 });
+    await emptyLock(output, clock, 0);
+    const error = (await acquireLock(partPaths(output).lock, output, { clock, link: noLinks }).catch((caught: unknown) => caught)) as FileError;
+    expect(error).toBeInstanceOf(FileError);
+    expect(error.code).toBe("ERR_LOCKED");
+    expect(error.message).toContain("is being locked by another rangeget process just now");
+    // Read again every poll until the grace period is over, and not a poll longer.
+    expect(clock.sleeps).toEqual(Array.from({ length: EMPTY_LOCK_GRACE_MS / EMPTY_LOCK_POLL_MS }, () => EMPTY_LOCK_POLL_MS));
+    expect(await readFile(partPaths(output).lock, "utf8")).toBe("");
+  });
+
+  it("reads the owner its creator writes during the grace period, and judges the lock by it", async () => {
+    const output = join(await tempDir(), "written.iso");
+    const clock = new FakeClock();
+    await emptyLock(output, clock, 0);
+    const taking = acquireLock(partPaths(output).lock, output, { clock, link: noLinks }).catch((caught: unknown) => caught);
+    await vi.waitFor(() => expect(clock.pending).toBe(1));
+    await writeFile(partPaths(output).lock, JSON.stringify({ pid: process.pid, host: hostname() }));
+    clock.advance(EMPTY_LOCK_POLL_MS);
+    const error = (await taking) as FileError;
+    expect(error.code).toBe("ERR_LOCKED");
+    expect(error.message).toContain("this same run");
+    expect(clock.sleeps).toEqual([EMPTY_LOCK_POLL_MS]);
   });
 
   it("without /proc a dead holder is taken over, and a live pid is refused with how to clear it", async () => {
@@ -167,10 +205,10 @@ describe("the lock without hard links or /proc", () => {
     const child = spawn(process.execPath, ["-e", ""], { stdio: "ignore" });
     await once(child, "exit");
     await writeFile(partPaths(output).lock, JSON.stringify({ pid: child.pid, host: hostname() }));
-    const lock = await acquireLock(partPaths(output).lock, output, { platform: macos });
+    const lock = await acquireLock(partPaths(output).lock, output, { clock: lockClock, platform: macos });
     await lock.release();
     await writeFile(partPaths(output).lock, JSON.stringify({ pid: process.ppid, host: hostname() }));
-    const refused = (await acquireLock(partPaths(output).lock, output, { platform: windows }).catch((error: unknown) => error)) as FileError;
+    const refused = (await acquireLock(partPaths(output).lock, output, { clock: lockClock, platform: windows }).catch((error: unknown) => error)) as FileError;
     expect(refused.code).toBe("ERR_LOCKED");
     expect(refused.message).toContain(`pid ${process.ppid}`);
     expect(refused.message).toContain(`if no rangeget is running, remove ${partPaths(output).lock}`);
@@ -288,7 +326,7 @@ describe("FAT32's limit probed where the mount does not say (macOS, Windows, a b
     expect(await readdir(dir)).toEqual([]);
     // --continue of a partial file: the same refusal, and the user's file stays where it was.
     await writeFile(path, "partial");
-    const adopted = (await adoptPart(path, 7, 5 * GiB, volume, seam).catch((caught: unknown) => caught)) as FileError;
+    const adopted = (await adoptPart(path, 7, 5 * GiB, lockClock, volume, seam).catch((caught: unknown) => caught)) as FileError;
     expect(adopted.code).toBe("ERR_FILE_TOO_LARGE");
     expect(await readdir(dir)).toEqual(["big.iso"]);
     const fits = await createPart(join(dir, "fits.iso"), FAT_LARGEST_FILE, volume, seam);

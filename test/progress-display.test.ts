@@ -5,11 +5,13 @@ import { EventEmitter } from "node:events";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
-import { beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { main, type SignalSource } from "../src/cli/main.js";
 import { download } from "../src/index.js";
+import type { InternalOptions } from "../src/options.js";
 import type { ProgressEvent } from "../src/types.js";
 import { makeContent } from "./support/content.js";
+import { FakeClock } from "./support/fake-clock.js";
 import { assertBuilt, lines, startCli, until } from "./support/run-cli.js";
 import { Screen } from "./support/screen.js";
 import { rangeServer } from "./support/servers.js";
@@ -22,10 +24,14 @@ beforeAll(() => assertBuilt());
 describe("a server without ranges that sends Content-Length", () => {
   it("gives progress its size while the one stream runs", async () => {
     const content = makeContent(384 * KiB, 5);
-    const source = await rangeServer({ content, acceptRanges: false, bytesPerSecond: 128 * KiB });
+    // About a third of a real second: over three seconds of a clock flowing ten times as fast, a dozen beats of the ticker.
+    const source = await rangeServer({ content, acceptRanges: false, bytesPerSecond: 1024 * KiB });
     const dir = await tempDir();
     const events: ProgressEvent[] = [];
-    await download(source.url("/whole.bin"), { dir, onProgress: (event) => events.push(event) });
+    const clock = new FakeClock();
+    onTestFinished(clock.flow({ speed: 10 }));
+    const options: InternalOptions = { dir, timeout: 3600, clock, onProgress: (event) => events.push(event) };
+    await download(source.url("/whole.bin"), options);
     const midway = events.filter((event) => event.bytesDone > 0 && event.bytesDone < content.length);
     expect(midway.length).toBeGreaterThan(0);
     expect(midway.map((event) => event.size)).toEqual(midway.map(() => content.length));
@@ -38,8 +44,7 @@ describe("Ctrl-C in a batch", () => {
     const source = await rangeServer({ content: makeContent(1024 * KiB, 6), bytesPerSecond: 128 * KiB });
     await writeFile(join(work, "list.txt"), [source.url("/one.bin"), source.url("/two.bin"), `${source.url("/three.bin")} named.bin`].join("\n"));
     const run = startCli(["--json", "-j", "1", "-c", "1", "-i", "list.txt"], { cwd: work, timeoutMs: 20_000 });
-    await until(() => source.requests.length > 0, "the first request");
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await until(() => source.bytesServed() > 0, "the first bytes");
     run.child.kill("SIGINT");
     const done = await run.done;
     expect(done.code).toBe(130);

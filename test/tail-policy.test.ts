@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { RangePlanner, type Assignment } from "../src/ranges.js";
 import { RateSampler } from "../src/rates.js";
-import { findStragglers, HEDGE_MIN_BYTES, HEDGE_SMALL_REST_SECONDS, MAX_RESCUES, pickHedge } from "../src/tail.js";
+import { findStragglers, HEDGE_SMALL_REST_SECONDS, MAX_RESCUES, pickHedge } from "../src/tail.js";
 
 function range(id: number, rescues = 0): Assignment {
   return { id, start: 0, end: 100_000_000, next: 0, rescues };
@@ -116,7 +116,11 @@ describe("pickHedge: the endgame race for the range that would finish last", () 
     const only = planner.next()!;
     const sampler = new RateSampler();
     sampler.started(only, 0);
+    only.next += 10_000;
     expect(pickHedge(planner, sampler, 100)).toBeUndefined();
-    expect(HEDGE_MIN_BYTES).toBeGreaterThan(0);
+    // The same range a second on, its rate measured: now it is hedged, so only the
+    // measure held it back.
+    only.next += 90_000;
+    expect(pickHedge(planner, sampler, 1000)?.hedgeOf).toBe(only);
   });
 });

@@ -1,8 +1,12 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, onTestFinished } from "vitest";
 import { AbortError, download, type DownloadOptions } from "../src/index.js";
+import type { InternalOptions } from "../src/options.js";
+import { RATE_WINDOW_MS } from "../src/rates.js";
+import { SLOW_CHECKS } from "../src/tail.js";
 import { makeContent, sha256 } from "./support/content.js";
+import { FakeClock } from "./support/fake-clock.js";
 import { rangeServer as serve } from "./support/servers.js";
 import { tempDir, waitFor } from "./support/temp.js";
 
@@ -13,13 +17,25 @@ function quick(extra: DownloadOptions = {}): DownloadOptions & { warnings: strin
   return { minSplit: 256 * KiB, timeout: 30, retries: 3, onWarning: (message) => warnings.push(message), warnings, ...extra };
 }
 
+/**
+ * `quick` on a fake clock flowing at ten times real time for the test, bytes still
+ * arriving in real time: the rescue's three-second measure and its once-a-second
+ * checks, the hedge's and the backoffs pass in tenths of real seconds, and an answer
+ * deadline of an hour on that clock is never reached.
+ */
+function flowing(extra: DownloadOptions = {}): InternalOptions & { warnings: string[]; clock: FakeClock } {
+  const clock = new FakeClock();
+  onTestFinished(clock.flow({ speed: 10 }));
+  return { ...quick({ timeout: 3600, ...extra }), clock };
+}
+
 describe("never stuck at 99%", () => {
   it("moves a range served at 1/20 of its peers' speed off its connection", async () => {
-    const content = makeContent(6 * MiB, 11);
+    const content = makeContent(3 * MiB, 11);
     const server = await serve({ content, bytesPerSecond: 1 * MiB });
     // The first range after the probe crawls; a fresh request for the same bytes does not.
     server.onRequest = (request) => (request.index === 1 ? { bytesPerSecond: 50 * KiB } : undefined);
-    const result = await download(server.url(), { ...quick({ connections: 4 }), dir: await tempDir() });
+    const result = await download(server.url(), { ...flowing({ connections: 4 }), dir: await tempDir() });
     expect(sha256(await readFile(result.path))).toBe(sha256(content));
     expect(result.http.rescues + result.http.hedges).toBeGreaterThanOrEqual(1);
     const slow = server.requests[1]!;
@@ -31,26 +47,31 @@ describe("never stuck at 99%", () => {
     const content = makeContent(4 * MiB, 12);
     const server = await serve({ content, bytesPerSecond: 2 * MiB });
     server.onRequest = (request) => (request.index === 2 ? { bytesPerSecond: 64 } : undefined);
-    const result = await download(server.url(), { ...quick({ connections: 4 }), dir: await tempDir() });
+    const result = await download(server.url(), { ...flowing({ connections: 4 }), dir: await tempDir() });
     expect(sha256(await readFile(result.path))).toBe(sha256(content));
     expect(result.http.rescues + result.http.hedges).toBeGreaterThanOrEqual(1);
     expect(server.requests[2]!.bytesSent).toBeLessThan(4 * KiB);
   });
 
   it("leaves a uniformly slow network alone", async () => {
-    const content = makeContent(3 * MiB, 13);
+    const content = makeContent(1536 * KiB, 13);
     const server = await serve({ content, bytesPerSecond: 256 * KiB });
-    const result = await download(server.url(), { ...quick({ connections: 4 }), dir: await tempDir() });
+    const options = flowing({ connections: 4 });
+    const result = await download(server.url(), { ...options, dir: await tempDir() });
     expect(sha256(await readFile(result.path))).toBe(sha256(content));
+    // Long enough for a rescue: a whole rate window measured, then the checks in a row it takes.
+    expect(options.clock.now()).toBeGreaterThan(RATE_WINDOW_MS + SLOW_CHECKS * 1000);
     expect(result.http.rescues).toBe(0);
   });
 
   it("hedges the slowest range at the end: the first writer wins and no byte is lost", async () => {
     const content = makeContent(2 * MiB, 14);
-    const server = await serve({ content, bytesPerSecond: 2 * MiB });
+    // The first range ends in about a second of the flowing clock, before the crawling
+    // one could be measured for a rescue (tail.ts: a whole rate window, then three checks).
+    const server = await serve({ content, bytesPerSecond: 8 * MiB });
     // The second range crawls from the start, below the size a steal would split.
     server.onRequest = (request) => (request.index === 1 ? { bytesPerSecond: 16 * KiB } : undefined);
-    const result = await download(server.url(), { ...quick({ connections: 2, minSplit: 1 * MiB }), dir: await tempDir() });
+    const result = await download(server.url(), { ...flowing({ connections: 2, minSplit: 1 * MiB }), dir: await tempDir() });
     expect(sha256(await readFile(result.path))).toBe(sha256(content));
     expect(result.http.hedges).toBeGreaterThanOrEqual(1);
   });
@@ -74,7 +95,7 @@ describe("mirrors", () => {
     const primary = await serve({ content, bytesPerSecond: 1 * MiB });
     const mirror = await serve({ content, bytesPerSecond: 1 * MiB });
     mirror.onRequest = (request) => (request.index === 0 ? undefined : request.index === 1 ? { dropAfterBytes: 100 * KiB } : { status: 503 });
-    const options = quick({ connections: 4, retries: 2 });
+    const options = flowing({ connections: 4, retries: 2 });
     const result = await download([primary.url(), mirror.url()], { ...options, dir: await tempDir() });
     expect(sha256(await readFile(result.path))).toBe(sha256(content));
     expect(options.warnings.join("\n")).toMatch(/dropping .*127\.0\.0\.1:\d+.*continuing with the other copy/);

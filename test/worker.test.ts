@@ -56,7 +56,7 @@ async function transfer(sources: Source[], options: { retries?: number; missing?
     sources,
     size: SIZE,
     retries: options.retries ?? 3,
-    sink: new PartFileSink(file, path, { version: 1, url: "", finalUrl: "", size: SIZE, etag: null, lastModified: null, done: [] }, done),
+    sink: new PartFileSink(file, path, { version: 1, url: "", finalUrl: "", size: SIZE, etag: null, lastModified: null, done: [] }, done, clock),
     planner: new RangePlanner(options.missing ?? [[0, SIZE - 1]], 1, options.minSplit ?? 8 * 1024),
     signal: new AbortController().signal,
     rateLimiter: undefined,

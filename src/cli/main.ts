@@ -1,13 +1,16 @@
 import { resolve } from "node:path";
 import { text } from "node:stream/consumers";
 import { pipeline } from "node:stream/promises";
+import { systemClock, type Clock } from "../clock.js";
 import { AbortError, INTERNAL_ERROR_EXIT_CODE, RangegetError, interruptExitCode, type InterruptSignal } from "../errors.js";
+import type { Intervals } from "../intervals.js";
 import { withFlagNames } from "../option-bounds.js";
 import { redactText, redactUrl } from "../redact.js";
 import { stdoutWriteFailure } from "../to-error.js";
 import { currentPlatform, type Platform } from "../platform.js";
 import { formatBytes } from "../size.js";
 import type { DownloadEvent, TraceEvent } from "../types.js";
+import type { InternalOptions } from "../options.js";
 import type { DownloadAllOptions, DownloadOptions, DownloadResult } from "../types.js";
 import { parseArgs } from "./args.js";
 import type { CliConfig } from "./build-config.js";
@@ -36,6 +39,10 @@ export interface CliIo {
   platform: Platform;
   /** Ends the process at once: the second Ctrl-C does not wait for anything. */
   exit: (code: number) => void;
+  /** The one clock of the run: every download's, the plain progress lines', the batch summary's elapsed time. */
+  clock: Clock;
+  /** The downloads' and the progress lines' periods (intervals.ts); `undefined` for the defaults. Tests pass short ones. */
+  intervals: Partial<Intervals> | undefined;
 }
 
 const processIo: CliIo = {
@@ -46,6 +53,8 @@ const processIo: CliIo = {
   signals: process,
   platform: currentPlatform,
   exit: (code) => process.exit(code),
+  clock: systemClock,
+  intervals: undefined,
 };
 
 /** Runs the rangeget command line and resolves with the process exit code. */
@@ -80,17 +89,19 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
       kind: config.progress,
       resultJson: jsonResult,
       urls: config.items.map((item) => item.url),
+      clock: cli.clock,
+      ...(cli.intervals?.plainLineMs === undefined ? {} : { plainLineMs: cli.intervals.plainLineMs }),
     });
   } catch (error) {
     return reportThrown(error, cli);
   }
   const interrupt = watchSignals(cli, reporter, config.stdout);
-  const startedAt = performance.now();
+  const startedAt = cli.clock.now();
   try {
     const stop = interrupt.controller.signal;
     const outcome = config.stdout ? await streamToStdout(config, cli, reporter, stop) : await runDownloads(config, cli, reporter, stop);
     reporter.stop();
-    if (config.batch && !config.quiet) cli.stderr.write(`${outcome.tally.format(performance.now() - startedAt)}\n`);
+    if (config.batch && !config.quiet) cli.stderr.write(`${outcome.tally.format(cli.clock.now() - startedAt)}\n`);
     const signal = interrupt.received();
     // A signal after the last file finished interrupted nothing.
     if (signal !== undefined && outcome.interrupted) {
@@ -151,6 +162,7 @@ async function runDownloads(config: CliConfig, cli: CliIo, reporter: ProgressRep
   const { forEachDownload } = await import("../batch.js");
   await forEachDownload(items, {
     ...config.options,
+    ...timeSeams(cli),
     signal,
     onProgress: (index, event) => reporter.update(index, event),
     ...eventListeners(config, reporter),
@@ -171,6 +183,7 @@ async function streamToStdout(config: CliConfig, cli: CliIo, reporter: ProgressR
   const { downloadStreamWithResult } = await import("../download.js");
   const { body, done } = downloadStreamWithResult(mirrors ? [url, ...mirrors] : url, {
     ...config.options,
+    ...timeSeams(cli),
     signal,
     onProgress: (event) => reporter.update(0, event),
     ...oneFile(eventListeners(config, reporter)),
@@ -196,6 +209,11 @@ async function streamToStdout(config: CliConfig, cli: CliIo, reporter: ProgressR
   const tally = new BatchTally();
   tally.add(result);
   return { exitCode: writeFailure?.exitCode ?? result.error?.exitCode ?? 0, interrupted: code === "ERR_ABORTED", tally, interruptedFiles: new InterruptedFiles() };
+}
+
+/** The run's clock and intervals, as the library's internal options take them. */
+function timeSeams(cli: CliIo): Pick<InternalOptions, "clock" | "intervals"> {
+  return { clock: cli.clock, ...(cli.intervals === undefined ? {} : { intervals: cli.intervals }) };
 }
 
 /**

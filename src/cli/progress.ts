@@ -1,6 +1,8 @@
 import { createWriteStream, fstatSync } from "node:fs";
 import { isatty, WriteStream } from "node:tty";
+import type { Clock } from "../clock.js";
 import { UsageError } from "../errors.js";
+import { DEFAULT_INTERVALS } from "../intervals.js";
 import type { DownloadEvent } from "../types.js";
 import type { DownloadResult, ProgressEvent } from "../types.js";
 import { describeEnd, describeProgress, fileLabel, type ProgressReporter, type ProgressStream } from "./progress-lines.js";
@@ -18,8 +20,10 @@ export interface ProgressOptions {
   resultJson?: (result: DownloadResult) => unknown;
   /** The URLs of the batch, by index: a file's name until the server names it. */
   urls: readonly string[];
-  /** Milliseconds; injected so tests can drive the plain-line throttle. */
-  now?: () => number;
+  /** The CLI's clock (main.ts `CliIo`): the plain lines' throttle reads its `now`. */
+  clock: Pick<Clock, "now">;
+  /** Plain lines at most this often per file, ms. Default `DEFAULT_INTERVALS.plainLineMs` (10 s). */
+  plainLineMs?: number;
 }
 
 /**
@@ -41,9 +45,6 @@ export function openProgressFd(fd: number): ProgressStream {
   return isatty(fd) ? new WriteStream(fd) : createWriteStream("", { fd, autoClose: false });
 }
 
-/** Without a TTY, a log file or CI console wants a line now and then, not a redraw. */
-export const PLAIN_LINE_INTERVAL_MS = 10_000;
-
 /**
  * The reporter for this stream: quiet, bars on a TTY, plain lines otherwise. Async
  * because the bars' module (and cli-progress with it) loads only when a TTY needs it.
@@ -58,7 +59,8 @@ export async function createProgressReporter(options: ProgressOptions): Promise<
     const { BarReporter } = await import("./progress-bars.js");
     return new BarReporter(options.stream, options.urls, logStream === options.stream ? undefined : logStream);
   }
-  return new PlainReporter(options.stream, options.urls, options.now ?? Date.now, logStream);
+  // Without a TTY, a log file or CI console wants a line now and then, not a redraw.
+  return new PlainReporter(options.stream, options.urls, options.clock, options.plainLineMs ?? DEFAULT_INTERVALS.plainLineMs, logStream);
 }
 
 class QuietReporter implements ProgressReporter {
@@ -73,14 +75,15 @@ class QuietReporter implements ProgressReporter {
 }
 
 class PlainReporter implements ProgressReporter {
-  /** When each file last printed a line (or started): the 10 s clock is per file. */
+  /** When each file last printed a line (or started): the `plainLineMs` throttle is per file. */
   private readonly lastLineAt = new Map<number, number>();
   private readonly latest = new Map<number, ProgressEvent>();
 
   constructor(
     private readonly stream: ProgressStream,
     private readonly urls: readonly string[],
-    private readonly now: () => number,
+    private readonly clock: Pick<Clock, "now">,
+    private readonly plainLineMs: number,
     private readonly logStream: ProgressStream = stream,
   ) {}
 
@@ -88,13 +91,13 @@ class PlainReporter implements ProgressReporter {
 
   update(index: number, event: ProgressEvent): void {
     this.latest.set(index, event);
-    const now = this.now();
+    const now = this.clock.now();
     const last = this.lastLineAt.get(index);
     if (last === undefined) {
       this.lastLineAt.set(index, now);
       return;
     }
-    if (now - last < PLAIN_LINE_INTERVAL_MS) return;
+    if (now - last < this.plainLineMs) return;
     this.lastLineAt.set(index, now);
     this.stream.write(`${fileLabel(this.urls[index] ?? "", event.path)}: ${describeProgress(event)}\n`);
   }
