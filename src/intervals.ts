@@ -22,8 +22,8 @@ export interface Intervals {
 /**
  * The defaults: progress a few times a second (smooth bars), a checkpoint once a
  * second (DESIGN, "Checkpoint": at most every second, so an interrupt loses at most a
- * second's bytes), events once a second (README's event table), and a plain line every 10 s (a log or a CI console wants a line now
- * and then, not a redraw).
+ * second's bytes), events once a second (README's event table), and a plain line every
+ * 10 s (a log or a CI console wants a line now and then, not a redraw).
  */
 export const DEFAULT_INTERVALS: Readonly<Intervals> = Object.freeze({
   progressMs: 250,
