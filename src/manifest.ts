@@ -1,3 +1,9 @@
+/**
+ * `<output>.part.json`, the manifest: the record of the `.part`'s durable bytes and of
+ * the version they belong to (URL, validators, size). Parsed strictly (a manifest that
+ * does not hold together is not trusted: claim.ts discards it with a warning), written
+ * atomically (temp file, fsync, rename).
+ */
 import { constants } from "node:fs";
 import { readFile, unlink } from "node:fs/promises";
 import type { Clock } from "./clock.js";
@@ -119,6 +125,7 @@ export async function writeManifest(path: string, manifest: Manifest, clock: Pic
   }
 }
 
+/** Removes `path`; a file already gone is fine. @throws FileError for any other refusal. */
 export async function removeIfPresent(path: string): Promise<void> {
   try {
     await unlink(path);

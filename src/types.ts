@@ -1,3 +1,7 @@
+/**
+ * The library's public types: options, results, progress and event shapes, shared by
+ * the library and the CLI. Types only, and the event schema's version number.
+ */
 import type { Readable } from "node:stream";
 import type { Dispatcher } from "undici";
 import type { CredentialSource } from "./credentials.js";

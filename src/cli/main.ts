@@ -1,3 +1,9 @@
+/**
+ * The command line as a thin shell over the library: parses the flags (args.ts), runs
+ * one download, a stream or a list through the library, shows progress, prints the
+ * result (`--json`, `--stats`) and maps the outcome to an exit code. Every effect (the
+ * streams, signals, the clock, exit) comes in through `CliIo`, so tests run it in process.
+ */
 import { resolve } from "node:path";
 import { text } from "node:stream/consumers";
 import { pipeline } from "node:stream/promises";

@@ -1,3 +1,8 @@
+/**
+ * Picks the progress reporter for a run: none (`-q`), bars on a TTY, JSON events
+ * (`--progress json`), or plain lines every `plainLineMs` elsewhere; and opens
+ * `--progress-fd`.
+ */
 import { createWriteStream, fstatSync } from "node:fs";
 import { isatty, WriteStream } from "node:tty";
 import type { Clock } from "../clock.js";
