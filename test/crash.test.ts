@@ -8,7 +8,8 @@ import { download } from "../src/index.js";
 import { IntervalSet } from "../src/ranges.js";
 import { makeContent, sha256 } from "./support/content.js";
 import { rangeServer } from "./support/servers.js";
-import { tempDir, waitFor } from "./support/temp.js";
+import { tempDir } from "./support/temp.js";
+import { until } from "./support/until.js";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -29,8 +30,8 @@ it("resumes after SIGKILL with exact bytes, asking only for what the manifest la
   const exited = new Promise((resolve) => child.once("exit", resolve));
 
   // Kill it mid-transfer, after at least one checkpoint.
-  await waitFor(() => server.bytesServed() >= 2 * MiB, 20_000);
-  await waitFor(() => existsSync(`${output}.part.json`), 5_000);
+  await until(() => server.bytesServed() >= 2 * MiB, "2 MiB served", 20_000);
+  await until(() => existsSync(`${output}.part.json`), "the manifest", 5_000);
   child.kill("SIGKILL");
   await exited;
 

@@ -16,7 +16,8 @@ import { IntervalSet, type Interval } from "../src/ranges.js";
 import { makeContent, sha256 } from "./support/content.js";
 import { defaultEtag, type RangeServer } from "./support/range-server.js";
 import { rangeServer } from "./support/servers.js";
-import { tempDir, waitFor } from "./support/temp.js";
+import { tempDir } from "./support/temp.js";
+import { until } from "./support/until.js";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -42,7 +43,7 @@ function askedRanges(server: RangeServer, size: number, from = 0): Interval[] {
 async function interruptAfter(server: RangeServer, output: string, bytes: number, options: DownloadOptions = {}) {
   const controller = new AbortController();
   const pending = download(server.url(), { ...quick(options), output, signal: controller.signal });
-  await waitFor(() => server.bytesServed() >= bytes);
+  await until(() => server.bytesServed() >= bytes, `${bytes} bytes served`);
   // Give the checkpoint a chance to record some of it.
   await new Promise((resolve) => setTimeout(resolve, 1200));
   controller.abort();
@@ -57,7 +58,7 @@ describe("a fresh download", () => {
     const server = await serve({ content, bytesPerSecond: 2 * MiB });
     const dir = await tempDir();
     const pending = download(server.url(), { ...quick({ connections: 4, minSplit: 256 * KiB }), dir });
-    await waitFor(() => server.bytesServed() > 512 * KiB);
+    await until(() => server.bytesServed() > 512 * KiB, "512 KiB served");
     const partWhileRunning = await stat(join(dir, "file.bin.part"));
     const result = await pending;
     expect(partWhileRunning.size).toBe(content.length);
@@ -635,7 +636,7 @@ describe("the output and its lock", () => {
     const output = join(await tempDir(), "one.bin");
     const controller = new AbortController();
     const first = download(server.url(), { ...quick(), output, signal: controller.signal });
-    await waitFor(() => server.requests.length > 0);
+    await until(() => server.requests.length > 0, "the first request");
     const second = download(server.url(), { ...quick(), output });
     await expect(second).rejects.toBeInstanceOf(FileError);
     await expect(second).rejects.toMatchObject({ code: "ERR_LOCKED", exitCode: 6 });
@@ -691,7 +692,7 @@ describe("abort", () => {
     const output = join(await tempDir(), "a.bin");
     const controller = new AbortController();
     const pending = download(server.url(), { ...quick({ connections: 2 }), output, signal: controller.signal });
-    await waitFor(() => server.bytesServed() > 100 * KiB);
+    await until(() => server.bytesServed() > 100 * KiB, "100 KiB served");
     controller.abort();
     const error = await pending.catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(AbortError);
@@ -712,7 +713,7 @@ describe("abort", () => {
     const dir = await tempDir();
     const controller = new AbortController();
     const pending = download(server.url("/plain.bin"), { ...quick(), dir, signal: controller.signal });
-    await waitFor(() => server.bytesServed() > 100 * KiB);
+    await until(() => server.bytesServed() > 100 * KiB, "100 KiB served");
     controller.abort();
     const error = await pending.catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(AbortError);

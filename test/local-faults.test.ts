@@ -14,7 +14,8 @@ import { IntervalSet, type Interval } from "../src/ranges.js";
 import { makeContent, sha256 } from "./support/content.js";
 import { defaultEtag, startRangeServer, type RangeServer, type RangeServerOptions } from "./support/range-server.js";
 import { tarArchive } from "./support/tar-archive.js";
-import { assertBuilt, lines, runCli, startCli, unprivileged, until, type CliOptions, type CliRun } from "./support/run-cli.js";
+import { assertBuilt, lines, runCli, startCli, unprivileged, type CliOptions, type CliRun } from "./support/run-cli.js";
+import { until } from "./support/until.js";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;

@@ -89,14 +89,8 @@ export function lines(text: string): string[] {
   return text.split("\n").filter((line) => line !== "");
 }
 
-/** Polls an async or sync condition every 20 ms for at most `ms`. */
-export async function until(condition: () => boolean | Promise<boolean>, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
+/** @deprecated moved to ./until.js; re-exported until the other branches of issue 19 are merged. */
+export { until } from "./until.js";
 
 /** How to run a child so file permissions apply to it. */
 export interface Identity {
