@@ -5,12 +5,13 @@
 import { spawn, spawnSync } from "node:child_process";
 import { chmod, mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { VERSION } from "../src/version.js";
 import { makeContent } from "./support/content.js";
-import { startRangeServer, type RangeServer, type RangeServerOptions } from "./support/range-server.js";
+import type { RangeServer, RangeServerOptions } from "./support/range-server.js";
 import { assertBuilt, BIN, cliEnv, lines, runCli, type CliRun } from "./support/run-cli.js";
 import { Screen } from "./support/screen.js";
+import { rangeServer } from "./support/servers.js";
 import { tempDir } from "./support/temp.js";
 
 const KiB = 1024;
@@ -18,12 +19,10 @@ const basic = (login: string, password: string) => `Basic ${Buffer.from(`${login
 
 let home: string;
 let work: string;
-const servers: RangeServer[] = [];
 
-async function server(options: Partial<RangeServerOptions> = {}): Promise<RangeServer> {
-  const started = await startRangeServer({ content: makeContent(256 * KiB, 41), ...options });
-  servers.push(started);
-  return started;
+/** A range server of 256 KiB unless told otherwise, closed after the test. */
+function server(options: Partial<RangeServerOptions> = {}): Promise<RangeServer> {
+  return rangeServer({ content: makeContent(256 * KiB, 41), ...options });
 }
 
 /** The CLI with HOME (so ~/.netrc and ~/.config) in a temp directory and no RANGEGET_* from the caller. */
@@ -44,10 +43,6 @@ beforeAll(assertBuilt);
 beforeEach(async () => {
   home = await tempDir();
   work = await tempDir();
-});
-
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map((started) => started.close()));
 });
 
 describe("netrc", () => {

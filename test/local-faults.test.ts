@@ -12,7 +12,8 @@ import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { Manifest } from "../src/manifest.js";
 import { IntervalSet, type Interval } from "../src/ranges.js";
 import { makeContent, sha256 } from "./support/content.js";
-import { defaultEtag, startRangeServer, type RangeServer, type RangeServerOptions } from "./support/range-server.js";
+import { defaultEtag, type RangeServer } from "./support/range-server.js";
+import { rangeServer } from "./support/servers.js";
 import { tarArchive } from "./support/tar-archive.js";
 import { assertBuilt, lines, runCli, startCli, unprivileged, type CliOptions, type CliRun } from "./support/run-cli.js";
 import { until } from "./support/until.js";
@@ -30,16 +31,12 @@ beforeEach(async () => {
 });
 
 afterEach(async () => {
-  // Unmounts and servers first (in reverse), then the directory they lived in.
+  // Unmounts first (in reverse), then the directory they lived in; servers.ts closes the servers.
   for (const close of closers.splice(0).reverse()) await close();
   await rm(workDir, { recursive: true, force: true });
 });
 
-async function server(options: RangeServerOptions): Promise<RangeServer> {
-  const started = await startRangeServer(options);
-  closers.push(() => started.close());
-  return started;
-}
+const server = rangeServer;
 
 function cli(args: string[], options: Partial<CliOptions> = {}): Promise<CliRun> {
   return runCli(["-q", "--timeout", "5", ...args], { cwd: workDir, timeoutMs: 15_000, ...options });

@@ -1,24 +1,19 @@
 import { connect } from "node:net";
 import { gunzipSync } from "node:zlib";
 import { Agent, request } from "undici";
-import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { makeContent, sha256 } from "./support/content.js";
-import { startRangeServer, type RangeServer, type RangeServerOptions } from "./support/range-server.js";
+import type { RangeServer, RangeServerOptions } from "./support/range-server.js";
+import { rangeServer } from "./support/servers.js";
 
 const SIZE = 100_000;
 const content = makeContent(SIZE, 7);
 const agent = new Agent();
-const servers: RangeServer[] = [];
-
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map((s) => s.close()));
-});
 afterAll(() => agent.close());
 
-async function serve(options: Partial<RangeServerOptions> = {}): Promise<RangeServer> {
-  const server = await startRangeServer({ content, ...options });
-  servers.push(server);
-  return server;
+/** A range server of `content` unless told otherwise, closed after the test. */
+function serve(options: Partial<RangeServerOptions> = {}): Promise<RangeServer> {
+  return rangeServer({ content, ...options });
 }
 
 async function get(url: string, headers: Record<string, string> = {}, method: "GET" | "HEAD" = "GET") {
@@ -368,7 +363,7 @@ describe("range server: faults", () => {
   });
 
   it("closes promptly with a stalled response open", async () => {
-    const s = await startRangeServer({ content, onRequest: () => ({ stallAfterBytes: 10 }) });
+    const s = await serve({ onRequest: () => ({ stallAfterBytes: 10 }) });
     const res = await request(s.url(), { dispatcher: agent });
     const reading = readUntilError(res.body);
     const t0 = performance.now();

@@ -9,13 +9,13 @@ import { existsSync } from "node:fs";
 import { readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { gzipSync } from "node:zlib";
-import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { beforeAll, describe, expect, it, vi } from "vitest";
 import { download, downloadAll, downloadStream, type DownloadOptions, type DownloadResult } from "../src/index.js";
 import { BAR, ByteCounter, expectWithinBar } from "./support/bytes-bar.js";
 import { makeContent, sha256 } from "./support/content.js";
 import type { RangeServer } from "./support/range-server.js";
 import { rangeServer, rawServer } from "./support/servers.js";
-import { rangeAnswer, sendAndClose, startRawServer, type RawRequest, type RawServer } from "./support/raw-server.js";
+import { rangeAnswer, sendAndClose, type RawRequest, type RawServer } from "./support/raw-server.js";
 import { assertBuilt, lines, runCli, startCli } from "./support/run-cli.js";
 import { tarArchive } from "./support/tar-archive.js";
 import { tempDir } from "./support/temp.js";
@@ -444,11 +444,6 @@ describe("10. running the same command again", () => {
 });
 
 describe("headers are bytes: raw UTF-8 in Location and Content-Disposition", () => {
-  const raws: RawServer[] = [];
-  afterEach(async () => {
-    await Promise.all(raws.splice(0).map((server) => server.close()));
-  });
-
   /** `text` as the bytes a server writes: UTF-8, sent byte for byte. */
   const utf8Bytes = (text: string) => Buffer.from(text, "utf8").toString("latin1");
 
@@ -458,8 +453,7 @@ describe("headers are bytes: raw UTF-8 in Location and Content-Disposition", () 
       [`Content-Disposition: attachment; filename="${utf8Bytes("résumé €.pdf")}"`, "résumé €.pdf"],
       ['Content-Disposition: attachment; filename="caf\xe9.txt"', "café.txt"],
     ] as const) {
-      const raw = await startRawServer((socket, request) => sendAndClose(socket, rangeAnswer(content, request!, [header])));
-      raws.push(raw);
+      const raw = await rawServer((socket, request) => sendAndClose(socket, rangeAnswer(content, request!, [header])));
       const dir = await tempDir();
       const result = await download(raw.url(), quick({ dir, connections: 1 }));
       expect(result.path).toBe(join(dir, expected));
@@ -469,14 +463,13 @@ describe("headers are bytes: raw UTF-8 in Location and Content-Disposition", () 
 
   it("follows a Location with raw UTF-8 to the percent-encoded path", async () => {
     const content = makeContent(32 * KiB, 111);
-    const raw = await startRawServer((socket, request) => {
+    const raw = await rawServer((socket, request) => {
       if (request!.path === "/file.bin") {
         sendAndClose(socket, `HTTP/1.1 302 Found\r\nLocation: ${utf8Bytes("/été/file.bin")}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
       } else {
         sendAndClose(socket, rangeAnswer(content, request!));
       }
     });
-    raws.push(raw);
     const result = await download(raw.url(), quick({ dir: await tempDir(), connections: 1 }));
     expect(sha256(await readFile(result.path))).toBe(sha256(content));
     expect(raw.requests.map((request) => request.path)).toContain("/%C3%A9t%C3%A9/file.bin");
