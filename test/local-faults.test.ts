@@ -172,12 +172,13 @@ describe.skipIf(!canMount)("a small file system (tmpfs; skipped where mounting i
 
   it("filling up mid-download (ENOSPC): exit 6, one line, state kept; once space is freed it resumes to the right bytes", async () => {
     const disk = (await smallFileSystem(4 * MiB))!;
-    const source = await server({ content: makeContent(3 * MiB, 74), bytesPerSecond: 1 * MiB });
+    // Held after 512 KiB of each answer until the disk is full: the rest lands on a full disk.
+    const source = await server({ content: makeContent(3 * MiB, 74), holdAfterBytes: 512 * KiB });
     const output = join(disk, "big.bin");
     const filler = join(disk, "filler");
     const args = ["--json", "-c", "2", "--min-split", "256K", "-o", output, source.url()];
 
-    const running = startCli(["-q", "--timeout", "5", ...args], { cwd: workDir, timeoutMs: 15_000 });
+    const running = startCli(["-q", "--timeout", "30", ...args], { cwd: workDir, timeoutMs: 30_000 });
     await until(async () => ((await readManifest(output).catch(() => undefined))?.done.length ?? 0) > 0, "a checkpoint with bytes");
     // Someone else takes every free block of the disk.
     const fd = openSync(filler, "w");
@@ -190,7 +191,7 @@ describe.skipIf(!canMount)("a small file system (tmpfs; skipped where mounting i
     } finally {
       closeSync(fd);
     }
-    source.bytesPerSecond = undefined;
+    source.release();
     const full = await running.done;
     expectFileError(full, /no space left \(ENOSPC\)/);
     expect(JSON.parse(full.stdout)).toMatchObject({ status: "failed", error: { code: "ERR_NO_SPACE" } });
@@ -377,18 +378,24 @@ describe("the .part changed by someone else between runs", () => {
 describe("two processes on one output", () => {
   const ARGS = ["-c", "2", "--min-split", "256K"];
 
-  async function slowSource(seed: number): Promise<RangeServer> {
-    return server({ content: makeContent(1 * MiB, seed), bytesPerSecond: 256 * KiB });
+  /**
+   * 1 MiB whose every answer holds after 64 KiB until the test calls `release()`: the
+   * first process is mid-download for as long as the test needs, however loaded the
+   * machine (a 256 KiB/s throttle let it finish before the second reached the lock).
+   */
+  async function heldSource(seed: number): Promise<RangeServer> {
+    return server({ content: makeContent(1 * MiB, seed), holdAfterBytes: 64 * KiB });
   }
 
   it.each([
     ["the same command", [] as string[]],
     ["the same command with --force", ["-f"]],
   ])("%s in a second process: exit 6 naming the first's pid; the first finishes with exact bytes", async (_name, extra) => {
-    const source = await slowSource(84);
+    const source = await heldSource(84);
     const output = join(workDir, "shared.bin");
-    const first = startCli(["-q", "--timeout", "5", ...ARGS, "-o", output, source.url()], { cwd: workDir, timeoutMs: 15_000 });
-    await until(() => existsSync(`${output}.part`), "the first process's .part");
+    // --timeout 30: its held connections wait on the test, not on the network.
+    const first = startCli(["-q", "--timeout", "30", ...ARGS, "-o", output, source.url()], { cwd: workDir, timeoutMs: 30_000 });
+    await until(() => existsSync(`${output}.part`) && source.held() > 0, "the first process's .part and a held answer");
 
     const second = await cli([...ARGS, ...extra, "-o", output, source.url()]);
     expectFileError(second, new RegExp(`being downloaded by another rangeget process \\(pid ${first.child.pid}\\)`));
@@ -396,30 +403,30 @@ describe("two processes on one output", () => {
     expect(JSON.parse(await readFile(`${output}.part.lock`, "utf8"))).toMatchObject({ pid: first.child.pid });
     expect((await stat(`${output}.part`)).size).toBe(source.content.length);
 
-    source.bytesPerSecond = undefined;
+    source.release();
     const done = await first.done;
     expect(done.code, done.stderr).toBe(0);
     expect(sha256(await readFile(output))).toBe(sha256(source.content));
     expect(await readdir(workDir)).toEqual(["shared.bin"]);
   });
 
-  /** Starts a download, waits until its manifest holds some bytes, then SIGKILLs it. */
+  /** Starts a download from a held source, waits until its manifest holds some bytes, then SIGKILLs it and releases the source. */
   async function killedMidway(source: RangeServer, output: string): Promise<{ pid: number; kept: IntervalSet }> {
-    const victim = startCli(["-q", "--timeout", "5", ...ARGS, "-o", output, source.url()], { cwd: workDir, timeoutMs: 15_000 });
+    const victim = startCli(["-q", "--timeout", "30", ...ARGS, "-o", output, source.url()], { cwd: workDir, timeoutMs: 30_000 });
     await until(async () => ((await readManifest(output).catch(() => undefined))?.done.length ?? 0) > 0, "a checkpoint with bytes");
     victim.child.kill("SIGKILL");
     const killed = await victim.done;
     expect(killed.signal).toBe("SIGKILL");
     expect(existsSync(`${output}.part.lock`)).toBe(true);
+    source.release();
     return { pid: victim.child.pid!, kept: IntervalSet.from((await readManifest(output)).done) };
   }
 
   it("a stale lock after SIGKILL is taken over; the next run resumes only the missing bytes", async () => {
-    const source = await slowSource(85);
+    const source = await heldSource(85);
     const output = join(workDir, "killed.bin");
     const { kept } = await killedMidway(source, output);
 
-    source.bytesPerSecond = undefined;
     const from = source.requests.length;
     const run = await cli(["--json", ...ARGS, "-o", output, source.url()]);
     expect(run.code, run.stderr).toBe(0);
@@ -434,7 +441,7 @@ describe("two processes on one output", () => {
   // not prove the owner lives, so the lock records the owner's start time too (Linux:
   // /proc/<pid>/stat field 22) and a pid that now belongs to another process is stale.
   it("a stale lock whose pid now belongs to an unrelated live process is taken over", async () => {
-    const source = await slowSource(86);
+    const source = await heldSource(86);
     const output = join(workDir, "reused.bin");
     await killedMidway(source, output);
     const unrelated = spawn(process.execPath, ["-e", "setTimeout(() => {}, 30000)"], { stdio: "ignore" });
@@ -444,7 +451,6 @@ describe("two processes on one output", () => {
     const lock = JSON.parse(await readFile(`${output}.part.lock`, "utf8")) as Record<string, unknown>;
     await writeFile(`${output}.part.lock`, JSON.stringify({ ...lock, pid: unrelated.pid }));
 
-    source.bytesPerSecond = undefined;
     const run = await cli([...ARGS, "-o", output, source.url()]);
     expect(run.code, run.stderr).toBe(0);
     expect(sha256(await readFile(output))).toBe(sha256(source.content));

@@ -5,6 +5,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { makeContent, sha256 } from "./support/content.js";
 import type { RangeServer, RangeServerOptions } from "./support/range-server.js";
 import { rangeServer } from "./support/servers.js";
+import { until } from "./support/until.js";
 
 const SIZE = 100_000;
 const content = makeContent(SIZE, 7);
@@ -292,6 +293,34 @@ describe("range server: faults", () => {
     const { received, error } = await readUntilError(res.body);
     expect(error).toBeInstanceOf(Error);
     expect(received.length).toBe(0);
+  });
+
+  it("holds every answer after N body bytes until release(), then sends the rest; later answers are not held", async () => {
+    const s = await serve({ holdAfterBytes: 30_000 });
+    const first = await request(s.url(), { dispatcher: agent });
+    const second = await request(s.url(), { dispatcher: agent, headers: { range: "bytes=50000-" } });
+    const chunks: Buffer[] = [];
+    first.body.on("data", (chunk: Buffer) => chunks.push(chunk));
+    await until(() => s.held() === 2 && Buffer.concat(chunks).length === 30_000, "both answers held, 30,000 bytes of the first read");
+    expect(s.requests.map((r) => r.bytesSent)).toEqual([30_000, 30_000]);
+    s.release();
+    const rest = Buffer.from(await second.body.arrayBuffer());
+    await new Promise((resolve) => first.body.once("end", resolve));
+    expect(Buffer.concat(chunks).equals(content)).toBe(true);
+    expect(rest.equals(content.subarray(50_000))).toBe(true);
+    expect(s.held()).toBe(0);
+    expect((await get(s.url())).body.equals(content)).toBe(true);
+  });
+
+  it("a Behaviour's holdAfterBytes holds that answer alone; a client leaving a held answer frees it", async () => {
+    const s = await serve({ onRequest: (r) => (r.index === 0 ? { holdAfterBytes: 0 } : undefined) });
+    const held = await request(s.url(), { dispatcher: agent });
+    expect(held.statusCode).toBe(200);
+    await until(() => s.held() === 1, "the first answer held before its first byte");
+    expect((await get(s.url())).body.equals(content)).toBe(true);
+    held.body.destroy();
+    await until(() => s.held() === 0, "the held answer freed by its client leaving");
+    expect(s.requests[0]!.bytesSent).toBe(0);
   });
 
   it("stalls after N body bytes until the client gives up", async () => {
