@@ -28,8 +28,8 @@ beforeEach(async () => {
   workDir = await tempDir();
 });
 
-async function origin(content = makeContent(400 * KiB, 51), bytesPerSecond?: number): Promise<RangeServer> {
-  return rangeServer({ content, ...(bytesPerSecond === undefined ? {} : { bytesPerSecond }) });
+async function origin(content = makeContent(400 * KiB, 51)): Promise<RangeServer> {
+  return rangeServer({ content });
 }
 
 async function socks(options: SocksServerOptions = {}): Promise<SocksServer> {
@@ -176,7 +176,8 @@ describe("streams and resume through SOCKS5", () => {
 
   it("an interrupted download resumes through the proxy, fetching only what is missing", async () => {
     const content = makeContent(2 * 1024 * KiB, 52);
-    const server = await origin(content, 256 * KiB);
+    // Each answer holds after 128 KiB until the first run is interrupted: it cannot finish first.
+    const server = await rangeServer({ content, holdAfterBytes: 128 * KiB });
     const proxy = await socks();
     const args = [...COMMON, "--min-split", "128K", "-o", "big.bin", "--proxy", proxy.url(), named(server, PROXY_ONLY_NAME)];
     const first = startCli(args, { cwd: workDir, timeoutMs: 20_000 });
@@ -185,7 +186,7 @@ describe("streams and resume through SOCKS5", () => {
     const interrupted = await first.done;
     expect(interrupted.code).toBe(130);
 
-    server.bytesPerSecond = undefined;
+    server.release();
     const servedBefore = server.bytesServed();
     const tunnelsBefore = proxy.requests.length;
     const again = await runCli([...args, "--json"], { cwd: workDir, timeoutMs: 20_000 });
