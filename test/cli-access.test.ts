@@ -2,7 +2,7 @@
 // through the built CLI against servers on 127.0.0.1. A redirect to `localhost` reaches
 // the same loopback address under another host name: another host for a netrc or a
 // cookie, another origin for -H.
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { chmod, mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
@@ -10,7 +10,7 @@ import { VERSION } from "../src/version.js";
 import { makeContent } from "./support/content.js";
 import type { RangeServer, RangeServerOptions } from "./support/range-server.js";
 import { assertBuilt, BIN, cliEnv, lines, runCli, type CliRun } from "./support/run-cli.js";
-import { Screen } from "./support/screen.js";
+import { runOnPty } from "./support/pty.js";
 import { rangeServer } from "./support/servers.js";
 import { tempDir } from "./support/temp.js";
 
@@ -251,37 +251,24 @@ describe("on a terminal (a pseudo-terminal from script(1))", () => {
   it("keeps the total below the files' bars while they run, then leaves each file's line and the summary", async () => {
     const source = await server({ content: makeContent(192 * KiB, 44), bytesPerSecond: 128 * KiB });
     await writeFile(join(work, "list.txt"), ["one.bin", "two.bin", "three.bin"].map((name) => source.url(`/${name}`)).join("\n"));
-    const command = `stty cols 120 rows 30; exec "${process.execPath}" "${BIN}" -i list.txt -j 3 -c 1`;
-    const screen = new Screen();
     const violations: string[][] = [];
     let sawTotal = false;
-    const run = await new Promise<{ code: number | null }>((resolve, reject) => {
-      const child = spawnPty(command);
-      child.stdout.setEncoding("utf8").on("data", (text: string) => {
-        screen.write(text);
-        const shown = screen.lines();
+    const run = await runOnPty(["-i", "list.txt", "-j", "3", "-c", "1"], {
+      cwd: work,
+      columns: 120,
+      env: { HOME: home },
+      onFrame: (shown) => {
         const total = shown.findIndex((line) => line.startsWith("total "));
         if (total >= 0) sawTotal = true;
         if (total >= 0 && shown.slice(total + 1).some((line) => /^\S+\.bin +\S+ +[0-9?]+%/.test(line))) violations.push(shown);
-      });
-      const deadline = setTimeout(() => child.kill("SIGKILL"), 20_000);
-      child.once("error", reject);
-      child.once("close", (code) => {
-        clearTimeout(deadline);
-        resolve({ code });
-      });
+      },
     });
     expect(run.code).toBe(0);
     expect(sawTotal).toBe(true);
     expect(violations).toEqual([]);
-    const shown = screen.lines();
+    const shown = run.screen.lines();
     expect(shown.filter((line) => / downloaded 192 KiB in /.test(line)).map((line) => line.split(":")[0]).sort()).toEqual(["one.bin", "three.bin", "two.bin"]);
     expect(shown.at(-1)).toMatch(/^rangeget: 3 files: 3 downloaded; 576 KiB in \d+s, /);
     expect(shown.some((line) => line.startsWith("total "))).toBe(false);
   });
 });
-
-/** Runs `command` in sh on a new pseudo-terminal; what the terminal shows arrives on stdout. */
-function spawnPty(command: string) {
-  return spawn("script", ["-qefc", command, "/dev/null"], { cwd: work, env: cliEnv({ HOME: home }), stdio: ["ignore", "pipe", "inherit"] });
-}
