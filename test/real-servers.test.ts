@@ -19,6 +19,7 @@ import { rangeAnswer, sendAndClose, type RawRequest, type RawServer } from "./su
 import { assertBuilt, lines, runCli, startCli } from "./support/run-cli.js";
 import { tarArchive } from "./support/tar-archive.js";
 import { tempDir } from "./support/temp.js";
+import { until } from "./support/until.js";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -354,20 +355,20 @@ describe("10. running the same command again", () => {
     const large = makeContent(4 * MiB, 102);
     const server = await serve({
       content: small,
-      onRequest: (request) => (request.path === "/slow.bin" ? { body: large, bytesPerSecond: 1 * MiB } : undefined),
+      // The large file's answers hold after 512 KiB until the first run is interrupted: it is under way, never done.
+      onRequest: (request) => (request.path === "/slow.bin" ? { body: large, holdAfterBytes: 512 * KiB } : undefined),
     });
     const cwd = await tempDir();
     await writeFile(join(cwd, "list.txt"), `${server.url("/a.bin")}\n${server.url("/b.bin")} named-b.bin\n${server.url("/slow.bin")}\n`);
     const args = ["-q", "--json", "-j", "3", "-c", "2", "--min-split", "256K", "-i", "list.txt"];
     const first = startCli(args, { cwd, timeoutMs: 30_000 });
     // Interrupted once the two small files are done and the large one is under way.
-    for (let waited = 0; waited < 200 && !(existsSync(join(cwd, "a.bin")) && existsSync(join(cwd, "named-b.bin"))); waited++) {
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    await until(() => existsSync(join(cwd, "a.bin")) && existsSync(join(cwd, "named-b.bin")) && server.held() > 0, "the small files done and the large one held");
     first.child.kill("SIGINT");
     const interrupted = await first.done;
     expect(interrupted.code).toBe(130);
     expect(existsSync(join(cwd, "slow.bin"))).toBe(false);
+    server.release();
 
     const before = server.requests.length;
     const again = await runCli(args, { cwd, timeoutMs: 30_000 });
