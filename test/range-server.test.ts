@@ -454,17 +454,17 @@ describe("faults of servers seen in the wild", () => {
   });
 
   it("serves at most maxConcurrent requests at once and answers 503 without Retry-After to the rest", async () => {
-    const s = await serve({ maxConcurrent: 2, bytesPerSecond: 200_000 });
-    const results = await Promise.all([0, 1, 2, 3].map(() => get(s.url(), { range: "bytes=0-39999" })));
+    // The two it serves hold until all four have been answered: none can end before the others arrive.
+    const s = await serve({ maxConcurrent: 2, holdAfterBytes: 0 });
+    const pending = Promise.all([0, 1, 2, 3].map(() => get(s.url(), { range: "bytes=0-39999" })));
+    await until(() => s.requests.length === 4 && s.held() === 2, "four requests, two of them served and held");
+    s.release();
+    const results = await pending;
     expect(results.map((r) => r.status).sort()).toEqual([206, 206, 503, 503]);
     expect(results.every((r) => r.headers["retry-after"] === undefined)).toBe(true);
     expect(s.peakConcurrent()).toBe(2);
     // Once they are done (the server sees the close a moment after the client), the next one is served.
-    let status = 0;
-    for (let attempt = 0; attempt < 50 && status !== 206; attempt++) {
-      status = (await get(s.url(), { range: "bytes=0-9" })).status;
-      if (status !== 206) await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-    expect(status).toBe(206);
+    await until(() => s.servingNow() === 0, "the server to see both answers closed");
+    expect((await get(s.url(), { range: "bytes=0-9" })).status).toBe(206);
   });
 });

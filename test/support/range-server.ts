@@ -64,10 +64,11 @@ export interface RangeServerOptions {
    */
   maxConcurrent?: number;
   /**
-   * Every answer's body stops after this many bytes (of that answer) and waits, its
-   * connection open, until `release()`: a download kept running exactly as long as the
-   * test needs, however fast or loaded the machine is, where a throttle only hopes to be
-   * slow enough. A Behaviour's `holdAfterBytes` wins for its answer.
+   * Every answer with the file's bytes (200, 206) stops after this many of them and
+   * waits, its connection open, until `release()`: a download kept running exactly as
+   * long as the test needs, however fast or loaded the machine is, where a throttle only
+   * hopes to be slow enough. Refusals, redirects and errors are not held. A Behaviour's
+   * `holdAfterBytes` holds its answer, whatever it is.
    */
   holdAfterBytes?: number;
   onRequest?: (req: RecordedRequest) => Behaviour | undefined;
@@ -375,7 +376,7 @@ class RangeServerImpl implements RangeServer {
     if (!b.noLength) headers["content-length"] = String(body.length);
     const parts = [body];
     if (b.extraBytes) parts.push(Buffer.alloc(b.extraBytes, "garbage!"));
-    return this.finish(res, rec, b, status, { ...headers, ...extra }, parts);
+    return this.finish(res, rec, b, status, { ...headers, ...extra }, parts, this.options.holdAfterBytes);
   }
 
   private notModified(h: IncomingHttpHeaders, etag: string | undefined, lastModified: string | undefined): boolean {
@@ -416,7 +417,7 @@ class RangeServerImpl implements RangeServer {
     return this.finish(res, rec, b, status, { ...base, ...headers }, noBody ? [] : [text]);
   }
 
-  /** Sends status, headers and body, applying the byte-level faults. */
+  /** Sends status, headers and body, applying the byte-level faults; `serverHold` is the server's hold, given for the file's answers only. */
   private async finish(
     res: ServerResponse,
     rec: RecordedRequest,
@@ -424,12 +425,13 @@ class RangeServerImpl implements RangeServer {
     status: number,
     headers: OutgoingHttpHeaders,
     parts: Buffer[],
+    serverHold?: number,
   ): Promise<void> {
     res.writeHead(status, headers);
     rec.status = status;
     const body = rec.method === "HEAD" ? [] : parts;
     const limit = b.dropAfterBytes ?? b.stallAfterBytes;
-    const hold = b.holdAfterBytes ?? this.options.holdAfterBytes;
+    const hold = b.holdAfterBytes ?? serverHold;
     const sent = await this.pump(res, rec, body, limit, b.bytesPerSecond ?? this.bytesPerSecond, hold);
     if (res.destroyed) return;
     if (limit === undefined) {
