@@ -6,6 +6,7 @@ import { fileURLToPath } from "node:url";
 import { expect, it } from "vitest";
 import { download } from "../src/index.js";
 import { IntervalSet } from "../src/ranges.js";
+import { checkpointedBytes } from "./support/checkpoint.js";
 import { makeContent, sha256 } from "./support/content.js";
 import { rangeServer } from "./support/servers.js";
 import { tempDir } from "./support/temp.js";
@@ -33,8 +34,7 @@ it("resumes after SIGKILL with exact bytes, asking only for what the manifest la
 
   // Kill it mid-transfer, after at least one checkpoint.
   await until(() => server.bytesServed() >= 2 * MiB, "2 MiB served", 20_000);
-  const checkpointed = async () => existsSync(`${output}.part.json`) && (await readFile(`${output}.part.json`, "utf8").then((text) => (JSON.parse(text) as { done: unknown[] }).done.length > 0, () => false));
-  await until(checkpointed, "a checkpoint with bytes", 5_000);
+  await until(async () => (await checkpointedBytes(output)) > 0, "a checkpoint with bytes", 5_000);
   child.kill("SIGKILL");
   await exited;
   server.release();

@@ -13,6 +13,7 @@ import {
   type DownloadOptions,
 } from "../src/index.js";
 import { IntervalSet, type Interval } from "../src/ranges.js";
+import { checkpointedBytes } from "./support/checkpoint.js";
 import { makeContent, sha256 } from "./support/content.js";
 import { defaultEtag, type RangeServer } from "./support/range-server.js";
 import { rangeServer } from "./support/servers.js";
@@ -48,22 +49,12 @@ async function interruptAfter(server: RangeServer, output: string, bytes: number
   const controller = new AbortController();
   const pending = download(server.url(), { ...quick(options), output, signal: controller.signal });
   await until(() => server.bytesServed() >= bytes && server.held() > 0, `${bytes} bytes served and an answer held`);
-  const recorded = async () => ((await readManifestFile(output))?.done.length ?? 0) > 0;
-  await until(recorded, "a checkpoint with bytes");
+  await until(async () => (await checkpointedBytes(output)) > 0, "a checkpoint with bytes");
   controller.abort();
   await expect(pending).rejects.toBeInstanceOf(AbortError);
   server.release();
   const manifest = JSON.parse(await readFile(`${output}.part.json`, "utf8")) as { done: [number, number][] };
   return manifest;
-}
-
-/** The manifest next to `output`, or undefined while there is none (or it is being replaced). */
-async function readManifestFile(output: string): Promise<{ done: [number, number][] } | undefined> {
-  try {
-    return JSON.parse(await readFile(`${output}.part.json`, "utf8")) as { done: [number, number][] };
-  } catch {
-    return undefined;
-  }
 }
 
 describe("a fresh download", () => {
@@ -641,11 +632,12 @@ describe("the output and its lock", () => {
   });
 
   it("refuses a second download of the same output while the first runs", async () => {
-    const server = await serve({ content: makeContent(512 * KiB), holdAfterBytes: 64 * KiB });
+    // Held after 16 KiB, less than any range of the first's (8 connections, 64 KiB each): it cannot finish first.
+    const server = await serve({ content: makeContent(512 * KiB), holdAfterBytes: 16 * KiB });
     const output = join(await tempDir(), "one.bin");
     const controller = new AbortController();
     const first = download(server.url(), { ...quick(), output, signal: controller.signal });
-    await until(() => server.requests.length > 0, "the first request");
+    await until(() => server.held() > 0, "the first download's answer held");
     const second = download(server.url(), { ...quick(), output });
     await expect(second).rejects.toBeInstanceOf(FileError);
     await expect(second).rejects.toMatchObject({ code: "ERR_LOCKED", exitCode: 6 });
@@ -700,8 +692,9 @@ describe("abort", () => {
     const server = await serve({ content, holdAfterBytes: 128 * KiB });
     const output = join(await tempDir(), "a.bin");
     const controller = new AbortController();
-    const pending = download(server.url(), { ...quick({ connections: 2 }), output, signal: controller.signal });
-    await until(() => server.bytesServed() > 100 * KiB && server.held() > 0, "100 KiB served and an answer held");
+    let bytesDone = 0;
+    const pending = download(server.url(), { ...quick({ connections: 2 }), output, signal: controller.signal, onProgress: (progress) => (bytesDone = progress.bytesDone) });
+    await until(() => bytesDone > 100 * KiB && server.held() > 0, "100 KiB taken in and an answer held");
     controller.abort();
     const error = await pending.catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(AbortError);
@@ -721,8 +714,9 @@ describe("abort", () => {
     const server = await serve({ content: makeContent(1 * MiB), holdAfterBytes: 128 * KiB, acceptRanges: false });
     const dir = await tempDir();
     const controller = new AbortController();
-    const pending = download(server.url("/plain.bin"), { ...quick(), dir, signal: controller.signal });
-    await until(() => server.bytesServed() > 100 * KiB && server.held() > 0, "100 KiB served and the answer held");
+    let bytesDone = 0;
+    const pending = download(server.url("/plain.bin"), { ...quick(), dir, signal: controller.signal, onProgress: (progress) => (bytesDone = progress.bytesDone) });
+    await until(() => bytesDone > 100 * KiB && server.held() > 0, "100 KiB taken in and the answer held");
     controller.abort();
     const error = await pending.catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(AbortError);

@@ -6,6 +6,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { download, downloadAll, HttpStatusError, UsageError } from "../src/index.js";
+import { checkpointedBytes } from "./support/checkpoint.js";
 import { makeContent, sha256 } from "./support/content.js";
 import type { RangeServer } from "./support/range-server.js";
 import { assertBuilt, lines, runCli, startCli, type CliRun } from "./support/run-cli.js";
@@ -181,7 +182,7 @@ describe("streams and resume through SOCKS5", () => {
     const proxy = await socks();
     const args = [...COMMON, "--min-split", "128K", "-o", "big.bin", "--proxy", proxy.url(), named(server, PROXY_ONLY_NAME)];
     const first = startCli(args, { cwd: workDir, timeoutMs: 20_000 });
-    await until(() => existsSync(join(workDir, "big.bin.part.json")) && server.bytesServed() > 384 * KiB, "a checkpoint");
+    await until(async () => (await checkpointedBytes(join(workDir, "big.bin"))) > 0 && server.bytesServed() > 384 * KiB, "a checkpoint with bytes");
     first.child.kill("SIGINT");
     const interrupted = await first.done;
     expect(interrupted.code).toBe(130);
