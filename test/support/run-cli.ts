@@ -100,8 +100,30 @@ export function runCli(args: string[], options: CliOptions): Promise<CliRun> {
   return startCli(args, options).done;
 }
 
+/**
+ * Starts the CLI, awaits `whileRunning` with it (to signal it once some state is
+ * reached), then resolves when it exits. If `whileRunning` throws, the child is killed
+ * at once and the error thrown, so the test fails now and not at the child's deadline.
+ */
+export async function runCliWhile(args: string[], options: CliOptions, whileRunning: (running: RunningCli) => Promise<void>): Promise<CliRun> {
+  const running = startCli(args, options);
+  try {
+    await whileRunning(running);
+  } catch (error) {
+    running.child.kill("SIGKILL");
+    throw error;
+  }
+  return running.done;
+}
+
+/** The non-empty lines of `text`. */
 export function lines(text: string): string[] {
   return text.split("\n").filter((line) => line !== "");
+}
+
+/** Each line of the run's stdout as JSON (`--json` prints one object a line). */
+export function jsonLines(run: Pick<CliRun, "stdout">): Array<Record<string, unknown>> {
+  return lines(run.stdout).map((line) => JSON.parse(line) as Record<string, unknown>);
 }
 
 /** @deprecated moved to ./until.js; re-exported until the other branches of issue 19 are merged. */
