@@ -36,8 +36,6 @@ afterEach(async () => {
   await rm(workDir, { recursive: true, force: true });
 });
 
-const server = rangeServer;
-
 function cli(args: string[], options: Partial<CliOptions> = {}): Promise<CliRun> {
   return runCli(["-q", "--timeout", "5", ...args], { cwd: workDir, timeoutMs: 15_000, ...options });
 }
@@ -120,7 +118,7 @@ const canMount = (() => {
 
 describe("a file-size limit (RLIMIT_FSIZE: EFBIG)", () => {
   it("below the file's size: exit 6 before any byte is written; without the limit the same command downloads it", async () => {
-    const source = await server({ content: makeContent(2 * MiB, 71) });
+    const source = await rangeServer({ content: makeContent(2 * MiB, 71) });
     const output = join(workDir, "big.bin");
     const limited = await cli(["-c", "2", "--min-split", "256K", "-o", output, source.url()], { wrapper: fileSizeLimit(512 * KiB) });
     expectFileError(limited, /EFBIG/);
@@ -133,7 +131,7 @@ describe("a file-size limit (RLIMIT_FSIZE: EFBIG)", () => {
   });
 
   it("hit mid-download: exit 6, one line, every durable byte kept; without the limit it resumes to the right bytes", async () => {
-    const source = await server({ content: makeContent(2 * MiB, 72) });
+    const source = await rangeServer({ content: makeContent(2 * MiB, 72) });
     const output = join(workDir, "big.bin");
     await leavePartial(output, source, [[0, 256 * KiB - 1]]);
     const args = ["--json", "-c", "2", "--min-split", "256K", "-o", output, source.url()];
@@ -161,7 +159,7 @@ describe("a file-size limit (RLIMIT_FSIZE: EFBIG)", () => {
 describe.skipIf(!canMount)("a small file system (tmpfs; skipped where mounting is not allowed)", () => {
   it("too small for the file: refused up front by the free-space check, exit 6, nothing allocated", async () => {
     const disk = (await smallFileSystem(2 * MiB))!;
-    const source = await server({ content: makeContent(3 * MiB, 73) });
+    const source = await rangeServer({ content: makeContent(3 * MiB, 73) });
     const output = join(disk, "big.bin");
     const run = await cli(["--min-split", "256K", "-o", output, source.url()]);
     expectFileError(run, /not enough space/);
@@ -173,7 +171,7 @@ describe.skipIf(!canMount)("a small file system (tmpfs; skipped where mounting i
   it("filling up mid-download (ENOSPC): exit 6, one line, state kept; once space is freed it resumes to the right bytes", async () => {
     const disk = (await smallFileSystem(4 * MiB))!;
     // Held after 512 KiB of each answer until the disk is full: the rest lands on a full disk.
-    const source = await server({ content: makeContent(3 * MiB, 74), holdAfterBytes: 512 * KiB });
+    const source = await rangeServer({ content: makeContent(3 * MiB, 74), holdAfterBytes: 512 * KiB });
     const output = join(disk, "big.bin");
     const filler = join(disk, "filler");
     const args = ["--json", "-c", "2", "--min-split", "256K", "-o", output, source.url()];
@@ -212,7 +210,7 @@ describe.skipIf(!canMount)("a small file system (tmpfs; skipped where mounting i
     const disk = (await smallFileSystem(1 * MiB))!;
     // 6 MiB unpacked from a few KiB: the archive has arrived long before the disk fills.
     const archive = gzipSync(tarArchive([{ path: "zeros.bin", body: Buffer.alloc(6 * MiB) }]));
-    const source = await server({ content: archive });
+    const source = await rangeServer({ content: archive });
     const out = join(disk, "out");
     const run = await cli(["-c", "4", "--min-split", "64K", "--extract", out, source.url("/a.tar.gz")]);
     expectFileError(run, /no space left \(ENOSPC\); free some space and run again to start over/);
@@ -223,7 +221,7 @@ describe.skipIf(!canMount)("a small file system (tmpfs; skipped where mounting i
 
   it("mounted read-only (EROFS): exit 6, one line, before any request", async () => {
     const disk = (await smallFileSystem(1 * MiB, { readOnly: true }))!;
-    const source = await server({ content: makeContent(100 * KiB, 75) });
+    const source = await rangeServer({ content: makeContent(100 * KiB, 75) });
     const run = await cli(["-o", join(disk, "out.bin"), source.url()]);
     expectFileError(run, /EROFS/);
     expect(source.requests).toHaveLength(0);
@@ -246,7 +244,7 @@ describe.skipIf(identity === undefined)(`permission denied (the CLI runs as ${id
     const locked = join(workDir, "locked");
     await mkdir(locked, { mode: 0o555 });
     await chmod(locked, 0o555);
-    const source = await server({ content: makeContent(100 * KiB, 76) });
+    const source = await rangeServer({ content: makeContent(100 * KiB, 76) });
     const run = await cli(["-d", locked, source.url("/file.bin")], { as: identity! });
     expectFileError(run, /permission denied \(EACCES\)/);
     expect(run.stderr).toContain(`cannot write in the directory ${locked}: `);
@@ -258,7 +256,7 @@ describe.skipIf(identity === undefined)(`permission denied (the CLI runs as ${id
     await mkdir(join(secret, "sub"), { recursive: true });
     // No one may enter, its owner included: the CLI may run as root without CAP_DAC_OVERRIDE, who owns it.
     await chmod(secret, 0o000);
-    const source = await server({ content: makeContent(100 * KiB, 761) });
+    const source = await rangeServer({ content: makeContent(100 * KiB, 761) });
     const run = await cli(["-d", join(secret, "sub", "new"), source.url("/file.bin")], { as: identity! });
     expectFileError(run, /permission denied \(EACCES\)/);
     expect(run.stderr).toContain(`cannot create the directory ${join(secret, "sub", "new")}: `);
@@ -269,7 +267,7 @@ describe.skipIf(identity === undefined)(`permission denied (the CLI runs as ${id
     const locked = join(workDir, "locked");
     await mkdir(locked, { mode: 0o555 });
     await chmod(locked, 0o555);
-    const source = await server({ content: makeContent(100 * KiB, 77) });
+    const source = await rangeServer({ content: makeContent(100 * KiB, 77) });
     const run = await cli(["-o", join(locked, "sub", "out.bin"), source.url()], { as: identity! });
     expectFileError(run, /cannot create the directory .*permission denied/);
     expect(source.requests).toHaveLength(0);
@@ -279,7 +277,7 @@ describe.skipIf(identity === undefined)(`permission denied (the CLI runs as ${id
     const shared = join(workDir, "shared");
     await mkdir(shared);
     await chmod(shared, 0o777);
-    const source = await server({ content: makeContent(1 * MiB, 78) });
+    const source = await rangeServer({ content: makeContent(1 * MiB, 78) });
     const output = join(shared, "out.bin");
     await leavePartial(output, source, [[0, 300 * KiB - 1]]);
     await chmod(`${output}.part`, 0o444);
@@ -306,7 +304,7 @@ describe("an output path that is a directory", () => {
     const target = join(workDir, "target");
     await mkdir(target);
     await writeFile(join(target, "inside.txt"), "keep");
-    const source = await server({ content: makeContent(100 * KiB, 79) });
+    const source = await rangeServer({ content: makeContent(100 * KiB, 79) });
     const run = await cli(["-o", target, source.url()]);
     expectFileError(run, /is a directory/);
     expect(await readdir(target)).toEqual(["inside.txt"]);
@@ -316,7 +314,7 @@ describe("an output path that is a directory", () => {
 
   it("a server-chosen name that is a directory inside -d: exit 6", async () => {
     await mkdir(join(workDir, "report.pdf"));
-    const source = await server({ content: makeContent(100 * KiB, 80), contentDisposition: 'attachment; filename="report.pdf"' });
+    const source = await rangeServer({ content: makeContent(100 * KiB, 80), contentDisposition: 'attachment; filename="report.pdf"' });
     const run = await cli([source.url("/download")]);
     expectFileError(run, /report\.pdf is a directory/);
     expect(await readdir(join(workDir, "report.pdf"))).toEqual([]);
@@ -333,7 +331,7 @@ describe("the .part changed by someone else between runs", () => {
     ["truncated", (part) => truncate(part, 1000), /\.part has 1000 bytes, not 1048576/],
     ["grown", (part) => truncate(part, 2 * MiB), /\.part has 2097152 bytes, not 1048576/],
   ])("%s: detected, one warning, started over, exact bytes", async (_name, tamper, warning) => {
-    const source = await server({ content: makeContent(1 * MiB, 81) });
+    const source = await rangeServer({ content: makeContent(1 * MiB, 81) });
     const output = join(workDir, "t.bin");
     await leavePartial(output, source, [[0, 512 * KiB - 1]]);
     await tamper(`${output}.part`);
@@ -349,7 +347,7 @@ describe("the .part changed by someone else between runs", () => {
   // is gone. That is our loss, not the server's change: the 416 path must start over
   // without a second warning blaming the server or `restartedBecauseChanged: true`.
   it("deleted when the manifest says every byte was done: one warning about the .part, no claim that the server changed", async () => {
-    const source = await server({ content: makeContent(300 * KiB, 82) });
+    const source = await rangeServer({ content: makeContent(300 * KiB, 82) });
     const output = join(workDir, "t.bin");
     await leavePartial(output, source, [[0, source.content.length - 1]]);
     await unlink(`${output}.part`);
@@ -361,7 +359,7 @@ describe("the .part changed by someone else between runs", () => {
   });
 
   it("a .part without its manifest is never trusted: its bytes are fetched again", async () => {
-    const source = await server({ content: makeContent(512 * KiB, 83) });
+    const source = await rangeServer({ content: makeContent(512 * KiB, 83) });
     const output = join(workDir, "t.bin");
     await writeFile(`${output}.part`, Buffer.alloc(source.content.length, "x"));
     const run = await cli(["-c", "2", "--min-split", "128K", "-o", output, source.url()]);
@@ -384,7 +382,7 @@ describe("two processes on one output", () => {
    * machine (a 256 KiB/s throttle let it finish before the second reached the lock).
    */
   async function heldSource(seed: number): Promise<RangeServer> {
-    return server({ content: makeContent(1 * MiB, seed), holdAfterBytes: 64 * KiB });
+    return rangeServer({ content: makeContent(1 * MiB, seed), holdAfterBytes: 64 * KiB });
   }
 
   it.each([
