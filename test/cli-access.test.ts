@@ -2,15 +2,16 @@
 // through the built CLI against servers on 127.0.0.1. A redirect to `localhost` reaches
 // the same loopback address under another host name: another host for a netrc or a
 // cookie, another origin for -H.
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { chmod, mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { VERSION } from "../src/version.js";
 import { makeContent } from "./support/content.js";
-import { startRangeServer, type RangeServer, type RangeServerOptions } from "./support/range-server.js";
+import type { RangeServer, RangeServerOptions } from "./support/range-server.js";
 import { assertBuilt, BIN, cliEnv, lines, runCli, type CliRun } from "./support/run-cli.js";
-import { Screen } from "./support/screen.js";
+import { runOnPty } from "./support/pty.js";
+import { rangeServer } from "./support/servers.js";
 import { tempDir } from "./support/temp.js";
 
 const KiB = 1024;
@@ -18,12 +19,10 @@ const basic = (login: string, password: string) => `Basic ${Buffer.from(`${login
 
 let home: string;
 let work: string;
-const servers: RangeServer[] = [];
 
-async function server(options: Partial<RangeServerOptions> = {}): Promise<RangeServer> {
-  const started = await startRangeServer({ content: makeContent(256 * KiB, 41), ...options });
-  servers.push(started);
-  return started;
+/** A range server of 256 KiB unless told otherwise, closed after the test. */
+function server(options: Partial<RangeServerOptions> = {}): Promise<RangeServer> {
+  return rangeServer({ content: makeContent(256 * KiB, 41), ...options });
 }
 
 /** The CLI with HOME (so ~/.netrc and ~/.config) in a temp directory and no RANGEGET_* from the caller. */
@@ -44,10 +43,6 @@ beforeAll(assertBuilt);
 beforeEach(async () => {
   home = await tempDir();
   work = await tempDir();
-});
-
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map((started) => started.close()));
 });
 
 describe("netrc", () => {
@@ -256,37 +251,24 @@ describe("on a terminal (a pseudo-terminal from script(1))", () => {
   it("keeps the total below the files' bars while they run, then leaves each file's line and the summary", async () => {
     const source = await server({ content: makeContent(192 * KiB, 44), bytesPerSecond: 128 * KiB });
     await writeFile(join(work, "list.txt"), ["one.bin", "two.bin", "three.bin"].map((name) => source.url(`/${name}`)).join("\n"));
-    const command = `stty cols 120 rows 30; exec "${process.execPath}" "${BIN}" -i list.txt -j 3 -c 1`;
-    const screen = new Screen();
     const violations: string[][] = [];
     let sawTotal = false;
-    const run = await new Promise<{ code: number | null }>((resolve, reject) => {
-      const child = spawnPty(command);
-      child.stdout.setEncoding("utf8").on("data", (text: string) => {
-        screen.write(text);
-        const shown = screen.lines();
+    const run = await runOnPty(["-i", "list.txt", "-j", "3", "-c", "1"], {
+      cwd: work,
+      columns: 120,
+      env: { HOME: home },
+      onFrame: (shown) => {
         const total = shown.findIndex((line) => line.startsWith("total "));
         if (total >= 0) sawTotal = true;
         if (total >= 0 && shown.slice(total + 1).some((line) => /^\S+\.bin +\S+ +[0-9?]+%/.test(line))) violations.push(shown);
-      });
-      const deadline = setTimeout(() => child.kill("SIGKILL"), 20_000);
-      child.once("error", reject);
-      child.once("close", (code) => {
-        clearTimeout(deadline);
-        resolve({ code });
-      });
+      },
     });
     expect(run.code).toBe(0);
     expect(sawTotal).toBe(true);
     expect(violations).toEqual([]);
-    const shown = screen.lines();
+    const shown = run.screen.lines();
     expect(shown.filter((line) => / downloaded 192 KiB in /.test(line)).map((line) => line.split(":")[0]).sort()).toEqual(["one.bin", "three.bin", "two.bin"]);
     expect(shown.at(-1)).toMatch(/^rangeget: 3 files: 3 downloaded; 576 KiB in \d+s, /);
     expect(shown.some((line) => line.startsWith("total "))).toBe(false);
   });
 });
-
-/** Runs `command` in sh on a new pseudo-terminal; what the terminal shows arrives on stdout. */
-function spawnPty(command: string) {
-  return spawn("script", ["-qefc", command, "/dev/null"], { cwd: work, env: cliEnv({ HOME: home }), stdio: ["ignore", "pipe", "inherit"] });
-}

@@ -1,99 +1,28 @@
 // End to end: the built `bin/rangeget.js` as a child process against real HTTP servers
 // on 127.0.0.1. `npm test` builds first (pretest); the tests read dist/, not src/.
-import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { makeContent, sha256 } from "./support/content.js";
-import { startRangeServer, type RangeServer, type RangeServerOptions } from "./support/range-server.js";
-import { tarArchive } from "./support/tar-archive.js";
+import { assertBuilt, jsonLines, lines, runCli, type CliOptions, type CliRun } from "./support/run-cli.js";
+import { rangeServer } from "./support/servers.js";
+import { tempDir } from "./support/temp.js";
 
-const BIN = fileURLToPath(new URL("../bin/rangeget.js", import.meta.url));
-const DIST_MAIN = fileURLToPath(new URL("../dist/cli/main.js", import.meta.url));
 const KiB = 1024;
 const MiB = 1024 * KiB;
 
-interface CliRun {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-  elapsedMs: number;
-}
-
-interface RunOptions {
-  cwd?: string;
-  env?: Record<string, string>;
-  stdin?: string;
-  timeoutMs?: number;
-  /** Called once the child runs: send it signals. */
-  whileRunning?: (child: { kill(signal: NodeJS.Signals): void; stderr: () => string }) => Promise<void>;
-}
-
-/** Runs the CLI to its end, killing it if it outlives `timeoutMs` so a hang fails the test instead of the suite. */
-async function rangeget(args: string[], options: RunOptions = {}): Promise<CliRun> {
-  const started = performance.now();
-  const env: NodeJS.ProcessEnv = { ...process.env, ...options.env };
-  // The tests pin the non-TTY output and no stack traces unless they ask for them.
-  if (options.env?.DEBUG === undefined) delete env.DEBUG;
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: options.cwd ?? workDir, env, stdio: "pipe" });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.setEncoding("utf8").on("data", (text: string) => (stdout += text));
-  child.stderr.setEncoding("utf8").on("data", (text: string) => (stderr += text));
-  child.stdin.end(options.stdin ?? "");
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on("close", (code, signal) => resolve({ code, signal })),
-  );
-  const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 20_000);
-  try {
-    await options.whileRunning?.({ kill: (signal) => child.kill(signal), stderr: () => stderr });
-    const { code, signal } = await exited;
-    return { code, signal, stdout, stderr, elapsedMs: performance.now() - started };
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-function lines(text: string): string[] {
-  return text.split("\n").filter((line) => line !== "");
-}
-
-function jsonLines(run: CliRun): Array<Record<string, unknown>> {
-  return lines(run.stdout).map((line) => JSON.parse(line) as Record<string, unknown>);
-}
-
-async function until(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
+/** runCli with this file's defaults: the test's work directory, an empty stdin, 20 s. */
+function rangeget(args: string[], options: Partial<CliOptions> = {}): Promise<CliRun> {
+  return runCli(args, { cwd: workDir, stdin: "", timeoutMs: 20_000, ...options });
 }
 
 let workDir: string;
-const servers: RangeServer[] = [];
 
-async function server(options: Partial<RangeServerOptions> & { content: Buffer }): Promise<RangeServer> {
-  const started = await startRangeServer(options);
-  servers.push(started);
-  return started;
-}
-
-beforeAll(() => {
-  if (!existsSync(DIST_MAIN)) throw new Error("dist/cli/main.js is missing: run `npm run build` (npm test does it)");
-});
+beforeAll(assertBuilt);
 
 beforeEach(async () => {
-  workDir = await mkdtemp(join(tmpdir(), "rangeget-cli-"));
-});
-
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map((s) => s.close()));
-  await rm(workDir, { recursive: true, force: true });
+  workDir = await tempDir();
 });
 
 describe("1. flags, --help, --version and bad input", () => {
@@ -137,7 +66,7 @@ describe("1. flags, --help, --version and bad input", () => {
     ["a missing --ca file", (url) => ["--ca", "no-such.pem", url], /cannot read --ca file no-such.pem/],
     ["no URL at all", () => ["-q"], /no URL given/],
   ])("%s: one line on stderr, exit 2, no request", async (_name, args, message) => {
-    const source = await server({ content: makeContent(1000, 1) });
+    const source = await rangeServer({ content: makeContent(1000, 1) });
     await writeFile(join(workDir, "bad-list.txt"), `${source.url()}\ngopher://x\n`);
     const run = await rangeget(args(source.url()));
     expect(run.code).toBe(2);
@@ -150,7 +79,7 @@ describe("1. flags, --help, --version and bad input", () => {
 
   it("passes the numeric options to the engine (--min-split sizes the probe)", async () => {
     const content = makeContent(1 * MiB, 2);
-    const source = await server({ content });
+    const source = await rangeServer({ content });
     const run = await rangeget(["-q", "-c", "3", "-j", "1", "--min-split", "64K", "--retries", "2", "--timeout", "5", "--limit-rate", "64M", "-o", "out.bin", source.url()]);
     expect(run.code).toBe(0);
     expect(sha256(await readFile(join(workDir, "out.bin")))).toBe(sha256(content));
@@ -158,7 +87,7 @@ describe("1. flags, --help, --version and bad input", () => {
   });
 
   it("warns on stderr about --insecure and still downloads", async () => {
-    const source = await server({ content: makeContent(1000, 3) });
+    const source = await rangeServer({ content: makeContent(1000, 3) });
     const run = await rangeget(["-q", "--insecure", "-o", "out.bin", source.url()]);
     expect(run.code).toBe(0);
     expect(lines(run.stderr)).toEqual([expect.stringMatching(/^rangeget: warning: --insecure/)]);
@@ -167,14 +96,14 @@ describe("1. flags, --help, --version and bad input", () => {
 
 describe("2. progress on stderr, --json on stdout", () => {
   it("-q prints nothing at all", async () => {
-    const source = await server({ content: makeContent(256 * KiB, 4) });
+    const source = await rangeServer({ content: makeContent(256 * KiB, 4) });
     const run = await rangeget(["-q", source.url("/quiet.bin")]);
     expect({ code: run.code, stdout: run.stdout, stderr: run.stderr }).toEqual({ code: 0, stdout: "", stderr: "" });
     expect(existsSync(join(workDir, "quiet.bin"))).toBe(true);
   });
 
   it("without a TTY prints plain lines, not bars, and nothing on stdout", async () => {
-    const source = await server({ content: makeContent(1 * MiB, 5) });
+    const source = await rangeServer({ content: makeContent(1 * MiB, 5) });
     const run = await rangeget([source.url("/plain.bin")]);
     expect(run.code).toBe(0);
     expect(run.stdout).toBe("");
@@ -183,7 +112,7 @@ describe("2. progress on stderr, --json on stdout", () => {
   });
 
   it("without a TTY, a long download prints a progress line every 10 s", async () => {
-    const source = await server({ content: makeContent(3 * MiB, 24), bytesPerSecond: 256 * KiB });
+    const source = await rangeServer({ content: makeContent(3 * MiB, 24), bytesPerSecond: 256 * KiB });
     const run = await rangeget(["-c", "1", source.url("/slow.bin")], { timeoutMs: 25_000 });
     expect(run.code).toBe(0);
     expect(lines(run.stderr)).toEqual([
@@ -194,7 +123,7 @@ describe("2. progress on stderr, --json on stdout", () => {
 
   it("--json prints one object per file with every documented field", async () => {
     const content = makeContent(512 * KiB, 6);
-    const source = await server({ content });
+    const source = await rangeServer({ content });
     const run = await rangeget(["--json", "-q", "-o", "out.bin", source.url()]);
     expect(run.code).toBe(0);
     const results = jsonLines(run);
@@ -225,7 +154,7 @@ describe("3. --stats", () => {
   it("prints requests by status, retries and latency percentiles after the file, matching --json", async () => {
     const content = makeContent(1 * MiB, 7);
     let first = true;
-    const source = await server({
+    const source = await rangeServer({
       content,
       onRequest: () => {
         if (!first) return undefined;
@@ -249,7 +178,7 @@ describe("3. --stats", () => {
 
 describe("4. output names", () => {
   it("names the file from Content-Disposition (RFC 6266 filename*), inside -d", async () => {
-    const source = await server({ content: makeContent(1000, 8), contentDisposition: `attachment; filename*=UTF-8''r%C3%A9sum%C3%A9.pdf` });
+    const source = await rangeServer({ content: makeContent(1000, 8), contentDisposition: `attachment; filename*=UTF-8''r%C3%A9sum%C3%A9.pdf` });
     await mkdir(join(workDir, "downloads"));
     const run = await rangeget(["-q", "-d", "downloads", source.url("/download?id=1")]);
     expect(run.code).toBe(0);
@@ -257,7 +186,7 @@ describe("4. output names", () => {
   });
 
   it("else uses the last URL path segment, percent-decoded, inside -d", async () => {
-    const source = await server({ content: makeContent(1000, 9) });
+    const source = await rangeServer({ content: makeContent(1000, 9) });
     await mkdir(join(workDir, "out"));
     const run = await rangeget(["-q", "-d", "out", source.url("/files/my%20report.txt")]);
     expect(run.code).toBe(0);
@@ -265,7 +194,7 @@ describe("4. output names", () => {
   });
 
   it("never lets Content-Disposition escape -d", async () => {
-    const source = await server({ content: makeContent(1000, 10), contentDisposition: 'attachment; filename="../../escape.bin"' });
+    const source = await rangeServer({ content: makeContent(1000, 10), contentDisposition: 'attachment; filename="../../escape.bin"' });
     const run = await rangeget(["-q", "--json", source.url("/x")]);
     expect(run.code).toBe(0);
     const [result] = jsonLines(run) as Array<{ path: string }>;
@@ -273,7 +202,7 @@ describe("4. output names", () => {
   });
 
   it("refuses an existing output with exit 6 and leaves it untouched", async () => {
-    const source = await server({ content: makeContent(1000, 11) });
+    const source = await rangeServer({ content: makeContent(1000, 11) });
     await writeFile(join(workDir, "file.bin"), "precious");
     const run = await rangeget(["-q", source.url("/file.bin")]);
     expect(run.code).toBe(6);
@@ -283,7 +212,7 @@ describe("4. output names", () => {
 
   it("overwrites an existing output with --force", async () => {
     const content = makeContent(1000, 12);
-    const source = await server({ content });
+    const source = await rangeServer({ content });
     await writeFile(join(workDir, "file.bin"), "old");
     const run = await rangeget(["-q", "-f", source.url("/file.bin")]);
     expect(run.code).toBe(0);
@@ -293,7 +222,7 @@ describe("4. output names", () => {
 
 describe("5. --if-changed", () => {
   it("answers 304 with exit 0 and up-to-date, then fetches a new version when the server has one", async () => {
-    const source = await server({ content: makeContent(64 * KiB, 13) });
+    const source = await rangeServer({ content: makeContent(64 * KiB, 13) });
     expect((await rangeget(["-q", "-o", "f.bin", source.url()])).code).toBe(0);
     const before = await stat(join(workDir, "f.bin"));
 
@@ -315,7 +244,7 @@ describe("5. --if-changed", () => {
 describe("6. --checksum", () => {
   it("finishes when the digest matches, and --json reports the digest computed", async () => {
     const content = makeContent(300 * KiB, 15);
-    const source = await server({ content });
+    const source = await rangeServer({ content });
     const run = await rangeget(["-q", "--json", "--checksum", `sha256=${sha256(content)}`, "-o", "ok.bin", source.url()]);
     expect(run.code).toBe(0);
     expect(existsSync(join(workDir, "ok.bin"))).toBe(true);
@@ -324,7 +253,7 @@ describe("6. --checksum", () => {
 
   it("exits 5 on a mismatch, leaving no output and no .part", async () => {
     const content = makeContent(300 * KiB, 16);
-    const source = await server({ content });
+    const source = await rangeServer({ content });
     const run = await rangeget(["-q", "--checksum", `sha256=${"0".repeat(64)}`, "-o", "bad.bin", source.url()]);
     expect(run.code).toBe(5);
     expect(run.stderr).toContain(`sha256 is ${sha256(content)}`);
@@ -336,7 +265,7 @@ describe("6. --checksum", () => {
 
 describe("7. -H", () => {
   it("sends every -H header on every request to the origin", async () => {
-    const source = await server({ content: makeContent(1 * MiB, 17) });
+    const source = await rangeServer({ content: makeContent(1 * MiB, 17) });
     const run = await rangeget(["-q", "-c", "4", "--min-split", "128K", "-H", "X-Token: abc", "-H", "Authorization: Bearer s3cret", "-o", "h.bin", source.url()]);
     expect(run.code).toBe(0);
     expect(source.requests.length).toBeGreaterThan(1);
@@ -348,8 +277,8 @@ describe("7. -H", () => {
 
   it("does not carry Authorization or Cookie across a redirect to another origin", async () => {
     const content = makeContent(64 * KiB, 18);
-    const target = await server({ content });
-    const origin = await server({ content, onRequest: () => ({ redirectTo: target.url(), status: 302 }) });
+    const target = await rangeServer({ content });
+    const origin = await rangeServer({ content, onRequest: () => ({ redirectTo: target.url(), status: 302 }) });
     const run = await rangeget(["-q", "-H", "Authorization: Bearer s3cret", "-H", "Cookie: session=1", "-o", "r.bin", origin.url()]);
     expect(run.code).toBe(0);
     expect(origin.requests[0]?.headers.authorization).toBe("Bearer s3cret");
@@ -363,7 +292,7 @@ describe("7. -H", () => {
 describe("8. -i and -j", () => {
   it("downloads every line, reports each failure, and exits with the first failure's code in input order", async () => {
     const good = makeContent(200 * KiB, 19);
-    const source = await server({
+    const source = await rangeServer({
       content: good,
       onRequest: (request) => (request.path.startsWith("/missing") ? { status: 404 } : undefined),
     });
@@ -399,7 +328,7 @@ describe("8. -i and -j", () => {
   });
 
   it("reads the list from stdin with -i -", async () => {
-    const source = await server({ content: makeContent(10 * KiB, 20) });
+    const source = await rangeServer({ content: makeContent(10 * KiB, 20) });
     const run = await rangeget(["-q", "-i", "-"], { stdin: `${source.url("/one.bin")}\n${source.url("/two.bin")} second.bin\n` });
     expect(run.code).toBe(0);
     expect(existsSync(join(workDir, "one.bin")) && existsSync(join(workDir, "second.bin"))).toBe(true);
@@ -409,7 +338,7 @@ describe("8. -i and -j", () => {
 describe("9. --limit-rate", () => {
   it("caps the total rate across connections and files", async () => {
     const content = makeContent(1536 * KiB, 21);
-    const source = await server({ content });
+    const source = await rangeServer({ content });
     const run = await rangeget(["-q", "--json", "-c", "4", "--min-split", "128K", "--limit-rate", "1M", source.url("/r1.bin"), source.url("/r2.bin")]);
     expect(run.code).toBe(0);
     const results = jsonLines(run) as Array<{ elapsedMs: number }>;
@@ -417,148 +346,5 @@ describe("9. --limit-rate", () => {
     // 3 MiB at 1 MiB/s; the bucket starts empty and holds 1/8 s of rate.
     expect(slowest).toBeGreaterThan(2700);
     expect(slowest).toBeLessThan(3 * 1000 * 1.3);
-  });
-});
-
-describe("10. SIGINT and SIGTERM", () => {
-  async function interruptedRun(signal: NodeJS.Signals, times = 1) {
-    const content = makeContent(4 * MiB, 22);
-    const source = await server({ content, bytesPerSecond: 256 * KiB });
-    const output = join(workDir, "big.bin");
-    const run = await rangeget(["-c", "4", "--min-split", "256K", "-o", output, source.url()], {
-      whileRunning: async (child) => {
-        await until(() => existsSync(`${output}.part.json`) && source.bytesServed() > 512 * KiB, "a checkpoint");
-        for (let i = 0; i < times; i++) child.kill(signal);
-      },
-    });
-    return { run, source, content, output };
-  }
-
-  it("SIGINT saves state, says how to resume, exits 130; the same command resumes", async () => {
-    const { run, source, content, output } = await interruptedRun("SIGINT");
-    expect(run.code).toBe(130);
-    expect(run.stderr).toContain("rangeget: interrupted: state saved; run the same command again to resume\n");
-    expect(existsSync(output)).toBe(false);
-    expect(existsSync(`${output}.part.json`)).toBe(true);
-
-    source.bytesPerSecond = undefined;
-    const servedBefore = source.bytesServed();
-    const again = await rangeget(["-q", "--json", "-c", "4", "--min-split", "256K", "-o", output, source.url()]);
-    expect(again.code).toBe(0);
-    expect(jsonLines(again)[0]).toMatchObject({ status: "resumed", resumed: true });
-    expect(source.bytesServed() - servedBefore).toBeLessThan(content.length);
-    expect(sha256(await readFile(output))).toBe(sha256(content));
-  });
-
-  it("SIGTERM exits 143 with state saved", async () => {
-    const { run, output } = await interruptedRun("SIGTERM");
-    expect(run.code).toBe(143);
-    expect(run.stderr).toContain("interrupted: state saved");
-    expect(existsSync(`${output}.part.json`)).toBe(true);
-  });
-
-  it("a server without ranges interrupted says nothing was saved, not \"state saved\"", async () => {
-    const content = makeContent(4 * MiB, 221);
-    const source = await server({ content, bytesPerSecond: 256 * KiB, acceptRanges: false });
-    const output = join(workDir, "plain.bin");
-    const run = await rangeget(["-o", output, source.url()], {
-      whileRunning: async (child) => {
-        await until(() => source.bytesServed() > 256 * KiB, "bytes of the plain stream");
-        child.kill("SIGINT");
-      },
-    });
-    expect(run.code).toBe(130);
-    expect(run.stderr).not.toContain("state saved");
-    expect(run.stderr).toContain("rangeget: interrupted; nothing was saved (this server does not serve ranges): run again to start over\n");
-    expect(existsSync(`${output}.part.json`) || existsSync(`${output}.part`)).toBe(false);
-  });
-
-  it("--extract interrupted says nothing was saved", async () => {
-    const archive = tarArchive([{ path: "big.bin", body: makeContent(4 * MiB, 222) }]);
-    const source = await server({ content: archive, bytesPerSecond: 256 * KiB });
-    const run = await rangeget(["-c", "2", "--min-split", "256K", "--extract", join(workDir, "out"), source.url("/a.tar")], {
-      whileRunning: async (child) => {
-        await until(() => source.bytesServed() > 256 * KiB, "bytes of the archive");
-        child.kill("SIGINT");
-      },
-    });
-    expect(run.code).toBe(130);
-    expect(run.stderr).not.toContain("state saved");
-    expect(run.stderr).toContain("rangeget: interrupted; nothing was saved (an archive unpacked while it arrives cannot be resumed): run again to start over\n");
-  });
-
-  it("a restart after a remote change, interrupted, says what is left: state only where a manifest is", async () => {
-    const first = makeContent(4 * MiB, 223);
-    const source = await server({ content: first, bytesPerSecond: 256 * KiB });
-    const output = join(workDir, "changing.bin");
-    const args = ["-c", "2", "--min-split", "256K", "-o", output, source.url()];
-    const interruptAfter = (bytes: number) => async (child: { kill(signal: NodeJS.Signals): void }) => {
-      const served = source.bytesServed();
-      await until(() => existsSync(`${output}.part.json`) || source.bytesServed() - served > bytes, "some bytes");
-      await until(() => source.bytesServed() - served > bytes, "more bytes");
-      child.kill("SIGINT");
-    };
-    expect((await rangeget(args, { whileRunning: interruptAfter(512 * KiB) })).code).toBe(130);
-    expect(existsSync(`${output}.part.json`)).toBe(true);
-    source.setContent(makeContent(4 * MiB, 224));
-    const run = await rangeget(args, { whileRunning: interruptAfter(1 * MiB) });
-    expect(run.code).toBe(130);
-    expect(run.stderr).toContain("changed on the server");
-    // The restart keeps state only if it checkpoints; whatever it did, the message says what is on disk.
-    if (existsSync(`${output}.part.json`)) {
-      expect(run.stderr).toContain("rangeget: interrupted: state saved; run the same command again to resume\n");
-    } else {
-      expect(run.stderr).not.toContain("state saved");
-      expect(run.stderr).toMatch(/rangeget: interrupted; nothing was saved \(.+\): run again to start over\n/);
-    }
-  });
-
-  it("a second Ctrl-C exits 130 at once", async () => {
-    const { run, output } = await interruptedRun("SIGINT", 2);
-    expect(run.code).toBe(130);
-    expect(existsSync(output)).toBe(false);
-  });
-});
-
-describe("11. errors are one line", () => {
-  it("an HTTP error shows the reason phrase, not the server's HTML page; S3's XML <Message> is quoted", async () => {
-    const page = '<?xml version="1.0" encoding="iso-8859-1"?>\n<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Transitional//EN">\n<html><head><title>404 Not Found</title></head><body><h1>404 Not Found</h1></body></html>\n';
-    const source = await server({
-      content: makeContent(1000, 231),
-      onRequest: (request) =>
-        request.path === "/page.bin"
-          ? { status: 404, text: page, headers: { "content-type": "text/html" } }
-          : { status: 403, text: '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>', headers: { "content-type": "application/xml" } },
-    });
-    const run = await rangeget(["-q", source.url("/page.bin")]);
-    expect(run.code).toBe(3);
-    expect(lines(run.stderr)).toEqual([`rangeget: HTTP 404 from ${source.url("/page.bin")} (Not Found): check the URL`]);
-    const s3 = await rangeget(["-q", source.url("/signed.bin")]);
-    expect(s3.code).toBe(3);
-    expect(lines(s3.stderr)).toEqual([expect.stringContaining(`HTTP 403 from ${source.url("/signed.bin")} (Forbidden: AccessDenied: Request has expired): check the credentials`)]);
-  });
-
-  it("an HTTP error names the status and URL on one line, exit 3, no stack", async () => {
-    const source = await server({ content: makeContent(1000, 23), onRequest: () => ({ status: 404 }) });
-    const run = await rangeget(["-q", source.url("/gone.bin")]);
-    expect(run.code).toBe(3);
-    expect(lines(run.stderr)).toEqual([expect.stringMatching(/^rangeget: .*404.*\/gone\.bin/)]);
-  });
-
-  it("a network error exits 4", async () => {
-    const closed = await server({ content: Buffer.alloc(0) });
-    const url = closed.url("/x.bin");
-    await closed.close();
-    servers.splice(servers.indexOf(closed), 1);
-    const run = await rangeget(["-q", "--retries", "1", "--timeout", "2", url]);
-    expect(run.code).toBe(4);
-    expect(lines(run.stderr)).toHaveLength(1);
-  });
-
-  it("DEBUG=rangeget adds the stack trace", async () => {
-    const run = await rangeget(["-c", "0", "http://127.0.0.1:9/"], { env: { DEBUG: "rangeget" } });
-    expect(run.code).toBe(2);
-    expect(run.stderr).toMatch(/^rangeget: -c\/--connections/);
-    expect(run.stderr).toMatch(/\n {4}at /);
   });
 });

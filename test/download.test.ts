@@ -13,10 +13,12 @@ import {
   type DownloadOptions,
 } from "../src/index.js";
 import { IntervalSet, type Interval } from "../src/ranges.js";
+import { checkpointedBytes } from "./support/checkpoint.js";
 import { makeContent, sha256 } from "./support/content.js";
 import { defaultEtag, type RangeServer } from "./support/range-server.js";
 import { rangeServer } from "./support/servers.js";
-import { tempDir, waitFor } from "./support/temp.js";
+import { tempDir } from "./support/temp.js";
+import { until } from "./support/until.js";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -38,15 +40,19 @@ function askedRanges(server: RangeServer, size: number, from = 0): Interval[] {
   return asked.toArray();
 }
 
-/** Starts a download and aborts it once `bytes` are on disk per the manifest. */
+/**
+ * Starts a download from `server`, whose answers hold after `bytes` (`holdAfterBytes`),
+ * and aborts it once the manifest records some of them; then releases the server. The
+ * hold, not a throttle and a fixed sleep, keeps the download unfinished until then.
+ */
 async function interruptAfter(server: RangeServer, output: string, bytes: number, options: DownloadOptions = {}) {
   const controller = new AbortController();
   const pending = download(server.url(), { ...quick(options), output, signal: controller.signal });
-  await waitFor(() => server.bytesServed() >= bytes);
-  // Give the checkpoint a chance to record some of it.
-  await new Promise((resolve) => setTimeout(resolve, 1200));
+  await until(() => server.bytesServed() >= bytes && server.held() > 0, `${bytes} bytes served and an answer held`);
+  await until(async () => (await checkpointedBytes(output)) > 0, "a checkpoint with bytes");
   controller.abort();
   await expect(pending).rejects.toBeInstanceOf(AbortError);
+  server.release();
   const manifest = JSON.parse(await readFile(`${output}.part.json`, "utf8")) as { done: [number, number][] };
   return manifest;
 }
@@ -57,7 +63,7 @@ describe("a fresh download", () => {
     const server = await serve({ content, bytesPerSecond: 2 * MiB });
     const dir = await tempDir();
     const pending = download(server.url(), { ...quick({ connections: 4, minSplit: 256 * KiB }), dir });
-    await waitFor(() => server.bytesServed() > 512 * KiB);
+    await until(() => server.bytesServed() > 512 * KiB, "512 KiB served");
     const partWhileRunning = await stat(join(dir, "file.bin.part"));
     const result = await pending;
     expect(partWhileRunning.size).toBe(content.length);
@@ -268,7 +274,7 @@ describe("a server that refuses Range (400) and answers a plain GET with a slice
 describe("checkpoints and resume", () => {
   it("never lists a byte in the manifest that is not in the .part file", async () => {
     const content = makeContent(2 * MiB);
-    const server = await serve({ content, bytesPerSecond: 256 * KiB });
+    const server = await serve({ content, holdAfterBytes: 300 * KiB });
     const output = join(await tempDir(), "big.bin");
     const manifest = await interruptAfter(server, output, 300 * KiB, { connections: 4 });
     expect(manifest.done.length).toBeGreaterThan(0);
@@ -282,11 +288,10 @@ describe("checkpoints and resume", () => {
 
   it("resumes by asking only for the bytes the manifest lacks", async () => {
     const content = makeContent(2 * MiB);
-    const server = await serve({ content, bytesPerSecond: 256 * KiB });
+    const server = await serve({ content, holdAfterBytes: 300 * KiB });
     const output = join(await tempDir(), "big.bin");
     const manifest = await interruptAfter(server, output, 300 * KiB, { connections: 4 });
     const done = IntervalSet.from(manifest.done);
-    server.bytesPerSecond = undefined;
     const before = server.requests.length;
     const result = await download(server.url(), { ...quick({ connections: 4 }), output });
     expect(result.status).toBe("resumed");
@@ -298,7 +303,7 @@ describe("checkpoints and resume", () => {
 
   it("resumes without -o the same way: once the answer names the file, it asks again for only the missing bytes, with If-Range", async () => {
     const content = makeContent(2 * MiB);
-    const server = await serve({ content, bytesPerSecond: 256 * KiB });
+    const server = await serve({ content, holdAfterBytes: 300 * KiB });
     const dir = await tempDir();
     const named = join(dir, basename(new URL(server.url()).pathname));
     const manifest = await interruptAfter(server, named, 300 * KiB, { connections: 4 });
@@ -308,7 +313,6 @@ describe("checkpoints and resume", () => {
     const marked = Buffer.from(content);
     for (const [start, end] of manifest.done) marked.fill(0x21, start, end + 1);
     server.setContent(marked, { etag: defaultEtag(content) });
-    server.bytesPerSecond = undefined;
     const before = server.requests.length;
     const result = await download(server.url(), { ...quick({ connections: 4 }), dir });
     expect(result.path).toBe(named);
@@ -394,11 +398,10 @@ describe("checkpoints and resume", () => {
 
   it("starts over when the .part was truncated by someone else", async () => {
     const content = makeContent(1 * MiB);
-    const server = await serve({ content, bytesPerSecond: 256 * KiB });
+    const server = await serve({ content, holdAfterBytes: 200 * KiB });
     const output = join(await tempDir(), "t.bin");
     await interruptAfter(server, output, 200 * KiB, { connections: 2 });
     await writeFile(`${output}.part`, Buffer.alloc(10));
-    server.bytesPerSecond = undefined;
     const options = quick();
     const result = await download(server.url(), { ...options, output });
     expect(options.warnings.join("\n")).toMatch(/changed by someone else/);
@@ -409,12 +412,11 @@ describe("checkpoints and resume", () => {
 describe("change detection", () => {
   it("restarts from scratch when the file changed (same size, new bytes) between runs", async () => {
     const content = makeContent(1 * MiB, 1);
-    const server = await serve({ content, bytesPerSecond: 256 * KiB });
+    const server = await serve({ content, holdAfterBytes: 200 * KiB });
     const output = join(await tempDir(), "c.bin");
     await interruptAfter(server, output, 200 * KiB, { connections: 2 });
     const next = makeContent(1 * MiB, 2);
     server.setContent(next);
-    server.bytesPerSecond = undefined;
     const options = quick();
     const result = await download(server.url(), { ...options, output });
     expect(result.restartedBecauseChanged).toBe(true);
@@ -426,13 +428,12 @@ describe("change detection", () => {
 
   it("restarts when a 416 reports a size that disagrees with the manifest", async () => {
     const content = makeContent(1 * MiB, 1);
-    const server = await serve({ content, bytesPerSecond: 256 * KiB });
+    const server = await serve({ content, holdAfterBytes: 200 * KiB });
     const output = join(await tempDir(), "c.bin");
     await interruptAfter(server, output, 200 * KiB, { connections: 1 });
     // A server whose validators did not move with the file: only the 416's size tells.
     const smaller = makeContent(16 * KiB, 3);
     server.setContent(smaller, { etag: defaultEtag(content), lastModified: new Date("2024-01-02T03:04:05Z") });
-    server.bytesPerSecond = undefined;
     const before = server.requests.length;
     const result = await download(server.url(), { ...quick(), output });
     expect(server.requests[before]?.status).toBe(416);
@@ -465,7 +466,7 @@ describe("change detection", () => {
 
   it("throws RemoteChangedError instead of restarting when asked to", async () => {
     const content = makeContent(1 * MiB, 1);
-    const server = await serve({ content, bytesPerSecond: 256 * KiB });
+    const server = await serve({ content, holdAfterBytes: 200 * KiB });
     const output = join(await tempDir(), "c.bin");
     await interruptAfter(server, output, 200 * KiB, { connections: 2 });
     server.setContent(makeContent(1 * MiB, 2));
@@ -631,11 +632,12 @@ describe("the output and its lock", () => {
   });
 
   it("refuses a second download of the same output while the first runs", async () => {
-    const server = await serve({ content: makeContent(512 * KiB), bytesPerSecond: 256 * KiB });
+    // Held after 16 KiB, less than any range of the first's (8 connections, 64 KiB each): it cannot finish first.
+    const server = await serve({ content: makeContent(512 * KiB), holdAfterBytes: 16 * KiB });
     const output = join(await tempDir(), "one.bin");
     const controller = new AbortController();
     const first = download(server.url(), { ...quick(), output, signal: controller.signal });
-    await waitFor(() => server.requests.length > 0);
+    await until(() => server.held() > 0, "the first download's answer held");
     const second = download(server.url(), { ...quick(), output });
     await expect(second).rejects.toBeInstanceOf(FileError);
     await expect(second).rejects.toMatchObject({ code: "ERR_LOCKED", exitCode: 6 });
@@ -687,11 +689,12 @@ describe("output and dir", () => {
 describe("abort", () => {
   it("stops cleanly with state saved, rejects with AbortError, and the next call resumes", async () => {
     const content = makeContent(1 * MiB);
-    const server = await serve({ content, bytesPerSecond: 256 * KiB });
+    const server = await serve({ content, holdAfterBytes: 128 * KiB });
     const output = join(await tempDir(), "a.bin");
     const controller = new AbortController();
-    const pending = download(server.url(), { ...quick({ connections: 2 }), output, signal: controller.signal });
-    await waitFor(() => server.bytesServed() > 100 * KiB);
+    let bytesDone = 0;
+    const pending = download(server.url(), { ...quick({ connections: 2 }), output, signal: controller.signal, onProgress: (progress) => (bytesDone = progress.bytesDone) });
+    await until(() => bytesDone > 100 * KiB && server.held() > 0, "100 KiB taken in and an answer held");
     controller.abort();
     const error = await pending.catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(AbortError);
@@ -701,18 +704,19 @@ describe("abort", () => {
     // The final checkpoint holds even bytes received after the last periodic one.
     expect(manifest.done.reduce((sum, [start, end]) => sum + end - start + 1, 0)).toBeGreaterThan(0);
     expect(await readdir(join(output, ".."))).toEqual(["a.bin.part", "a.bin.part.json"]);
-    server.bytesPerSecond = undefined;
+    server.release();
     const result = await download(server.url(), { ...quick({ connections: 2 }), output });
     expect(result.resumed).toBe(true);
     expect(sha256(await readFile(output))).toBe(sha256(content));
   });
 
   it("from a server without ranges, rejects saying nothing was saved, and leaves no .part", async () => {
-    const server = await serve({ content: makeContent(1 * MiB), bytesPerSecond: 256 * KiB, acceptRanges: false });
+    const server = await serve({ content: makeContent(1 * MiB), holdAfterBytes: 128 * KiB, acceptRanges: false });
     const dir = await tempDir();
     const controller = new AbortController();
-    const pending = download(server.url("/plain.bin"), { ...quick(), dir, signal: controller.signal });
-    await waitFor(() => server.bytesServed() > 100 * KiB);
+    let bytesDone = 0;
+    const pending = download(server.url("/plain.bin"), { ...quick(), dir, signal: controller.signal, onProgress: (progress) => (bytesDone = progress.bytesDone) });
+    await until(() => bytesDone > 100 * KiB && server.held() > 0, "100 KiB taken in and the answer held");
     controller.abort();
     const error = await pending.catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(AbortError);

@@ -10,9 +10,10 @@ import { join } from "node:path";
 import { beforeAll, describe, expect, it, type TestContext } from "vitest";
 import { download, NetworkError } from "../src/index.js";
 import { makeContent, sha256 } from "./support/content.js";
-import { startRangeServer, type Behaviour, type RangeServer, type RangeServerOptions } from "./support/range-server.js";
-import { rangeAnswer, sendAndClose, startRawServer, type RawRequest, type RawServer } from "./support/raw-server.js";
+import type { Behaviour, RangeServer, RangeServerOptions } from "./support/range-server.js";
+import { rangeAnswer, sendAndClose, type RawRequest, type RawServer } from "./support/raw-server.js";
 import { assertBuilt, lines, runCli, type CliRun } from "./support/run-cli.js";
+import { closeAfterTest, rangeServer, rawServer } from "./support/servers.js";
 
 const KiB = 1024;
 const VICTIM = "victim.txt";
@@ -27,37 +28,30 @@ beforeAll(assertBuilt);
  */
 class Scene {
   readonly downloads: string;
-  readonly #closers: Array<() => Promise<void>> = [];
 
-  private constructor(readonly workDir: string) {
+  private constructor(
+    readonly workDir: string,
+    readonly owner: TestContext,
+  ) {
     this.downloads = join(workDir, "downloads");
   }
 
   static async create(context: TestContext): Promise<Scene> {
-    const scene = new Scene(await mkdtemp(join(tmpdir(), "rangeget-hostile-")));
+    const scene = new Scene(await mkdtemp(join(tmpdir(), "rangeget-hostile-")), context);
     await mkdir(scene.downloads);
     await writeFile(join(scene.workDir, VICTIM), "precious");
-    context.onTestFinished(async () => {
-      await Promise.all(scene.#closers.splice(0).map((close) => close()));
-      await rm(scene.workDir, { recursive: true, force: true });
-    });
+    context.onTestFinished(() => rm(scene.workDir, { recursive: true, force: true }));
     return scene;
   }
 
-  onClose(close: () => Promise<void>): void {
-    this.#closers.push(close);
+  /** servers.ts's range server, closed when this test (not its concurrent neighbour) ends. */
+  rangeServer(options: RangeServerOptions): Promise<RangeServer> {
+    return rangeServer(options, this.owner);
   }
 
-  async rangeServer(options: RangeServerOptions): Promise<RangeServer> {
-    const server = await startRangeServer(options);
-    this.onClose(() => server.close());
-    return server;
-  }
-
-  async rawServer(respond: (socket: Socket, request: RawRequest | undefined) => void, options?: { onConnect?: boolean }): Promise<RawServer> {
-    const server = await startRawServer(respond, options);
-    this.onClose(() => server.close());
-    return server;
+  /** servers.ts's raw server, closed when this test ends. */
+  rawServer(respond: (socket: Socket, request: RawRequest | undefined) => void, options?: { onConnect?: boolean }): Promise<RawServer> {
+    return rawServer(respond, options, this.owner);
   }
 
   /** Quick to give up: the point is the kind of failure, not the patience. */
@@ -350,7 +344,7 @@ describe.concurrent("hostile servers", () => {
     /** A raw server that writes `first`, then `line(i)` every 200 ms until the client leaves. */
     async function trickling(scene: Scene, first: string, line: (index: number) => string): Promise<RawServer> {
       const timers = new Set<NodeJS.Timeout>();
-      scene.onClose(async () => timers.forEach((timer) => clearInterval(timer)));
+      closeAfterTest(async () => timers.forEach((timer) => clearInterval(timer)), scene.owner);
       return scene.rawServer((socket) => {
         socket.write(first);
         let index = 0;

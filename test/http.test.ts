@@ -10,7 +10,7 @@ import { makeContent } from "./support/content.js";
 import { requestContext } from "./support/http-context.js";
 import { listenOnLoopback } from "./support/listen.js";
 import { closeAfterTest, rangeServer, rawServer } from "./support/servers.js";
-import { waitFor } from "./support/temp.js";
+import { until } from "./support/until.js";
 
 const anyStatus = () => true;
 /** A plain GET of `url` through the whole request path. */
@@ -46,7 +46,7 @@ async function holdingServer(head: string, body: Buffer) {
     client.write(Buffer.concat([Buffer.from(head, "latin1"), body]));
   });
   const closed = async () => {
-    await waitFor(() => socket !== undefined);
+    await until(() => socket !== undefined, "the server to see the connection");
     // A reset is a close too: events.once would reject on the socket's error instead.
     if (!socket!.closed) await new Promise((resolve) => socket!.once("close", resolve));
   };
@@ -159,7 +159,7 @@ describe("streamGet: the answer", () => {
       },
     };
     const request = streamGet(requestContext(), server.url(), {}, new AbortController().signal, anyStatus, handler);
-    await waitFor(() => chunks.length > 0);
+    await until(() => chunks.length > 0, "the first chunk of the body");
     // Time for more chunks to arrive, were the socket still being read.
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(chunks).toHaveLength(1);

@@ -25,7 +25,8 @@ beforeEach(async () => {
 describe("an exception nothing catches", () => {
   it("ends the run with one line and exit 1, and the next run resumes with exact bytes", async () => {
     const content = makeContent(8 * MiB, 77);
-    const server = await rangeServer({ content, bytesPerSecond: 512 * 1024 });
+    // The first run's answers hold after 512 KiB each: the throw comes mid-download, never after it.
+    const server = await rangeServer({ content, holdAfterBytes: 512 * 1024 });
     const args = ["-q", "-c", "4", "--min-split", "1M", "-o", "out.bin", server.url()];
     const crashed = await runCli(args, { cwd: workDir, env: { NODE_OPTIONS: `--import=${THROWER}`, RANGEGET_TEST_THROW_WHEN: join(workDir, "out.bin.part.json") } });
     expect(crashed.code).toBe(1);
@@ -36,6 +37,7 @@ describe("an exception nothing catches", () => {
     expect(existsSync(join(workDir, "out.bin"))).toBe(false);
     expect(existsSync(join(workDir, "out.bin.part"))).toBe(true);
 
+    server.release();
     const servedBefore = server.bytesServed();
     const resumed = await runCli(args, { cwd: workDir });
     expect({ code: resumed.code, stderr: resumed.stderr }).toEqual({ code: 0, stderr: "" });
@@ -45,7 +47,8 @@ describe("an exception nothing catches", () => {
   });
 
   it("shows the stack under DEBUG=rangeget", async () => {
-    const server = await rangeServer({ content: makeContent(4 * MiB, 78), bytesPerSecond: 4 * MiB });
+    // Held after 64 KiB: still running when the timer throws, however fast the machine.
+    const server = await rangeServer({ content: makeContent(4 * MiB, 78), holdAfterBytes: 64 * 1024 });
     const run = await runCli(["-q", "-o", "out.bin", server.url()], {
       cwd: workDir,
       env: { NODE_OPTIONS: `--import=${THROWER}`, DEBUG: "rangeget" },

@@ -12,9 +12,11 @@ import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { Manifest } from "../src/manifest.js";
 import { IntervalSet, type Interval } from "../src/ranges.js";
 import { makeContent, sha256 } from "./support/content.js";
-import { defaultEtag, startRangeServer, type RangeServer, type RangeServerOptions } from "./support/range-server.js";
+import { defaultEtag, type RangeServer } from "./support/range-server.js";
+import { rangeServer } from "./support/servers.js";
 import { tarArchive } from "./support/tar-archive.js";
-import { assertBuilt, lines, runCli, startCli, unprivileged, until, type CliOptions, type CliRun } from "./support/run-cli.js";
+import { assertBuilt, lines, runCli, startCli, unprivileged, type CliOptions, type CliRun } from "./support/run-cli.js";
+import { until } from "./support/until.js";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -29,16 +31,10 @@ beforeEach(async () => {
 });
 
 afterEach(async () => {
-  // Unmounts and servers first (in reverse), then the directory they lived in.
+  // Unmounts first (in reverse), then the directory they lived in; servers.ts closes the servers.
   for (const close of closers.splice(0).reverse()) await close();
   await rm(workDir, { recursive: true, force: true });
 });
-
-async function server(options: RangeServerOptions): Promise<RangeServer> {
-  const started = await startRangeServer(options);
-  closers.push(() => started.close());
-  return started;
-}
 
 function cli(args: string[], options: Partial<CliOptions> = {}): Promise<CliRun> {
   return runCli(["-q", "--timeout", "5", ...args], { cwd: workDir, timeoutMs: 15_000, ...options });
@@ -122,7 +118,7 @@ const canMount = (() => {
 
 describe("a file-size limit (RLIMIT_FSIZE: EFBIG)", () => {
   it("below the file's size: exit 6 before any byte is written; without the limit the same command downloads it", async () => {
-    const source = await server({ content: makeContent(2 * MiB, 71) });
+    const source = await rangeServer({ content: makeContent(2 * MiB, 71) });
     const output = join(workDir, "big.bin");
     const limited = await cli(["-c", "2", "--min-split", "256K", "-o", output, source.url()], { wrapper: fileSizeLimit(512 * KiB) });
     expectFileError(limited, /EFBIG/);
@@ -135,7 +131,7 @@ describe("a file-size limit (RLIMIT_FSIZE: EFBIG)", () => {
   });
 
   it("hit mid-download: exit 6, one line, every durable byte kept; without the limit it resumes to the right bytes", async () => {
-    const source = await server({ content: makeContent(2 * MiB, 72) });
+    const source = await rangeServer({ content: makeContent(2 * MiB, 72) });
     const output = join(workDir, "big.bin");
     await leavePartial(output, source, [[0, 256 * KiB - 1]]);
     const args = ["--json", "-c", "2", "--min-split", "256K", "-o", output, source.url()];
@@ -163,7 +159,7 @@ describe("a file-size limit (RLIMIT_FSIZE: EFBIG)", () => {
 describe.skipIf(!canMount)("a small file system (tmpfs; skipped where mounting is not allowed)", () => {
   it("too small for the file: refused up front by the free-space check, exit 6, nothing allocated", async () => {
     const disk = (await smallFileSystem(2 * MiB))!;
-    const source = await server({ content: makeContent(3 * MiB, 73) });
+    const source = await rangeServer({ content: makeContent(3 * MiB, 73) });
     const output = join(disk, "big.bin");
     const run = await cli(["--min-split", "256K", "-o", output, source.url()]);
     expectFileError(run, /not enough space/);
@@ -174,12 +170,13 @@ describe.skipIf(!canMount)("a small file system (tmpfs; skipped where mounting i
 
   it("filling up mid-download (ENOSPC): exit 6, one line, state kept; once space is freed it resumes to the right bytes", async () => {
     const disk = (await smallFileSystem(4 * MiB))!;
-    const source = await server({ content: makeContent(3 * MiB, 74), bytesPerSecond: 1 * MiB });
+    // Held after 512 KiB of each answer until the disk is full: the rest lands on a full disk.
+    const source = await rangeServer({ content: makeContent(3 * MiB, 74), holdAfterBytes: 512 * KiB });
     const output = join(disk, "big.bin");
     const filler = join(disk, "filler");
     const args = ["--json", "-c", "2", "--min-split", "256K", "-o", output, source.url()];
 
-    const running = startCli(["-q", "--timeout", "5", ...args], { cwd: workDir, timeoutMs: 15_000 });
+    const running = startCli(["-q", "--timeout", "30", ...args], { cwd: workDir, timeoutMs: 30_000 });
     await until(async () => ((await readManifest(output).catch(() => undefined))?.done.length ?? 0) > 0, "a checkpoint with bytes");
     // Someone else takes every free block of the disk.
     const fd = openSync(filler, "w");
@@ -192,7 +189,7 @@ describe.skipIf(!canMount)("a small file system (tmpfs; skipped where mounting i
     } finally {
       closeSync(fd);
     }
-    source.bytesPerSecond = undefined;
+    source.release();
     const full = await running.done;
     expectFileError(full, /no space left \(ENOSPC\)/);
     expect(JSON.parse(full.stdout)).toMatchObject({ status: "failed", error: { code: "ERR_NO_SPACE" } });
@@ -213,7 +210,7 @@ describe.skipIf(!canMount)("a small file system (tmpfs; skipped where mounting i
     const disk = (await smallFileSystem(1 * MiB))!;
     // 6 MiB unpacked from a few KiB: the archive has arrived long before the disk fills.
     const archive = gzipSync(tarArchive([{ path: "zeros.bin", body: Buffer.alloc(6 * MiB) }]));
-    const source = await server({ content: archive });
+    const source = await rangeServer({ content: archive });
     const out = join(disk, "out");
     const run = await cli(["-c", "4", "--min-split", "64K", "--extract", out, source.url("/a.tar.gz")]);
     expectFileError(run, /no space left \(ENOSPC\); free some space and run again to start over/);
@@ -224,7 +221,7 @@ describe.skipIf(!canMount)("a small file system (tmpfs; skipped where mounting i
 
   it("mounted read-only (EROFS): exit 6, one line, before any request", async () => {
     const disk = (await smallFileSystem(1 * MiB, { readOnly: true }))!;
-    const source = await server({ content: makeContent(100 * KiB, 75) });
+    const source = await rangeServer({ content: makeContent(100 * KiB, 75) });
     const run = await cli(["-o", join(disk, "out.bin"), source.url()]);
     expectFileError(run, /EROFS/);
     expect(source.requests).toHaveLength(0);
@@ -247,7 +244,7 @@ describe.skipIf(identity === undefined)(`permission denied (the CLI runs as ${id
     const locked = join(workDir, "locked");
     await mkdir(locked, { mode: 0o555 });
     await chmod(locked, 0o555);
-    const source = await server({ content: makeContent(100 * KiB, 76) });
+    const source = await rangeServer({ content: makeContent(100 * KiB, 76) });
     const run = await cli(["-d", locked, source.url("/file.bin")], { as: identity! });
     expectFileError(run, /permission denied \(EACCES\)/);
     expect(run.stderr).toContain(`cannot write in the directory ${locked}: `);
@@ -259,7 +256,7 @@ describe.skipIf(identity === undefined)(`permission denied (the CLI runs as ${id
     await mkdir(join(secret, "sub"), { recursive: true });
     // No one may enter, its owner included: the CLI may run as root without CAP_DAC_OVERRIDE, who owns it.
     await chmod(secret, 0o000);
-    const source = await server({ content: makeContent(100 * KiB, 761) });
+    const source = await rangeServer({ content: makeContent(100 * KiB, 761) });
     const run = await cli(["-d", join(secret, "sub", "new"), source.url("/file.bin")], { as: identity! });
     expectFileError(run, /permission denied \(EACCES\)/);
     expect(run.stderr).toContain(`cannot create the directory ${join(secret, "sub", "new")}: `);
@@ -270,7 +267,7 @@ describe.skipIf(identity === undefined)(`permission denied (the CLI runs as ${id
     const locked = join(workDir, "locked");
     await mkdir(locked, { mode: 0o555 });
     await chmod(locked, 0o555);
-    const source = await server({ content: makeContent(100 * KiB, 77) });
+    const source = await rangeServer({ content: makeContent(100 * KiB, 77) });
     const run = await cli(["-o", join(locked, "sub", "out.bin"), source.url()], { as: identity! });
     expectFileError(run, /cannot create the directory .*permission denied/);
     expect(source.requests).toHaveLength(0);
@@ -280,7 +277,7 @@ describe.skipIf(identity === undefined)(`permission denied (the CLI runs as ${id
     const shared = join(workDir, "shared");
     await mkdir(shared);
     await chmod(shared, 0o777);
-    const source = await server({ content: makeContent(1 * MiB, 78) });
+    const source = await rangeServer({ content: makeContent(1 * MiB, 78) });
     const output = join(shared, "out.bin");
     await leavePartial(output, source, [[0, 300 * KiB - 1]]);
     await chmod(`${output}.part`, 0o444);
@@ -307,7 +304,7 @@ describe("an output path that is a directory", () => {
     const target = join(workDir, "target");
     await mkdir(target);
     await writeFile(join(target, "inside.txt"), "keep");
-    const source = await server({ content: makeContent(100 * KiB, 79) });
+    const source = await rangeServer({ content: makeContent(100 * KiB, 79) });
     const run = await cli(["-o", target, source.url()]);
     expectFileError(run, /is a directory/);
     expect(await readdir(target)).toEqual(["inside.txt"]);
@@ -317,7 +314,7 @@ describe("an output path that is a directory", () => {
 
   it("a server-chosen name that is a directory inside -d: exit 6", async () => {
     await mkdir(join(workDir, "report.pdf"));
-    const source = await server({ content: makeContent(100 * KiB, 80), contentDisposition: 'attachment; filename="report.pdf"' });
+    const source = await rangeServer({ content: makeContent(100 * KiB, 80), contentDisposition: 'attachment; filename="report.pdf"' });
     const run = await cli([source.url("/download")]);
     expectFileError(run, /report\.pdf is a directory/);
     expect(await readdir(join(workDir, "report.pdf"))).toEqual([]);
@@ -334,7 +331,7 @@ describe("the .part changed by someone else between runs", () => {
     ["truncated", (part) => truncate(part, 1000), /\.part has 1000 bytes, not 1048576/],
     ["grown", (part) => truncate(part, 2 * MiB), /\.part has 2097152 bytes, not 1048576/],
   ])("%s: detected, one warning, started over, exact bytes", async (_name, tamper, warning) => {
-    const source = await server({ content: makeContent(1 * MiB, 81) });
+    const source = await rangeServer({ content: makeContent(1 * MiB, 81) });
     const output = join(workDir, "t.bin");
     await leavePartial(output, source, [[0, 512 * KiB - 1]]);
     await tamper(`${output}.part`);
@@ -350,7 +347,7 @@ describe("the .part changed by someone else between runs", () => {
   // is gone. That is our loss, not the server's change: the 416 path must start over
   // without a second warning blaming the server or `restartedBecauseChanged: true`.
   it("deleted when the manifest says every byte was done: one warning about the .part, no claim that the server changed", async () => {
-    const source = await server({ content: makeContent(300 * KiB, 82) });
+    const source = await rangeServer({ content: makeContent(300 * KiB, 82) });
     const output = join(workDir, "t.bin");
     await leavePartial(output, source, [[0, source.content.length - 1]]);
     await unlink(`${output}.part`);
@@ -362,7 +359,7 @@ describe("the .part changed by someone else between runs", () => {
   });
 
   it("a .part without its manifest is never trusted: its bytes are fetched again", async () => {
-    const source = await server({ content: makeContent(512 * KiB, 83) });
+    const source = await rangeServer({ content: makeContent(512 * KiB, 83) });
     const output = join(workDir, "t.bin");
     await writeFile(`${output}.part`, Buffer.alloc(source.content.length, "x"));
     const run = await cli(["-c", "2", "--min-split", "128K", "-o", output, source.url()]);
@@ -379,18 +376,24 @@ describe("the .part changed by someone else between runs", () => {
 describe("two processes on one output", () => {
   const ARGS = ["-c", "2", "--min-split", "256K"];
 
-  async function slowSource(seed: number): Promise<RangeServer> {
-    return server({ content: makeContent(1 * MiB, seed), bytesPerSecond: 256 * KiB });
+  /**
+   * 1 MiB whose every answer holds after 64 KiB until the test calls `release()`: the
+   * first process is mid-download for as long as the test needs, however loaded the
+   * machine (a 256 KiB/s throttle let it finish before the second reached the lock).
+   */
+  async function heldSource(seed: number): Promise<RangeServer> {
+    return rangeServer({ content: makeContent(1 * MiB, seed), holdAfterBytes: 64 * KiB });
   }
 
   it.each([
     ["the same command", [] as string[]],
     ["the same command with --force", ["-f"]],
   ])("%s in a second process: exit 6 naming the first's pid; the first finishes with exact bytes", async (_name, extra) => {
-    const source = await slowSource(84);
+    const source = await heldSource(84);
     const output = join(workDir, "shared.bin");
-    const first = startCli(["-q", "--timeout", "5", ...ARGS, "-o", output, source.url()], { cwd: workDir, timeoutMs: 15_000 });
-    await until(() => existsSync(`${output}.part`), "the first process's .part");
+    // --timeout 30: its held connections wait on the test, not on the network.
+    const first = startCli(["-q", "--timeout", "30", ...ARGS, "-o", output, source.url()], { cwd: workDir, timeoutMs: 30_000 });
+    await until(() => existsSync(`${output}.part`) && source.held() > 0, "the first process's .part and a held answer");
 
     const second = await cli([...ARGS, ...extra, "-o", output, source.url()]);
     expectFileError(second, new RegExp(`being downloaded by another rangeget process \\(pid ${first.child.pid}\\)`));
@@ -398,30 +401,30 @@ describe("two processes on one output", () => {
     expect(JSON.parse(await readFile(`${output}.part.lock`, "utf8"))).toMatchObject({ pid: first.child.pid });
     expect((await stat(`${output}.part`)).size).toBe(source.content.length);
 
-    source.bytesPerSecond = undefined;
+    source.release();
     const done = await first.done;
     expect(done.code, done.stderr).toBe(0);
     expect(sha256(await readFile(output))).toBe(sha256(source.content));
     expect(await readdir(workDir)).toEqual(["shared.bin"]);
   });
 
-  /** Starts a download, waits until its manifest holds some bytes, then SIGKILLs it. */
+  /** Starts a download from a held source, waits until its manifest holds some bytes, then SIGKILLs it and releases the source. */
   async function killedMidway(source: RangeServer, output: string): Promise<{ pid: number; kept: IntervalSet }> {
-    const victim = startCli(["-q", "--timeout", "5", ...ARGS, "-o", output, source.url()], { cwd: workDir, timeoutMs: 15_000 });
+    const victim = startCli(["-q", "--timeout", "30", ...ARGS, "-o", output, source.url()], { cwd: workDir, timeoutMs: 30_000 });
     await until(async () => ((await readManifest(output).catch(() => undefined))?.done.length ?? 0) > 0, "a checkpoint with bytes");
     victim.child.kill("SIGKILL");
     const killed = await victim.done;
     expect(killed.signal).toBe("SIGKILL");
     expect(existsSync(`${output}.part.lock`)).toBe(true);
+    source.release();
     return { pid: victim.child.pid!, kept: IntervalSet.from((await readManifest(output)).done) };
   }
 
   it("a stale lock after SIGKILL is taken over; the next run resumes only the missing bytes", async () => {
-    const source = await slowSource(85);
+    const source = await heldSource(85);
     const output = join(workDir, "killed.bin");
     const { kept } = await killedMidway(source, output);
 
-    source.bytesPerSecond = undefined;
     const from = source.requests.length;
     const run = await cli(["--json", ...ARGS, "-o", output, source.url()]);
     expect(run.code, run.stderr).toBe(0);
@@ -436,7 +439,7 @@ describe("two processes on one output", () => {
   // not prove the owner lives, so the lock records the owner's start time too (Linux:
   // /proc/<pid>/stat field 22) and a pid that now belongs to another process is stale.
   it("a stale lock whose pid now belongs to an unrelated live process is taken over", async () => {
-    const source = await slowSource(86);
+    const source = await heldSource(86);
     const output = join(workDir, "reused.bin");
     await killedMidway(source, output);
     const unrelated = spawn(process.execPath, ["-e", "setTimeout(() => {}, 30000)"], { stdio: "ignore" });
@@ -446,7 +449,6 @@ describe("two processes on one output", () => {
     const lock = JSON.parse(await readFile(`${output}.part.lock`, "utf8")) as Record<string, unknown>;
     await writeFile(`${output}.part.lock`, JSON.stringify({ ...lock, pid: unrelated.pid }));
 
-    source.bytesPerSecond = undefined;
     const run = await cli([...ARGS, "-o", output, source.url()]);
     expect(run.code, run.stderr).toBe(0);
     expect(sha256(await readFile(output))).toBe(sha256(source.content));

@@ -5,7 +5,7 @@ import { basename, delimiter, dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeContent, sha256 } from "./support/content.js";
-import { startRangeServer } from "./support/range-server.js";
+import { rangeServer } from "./support/servers.js";
 
 // Packs the project the way `npm publish` would, installs the tarball into an empty
 // project and uses it only through its public entry points: the bin and "rangeget".
@@ -262,30 +262,26 @@ describe("the npm package", () => {
 
   it("downloads a file through the installed package, from ESM and CommonJS", async () => {
     const content = makeContent(3 * 1024 * 1024 + 12_345, 8);
-    const server = await startRangeServer({ content });
-    try {
-      await writeFile(join(consumerDir, "consumer.mjs"), CONSUMER_MJS);
-      const output = join(consumerDir, "file.bin");
-      const { stdout } = await node(["consumer.mjs", server.url("/file.bin"), output], consumerDir);
-      const report = JSON.parse(stdout) as {
-        node: string;
-        exports: string[];
-        result: { status: string; path: string; size: number };
-        deepImport: string;
-      };
-      expect(report.node).toBe(process.version);
-      expect(report.exports).toEqual(expect.arrayContaining(["download", "downloadAll", "HttpStatusError"]));
-      expect(report.deepImport).toBe("ERR_PACKAGE_PATH_NOT_EXPORTED");
-      expect(report.result).toMatchObject({ status: "downloaded", path: output, size: content.length });
-      expect(sha256(await readFile(output))).toBe(sha256(content));
-      expect(server.requests.length).toBeGreaterThan(1);
-    } finally {
-      await server.close();
-    }
+    const server = await rangeServer({ content });
+    await writeFile(join(consumerDir, "consumer.mjs"), CONSUMER_MJS);
+    const output = join(consumerDir, "file.bin");
+    const { stdout } = await node(["consumer.mjs", server.url("/file.bin"), output], consumerDir);
+    const report = JSON.parse(stdout) as {
+      node: string;
+      exports: string[];
+      result: { status: string; path: string; size: number };
+      deepImport: string;
+    };
+    expect(report.node).toBe(process.version);
+    expect(report.exports).toEqual(expect.arrayContaining(["download", "downloadAll", "HttpStatusError"]));
+    expect(report.deepImport).toBe("ERR_PACKAGE_PATH_NOT_EXPORTED");
+    expect(report.result).toMatchObject({ status: "downloaded", path: output, size: content.length });
+    expect(sha256(await readFile(output))).toBe(sha256(content));
+    expect(server.requests.length).toBeGreaterThan(1);
 
     // require(esm), unflagged since Node 20.19 and 22.12: every Node that rangeget supports.
     await writeFile(join(consumerDir, "consumer.cjs"), CONSUMER_CJS);
-    const { stdout } = await node(["consumer.cjs"], consumerDir);
-    expect(JSON.parse(stdout)).toEqual(["function", "function", "function"]);
+    const cjs = await node(["consumer.cjs"], consumerDir);
+    expect(JSON.parse(cjs.stdout)).toEqual(["function", "function", "function"]);
   }, SLOW);
 });

@@ -1,24 +1,20 @@
 import { connect } from "node:net";
 import { gunzipSync } from "node:zlib";
 import { Agent, request } from "undici";
-import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { makeContent, sha256 } from "./support/content.js";
-import { startRangeServer, type RangeServer, type RangeServerOptions } from "./support/range-server.js";
+import type { RangeServer, RangeServerOptions } from "./support/range-server.js";
+import { rangeServer } from "./support/servers.js";
+import { until } from "./support/until.js";
 
 const SIZE = 100_000;
 const content = makeContent(SIZE, 7);
 const agent = new Agent();
-const servers: RangeServer[] = [];
-
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map((s) => s.close()));
-});
 afterAll(() => agent.close());
 
-async function serve(options: Partial<RangeServerOptions> = {}): Promise<RangeServer> {
-  const server = await startRangeServer({ content, ...options });
-  servers.push(server);
-  return server;
+/** A range server of `content` unless told otherwise, closed after the test. */
+function serve(options: Partial<RangeServerOptions> = {}): Promise<RangeServer> {
+  return rangeServer({ content, ...options });
 }
 
 async function get(url: string, headers: Record<string, string> = {}, method: "GET" | "HEAD" = "GET") {
@@ -299,6 +295,34 @@ describe("range server: faults", () => {
     expect(received.length).toBe(0);
   });
 
+  it("holds every answer after N body bytes until release(), then sends the rest; later answers are not held", async () => {
+    const s = await serve({ holdAfterBytes: 30_000 });
+    const first = await request(s.url(), { dispatcher: agent });
+    const second = await request(s.url(), { dispatcher: agent, headers: { range: "bytes=50000-" } });
+    const chunks: Buffer[] = [];
+    first.body.on("data", (chunk: Buffer) => chunks.push(chunk));
+    await until(() => s.held() === 2 && Buffer.concat(chunks).length === 30_000, "both answers held, 30,000 bytes of the first read");
+    expect(s.requests.map((r) => r.bytesSent)).toEqual([30_000, 30_000]);
+    s.release();
+    const rest = Buffer.from(await second.body.arrayBuffer());
+    await new Promise((resolve) => first.body.once("end", resolve));
+    expect(Buffer.concat(chunks).equals(content)).toBe(true);
+    expect(rest.equals(content.subarray(50_000))).toBe(true);
+    expect(s.held()).toBe(0);
+    expect((await get(s.url())).body.equals(content)).toBe(true);
+  });
+
+  it("a Behaviour's holdAfterBytes holds that answer alone; a client leaving a held answer frees it", async () => {
+    const s = await serve({ onRequest: (r) => (r.index === 0 ? { holdAfterBytes: 0 } : undefined) });
+    const held = await request(s.url(), { dispatcher: agent });
+    expect(held.statusCode).toBe(200);
+    await until(() => s.held() === 1, "the first answer held before its first byte");
+    expect((await get(s.url())).body.equals(content)).toBe(true);
+    held.body.destroy();
+    await until(() => s.held() === 0, "the held answer freed by its client leaving");
+    expect(s.requests[0]!.bytesSent).toBe(0);
+  });
+
   it("stalls after N body bytes until the client gives up", async () => {
     const s = await serve({ onRequest: () => ({ stallAfterBytes: 1000 }) });
     const impatient = new Agent({ bodyTimeout: 200 });
@@ -368,7 +392,7 @@ describe("range server: faults", () => {
   });
 
   it("closes promptly with a stalled response open", async () => {
-    const s = await startRangeServer({ content, onRequest: () => ({ stallAfterBytes: 10 }) });
+    const s = await serve({ onRequest: () => ({ stallAfterBytes: 10 }) });
     const res = await request(s.url(), { dispatcher: agent });
     const reading = readUntilError(res.body);
     const t0 = performance.now();
@@ -430,17 +454,17 @@ describe("faults of servers seen in the wild", () => {
   });
 
   it("serves at most maxConcurrent requests at once and answers 503 without Retry-After to the rest", async () => {
-    const s = await serve({ maxConcurrent: 2, bytesPerSecond: 200_000 });
-    const results = await Promise.all([0, 1, 2, 3].map(() => get(s.url(), { range: "bytes=0-39999" })));
+    // The two it serves hold until all four have been answered: none can end before the others arrive.
+    const s = await serve({ maxConcurrent: 2, holdAfterBytes: 0 });
+    const pending = Promise.all([0, 1, 2, 3].map(() => get(s.url(), { range: "bytes=0-39999" })));
+    await until(() => s.requests.length === 4 && s.held() === 2, "four requests, two of them served and held");
+    s.release();
+    const results = await pending;
     expect(results.map((r) => r.status).sort()).toEqual([206, 206, 503, 503]);
     expect(results.every((r) => r.headers["retry-after"] === undefined)).toBe(true);
     expect(s.peakConcurrent()).toBe(2);
     // Once they are done (the server sees the close a moment after the client), the next one is served.
-    let status = 0;
-    for (let attempt = 0; attempt < 50 && status !== 206; attempt++) {
-      status = (await get(s.url(), { range: "bytes=0-9" })).status;
-      if (status !== 206) await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-    expect(status).toBe(206);
+    await until(() => s.servingNow() === 0, "the server to see both answers closed");
+    expect((await get(s.url(), { range: "bytes=0-9" })).status).toBe(206);
   });
 });

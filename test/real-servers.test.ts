@@ -9,16 +9,17 @@ import { existsSync } from "node:fs";
 import { readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { gzipSync } from "node:zlib";
-import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { beforeAll, describe, expect, it, vi } from "vitest";
 import { download, downloadAll, downloadStream, type DownloadOptions, type DownloadResult } from "../src/index.js";
 import { BAR, ByteCounter, expectWithinBar } from "./support/bytes-bar.js";
 import { makeContent, sha256 } from "./support/content.js";
 import type { RangeServer } from "./support/range-server.js";
 import { rangeServer, rawServer } from "./support/servers.js";
-import { rangeAnswer, sendAndClose, startRawServer, type RawRequest, type RawServer } from "./support/raw-server.js";
+import { rangeAnswer, sendAndClose, type RawRequest, type RawServer } from "./support/raw-server.js";
 import { assertBuilt, lines, runCli, startCli } from "./support/run-cli.js";
 import { tarArchive } from "./support/tar-archive.js";
 import { tempDir } from "./support/temp.js";
+import { until } from "./support/until.js";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -354,20 +355,20 @@ describe("10. running the same command again", () => {
     const large = makeContent(4 * MiB, 102);
     const server = await serve({
       content: small,
-      onRequest: (request) => (request.path === "/slow.bin" ? { body: large, bytesPerSecond: 1 * MiB } : undefined),
+      // The large file's answers hold after 512 KiB until the first run is interrupted: it is under way, never done.
+      onRequest: (request) => (request.path === "/slow.bin" ? { body: large, holdAfterBytes: 512 * KiB } : undefined),
     });
     const cwd = await tempDir();
     await writeFile(join(cwd, "list.txt"), `${server.url("/a.bin")}\n${server.url("/b.bin")} named-b.bin\n${server.url("/slow.bin")}\n`);
     const args = ["-q", "--json", "-j", "3", "-c", "2", "--min-split", "256K", "-i", "list.txt"];
     const first = startCli(args, { cwd, timeoutMs: 30_000 });
     // Interrupted once the two small files are done and the large one is under way.
-    for (let waited = 0; waited < 200 && !(existsSync(join(cwd, "a.bin")) && existsSync(join(cwd, "named-b.bin"))); waited++) {
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    await until(() => existsSync(join(cwd, "a.bin")) && existsSync(join(cwd, "named-b.bin")) && server.held() > 0, "the small files done and the large one held");
     first.child.kill("SIGINT");
     const interrupted = await first.done;
     expect(interrupted.code).toBe(130);
     expect(existsSync(join(cwd, "slow.bin"))).toBe(false);
+    server.release();
 
     const before = server.requests.length;
     const again = await runCli(args, { cwd, timeoutMs: 30_000 });
@@ -444,11 +445,6 @@ describe("10. running the same command again", () => {
 });
 
 describe("headers are bytes: raw UTF-8 in Location and Content-Disposition", () => {
-  const raws: RawServer[] = [];
-  afterEach(async () => {
-    await Promise.all(raws.splice(0).map((server) => server.close()));
-  });
-
   /** `text` as the bytes a server writes: UTF-8, sent byte for byte. */
   const utf8Bytes = (text: string) => Buffer.from(text, "utf8").toString("latin1");
 
@@ -458,8 +454,7 @@ describe("headers are bytes: raw UTF-8 in Location and Content-Disposition", () 
       [`Content-Disposition: attachment; filename="${utf8Bytes("résumé €.pdf")}"`, "résumé €.pdf"],
       ['Content-Disposition: attachment; filename="caf\xe9.txt"', "café.txt"],
     ] as const) {
-      const raw = await startRawServer((socket, request) => sendAndClose(socket, rangeAnswer(content, request!, [header])));
-      raws.push(raw);
+      const raw = await rawServer((socket, request) => sendAndClose(socket, rangeAnswer(content, request!, [header])));
       const dir = await tempDir();
       const result = await download(raw.url(), quick({ dir, connections: 1 }));
       expect(result.path).toBe(join(dir, expected));
@@ -469,14 +464,13 @@ describe("headers are bytes: raw UTF-8 in Location and Content-Disposition", () 
 
   it("follows a Location with raw UTF-8 to the percent-encoded path", async () => {
     const content = makeContent(32 * KiB, 111);
-    const raw = await startRawServer((socket, request) => {
+    const raw = await rawServer((socket, request) => {
       if (request!.path === "/file.bin") {
         sendAndClose(socket, `HTTP/1.1 302 Found\r\nLocation: ${utf8Bytes("/été/file.bin")}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
       } else {
         sendAndClose(socket, rangeAnswer(content, request!));
       }
     });
-    raws.push(raw);
     const result = await download(raw.url(), quick({ dir: await tempDir(), connections: 1 }));
     expect(sha256(await readFile(result.path))).toBe(sha256(content));
     expect(raw.requests.map((request) => request.path)).toContain("/%C3%A9t%C3%A9/file.bin");

@@ -6,9 +6,11 @@ import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { download, downloadAll, HttpStatusError, UsageError } from "../src/index.js";
+import { checkpointedBytes } from "./support/checkpoint.js";
 import { makeContent, sha256 } from "./support/content.js";
 import type { RangeServer } from "./support/range-server.js";
-import { assertBuilt, lines, runCli, startCli, until, type CliRun } from "./support/run-cli.js";
+import { assertBuilt, lines, runCli, startCli, type CliRun } from "./support/run-cli.js";
+import { until } from "./support/until.js";
 import { closeAfterTest, rangeServer } from "./support/servers.js";
 import { startH2CapableRangeServer } from "./support/h2-range-server.js";
 import { startSocksServer, type SocksServer, type SocksServerOptions } from "./support/socks-server.js";
@@ -27,8 +29,8 @@ beforeEach(async () => {
   workDir = await tempDir();
 });
 
-async function origin(content = makeContent(400 * KiB, 51), bytesPerSecond?: number): Promise<RangeServer> {
-  return rangeServer({ content, ...(bytesPerSecond === undefined ? {} : { bytesPerSecond }) });
+async function origin(content = makeContent(400 * KiB, 51)): Promise<RangeServer> {
+  return rangeServer({ content });
 }
 
 async function socks(options: SocksServerOptions = {}): Promise<SocksServer> {
@@ -175,16 +177,17 @@ describe("streams and resume through SOCKS5", () => {
 
   it("an interrupted download resumes through the proxy, fetching only what is missing", async () => {
     const content = makeContent(2 * 1024 * KiB, 52);
-    const server = await origin(content, 256 * KiB);
+    // Each answer holds after 128 KiB until the first run is interrupted: it cannot finish first.
+    const server = await rangeServer({ content, holdAfterBytes: 128 * KiB });
     const proxy = await socks();
     const args = [...COMMON, "--min-split", "128K", "-o", "big.bin", "--proxy", proxy.url(), named(server, PROXY_ONLY_NAME)];
     const first = startCli(args, { cwd: workDir, timeoutMs: 20_000 });
-    await until(() => existsSync(join(workDir, "big.bin.part.json")) && server.bytesServed() > 384 * KiB, "a checkpoint");
+    await until(async () => (await checkpointedBytes(join(workDir, "big.bin"))) > 0 && server.bytesServed() > 384 * KiB, "a checkpoint with bytes");
     first.child.kill("SIGINT");
     const interrupted = await first.done;
     expect(interrupted.code).toBe(130);
 
-    server.bytesPerSecond = undefined;
+    server.release();
     const servedBefore = server.bytesServed();
     const tunnelsBefore = proxy.requests.length;
     const again = await runCli([...args, "--json"], { cwd: workDir, timeoutMs: 20_000 });

@@ -18,7 +18,7 @@ import { FakeClock } from "./support/fake-clock.js";
 import { requestContext } from "./support/http-context.js";
 import type { RangeServer, RangeServerOptions } from "./support/range-server.js";
 import { rangeServer } from "./support/servers.js";
-import { waitFor } from "./support/temp.js";
+import { until } from "./support/until.js";
 
 const RANGE = 64 * 1024;
 const SIZE = 16 * RANGE;
@@ -214,10 +214,10 @@ describe("transferRanges", () => {
     for (const [limit, next] of [[4 * RANGE, 9 * RANGE + 100], [9 * RANGE + 100, Number.POSITIVE_INFINITY]] as const) {
       // The window is used (a piece cut short by the limit waits until it is a range long:
       // ranges.ts) and no range is in flight...
-      await waitFor(() => sink.bytesWritten > limit - RANGE && counters.activeConnections === 0);
+      await until(() => sink.bytesWritten > limit - RANGE && counters.activeConnections === 0, "the window full and every connection idle");
       // ...and every connection has looked at the plan again, several times, and found nothing.
       const polls = idlePolls();
-      await waitFor(() => idlePolls() >= polls + 3 * 4 || writtenEnd() > limit);
+      await until(() => idlePolls() >= polls + 3 * 4 || writtenEnd() > limit, "three more polls of each idle connection, or a write past the window");
       expect(writtenEnd()).toBeLessThanOrEqual(limit);
       expect(counters.activeConnections).toBe(0);
       sink.setLimit(next);
@@ -248,7 +248,7 @@ describe("transferRanges", () => {
     expect(reason).toMatch(new RegExp(`^the remote file at ${server.url().replace(/[.]/g, "\\.")} changed during the download: `));
     expect(sink.ends).toEqual(["dropped"]);
     // The first stop stops every other connection; the caller's signal is the caller's own.
-    await waitFor(() => server.servingNow() === 0);
+    await until(() => server.servingNow() === 0, "the server serving no answer");
     expect(abort.signal.aborted).toBe(false);
     // Bytes of the old version only: none of the new one was written.
     for (const write of sink.writes) expect(write.bytes.equals(content.subarray(write.position, write.position + write.bytes.length))).toBe(true);
@@ -265,21 +265,21 @@ describe("transferRanges", () => {
     // Every answer after the probe's was a 200 of the whole file.
     expect(server.requests.slice(1).map((sent) => sent.status)).not.toContain(206);
     expect(server.requests.length).toBeGreaterThan(1);
-    await waitFor(() => server.servingNow() === 0);
+    await until(() => server.servingNow() === 0, "the server serving no answer");
   });
 
   it("stops every connection when the caller's signal aborts, and rejects with the reason after ending the sink `kept`", async () => {
     // Every answer stalls after its first 1000 bytes: the connections stay open until stopped.
     const { server, sink, job, counters, abort } = await rangedJob({ server: { onRequest: () => ({ stallAfterBytes: 1000 }) } });
     const transfer = transferRanges(job);
-    await waitFor(() => server.servingNow() === 4 && counters.activeConnections === 4);
+    await until(() => server.servingNow() === 4 && counters.activeConnections === 4, "four answers in flight on four connections");
     const reason = new AbortError();
     abort.abort(reason);
     await expect(transfer).rejects.toBe(reason);
     expect(sink.ends).toEqual(["kept"]);
     expect(counters.activeConnections).toBe(0);
     const requests = server.requests.length;
-    await waitFor(() => server.servingNow() === 0);
+    await until(() => server.servingNow() === 0, "the server serving no answer");
     expect(server.requests.length).toBe(requests);
   });
 
@@ -332,12 +332,12 @@ describe("transferRanges", () => {
       server: { onRequest: () => ({ stallAfterBytes: 1000 }) },
     });
     const transfer = transferRanges(job);
-    await waitFor(() => server.servingNow() === 4 && counters.activeConnections === 4 && counters.bytesAccepted === 4 * 1000);
+    await until(() => server.servingNow() === 4 && counters.activeConnections === 4 && counters.bytesAccepted === 4 * 1000, "four connections with 1000 bytes accepted each");
     // Nothing has moved the clock yet: no tick is due.
     expect(clock.now()).toBe(0);
     expect({ progress: progress.length, ticks: sink.ticks }).toEqual({ progress: 0, ticks: 0 });
     for (let step = 1; step <= 4; step++) clock.advance(250);
-    await waitFor(() => sink.ticks === 1);
+    await until(() => sink.ticks === 1, "the first tick");
     expect(progress).toHaveLength(4);
     expect(progress.at(-1)).toMatchObject({ path: "test", bytesDone: 4000, size: SIZE, activeConnections: 4 });
     // (A tick sees the clock's time after the whole advance: a quarter second at a time, as it runs.)
@@ -345,7 +345,7 @@ describe("transferRanges", () => {
     expect(progress).toHaveLength(7);
     expect(sink.ticks).toBe(1);
     clock.advance(250);
-    await waitFor(() => sink.ticks === 2);
+    await until(() => sink.ticks === 2, "the second tick");
     expect(progress).toHaveLength(8);
     abort.abort(new AbortError());
     await expect(transfer).rejects.toBeInstanceOf(AbortError);

@@ -32,6 +32,8 @@ export interface Behaviour {
   contentRange?: string;
   /** The client gets headers and exactly this many body bytes, then a premature close (FIN after a flush). */
   dropAfterBytes?: number;
+  /** This answer holds after this many body bytes until the server's `release()` (see RangeServerOptions.holdAfterBytes). */
+  holdAfterBytes?: number;
   stallAfterBytes?: number;
   stallBeforeHeaders?: boolean;
   bytesPerSecond?: number;
@@ -61,6 +63,14 @@ export interface RangeServerOptions {
    * as nginx `limit_conn` answers (its default status for the limit is 503).
    */
   maxConcurrent?: number;
+  /**
+   * Every answer with the file's bytes (200, 206) stops after this many of them and
+   * waits, its connection open, until `release()`: a download kept running exactly as
+   * long as the test needs, however fast or loaded the machine is, where a throttle only
+   * hopes to be slow enough. Refusals, redirects and errors are not held. A Behaviour's
+   * `holdAfterBytes` holds its answer, whatever it is.
+   */
+  holdAfterBytes?: number;
   onRequest?: (req: RecordedRequest) => Behaviour | undefined;
 }
 
@@ -79,6 +89,10 @@ export interface RangeServer {
   peakConcurrent(): number;
   /** Requests being served now: their responses not yet closed (ended, or cut by either side). */
   servingNow(): number;
+  /** Answers waiting at the hold now (`holdAfterBytes`): their bytes before it written and flushed. */
+  held(): number;
+  /** Opens the hold for good: held answers go on, later ones are not held. */
+  release(): void;
   close(): Promise<void>;
 }
 
@@ -182,6 +196,9 @@ class RangeServerImpl implements RangeServer {
   private readonly sockets = new Set<Socket>();
   private serving = 0;
   private peakServing = 0;
+  private holding = 0;
+  private released = false;
+  private readonly gate = Promise.withResolvers<void>();
   private readonly server = createServer((req, res) => {
     this.handle(req, res).catch(() => res.destroy());
   });
@@ -233,6 +250,27 @@ class RangeServerImpl implements RangeServer {
 
   servingNow(): number {
     return this.serving;
+  }
+
+  held(): number {
+    return this.holding;
+  }
+
+  release(): void {
+    this.released = true;
+    this.gate.resolve();
+  }
+
+  /** Waits at the hold until `release()` or until the client goes; counted in `held()` once the bytes before it are flushed. */
+  private async hold(res: ServerResponse): Promise<void> {
+    if (this.released || res.destroyed) return;
+    await new Promise<void>((resolve) => res.write("", () => resolve()));
+    this.holding++;
+    try {
+      await Promise.race([this.gate.promise, new Promise((resolve) => res.once("close", resolve))]);
+    } finally {
+      this.holding--;
+    }
   }
 
   async listen(): Promise<void> {
@@ -338,7 +376,7 @@ class RangeServerImpl implements RangeServer {
     if (!b.noLength) headers["content-length"] = String(body.length);
     const parts = [body];
     if (b.extraBytes) parts.push(Buffer.alloc(b.extraBytes, "garbage!"));
-    return this.finish(res, rec, b, status, { ...headers, ...extra }, parts);
+    return this.finish(res, rec, b, status, { ...headers, ...extra }, parts, this.options.holdAfterBytes);
   }
 
   private notModified(h: IncomingHttpHeaders, etag: string | undefined, lastModified: string | undefined): boolean {
@@ -379,7 +417,7 @@ class RangeServerImpl implements RangeServer {
     return this.finish(res, rec, b, status, { ...base, ...headers }, noBody ? [] : [text]);
   }
 
-  /** Sends status, headers and body, applying the byte-level faults. */
+  /** Sends status, headers and body, applying the byte-level faults; `serverHold` is the server's hold, given for the file's answers only. */
   private async finish(
     res: ServerResponse,
     rec: RecordedRequest,
@@ -387,12 +425,14 @@ class RangeServerImpl implements RangeServer {
     status: number,
     headers: OutgoingHttpHeaders,
     parts: Buffer[],
+    serverHold?: number,
   ): Promise<void> {
     res.writeHead(status, headers);
     rec.status = status;
     const body = rec.method === "HEAD" ? [] : parts;
     const limit = b.dropAfterBytes ?? b.stallAfterBytes;
-    const sent = await this.pump(res, rec, body, limit, b.bytesPerSecond ?? this.bytesPerSecond);
+    const hold = b.holdAfterBytes ?? serverHold;
+    const sent = await this.pump(res, rec, body, limit, b.bytesPerSecond ?? this.bytesPerSecond, hold);
     if (res.destroyed) return;
     if (limit === undefined) {
       res.end();
@@ -403,13 +443,14 @@ class RangeServerImpl implements RangeServer {
     if (b.dropAfterBytes !== undefined) res.socket?.destroySoon();
   }
 
-  /** Writes up to `limit` bytes of `parts` with backpressure and optional pacing; returns the bytes written. */
+  /** Writes up to `limit` bytes of `parts` with backpressure, optional pacing and an optional hold after `hold` bytes; returns the bytes written. */
   private async pump(
     res: ServerResponse,
     rec: RecordedRequest,
     parts: Buffer[],
     limit: number | undefined,
     rate: number | undefined,
+    hold: number | undefined,
   ): Promise<number> {
     const paced = rate !== undefined && rate > 0;
     // Small slices at low rates keep the pacing smooth instead of one burst per second.
@@ -421,8 +462,11 @@ class RangeServerImpl implements RangeServer {
     for (const part of parts) {
       for (let off = 0; off < part.length; ) {
         if (res.destroyed || (limit !== undefined && sent >= limit)) return sent;
+        if (hold !== undefined && sent === hold) await this.hold(res);
+        if (res.destroyed) return sent;
         let n = Math.min(slice, part.length - off);
         if (limit !== undefined) n = Math.min(n, limit - sent);
+        if (hold !== undefined && sent < hold) n = Math.min(n, hold - sent);
         const chunk = part.subarray(off, off + n);
         off += n;
         sent += n;

@@ -12,6 +12,8 @@ export interface CliRun {
   signal: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
+  /** What the child wrote to fd 3 (`--progress-fd 3`) when `fd3` was asked for, else "". */
+  fd3: string;
   elapsedMs: number;
   /** The child outlived its deadline and was killed: a hang. */
   timedOut: boolean;
@@ -26,6 +28,16 @@ export interface CliOptions {
   as?: Identity;
   /** A command the node invocation is wrapped in, e.g. `prlimit --fsize=N --`. */
   wrapper?: string[];
+  /** Written to the child's stdin, which is then closed; without it stdin is /dev/null. */
+  stdin?: string;
+  /**
+   * "collect" (default): stdout is gathered as UTF-8 text into `CliRun.stdout`. "caller":
+   * nothing reads it here, the caller reads `child.stdout` (bytes, at its own pace, e.g.
+   * a slow reader of `-o -`), and `CliRun.stdout` is "".
+   */
+  stdout?: "collect" | "caller";
+  /** Opens fd 3 in the child as a pipe, gathered as text into `CliRun.fd3` (for `--progress-fd 3`). */
+  fd3?: boolean;
 }
 
 export interface RunningCli {
@@ -59,13 +71,16 @@ export function startCli(args: string[], options: CliOptions): RunningCli {
   const child = spawn(command[0]!, command.slice(1), {
     cwd: options.cwd,
     env: cliEnv(options.env),
-    stdio: ["ignore", "pipe", "pipe"],
+    stdio: [options.stdin === undefined ? "ignore" : "pipe", "pipe", "pipe", ...(options.fd3 === true ? ["pipe" as const] : [])],
     ...identity.spawn,
   });
   let stdout = "";
   let stderr = "";
-  child.stdout!.setEncoding("utf8").on("data", (text: string) => (stdout += text));
+  let fd3 = "";
+  if (options.stdin !== undefined) child.stdin!.end(options.stdin);
+  if (options.stdout !== "caller") child.stdout!.setEncoding("utf8").on("data", (text: string) => (stdout += text));
   child.stderr!.setEncoding("utf8").on("data", (text: string) => (stderr += text));
+  if (options.fd3 === true) (child.stdio[3] as NodeJS.ReadableStream).setEncoding("utf8").on("data", (text: string) => (fd3 += text));
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
@@ -75,7 +90,7 @@ export function startCli(args: string[], options: CliOptions): RunningCli {
     child.once("error", reject);
     child.once("close", (code, signal) => {
       clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr, elapsedMs: performance.now() - started, timedOut });
+      resolve({ code, signal, stdout, stderr, fd3, elapsedMs: performance.now() - started, timedOut });
     });
   });
   return { child, stderr: () => stderr, done };
@@ -85,18 +100,34 @@ export function runCli(args: string[], options: CliOptions): Promise<CliRun> {
   return startCli(args, options).done;
 }
 
+/**
+ * Starts the CLI, awaits `whileRunning` with it (to signal it once some state is
+ * reached), then resolves when it exits. If `whileRunning` throws, the child is killed
+ * at once and the error thrown, so the test fails now and not at the child's deadline.
+ */
+export async function runCliWhile(args: string[], options: CliOptions, whileRunning: (running: RunningCli) => Promise<void>): Promise<CliRun> {
+  const running = startCli(args, options);
+  try {
+    await whileRunning(running);
+  } catch (error) {
+    running.child.kill("SIGKILL");
+    throw error;
+  }
+  return running.done;
+}
+
+/** The non-empty lines of `text`. */
 export function lines(text: string): string[] {
   return text.split("\n").filter((line) => line !== "");
 }
 
-/** Polls an async or sync condition every 20 ms for at most `ms`. */
-export async function until(condition: () => boolean | Promise<boolean>, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
+/** Each line of the run's stdout as JSON (`--json` prints one object a line). */
+export function jsonLines(run: Pick<CliRun, "stdout">): Array<Record<string, unknown>> {
+  return lines(run.stdout).map((line) => JSON.parse(line) as Record<string, unknown>);
 }
+
+/** @deprecated moved to ./until.js; re-exported until the other branches of issue 19 are merged. */
+export { until } from "./until.js";
 
 /** How to run a child so file permissions apply to it. */
 export interface Identity {

@@ -2,6 +2,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach } from "vitest";
+import { until } from "./until.js";
 
 const made: string[] = [];
 
@@ -16,11 +17,10 @@ afterEach(async () => {
   await Promise.all(made.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
 });
 
-/** Polls `condition` every 10 ms for at most `ms`; throws if it never holds. */
-export async function waitFor(condition: () => boolean, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${ms} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
+/**
+ * @deprecated use `until` from ./until.js, which names what it waited for; kept for the
+ * files of the other branches of issue 19 until they are merged.
+ */
+export function waitFor(condition: () => boolean, ms = 10_000): Promise<void> {
+  return until(condition, "a condition (waitFor)", ms);
 }

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { makeContent, sha256 } from "../support/content.js";
 import { startRangeServer } from "../support/range-server.js";
+import { until } from "../support/until.js";
 import { spawnDownload, type ChildDownload, type ChildKind } from "./child.js";
 import { brokenPromises, leftovers } from "./disk-state.js";
 import { Random, deriveSeed } from "./random.js";
@@ -122,7 +123,7 @@ export async function runKillLoop(options: KillLoopOptions): Promise<KillLoopRep
         // Startup: taking the lock, reading the manifest, opening the .part.
         await raceExit(run, random.int(0, 250));
       } else {
-        await until(() => server.requests.length > requestsBefore || run.done, 30_000);
+        await until(() => server.requests.length > requestsBefore || run.done, "the child's first request or its exit", 30_000);
         await raceExit(run, random.int(0, 2000));
       }
       const inTransfer = server.requests.length > requestsBefore;
@@ -175,7 +176,3 @@ async function raceExit(run: ChildDownload, ms: number): Promise<void> {
   timer.abort();
 }
 
-async function until(condition: () => boolean, ms: number): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!condition() && Date.now() < deadline) await sleep(5);
-}
