@@ -5,7 +5,7 @@ import { DEFAULT_INTERVALS } from "../src/intervals.js";
 import { fileLabel, formatBarLine, layoutBar, type ProgressReporter, type ProgressStream } from "../src/cli/progress-lines.js";
 import type { DownloadResult, ProgressEvent } from "../src/types.js";
 import { FakeClock } from "./support/fake-clock.js";
-import { until } from "./support/run-cli.js";
+import { until } from "./support/until.js";
 import { Screen } from "./support/screen.js";
 
 const MiB = 1024 * 1024;

@@ -1,7 +1,6 @@
 // The event stream of a download (onEvent, --progress json, --progress-fd) through
 // real sockets, with the faults it reports: a connection dropped once, a 503 with
 // Retry-After, a file that changes, a 404.
-import { spawn } from "node:child_process";
 import { EventEmitter } from "node:events";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -13,7 +12,7 @@ import { download, type DownloadEvent } from "../src/index.js";
 import type { InternalOptions } from "../src/options.js";
 import { makeContent, sha256 } from "./support/content.js";
 import { FAKE_WALL_EPOCH_MS, FakeClock } from "./support/fake-clock.js";
-import { assertBuilt, BIN, cliEnv, lines, runCli } from "./support/run-cli.js";
+import { assertBuilt, lines, runCli } from "./support/run-cli.js";
 import { rangeServer } from "./support/servers.js";
 import { tempDir } from "./support/temp.js";
 
@@ -231,22 +230,14 @@ describe("--progress json", () => {
   it("goes to --progress-fd 3 alone, leaving stderr to people", async () => {
     const source = await rangeServer({ content: makeContent(256 * KiB, 11) });
     const cwd = await tempDir();
-    const child = spawn(process.execPath, [BIN, "--progress", "json", "--progress-fd", "3", "-c", "2", "--min-split", "64K", source.url("/f.bin")], {
-      cwd,
-      env: cliEnv(),
-      stdio: ["ignore", "ignore", "pipe", "pipe"],
-    });
-    const text = { stderr: "", fd3: "" };
-    child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (text.stderr += chunk));
-    (child.stdio[3] as NodeJS.ReadableStream).setEncoding("utf8").on("data", (chunk: string) => (text.fd3 += chunk));
-    const deadline = setTimeout(() => child.kill("SIGKILL"), 20_000);
-    const code = await new Promise<number | null>((resolve) => child.once("close", resolve));
-    clearTimeout(deadline);
-    expect(code, text.stderr).toBe(0);
-    const events = lines(text.fd3).map((line) => JSON.parse(line) as { event: string });
+    const run = await runCli(["--progress", "json", "--progress-fd", "3", "-c", "2", "--min-split", "64K", source.url("/f.bin")], { cwd, fd3: true, timeoutMs: 20_000 });
+    expect(run.code, run.stderr).toBe(0);
+    const events = lines(run.fd3).map((line) => JSON.parse(line) as { event: string });
     expect(events[0]!.event).toBe("start");
     expect(events.at(-1)!.event).toBe("finish");
-    expect(text.stderr).toBe("");
+    expect(run.stderr).toBe("");
+    // fd 3 took the events: stdout kept nothing of them either.
+    expect(run.stdout).toBe("");
   });
 
   it("refuses an unknown kind and a descriptor that is not open, before any request (exit 2)", async () => {

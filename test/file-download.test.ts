@@ -20,7 +20,8 @@ import { makeContent } from "./support/content.js";
 import { FakeClock } from "./support/fake-clock.js";
 import type { RangeServer, RangeServerOptions, RecordedRequest } from "./support/range-server.js";
 import { closeAfterTest, rangeServer } from "./support/servers.js";
-import { tempDir, waitFor } from "./support/temp.js";
+import { tempDir } from "./support/temp.js";
+import { until } from "./support/until.js";
 
 const KiB = 1024;
 const RANGE = 64 * KiB;
@@ -204,7 +205,7 @@ describe("FileDownload: an output that is already there", () => {
   it("refuses a second job on the same output while the first holds its lock, before any request", async () => {
     const { server, output } = await place({ server: { bytesPerSecond: 256 * KiB } });
     const first = fileDownload(server.url(), output).job.run();
-    await waitFor(() => server.requests.length > 0);
+    await until(() => server.requests.length > 0, "the first request");
     // The second job asks another path of the server, so that any request of its own would show.
     const second = await fileDownload(server.url("/second.bin"), output).job.run().catch((error: unknown) => error);
     expect(second).toBeInstanceOf(FileError);
@@ -374,7 +375,7 @@ describe("FileDownload: an abort", () => {
     const abort = new AbortController();
     const { job } = fileDownload(server.url(), output, { signal: abort.signal });
     const running = job.run().catch((error: unknown) => error);
-    await waitFor(() => server.bytesServed() >= 2 * RANGE);
+    await until(() => server.bytesServed() >= 2 * RANGE, "two ranges served");
     abort.abort();
     expect(await running).toBeInstanceOf(AbortError);
     expect(await job.leftOnAbort()).toEqual({ kept: "state" });
@@ -393,7 +394,7 @@ describe("FileDownload: an abort", () => {
     const abort = new AbortController();
     const { job } = fileDownload(server.url(), output, { signal: abort.signal });
     const running = job.run().catch((error: unknown) => error);
-    await waitFor(() => server.bytesServed() > 0);
+    await until(() => server.bytesServed() > 0, "the first bytes served");
     abort.abort();
     expect(await running).toBeInstanceOf(AbortError);
     expect(await job.leftOnAbort()).toEqual({ kept: "nothing", why: "this server does not serve ranges" });

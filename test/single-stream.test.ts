@@ -25,7 +25,7 @@ import { FakeClock } from "./support/fake-clock.js";
 import { sendAndClose } from "./support/raw-server.js";
 import type { RangeServerOptions } from "./support/range-server.js";
 import { closeAfterTest, rangeServer, rawServer } from "./support/servers.js";
-import { waitFor } from "./support/temp.js";
+import { until } from "./support/until.js";
 
 const SIZE = 256 * 1024;
 const content = makeContent(SIZE);
@@ -297,7 +297,7 @@ describe("streamWhole: a stop", () => {
     const origin = await server({ bytesPerSecond: 64 * 1024 });
     const { job, clock, target, abort } = streamJob({ url: origin.url() });
     const streaming = streamWhole(job).catch((error: unknown) => error);
-    await waitFor(() => target.calls.some((call) => call.kind === "write"));
+    await until(() => target.calls.some((call) => call.kind === "write"), "the first write");
     const reason = new Error("stopped by the test");
     abort.abort(reason);
     expect(await streaming).toBe(reason);
@@ -305,14 +305,14 @@ describe("streamWhole: a stop", () => {
     expect(backoffs(clock)).toEqual([]);
     expect(target.calls.at(-1)).toEqual({ kind: "end", how: "dropped" });
     expect(target.bytes.length).toBeLessThan(SIZE);
-    await waitFor(() => origin.servingNow() === 0);
+    await until(() => origin.servingNow() === 0, "the cut answer closed");
   });
   it("stops a backoff when its signal aborts: no second request, the consumer dropped", async () => {
     // A Retry-After longer than the fake clock passes at once: the backoff waits until the abort.
     const origin = await server({ onRequest: () => ({ status: 503, retryAfter: "50" }) });
     const { job, clock, target, abort } = streamJob({ url: origin.url() });
     const streaming = streamWhole(job).catch((error: unknown) => error);
-    await waitFor(() => backoffs(clock).length > 0);
+    await until(() => backoffs(clock).length > 0, "the backoff");
     expect(backoffs(clock)).toEqual([50_000]);
     const reason = new Error("stopped by the test");
     abort.abort(reason);

@@ -24,7 +24,8 @@ import { rangeAnswer, sendAndClose } from "./support/raw-server.js";
 import type { RangeServer, RangeServerOptions, RecordedRequest } from "./support/range-server.js";
 import { closeAfterTest, rangeServer, rawServer } from "./support/servers.js";
 import { tarArchive } from "./support/tar-archive.js";
-import { tempDir, waitFor } from "./support/temp.js";
+import { tempDir } from "./support/temp.js";
+import { until } from "./support/until.js";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -308,7 +309,7 @@ describe("StreamDownload: stops", () => {
     const abort = new AbortController();
     const { job, read, given } = await streamDownload({ server: { bytesPerSecond: 256 * KiB }, signal: abort.signal });
     const running = job.run().catch((error: unknown) => error);
-    await waitFor(() => given().length > 0);
+    await until(() => given().length > 0, "the first bytes given");
     abort.abort();
     const failure = await running;
     expect(failure).toBeInstanceOf(AbortError);

@@ -8,7 +8,8 @@ import { SLOW_CHECKS } from "../src/tail.js";
 import { makeContent, sha256 } from "./support/content.js";
 import { FakeClock } from "./support/fake-clock.js";
 import { rangeServer as serve } from "./support/servers.js";
-import { tempDir, waitFor } from "./support/temp.js";
+import { tempDir } from "./support/temp.js";
+import { until } from "./support/until.js";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -155,7 +156,7 @@ describe("mirrors join while the transfer runs", () => {
     const output = join(await tempDir(), "file.bin");
     const controller = new AbortController();
     const pending = download([primary.url(), silent.url()], { ...quick({ connections: 4, timeout: 60 }), output, signal: controller.signal });
-    await waitFor(() => silent.requests.length > 0 && primary.bytesServed() >= 512 * KiB);
+    await until(() => silent.requests.length > 0 && primary.bytesServed() >= 512 * KiB, "the silent range asked and 512 KiB served");
     controller.abort();
     await expect(pending).rejects.toBeInstanceOf(AbortError);
     const manifest = JSON.parse(await readFile(`${output}.part.json`, "utf8")) as { done: [number, number][] };

@@ -126,8 +126,6 @@ export function jsonLines(run: Pick<CliRun, "stdout">): Array<Record<string, unk
   return lines(run.stdout).map((line) => JSON.parse(line) as Record<string, unknown>);
 }
 
-/** @deprecated moved to ./until.js; re-exported until the other branches of issue 19 are merged. */
-export { until } from "./until.js";
 
 /** How to run a child so file permissions apply to it. */
 export interface Identity {
