@@ -15,6 +15,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { probeLargestFile, volumeOf } from "../src/platform.js";
 import { makeContent, sha256 } from "./support/content.js";
 import { assertBuilt, runCli, startCli } from "./support/run-cli.js";
+import { checkpointedBytes } from "./support/checkpoint.js";
 import { until } from "./support/until.js";
 import { rangeServer, rawServer } from "./support/servers.js";
 import { tarArchive } from "./support/tar-archive.js";
@@ -112,13 +113,14 @@ describe.skipIf(writable.length === 0).each(writable)("on $name", ({ root }) => 
 
   it("resumes after SIGKILL with exact bytes, and refuses a second process while the first runs", async () => {
     const content = makeContent(8 * MiB, 22);
-    // Slow enough that the first run is still going when the second asks, however loaded the machine.
-    const server = await rangeServer({ content, bytesPerSecond: 256 * KiB });
+    // Every answer holds after 256 KiB: the first run is surely still going when the
+    // second asks, however fast or loaded the machine.
+    const server = await rangeServer({ content, holdAfterBytes: 256 * KiB });
     const dir = await volumeDir();
     const output = join(dir, "big.bin");
     const args = [server.url("/big.bin"), "-o", output, "-q", "-c", "4", "--min-split", "512K"];
     const first = startCli(args, { cwd: dir, timeoutMs: 30_000 });
-    await until(() => existsSync(`${output}.part.json`), "the first checkpoint", 20_000);
+    await until(async () => (await checkpointedBytes(output)) > 0, "a checkpoint with bytes", 20_000);
 
     const second = await runCli(args, { cwd: dir });
     expect(first.child.exitCode).toBeNull();
@@ -129,7 +131,7 @@ describe.skipIf(writable.length === 0).each(writable)("on $name", ({ root }) => 
     await first.done;
     const manifest = JSON.parse(await readFile(`${output}.part.json`, "utf8")) as { done: [number, number][] };
     expect(manifest.done.length).toBeGreaterThan(0);
-    server.bytesPerSecond = undefined;
+    server.release();
     const served = server.bytesServed();
     const resumed = await runCli([...args, "--json"], { cwd: dir });
     expect(resumed.code).toBe(0);
@@ -184,13 +186,15 @@ describe.skipIf(withoutSparse.length === 0).each(withoutSparse)("on $name, witho
 
   it("does not zero the whole .part up front: it grows as ranges land, front to back", async () => {
     const content = makeContent(16 * MiB, 26);
-    const server = await rangeServer({ content, bytesPerSecond: 256 * KiB });
+    // At most 512 KiB of each answer (ranges are 1 MiB or more, so none ends) until the
+    // release: 2 MiB of 16 at the most.
+    const server = await rangeServer({ content, holdAfterBytes: 512 * KiB });
     const dir = await inVolume(root);
     const output = join(dir, "grow.bin");
     const running = startCli([server.url("/grow.bin"), "-o", output, "-q", "-c", "4", "--min-split", "1M"], { cwd: dir, timeoutMs: 30_000 });
-    await until(() => existsSync(`${output}.part.json`), "the first checkpoint", 20_000);
+    await until(async () => (await checkpointedBytes(output)) > 0, "a checkpoint with bytes", 20_000);
     const early = (await stat(`${output}.part`)).size;
-    server.bytesPerSecond = undefined;
+    server.release();
     const run = await running.done;
     expect(early).toBeLessThan(content.length / 2);
     expect(run.code).toBe(0);
@@ -203,15 +207,18 @@ describe.skipIf(withSparse.length === 0).each(withSparse)("on $name, with sparse
 
   it("makes the .part full length at once without allocating it", async () => {
     const content = makeContent(32 * MiB, 28);
-    const server = await rangeServer({ content, bytesPerSecond: 256 * KiB });
+    // At most 512 KiB of each answer (ranges are 1 MiB or more, so none ends) until the
+    // release: 2 MiB of 32 at the most.
+    const server = await rangeServer({ content, holdAfterBytes: 512 * KiB });
     const dir = await inVolume(root);
     const output = join(dir, "sparse.bin");
     const running = startCli([server.url("/sparse.bin"), "-o", output, "-q", "-c", "4", "--min-split", "1M"], { cwd: dir, timeoutMs: 30_000 });
-    await until(() => existsSync(`${output}.part.json`), "the first checkpoint", 20_000);
+    await until(async () => (await checkpointedBytes(output)) > 0, "a checkpoint with bytes", 20_000);
     const early = await stat(`${output}.part`);
     // The bytes themselves are the other tests' business: here only the allocation.
     running.child.kill("SIGKILL");
     await running.done;
+    server.release();
     expect(early.size).toBe(content.length);
     // st_blocks counts 512-byte units (stat(2)): about 1 MiB written of 32.
     expect(early.blocks * 512).toBeLessThan(content.length / 2);
