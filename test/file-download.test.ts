@@ -21,6 +21,7 @@ import { FakeClock } from "./support/fake-clock.js";
 import type { RangeServer, RangeServerOptions, RecordedRequest } from "./support/range-server.js";
 import { closeAfterTest, rangeServer } from "./support/servers.js";
 import { tempDir } from "./support/temp.js";
+import { checkpointedBytes } from "./support/checkpoint.js";
 import { until } from "./support/until.js";
 
 const KiB = 1024;
@@ -203,9 +204,10 @@ describe("FileDownload: an output that is already there", () => {
   });
 
   it("refuses a second job on the same output while the first holds its lock, before any request", async () => {
-    const { server, output } = await place({ server: { bytesPerSecond: 256 * KiB } });
+    const { server, output, paths } = await place({ server: { bytesPerSecond: 256 * KiB } });
     const first = fileDownload(server.url(), output).job.run();
-    await until(() => server.requests.length > 0, "the first request");
+    // The lock is taken after the probe's answer: wait for it, not for the request.
+    await until(() => existsSync(paths.lock), "the first job's lock");
     // The second job asks another path of the server, so that any request of its own would show.
     const second = await fileDownload(server.url("/second.bin"), output).job.run().catch((error: unknown) => error);
     expect(second).toBeInstanceOf(FileError);
@@ -371,11 +373,17 @@ describe("FileDownload: a remote change", () => {
 
 describe("FileDownload: an abort", () => {
   it("saves a manifest of what was written and says a re-run finds state", async () => {
-    const { server, output, paths } = await place({ server: { bytesPerSecond: 512 * KiB } });
+    // Every answer holds after half a range, so none ends and the job is surely running.
+    const { server, output, paths } = await place({ server: { holdAfterBytes: RANGE / 2 } });
     const abort = new AbortController();
-    const { job } = fileDownload(server.url(), output, { signal: abort.signal });
+    const { job, clock } = fileDownload(server.url(), output, { signal: abort.signal });
     const running = job.run().catch((error: unknown) => error);
-    await until(() => server.bytesServed() >= 2 * RANGE, "two ranges served");
+    // Bytes the job wrote, not only bytes the server sent (they may wait in a socket
+    // buffer): the checkpoint runs on the job's fake clock, a second per look.
+    await until(async () => {
+      clock.advance(1000);
+      return (await checkpointedBytes(output)) > 0;
+    }, "a checkpoint with bytes");
     abort.abort();
     expect(await running).toBeInstanceOf(AbortError);
     expect(await job.leftOnAbort()).toEqual({ kept: "state" });
@@ -394,7 +402,9 @@ describe("FileDownload: an abort", () => {
     const abort = new AbortController();
     const { job } = fileDownload(server.url(), output, { signal: abort.signal });
     const running = job.run().catch((error: unknown) => error);
-    await until(() => server.bytesServed() > 0, "the first bytes served");
+    // A state of the client, not of the server: bytes the server sent may still be in a
+    // socket buffer while the job has not yet chosen the plain stream.
+    await until(() => (statSync(paths.part, { throwIfNoEntry: false })?.size ?? 0) > 0, "the plain stream's first bytes in its .part");
     abort.abort();
     expect(await running).toBeInstanceOf(AbortError);
     expect(await job.leftOnAbort()).toEqual({ kept: "nothing", why: "this server does not serve ranges" });
