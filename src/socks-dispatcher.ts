@@ -51,7 +51,36 @@ export function socksDispatcher(options: SocksOriginOptions): Dispatcher {
   );
   const poolSettings: Dispatcher.DispatcherComposeInterceptor = (dispatch) => (opts, handler) =>
     dispatch({ ...opts, connections: options.connections, pipelining: options.pipelining } as Dispatcher.DispatchOptions, handler);
+  if (new URL(options.origin).protocol === "https:" && isIP(hostname) !== 0 && refusesIpServername()) {
+    return agent.compose(refusedTlsToAddress());
+  }
   return proxy.scheme === "socks5" ? agent.compose(poolSettings, resolvedHere()) : agent.compose(poolSettings);
+}
+
+/**
+ * Whether this Node refuses an IP address as a TLS server name: Node 26 throws
+ * ERR_INVALID_ARG_VALUE where 22 and 24 warned (DEP0123). undici 8.14's SOCKS5 agent
+ * passes the target's host, address or not, as the server name, and when `tls.connect`
+ * throws it leaves the tunnel's socket open, so the process never exits.
+ */
+function refusesIpServername(): boolean {
+  return Number(process.versions.node.split(".")[0]) >= 26;
+}
+
+/**
+ * Every request to an https:// address through the tunnel fails at once, before any
+ * socket is opened, with `ERR_TLS` (not retried: every attempt would be refused alike).
+ */
+function refusedTlsToAddress(): Dispatcher.DispatcherComposeInterceptor {
+  return () => (opts, handler) => {
+    const origin = new URL(String(opts.origin));
+    const failure = new NetworkError(
+      `cannot open TLS to ${origin.host} through a SOCKS5 proxy on Node ${process.versions.node}: it refuses an IP address as the TLS server name, which undici's SOCKS5 agent sends; use the host's name instead of its address`,
+      { url: `${origin.origin}${opts.path}`, code: "ERR_TLS" },
+    );
+    queueMicrotask(() => handler.onResponseError?.(null as unknown as Dispatcher.DispatchController, failure));
+    return true;
+  };
 }
 
 /**
