@@ -59,7 +59,7 @@ export function socksDispatcher(options: SocksOriginOptions): Dispatcher {
 
 /**
  * Whether this Node refuses an IP address as a TLS server name: Node 26 throws
- * ERR_INVALID_ARG_VALUE where 22 and 24 warned (DEP0123). undici 8.14's SOCKS5 agent
+ * ERR_INVALID_ARG_VALUE where 22 and 24 warned (DEP0123). undici's SOCKS5 agent (8.13, 8.14)
  * passes the target's host, address or not, as the server name, and when `tls.connect`
  * throws it leaves the tunnel's socket open, so the process never exits.
  */
