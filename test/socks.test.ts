@@ -213,15 +213,21 @@ describe("HTTPS through SOCKS5", () => {
   });
 
   // Node 26 refuses an IP address as a TLS server name (22 and 24 warn, DEP0123), and
-  // undici 8.14's SOCKS5 agent still sends the target's address as one.
+  // undici's SOCKS5 agent (8.13, 8.14) still sends the target's address as one.
   const refusesIpServername = Number(process.versions.node.split(".")[0]) >= 26;
 
-  it.skipIf(!refusesIpServername)("an https:// URL that names an address, on a Node that refuses it as the TLS server name: exit 4 at once, saying so", async () => {
+  /** The CLI fetching `https://127.0.0.1:PORT/…` (an address, no name) through a SOCKS5 proxy. */
+  async function httpsToAddress() {
     const server = await origin();
     const tls = await startTlsTerminator({ targetPort: server.port, cert: serverCert.cert, key: serverCert.key });
     closeAfterTest(() => tls.close());
     const proxy = await socks();
     const run = await cli(["--ca", testCa.certPath, "-o", "out.bin", "--proxy", proxy.url(), tls.url()]);
+    return { server, tls, proxy, run };
+  }
+
+  it.skipIf(!refusesIpServername)("an https:// URL that names an address, on a Node that refuses it as the TLS server name: exit 4 at once, saying so", async () => {
+    const { tls, proxy, run } = await httpsToAddress();
     expect(run.code).toBe(4);
     expect(lines(run.stderr)).toEqual([
       `rangeget: cannot open TLS to 127.0.0.1:${tls.port} through a SOCKS5 proxy on Node ${process.versions.node}: it refuses an IP address as the TLS server name, which undici's SOCKS5 agent sends; use the host's name instead of its address`,
@@ -232,11 +238,7 @@ describe("HTTPS through SOCKS5", () => {
   });
 
   it.skipIf(refusesIpServername)("an https:// URL that names an address works too", async () => {
-    const server = await origin();
-    const tls = await startTlsTerminator({ targetPort: server.port, cert: serverCert.cert, key: serverCert.key });
-    closeAfterTest(() => tls.close());
-    const proxy = await socks();
-    const run = await cli(["--ca", testCa.certPath, "-o", "out.bin", "--proxy", proxy.url(), tls.url()]);
+    const { server, proxy, run } = await httpsToAddress();
     expect(run.code).toBe(0);
     // undici 8.13's Socks5ProxyAgent sends the address as the TLS server name, and Node
     // warns once (DEP0123, RFC 6066 allows names only); nothing else may be printed.
