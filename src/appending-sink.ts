@@ -221,8 +221,9 @@ async function readAt(file: FileHandle, position: number, length: number): Promi
 /**
  * The sink of the `.part` of `path`: appended in file order where its volume has no sparse
  * files (`writesInFileOrder`), written at each range's own offsets elsewhere. `planning`
- * is the planner's (`connections`, `minSplit`), for the window, with the job's `clock`. `volume` is asked of the
- * file system unless given (tests give one without sparse files).
+ * is the planner's (`connections`, `minSplit`), for the window, with the job's `clock`
+ * (the checkpoints' renames retry on it). `volume` is asked of the file system unless
+ * given (tests give one without sparse files).
  */
 export async function partSink(
   file: FileHandle,

@@ -127,11 +127,12 @@ async function oneAttempt(job: StreamJob, attempt: number, kept: KeptVersion): P
     const headers = response.headers;
     const validators: Validators = { etag: headers["etag"] ?? null, lastModified: headers["last-modified"] ?? null };
     let position = 0;
+    // Bytes a target cannot take back are of this version: a retry must be too.
+    const keepsVersion = job.target.restart === undefined && kept.version === undefined;
     for await (const chunk of response.body as AsyncIterable<Buffer>) {
       counters.bytesTransferred += chunk.length;
       if (settings.rateLimiter) await settings.rateLimiter.take(chunk.length, job.signal);
-      // Bytes a target cannot take back are of this version: a retry must be too.
-      if (job.target.restart === undefined) kept.version ??= { size: announced, ...validators, bytesDone: 0 };
+      if (keepsVersion && position === 0) kept.version = { size: announced, ...validators, bytesDone: 0 };
       await writer.write(chunk, position);
       position += chunk.length;
       counters.bytesAccepted = position;
