@@ -50,7 +50,7 @@ export async function downloadAll(items: readonly DownloadItem[], options: Downl
 export async function forEachDownload(
   items: readonly DownloadItem[],
   options: DownloadAllOptions &
-    Pick<InternalOptions, "clock" | "intervals"> & { onFileEnd: (index: number, result: DownloadResult, error?: unknown) => void },
+    Pick<InternalOptions, "clock" | "intervals" | "environment" | "homeDir"> & { onFileEnd: (index: number, result: DownloadResult, error?: unknown) => void },
 ): Promise<void> {
   const { jobs = 4, onProgress, onEvent, onTrace, onFileEnd, limitRate, ...defaults } = options;
   if (jobs !== Number.POSITIVE_INFINITY) checkBound(OPTION_BOUNDS.jobs, jobs, "option");
@@ -59,7 +59,7 @@ export async function forEachDownload(
   const rateLimiter = limitRate === undefined ? undefined : new RateLimiter(limitRate, defaults.clock ?? systemClock);
   const hostLimits = new HostLimits(maxConnectionsPerHostFor(defaults));
   // A proxy URL the batch cannot use is refused before any request, as a bad limit is.
-  const proxies = proxyRoutes(defaults, process.env);
+  const proxies = proxyRoutes(defaults, defaults.environment ?? process.env);
   // One dispatcher for the whole batch: files from one server reuse its connections.
   const shared =
     defaults.dispatcher ??

@@ -1,10 +1,11 @@
 /**
  * A download's settings: the caller's options checked once, defaults filled in, and
  * the one URL parser the library and the CLI share. Pure apart from `resolve` of
- * paths against the current directory, the proxy variables read from `process.env`
- * (unless the caller passes `environment`), and the cache's default directory (from
- * `XDG_CACHE_HOME` or the home directory).
+ * paths against the current directory, and the proxy variables and the cache's default
+ * directory (`XDG_CACHE_HOME` or the home directory) read from `process.env` and
+ * `os.homedir()` unless the caller passes `environment` and `homeDir`.
  */
+import { homedir } from "node:os";
 import { basename, resolve } from "node:path";
 import { cacheDirectory } from "./cache.js";
 import { expectedChecksumOf, parseChecksum, type ExpectedChecksum } from "./checksum.js";
@@ -39,8 +40,10 @@ export interface InternalOptions extends DownloadOptions {
   intervals?: Partial<Intervals>;
   /** Connection limits per host shared with other downloads (downloadAll shares one across files). */
   hostLimits?: HostLimits;
-  /** Where the proxy variables (HTTP_PROXY, NO_PROXY...) are read. Default `process.env`. */
+  /** Where the proxy variables (HTTP_PROXY, NO_PROXY...) and `XDG_CACHE_HOME` are read. Default `process.env`. */
   environment?: NodeJS.ProcessEnv;
+  /** The home directory of `cache: true`'s default. Default `os.homedir()`. */
+  homeDir?: string;
   /** `checksumFile`, already read and parsed (downloadAll reads it once for every item). */
   checksumList?: ChecksumList;
   /** `downloadStream`: the file goes into an ordered stream (download.ts holds it), not to a file. */
@@ -196,7 +199,7 @@ export function resolveSettings(url: string, mirrors: readonly string[], options
     timeoutMs: Math.max(1, Math.round(timeout * 1000)),
     checksum,
     checksumList: checksum === undefined ? options.checksumList : undefined,
-    cache: options.cache === undefined ? undefined : cacheDirectory(options.cache),
+    cache: options.cache === undefined ? undefined : cacheDirectory(options.cache, options.environment ?? process.env, options.homeDir ?? homedir()),
     ifChanged: options.ifChanged ?? false,
     force: options.force ?? false,
     continue: options.continue ?? false,

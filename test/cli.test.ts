@@ -1,28 +1,71 @@
-// End to end: the built `bin/rangeget.js` as a child process against real HTTP servers
-// on 127.0.0.1. `npm test` builds first (pretest); the tests read dist/, not src/.
+// End to end: the command line against real HTTP servers on 127.0.0.1. Section 0 runs
+// the built `bin/rangeget.js` as a child process (`npm test` builds first); the rest run
+// its `main` in this process (run-main.ts), with the same arguments, environment and
+// CliRun, so each case costs no Node start.
 import { existsSync } from "node:fs";
-import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
+import { mkdir, open, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { makeContent, sha256 } from "./support/content.js";
 import { assertBuilt, jsonLines, lines, runCli, type CliOptions, type CliRun } from "./support/run-cli.js";
 import { rangeServer } from "./support/servers.js";
+import { FakeClock } from "./support/fake-clock.js";
+import { runMain, type MainOptions } from "./support/run-main.js";
 import { tempDir } from "./support/temp.js";
+import { until } from "./support/until.js";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
 
-/** runCli with this file's defaults: the test's work directory, an empty stdin, 20 s. */
-function rangeget(args: string[], options: Partial<CliOptions> = {}): Promise<CliRun> {
-  return runCli(args, { cwd: workDir, stdin: "", timeoutMs: 20_000, ...options });
+/** runMain with this file's defaults: the test's work directory, an empty stdin, 20 s. */
+function rangeget(args: string[], options: Partial<MainOptions> = {}): Promise<CliRun> {
+  return runMain(args, { cwd: workDir, stdin: "", timeoutMs: 20_000, ...options });
 }
 
 let workDir: string;
+
+/** `length` bytes of the file at `path` from `offset` (fewer where it is shorter). */
+async function readAt(path: string, offset: number, length: number): Promise<Buffer> {
+  const file = await open(path, "r");
+  try {
+    const { buffer, bytesRead } = await file.read(Buffer.alloc(length), 0, length, offset);
+    return buffer.subarray(0, bytesRead);
+  } finally {
+    await file.close();
+  }
+}
 
 beforeAll(assertBuilt);
 
 beforeEach(async () => {
   workDir = await tempDir();
+});
+
+describe("0. the built command, as a child process", () => {
+  const child = (args: string[]): Promise<CliRun> => runCli(args, { cwd: workDir, stdin: "", timeoutMs: 20_000 });
+
+  it("--version prints package.json's version", async () => {
+    const pkg = JSON.parse(await readFile(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
+    const run = await child(["--version"]);
+    expect({ code: run.code, stdout: run.stdout, stderr: run.stderr }).toEqual({ code: 0, stdout: `${pkg.version}\n`, stderr: "" });
+  });
+
+  it("exits 2 with one line for bad input", async () => {
+    const run = await child(["-c", "0", "http://127.0.0.1:9/x.bin"]);
+    expect(run.code).toBe(2);
+    expect(lines(run.stderr)).toEqual([expect.stringMatching(/^rangeget: -c\/--connections must be a whole number from 1 to 64/)]);
+  });
+
+  it("downloads, prints --json on stdout and exits with the download's code", async () => {
+    const content = makeContent(1 * MiB, 41);
+    const source = await rangeServer({ content, onRequest: (request) => (request.path.startsWith("/gone") ? { status: 404 } : undefined) });
+    const ok = await child(["-q", "--json", "-c", "2", "--min-split", "256K", "-o", "out.bin", source.url("/out.bin")]);
+    expect(ok.code).toBe(0);
+    expect(jsonLines(ok)).toEqual([expect.objectContaining({ status: "downloaded", size: content.length, bytesTransferred: content.length })]);
+    expect(sha256(await readFile(join(workDir, "out.bin")))).toBe(sha256(content));
+    const missing = await child(["-q", "-o", "gone.bin", source.url("/gone.bin")]);
+    expect({ code: missing.code, exists: existsSync(join(workDir, "gone.bin")) }).toEqual({ code: 3, exists: false });
+  });
 });
 
 describe("1. flags, --help, --version and bad input", () => {
@@ -112,14 +155,25 @@ describe("2. progress on stderr, --json on stdout", () => {
   });
 
   it("without a TTY, a long download prints a progress line every 10 s", async () => {
-    const source = await rangeServer({ content: makeContent(3 * MiB, 24), bytesPerSecond: 256 * KiB });
-    const run = await rangeget(["-c", "1", source.url("/slow.bin")], { timeoutMs: 25_000 });
-    expect(run.code).toBe(0);
-    expect(lines(run.stderr)).toEqual([
-      expect.stringMatching(/^slow\.bin: \d+% \(\d\.\d\d MiB of 3\.00 MiB\), \d+ KiB\/s, 1 connection, ETA \d+s$/),
-      expect.stringMatching(/^slow\.bin: downloaded 3\.00 MiB in 1[12]s/),
+    // The answer holds after 1 MiB; 10 s of the run's clock pass while it is held.
+    const content = makeContent(3 * MiB, 24);
+    const source = await rangeServer({ content, holdAfterBytes: 1 * MiB });
+    const clock = new FakeClock();
+    const run = rangeget(["-c", "1", source.url("/slow.bin")], { clock });
+    const lastHeldBytes = content.subarray(1 * MiB - 64, 1 * MiB);
+    await until(() => source.held() === 1 && clock.ticking > 0, "the answer held after 1 MiB, the transfer's ticker started");
+    await until(async () => (await readAt(join(workDir, "slow.bin.part"), 1 * MiB - 64, 64)).equals(lastHeldBytes), "the held answer's 1 MiB in the .part");
+    // The first beat (at 250 ms) starts the file's 10 s; the line is due 10 s later.
+    await clock.advanceSettling(10_250);
+    source.release();
+    const done = await run;
+    expect(done.code).toBe(0);
+    expect(lines(done.stderr)).toEqual([
+      // Held, the recent rate is nothing and the ETA unknown.
+      "slow.bin: 33% (1.00 MiB of 3.00 MiB), 0 B/s, 1 connection, ETA --",
+      "slow.bin: downloaded 3.00 MiB in 10s, 300 KiB/s",
     ]);
-  }, 30_000);
+  });
 
   it("--json prints one object per file with every documented field", async () => {
     const content = makeContent(512 * KiB, 6);

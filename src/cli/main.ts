@@ -4,6 +4,7 @@
  * result (`--json`, `--stats`) and maps the outcome to an exit code. Every effect (the
  * streams, signals, the clock, exit) comes in through `CliIo`, so tests run it in process.
  */
+import { homedir } from "node:os";
 import { resolve } from "node:path";
 import { text } from "node:stream/consumers";
 import { pipeline } from "node:stream/promises";
@@ -39,7 +40,10 @@ export interface CliIo {
   stdout: ProgressStream;
   stderr: ProgressStream;
   stdin: NodeJS.ReadableStream;
+  /** Where the proxy, `RANGEGET_*`, XDG and DEBUG variables are read, for parsing and for every download. */
   env: NodeJS.ProcessEnv;
+  /** `~` of the defaults: the netrc, the config file, the cache. */
+  homeDir: string;
   signals: SignalSource;
   /** Which signals stop a download with its state saved (SIGHUP everywhere, SIGBREAK on Windows). */
   platform: Platform;
@@ -56,6 +60,7 @@ const processIo: CliIo = {
   stderr: process.stderr,
   stdin: process.stdin,
   env: process.env,
+  homeDir: homedir(),
   signals: process,
   platform: currentPlatform,
   exit: (code) => process.exit(code),
@@ -71,6 +76,7 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
     const command = await parseArgs(argv, {
       readStdin: () => text(cli.stdin),
       variables: cli.env,
+      homeDir: cli.homeDir,
       // Piped help has no terminal width; COLUMNS says what the user wants, as for ls.
       columns: cli.stdout.columns ?? columnsFrom(cli.env),
       stdoutIsTTY: cli.stdout.isTTY === true,
@@ -168,7 +174,7 @@ async function runDownloads(config: CliConfig, cli: CliIo, reporter: ProgressRep
   const { forEachDownload } = await import("../batch.js");
   await forEachDownload(items, {
     ...config.options,
-    ...timeSeams(cli),
+    ...ioSeams(cli),
     signal,
     onProgress: (index, event) => reporter.update(index, event),
     ...eventListeners(config, reporter),
@@ -189,7 +195,7 @@ async function streamToStdout(config: CliConfig, cli: CliIo, reporter: ProgressR
   const { downloadStreamWithResult } = await import("../download.js");
   const { body, done } = downloadStreamWithResult(mirrors ? [url, ...mirrors] : url, {
     ...config.options,
-    ...timeSeams(cli),
+    ...ioSeams(cli),
     signal,
     onProgress: (event) => reporter.update(0, event),
     ...oneFile(eventListeners(config, reporter)),
@@ -217,9 +223,9 @@ async function streamToStdout(config: CliConfig, cli: CliIo, reporter: ProgressR
   return { exitCode: writeFailure?.exitCode ?? result.error?.exitCode ?? 0, interrupted: code === "ERR_ABORTED", tally, interruptedFiles: new InterruptedFiles() };
 }
 
-/** The run's clock and intervals, as the library's internal options take them. */
-function timeSeams(cli: CliIo): Pick<InternalOptions, "clock" | "intervals"> {
-  return { clock: cli.clock, ...(cli.intervals === undefined ? {} : { intervals: cli.intervals }) };
+/** What the library takes from the run's io: its clock and intervals, its environment and home directory. */
+function ioSeams(cli: CliIo): Pick<InternalOptions, "clock" | "intervals" | "environment" | "homeDir"> {
+  return { clock: cli.clock, ...(cli.intervals === undefined ? {} : { intervals: cli.intervals }), environment: cli.env, homeDir: cli.homeDir };
 }
 
 /**
