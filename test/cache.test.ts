@@ -1,5 +1,7 @@
 // --cache end to end: files kept by digest and placed with no request, through the
-// built CLI and the library against servers on 127.0.0.1 that count what they serve.
+// CLI and the library against servers on 127.0.0.1 that count what they serve. The
+// CLI's `main` runs in this process (run-main.ts); one repair of a bad entry runs the
+// built `bin/rangeget.js` as a child, so the binary still downloads into a cache.
 import { existsSync } from "node:fs";
 import { mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -8,6 +10,7 @@ import { download } from "../src/download.js";
 import type { DownloadOptions } from "../src/types.js";
 import { makeContent, sha256 } from "./support/content.js";
 import { lines, runCli } from "./support/run-cli.js";
+import { runMain } from "./support/run-main.js";
 import { rangeServer } from "./support/servers.js";
 import { tempDir } from "./support/temp.js";
 
@@ -25,7 +28,7 @@ describe("--cache", () => {
     const dir = await tempDir();
     const cache = join(dir, "cache");
     const checksum = `sha256=${sha256(content)}`;
-    const first = await runCli(["-q", "--json", "-c", "4", "--cache", cache, "--checksum", checksum, "-o", "one.bin", server.url("/f.bin")], { cwd: dir });
+    const first = await runMain(["-q", "--json", "-c", "4", "--cache", cache, "--checksum", checksum, "-o", "one.bin", server.url("/f.bin")], { cwd: dir });
     expect(first.stderr).toBe("");
     expect(first.code).toBe(0);
     expect(JSON.parse(first.stdout)).toMatchObject({ status: "downloaded", cache: "stored" });
@@ -33,7 +36,7 @@ describe("--cache", () => {
     const served = server.requests.length;
     expect(served).toBeGreaterThan(0);
 
-    const second = await runCli(["-q", "--json", "--cache", cache, "--checksum", checksum, "-o", "two.bin", server.url("/f.bin")], { cwd: dir });
+    const second = await runMain(["-q", "--json", "--cache", cache, "--checksum", checksum, "-o", "two.bin", server.url("/f.bin")], { cwd: dir });
     expect(second.stderr).toBe("");
     expect(second.code).toBe(0);
     expect(JSON.parse(second.stdout)).toMatchObject({ status: "downloaded", cache: "hit", bytesTransferred: 0, size: content.length, checksum: { hex: sha256(content) } });
@@ -54,14 +57,15 @@ describe("--cache", () => {
     const dir = await tempDir();
     const cache = join(dir, "cache");
     const checksum = `sha512-${Buffer.from(await import("node:crypto").then(({ createHash }) => createHash("sha512").update(content).digest())).toString("base64")}`;
-    expect((await runCli(["-q", "--cache", cache, "--checksum", checksum, "-o", "a.bin", first.url("/a.bin")], { cwd: dir })).code).toBe(0);
-    const run = await runCli(["-q", "--json", "--cache", cache, "--checksum", checksum, "-o", "b.bin", second.url("/mirror/b.bin")], { cwd: dir });
+    expect((await runMain(["-q", "--cache", cache, "--checksum", checksum, "-o", "a.bin", first.url("/a.bin")], { cwd: dir })).code).toBe(0);
+    const run = await runMain(["-q", "--json", "--cache", cache, "--checksum", checksum, "-o", "b.bin", second.url("/mirror/b.bin")], { cwd: dir });
     expect(run.code).toBe(0);
     expect(JSON.parse(run.stdout).cache).toBe("hit");
     expect(second.requests).toEqual([]);
     expect(sha256(await readFile(join(dir, "b.bin")))).toBe(sha256(content));
   });
 
+  // A child: the file's one run of the built command, a download stored into the cache.
   it("an entry whose bytes do not match is dropped, with a warning, and the file fetched and stored again", async () => {
     const content = makeContent(200 * KiB, 3);
     const server = await rangeServer({ content });
@@ -86,7 +90,7 @@ describe("--cache", () => {
     const server = await rangeServer({ content });
     const dir = await tempDir();
     const xdg = join(dir, "xdg");
-    const run = await runCli(["-q", "--json", "--checksum", `sha256=${sha256(content)}`, "--cache", server.url("/x.bin")], { cwd: dir, env: { XDG_CACHE_HOME: xdg } });
+    const run = await runMain(["-q", "--json", "--checksum", `sha256=${sha256(content)}`, "--cache", server.url("/x.bin")], { cwd: dir, env: { XDG_CACHE_HOME: xdg } });
     expect(run.stderr).toBe("");
     expect(run.code).toBe(0);
     expect(JSON.parse(run.stdout).cache).toBe("stored");
@@ -100,11 +104,11 @@ describe("--cache", () => {
     const dir = await tempDir();
     const cache = join(dir, "cache");
     await writeFile(join(dir, "SUMS"), `${sha256(content)}  pkg.tgz\n`);
-    const first = await runCli(["-q", "--json", "--cache", cache, "--checksum-file", "SUMS", "-o", "first.tgz", server.url("/dl/pkg.tgz")], { cwd: dir });
+    const first = await runMain(["-q", "--json", "--cache", cache, "--checksum-file", "SUMS", "-o", "first.tgz", server.url("/dl/pkg.tgz")], { cwd: dir });
     expect(first.code).toBe(0);
     const served = server.requests.length;
     await mkdir(join(dir, "out"));
-    const run = await runCli(["-q", "--json", "--cache", cache, "--checksum-file", "SUMS", "-d", "out", server.url("/dl/pkg.tgz")], { cwd: dir });
+    const run = await runMain(["-q", "--json", "--cache", cache, "--checksum-file", "SUMS", "-d", "out", server.url("/dl/pkg.tgz")], { cwd: dir });
     expect(run.code).toBe(0);
     expect(JSON.parse(run.stdout)).toMatchObject({ cache: "hit", path: join(dir, "out", "pkg.tgz") });
     expect(server.requests.length).toBe(served);
@@ -115,7 +119,7 @@ describe("--cache", () => {
     const content = makeContent(40 * KiB, 6);
     const server = await rangeServer({ content });
     const dir = await tempDir();
-    const run = await runCli(["-q", "--json", "--cache", join(dir, "cache"), "-o", "f.bin", server.url()], { cwd: dir });
+    const run = await runMain(["-q", "--json", "--cache", join(dir, "cache"), "-o", "f.bin", server.url()], { cwd: dir });
     expect(run.code).toBe(0);
     expect(JSON.parse(run.stdout).cache).toBeNull();
     expect(existsSync(join(dir, "cache"))).toBe(false);
@@ -123,7 +127,7 @@ describe("--cache", () => {
 
   it("--cache with -o - is a usage error", async () => {
     const dir = await tempDir();
-    const run = await runCli(["-q", "--cache", "c", "-o", "-", "http://127.0.0.1:9/a"], { cwd: dir });
+    const run = await runMain(["-q", "--cache", "c", "-o", "-", "http://127.0.0.1:9/a"], { cwd: dir });
     expect(run.code).toBe(2);
     expect(run.stderr).toContain("--cache keeps finished files; it cannot serve -o -");
   });

@@ -1,6 +1,8 @@
 // Checksums end to end: the spellings and SRI of --checksum, --checksum-file (a file
 // or a URL, one for a whole list), and the check of an output reported up to date,
-// through the library and the built CLI against real servers on 127.0.0.1.
+// through the library and the CLI against real servers on 127.0.0.1. The CLI's `main`
+// runs in this process (run-main.ts); one mismatch runs the built `bin/rangeget.js` as
+// a child, so the binary's exit 5 is still checked.
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { readFile, stat, writeFile } from "node:fs/promises";
@@ -11,6 +13,7 @@ import { IntegrityError } from "../src/errors.js";
 import type { DownloadOptions } from "../src/types.js";
 import { makeContent, sha256 } from "./support/content.js";
 import { lines, runCli } from "./support/run-cli.js";
+import { runMain } from "./support/run-main.js";
 import { rangeServer } from "./support/servers.js";
 import { tempDir } from "./support/temp.js";
 
@@ -72,12 +75,13 @@ describe("--checksum spellings and SRI", () => {
     const content = makeContent(150 * KiB, 3);
     const server = await rangeServer({ content });
     const dir = await tempDir();
-    const run = await runCli(["-q", "--json", "--checksum", checksumOf(content), "-o", "f.bin", server.url()], { cwd: dir });
+    const run = await runMain(["-q", "--json", "--checksum", checksumOf(content), "-o", "f.bin", server.url()], { cwd: dir });
     expect(run.stderr).toBe("");
     expect(run.code).toBe(0);
     expect(JSON.parse(run.stdout).checksum).toEqual({ algorithm, hex: hexOf(algorithm, content) });
   });
 
+  // A child: the file's one run of the built command, whose process exits 5.
   it("the CLI exits 5 when an SRI digest does not match, with no output left", async () => {
     const content = makeContent(150 * KiB, 4);
     const server = await rangeServer({ content });
@@ -94,11 +98,11 @@ describe("an output reported up to date is verified against a checksum (issue 22
     const content = makeContent(120 * KiB, 6);
     const server = await rangeServer({ content });
     const dir = await tempDir();
-    expect((await runCli(["-q", "-o", "f.bin", server.url("/f.bin")], { cwd: dir })).code).toBe(0);
+    expect((await runMain(["-q", "-o", "f.bin", server.url("/f.bin")], { cwd: dir })).code).toBe(0);
     const before = await stat(join(dir, "f.bin"));
     const requests = server.requests.length;
 
-    const wrong = await runCli(["-q", "--json", "--checksum", `sha256=${"0".repeat(64)}`, "-o", "f.bin", server.url("/f.bin")], { cwd: dir });
+    const wrong = await runMain(["-q", "--json", "--checksum", `sha256=${"0".repeat(64)}`, "-o", "f.bin", server.url("/f.bin")], { cwd: dir });
     expect(wrong.code).toBe(5);
     expect(JSON.parse(wrong.stdout)).toMatchObject({ status: "failed", checksum: { algorithm: "sha256", hex: sha256(content) }, error: { code: "ERR_CHECKSUM" } });
     expect(lines(wrong.stderr)).toEqual([
@@ -108,7 +112,7 @@ describe("an output reported up to date is verified against a checksum (issue 22
     expect(after.mtimeMs).toBe(before.mtimeMs);
     expect(sha256(await readFile(join(dir, "f.bin")))).toBe(sha256(content));
 
-    const right = await runCli(["-q", "--json", "--checksum", sri("sha512", content), "-o", "f.bin", server.url("/f.bin")], { cwd: dir });
+    const right = await runMain(["-q", "--json", "--checksum", sri("sha512", content), "-o", "f.bin", server.url("/f.bin")], { cwd: dir });
     expect(right.code).toBe(0);
     expect(JSON.parse(right.stdout)).toMatchObject({ status: "up-to-date", checksum: { algorithm: "sha512", hex: hexOf("sha512", content) } });
     expect(server.requests.length).toBe(requests);
@@ -118,8 +122,8 @@ describe("an output reported up to date is verified against a checksum (issue 22
     const content = makeContent(50 * KiB, 7);
     const server = await rangeServer({ content });
     const dir = await tempDir();
-    expect((await runCli(["-q", server.url("/named.bin")], { cwd: dir })).code).toBe(0);
-    const run = await runCli(["-q", "--checksum", `md5=${"1".repeat(32)}`, server.url("/named.bin")], { cwd: dir });
+    expect((await runMain(["-q", server.url("/named.bin")], { cwd: dir })).code).toBe(0);
+    const run = await runMain(["-q", "--checksum", `md5=${"1".repeat(32)}`, server.url("/named.bin")], { cwd: dir });
     expect(run.code).toBe(5);
     expect(run.stderr).toContain("is reported up to date but does not match; it was left as it is");
     expect(sha256(await readFile(join(dir, "named.bin")))).toBe(sha256(content));
@@ -131,11 +135,11 @@ describe("an output reported up to date is verified against a checksum (issue 22
     const dir = await tempDir();
     // The first download is only the setup: in process.
     await download(server.url(), quick({ output: join(dir, "f.bin") }));
-    const wrong = await runCli(["-q", "--if-changed", "--checksum", `sha1=${"0".repeat(40)}`, "-o", "f.bin", server.url()], { cwd: dir });
+    const wrong = await runMain(["-q", "--if-changed", "--checksum", `sha1=${"0".repeat(40)}`, "-o", "f.bin", server.url()], { cwd: dir });
     expect(server.requests.at(-1)?.status).toBe(304);
     expect(wrong.code).toBe(5);
     expect(wrong.stderr).toContain(`sha1 is ${hexOf("sha1", content)}`);
-    const right = await runCli(["-q", "--json", "--if-changed", "--checksum", `sha1=${hexOf("sha1", content)}`, "-o", "f.bin", server.url()], { cwd: dir });
+    const right = await runMain(["-q", "--json", "--if-changed", "--checksum", `sha1=${hexOf("sha1", content)}`, "-o", "f.bin", server.url()], { cwd: dir });
     expect(right.code).toBe(0);
     expect(JSON.parse(right.stdout)).toMatchObject({ status: "up-to-date", checksum: { algorithm: "sha1", hex: hexOf("sha1", content) } });
   });
@@ -164,7 +168,7 @@ describe("--checksum-file", () => {
     const server = await rangeServer({ content });
     const dir = await tempDir();
     await writeFile(join(dir, "SHA256SUMS"), `${sha256(makeContent(10, 1))}  other.iso\n${sha256(content)} *ubuntu.iso\n`);
-    const run = await runCli(["-q", "--json", "--checksum-file", "SHA256SUMS", "-o", "ubuntu.iso", server.url("/download?id=7")], { cwd: dir });
+    const run = await runMain(["-q", "--json", "--checksum-file", "SHA256SUMS", "-o", "ubuntu.iso", server.url("/download?id=7")], { cwd: dir });
     expect(run.stderr).toBe("");
     expect(run.code).toBe(0);
     expect(JSON.parse(run.stdout).checksum).toEqual({ algorithm: "sha256", hex: sha256(content) });
@@ -175,7 +179,7 @@ describe("--checksum-file", () => {
     const server = await rangeServer({ content });
     const dir = await tempDir();
     await writeFile(join(dir, "SUMS"), `SHA512 (release-1.2.tar.gz) = ${hexOf("sha512", content)}\n`);
-    const run = await runCli(["-q", "--json", "--checksum-file", "SUMS", "-o", "latest.tar.gz", server.url("/files/release-1.2.tar.gz")], { cwd: dir });
+    const run = await runMain(["-q", "--json", "--checksum-file", "SUMS", "-o", "latest.tar.gz", server.url("/files/release-1.2.tar.gz")], { cwd: dir });
     expect(run.code).toBe(0);
     expect(JSON.parse(run.stdout).checksum).toEqual({ algorithm: "sha512", hex: hexOf("sha512", content) });
   });
@@ -185,7 +189,7 @@ describe("--checksum-file", () => {
     const server = await rangeServer({ content });
     const dir = await tempDir();
     await writeFile(join(dir, "SUMS"), `${"0".repeat(64)}  f.bin\n`);
-    const run = await runCli(["-q", "--checksum-file", "SUMS", server.url("/f.bin")], { cwd: dir });
+    const run = await runMain(["-q", "--checksum-file", "SUMS", server.url("/f.bin")], { cwd: dir });
     expect(run.code).toBe(5);
     expect(run.stderr).toContain(`sha256 is ${sha256(content)}, expected ${"0".repeat(64)}`);
     expect(existsSync(join(dir, "f.bin"))).toBe(false);
@@ -196,7 +200,7 @@ describe("--checksum-file", () => {
     const server = await rangeServer({ content });
     const dir = await tempDir();
     await writeFile(join(dir, "SUMS"), `${sha256(content)}  listed.bin\n`);
-    const run = await runCli(["-q", "--checksum-file", "SUMS", "-o", "mine.bin", server.url("/unlisted.bin")], { cwd: dir });
+    const run = await runMain(["-q", "--checksum-file", "SUMS", "-o", "mine.bin", server.url("/unlisted.bin")], { cwd: dir });
     expect(run.code).toBe(2);
     expect(lines(run.stderr)).toEqual([
       `rangeget: checksum file SUMS has no checksum for "mine.bin" or "unlisted.bin"; name the output as the file lists it (-o), or check the file (see rangeget --help)`,
@@ -209,7 +213,7 @@ describe("--checksum-file", () => {
     const server = await rangeServer({ content, contentDisposition: 'attachment; filename="named-by-server.bin"' });
     const dir = await tempDir();
     await writeFile(join(dir, "SUMS"), `${sha256(content)}  something-else.bin\n`);
-    const run = await runCli(["-q", "--checksum-file", "SUMS", server.url("/get")], { cwd: dir });
+    const run = await runMain(["-q", "--checksum-file", "SUMS", server.url("/get")], { cwd: dir });
     expect(run.code).toBe(2);
     expect(run.stderr).toContain('has no checksum for "named-by-server.bin" or "get"');
     expect(run.stderr).toContain("(the server named the file named-by-server.bin; nothing was written)");
@@ -224,7 +228,7 @@ describe("--checksum-file", () => {
     const server = await rangeServer({ content, contentDisposition: 'attachment; filename="real-name.bin"' });
     const dir = await tempDir();
     await writeFile(join(dir, "SUMS"), `${"0".repeat(64)}  get\n${sha256(content)}  real-name.bin\n`);
-    const run = await runCli(["-q", "--json", "--checksum-file", "SUMS", server.url("/get")], { cwd: dir });
+    const run = await runMain(["-q", "--json", "--checksum-file", "SUMS", server.url("/get")], { cwd: dir });
     expect(run.code).toBe(0);
     expect(JSON.parse(run.stdout)).toMatchObject({ path: join(dir, "real-name.bin"), checksum: { hex: sha256(content) } });
   });
@@ -234,7 +238,7 @@ describe("--checksum-file", () => {
     const server = await serverWithSums(content, (bytes) => ["a.bin", "b.bin", "c.bin"].map((name) => `${sha256(bytes)}  ${name}`).join("\n"));
     const dir = await tempDir();
     await writeFile(join(dir, "list.txt"), ["a.bin", "b.bin", "c.bin"].map((name) => server.url(`/${name}`)).join("\n"));
-    const run = await runCli(["-q", "--json", "-H", "X-Token: t0k", "--checksum-file", server.url("/SHA256SUMS"), "-i", "list.txt"], { cwd: dir });
+    const run = await runMain(["-q", "--json", "-H", "X-Token: t0k", "--checksum-file", server.url("/SHA256SUMS"), "-i", "list.txt"], { cwd: dir });
     expect(run.stderr).toBe("");
     expect(run.code).toBe(0);
     expect(lines(run.stdout).map((line) => JSON.parse(line).checksum.hex)).toEqual([sha256(content), sha256(content), sha256(content)]);
@@ -251,7 +255,7 @@ describe("--checksum-file", () => {
     const sums = await serverWithSums(content, (bytes) => `${sha256(bytes)}  f.bin\n`);
     const dir = await tempDir();
     await writeFile(join(dir, "netrc"), "machine 127.0.0.1 login robot password s3cret\n", { mode: 0o600 });
-    const run = await runCli(["-q", "--netrc-file", "netrc", "-H", "X-Token: t0k", "--checksum-file", sums.url("/SHA256SUMS"), files.url("/f.bin")], { cwd: dir });
+    const run = await runMain(["-q", "--netrc-file", "netrc", "-H", "X-Token: t0k", "--checksum-file", sums.url("/SHA256SUMS"), files.url("/f.bin")], { cwd: dir });
     expect(run.stderr).toBe("");
     expect(run.code).toBe(0);
     expect(sums.requests).toHaveLength(1);
@@ -266,7 +270,7 @@ describe("--checksum-file", () => {
     const dir = await tempDir();
     await writeFile(join(dir, "SUMS"), `${sha256(content)}  a.bin\n`);
     await writeFile(join(dir, "list.txt"), `${server.url("/a.bin")}\n${server.url("/x")} b.bin\n`);
-    const run = await runCli(["-q", "--checksum-file", "SUMS", "-i", "list.txt"], { cwd: dir });
+    const run = await runMain(["-q", "--checksum-file", "SUMS", "-i", "list.txt"], { cwd: dir });
     expect(run.code).toBe(2);
     expect(run.stderr).toContain('checksum file SUMS has no checksum for "b.bin" or "x"');
     expect(server.requests).toEqual([]);
@@ -276,14 +280,14 @@ describe("--checksum-file", () => {
     const content = makeContent(20 * KiB, 19);
     const server = await rangeServer({ content, onRequest: (request) => (request.path === "/SUMS" ? { status: 404 } : undefined) });
     const dir = await tempDir();
-    const run = await runCli(["-q", "--checksum-file", server.url("/SUMS"), server.url("/a.bin")], { cwd: dir });
+    const run = await runMain(["-q", "--checksum-file", server.url("/SUMS"), server.url("/a.bin")], { cwd: dir });
     expect(run.code).toBe(3);
     expect(server.requests.map((request) => request.path)).toEqual(["/SUMS"]);
   });
 
   it("--checksum and --checksum-file together are a usage error", async () => {
     const dir = await tempDir();
-    const run = await runCli(["-q", "--checksum", `sha256=${"0".repeat(64)}`, "--checksum-file", "SUMS", "http://127.0.0.1:9/a"], { cwd: dir });
+    const run = await runMain(["-q", "--checksum", `sha256=${"0".repeat(64)}`, "--checksum-file", "SUMS", "http://127.0.0.1:9/a"], { cwd: dir });
     expect(run.code).toBe(2);
     expect(run.stderr).toContain("--checksum and --checksum-file both give the digest to verify");
   });
@@ -332,10 +336,10 @@ describe("--checksum-file with the streams", () => {
     const server = await rangeServer({ content });
     const dir = await tempDir();
     await writeFile(join(dir, "SUMS"), `${sha256(content)}  good.bin\n${"0".repeat(64)}  bad.bin\n`);
-    const good = await runCli(["-q", "--checksum-file", "SUMS", "-o", "-", server.url("/good.bin")], { cwd: dir });
+    const good = await runMain(["-q", "--checksum-file", "SUMS", "-o", "-", server.url("/good.bin")], { cwd: dir });
     expect(good.code).toBe(0);
     expect(good.stderr).toBe("");
-    const bad = await runCli(["-q", "--checksum-file", "SUMS", "-o", "-", server.url("/bad.bin")], { cwd: dir });
+    const bad = await runMain(["-q", "--checksum-file", "SUMS", "-o", "-", server.url("/bad.bin")], { cwd: dir });
     expect(bad.code).toBe(5);
     expect(bad.stderr).toContain(`expected ${"0".repeat(64)}`);
   });

@@ -1,5 +1,7 @@
 // End to end: netrc, cookies, -U, config defaults, --shard, completion and the terminal,
-// through the built CLI against servers on 127.0.0.1. A redirect to `localhost` reaches
+// against servers on 127.0.0.1. The CLI's `main` runs in this process (run-main.ts) with
+// HOME as its home directory; completion and the terminal run the built
+// `bin/rangeget.js` as a child (see each test for why). A redirect to `localhost` reaches
 // the same loopback address under another host name: another host for a netrc or a
 // cookie, another origin for -H.
 import { spawnSync } from "node:child_process";
@@ -10,6 +12,7 @@ import { VERSION } from "../src/version.js";
 import { makeContent } from "./support/content.js";
 import type { RangeServer, RangeServerOptions } from "./support/range-server.js";
 import { assertBuilt, BIN, cliEnv, lines, runCli, type CliRun } from "./support/run-cli.js";
+import { runMain } from "./support/run-main.js";
 import { runOnPty } from "./support/pty.js";
 import { rangeServer } from "./support/servers.js";
 import { tempDir } from "./support/temp.js";
@@ -25,10 +28,15 @@ function server(options: Partial<RangeServerOptions> = {}): Promise<RangeServer>
   return rangeServer({ content: makeContent(256 * KiB, 41), ...options });
 }
 
-/** The CLI with HOME (so ~/.netrc and ~/.config) in a temp directory and no RANGEGET_* from the caller. */
-function rangeget(args: string[], env: Record<string, string | undefined> = {}): Promise<CliRun> {
+/** HOME (so ~/.netrc and ~/.config) in a temp directory and no RANGEGET_* from the caller. */
+function testEnv(env: Record<string, string | undefined>): Record<string, string | undefined> {
   const clean = Object.fromEntries(Object.keys(process.env).filter((name) => name.startsWith("RANGEGET_")).map((name) => [name, undefined]));
-  return runCli(args, { cwd: work, env: { ...clean, HOME: home, XDG_CONFIG_HOME: undefined, ...env } });
+  return { ...clean, HOME: home, XDG_CONFIG_HOME: undefined, ...env };
+}
+
+/** The CLI's main in this process, in `work`, with testEnv's environment and HOME as its home directory. */
+function rangeget(args: string[], env: Record<string, string | undefined> = {}): Promise<CliRun> {
+  return runMain(args, { cwd: work, env: testEnv(env) });
 }
 
 async function writeNetrc(text: string, mode = 0o600): Promise<string> {
@@ -202,6 +210,7 @@ describe("--shard", () => {
     const source = await server({ content: makeContent(16 * KiB, 43) });
     const names = Array.from({ length: 12 }, (_, index) => `part-${index}.bin`);
     await writeFile(join(work, "list.txt"), names.map((name) => source.url(`/${name}`)).join("\n"));
+    // The three machines run at once in this process: they share `work` as the cwd (chdir is process-wide).
     const runs = await Promise.all(
       [0, 1, 2].map(async (index) => {
         await mkdir(join(work, `m${index}`));
@@ -223,8 +232,9 @@ describe("--shard", () => {
 });
 
 describe("rangeget completion", () => {
+  // A child: bash completes by running the built command, so the script it sources is the built one's.
   it("prints a bash script that completes options by asking rangeget", async () => {
-    const run = await rangeget(["completion"]);
+    const run = await runCli(["completion"], { cwd: work, env: testEnv({}) });
     expect(run.code).toBe(0);
     const script = join(home, "rangeget.bash");
     await writeFile(script, run.stdout);
@@ -239,8 +249,9 @@ describe("rangeget completion", () => {
     expect(lines(complete("--lo")).sort()).toEqual(["--load-cookies"]);
   });
 
+  // A child: yargs picks the shell from the process's own SHELL, not from main's env (src/cli/flags.ts:224).
   it("prints the zsh script when the shell is zsh", async () => {
-    const run = await rangeget(["completion"], { SHELL: "/bin/zsh" });
+    const run = await runCli(["completion"], { cwd: work, env: testEnv({ SHELL: "/bin/zsh" }) });
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(/^#compdef rangeget\n/);
     expect(run.stdout).toContain("compdef _rangeget_yargs_completions rangeget");
@@ -248,6 +259,7 @@ describe("rangeget completion", () => {
 });
 
 describe("on a terminal (a pseudo-terminal from script(1))", () => {
+  // A child: a terminal (script(1)'s pty) is what only a process has.
   it("keeps the total below the files' bars while they run, then leaves each file's line and the summary", async () => {
     const source = await server({ content: makeContent(192 * KiB, 44), bytesPerSecond: 128 * KiB });
     await writeFile(join(work, "list.txt"), ["one.bin", "two.bin", "three.bin"].map((name) => source.url(`/${name}`)).join("\n"));
