@@ -57,7 +57,8 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 30_000,
     projects: [
-      { extends: true, test: { name: "unit", include: UNIT } },
+      // Pure modules keep no state between files: one module graph per worker, not one per file.
+      { extends: true, test: { name: "unit", include: UNIT, isolate: false } },
       { extends: true, test: { name: "e2e", include: ["test/**/*.test.ts"], exclude: [...configDefaults.exclude, ...UNIT, ...TORTURE] } },
       { extends: true, test: { name: "torture", include: TORTURE } },
     ],
