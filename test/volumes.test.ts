@@ -5,7 +5,9 @@
 // to back on exFAT, sparse elsewhere); case-folding names asked of the volume. FAT32
 // (fusefat, whose writes cannot be trusted: README "Volumes and platforms") only for
 // what happens before the first byte: the 4 GiB limit and colliding names. A volume that
-// is not mounted is skipped, and one line names every one skipped.
+// is not mounted is skipped, and one line names every one skipped. The runs that are
+// killed, watched while they write, or refused by another's lock are the built CLI as a
+// child process; the rest run its `main` in this process (run-main.ts).
 import { existsSync, readFileSync } from "node:fs";
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -15,6 +17,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { probeLargestFile, volumeOf } from "../src/platform.js";
 import { makeContent, sha256 } from "./support/content.js";
 import { assertBuilt, runCli, startCli } from "./support/run-cli.js";
+import { runMain } from "./support/run-main.js";
 import { checkpointedBytes } from "./support/checkpoint.js";
 import { until } from "./support/until.js";
 import { rangeServer, rawServer } from "./support/servers.js";
@@ -91,7 +94,7 @@ describe.skipIf(writable.length === 0).each(writable)("on $name", ({ root }) => 
     const content = makeContent(12 * MiB, 21);
     const server = await rangeServer({ content });
     const dir = await volumeDir();
-    const run = await runCli([server.url("/file.bin"), "-d", dir, "-q", "-c", "4", "--min-split", "1M"], { cwd: dir });
+    const run = await runMain([server.url("/file.bin"), "-d", dir, "-q", "-c", "4", "--min-split", "1M"], { cwd: dir });
     expect(run.stderr).toBe("");
     expect(run.code).toBe(0);
     expect(sha256(await readFile(join(dir, "file.bin")))).toBe(sha256(content));
@@ -103,9 +106,9 @@ describe.skipIf(writable.length === 0).each(writable)("on $name", ({ root }) => 
     const server = await rangeServer({ content });
     const dir = await volumeDir();
     const args = [server.url("/again.bin"), "-d", dir, "-q", "--json"];
-    expect((await runCli(args, { cwd: dir })).code).toBe(0);
+    expect((await runMain(args, { cwd: dir })).code).toBe(0);
     const asked = server.requests.length;
-    const again = await runCli(args, { cwd: dir });
+    const again = await runMain(args, { cwd: dir });
     expect(again.code).toBe(0);
     expect(JSON.parse(again.stdout)).toMatchObject({ status: "up-to-date" });
     expect(server.requests).toHaveLength(asked);
@@ -122,6 +125,7 @@ describe.skipIf(writable.length === 0).each(writable)("on $name", ({ root }) => 
     const first = startCli(args, { cwd: dir, timeoutMs: 30_000 });
     await until(async () => (await checkpointedBytes(output)) > 0, "a checkpoint with bytes", 20_000);
 
+    // Two processes: the second is refused by the first one's lock.
     const second = await runCli(args, { cwd: dir });
     expect(first.child.exitCode).toBeNull();
     expect(second.code).toBe(6);
@@ -133,7 +137,7 @@ describe.skipIf(writable.length === 0).each(writable)("on $name", ({ root }) => 
     expect(manifest.done.length).toBeGreaterThan(0);
     server.release();
     const served = server.bytesServed();
-    const resumed = await runCli([...args, "--json"], { cwd: dir });
+    const resumed = await runMain([...args, "--json"], { cwd: dir });
     expect(resumed.code).toBe(0);
     expect(JSON.parse(resumed.stdout)).toMatchObject({ status: "resumed", resumed: true });
     expect(sha256(await readFile(output))).toBe(sha256(content));
@@ -144,7 +148,7 @@ describe.skipIf(writable.length === 0).each(writable)("on $name", ({ root }) => 
     const server = await rangeServer({ content: makeContent(3 * MiB, 23) });
     const dir = await volumeDir();
     await writeFile(join(dir, "list.txt"), `${server.url("/one.bin")}\n${server.url("/two.bin")} second.bin\n`);
-    const run = await runCli(["-i", join(dir, "list.txt"), "-d", dir, "-q"], { cwd: dir });
+    const run = await runMain(["-i", join(dir, "list.txt"), "-d", dir, "-q"], { cwd: dir });
     expect(run.code).toBe(0);
     expect(sha256(await readFile(join(dir, "one.bin")))).toBe(sha256(server.content));
     expect(sha256(await readFile(join(dir, "second.bin")))).toBe(sha256(server.content));
@@ -156,7 +160,7 @@ describe.skipIf(writable.length === 0).each(writable)("on $name", ({ root }) => 
     const dir = await volumeDir();
     const output = join(dir, "half.bin");
     await writeFile(output, content.subarray(0, 2 * MiB));
-    const run = await runCli([server.url("/half.bin"), "-o", output, "--continue", "-q"], { cwd: dir });
+    const run = await runMain([server.url("/half.bin"), "-o", output, "--continue", "-q"], { cwd: dir });
     expect(run.code).toBe(0);
     expect(sha256(await readFile(output))).toBe(sha256(content));
   });
@@ -170,7 +174,7 @@ describe.skipIf(writable.length === 0).each(writable)("on $name", ({ root }) => 
     const server = await rangeServer({ content: gzipSync(tarArchive(entries)) });
     const dir = await volumeDir();
     const target = join(dir, "out");
-    const run = await runCli([server.url("/pack.tar.gz"), "--extract", target, "-q"], { cwd: dir });
+    const run = await runMain([server.url("/pack.tar.gz"), "--extract", target, "-q"], { cwd: dir });
     expect(run.stderr).toBe("");
     expect(run.code).toBe(0);
     expect(await readFile(join(target, "a.txt"), "utf8")).toBe("alpha\n");
@@ -236,7 +240,7 @@ describe.skipIf(folding.length === 0).each(folding)("on $name, which ignores cas
     const dir = await inVolume(root);
     const list = join(await tempDir(), "list.txt");
     await writeFile(list, `${server.url("/A.bin")}\n${server.url("/a.bin")}\n`);
-    const run = await runCli(["-i", list, "-d", dir, "-q"], { cwd: dir });
+    const run = await runMain(["-i", list, "-d", dir, "-q"], { cwd: dir });
     expect(run.code).toBe(2);
     expect(run.stderr).toContain("would be saved as A.bin and a.bin, one file on a volume that ignores case (line 1 of");
     expect(run.stderr).toContain("and line 2 of");
@@ -252,7 +256,7 @@ describe.skipIf(caseSensitive.length === 0).each(caseSensitive)("on $name, which
     const dir = await inVolume(root);
     const list = join(await tempDir(), "list.txt");
     await writeFile(list, `${server.url("/A.bin")}\n${server.url("/a.bin")}\n`);
-    const run = await runCli(["-i", list, "-d", dir, "-q"], { cwd: dir });
+    const run = await runMain(["-i", list, "-d", dir, "-q"], { cwd: dir });
     expect(run.stderr).toBe("");
     expect(run.code).toBe(0);
     expect((await readdir(dir)).filter((name) => name.endsWith(".bin")).sort()).toEqual(["A.bin", "a.bin"]);
@@ -292,7 +296,7 @@ describe.skipIf(fat32 === undefined)("on FAT32 (fusefat)", () => {
     const { statfs } = await import("node:fs/promises");
     const space = await statfs(dir);
     expect(space.bavail * space.bsize).toBeGreaterThan(size);
-    const run = await runCli([server.url("/big.iso"), "-d", dir, "--min-split", "64K"], { cwd: dir });
+    const run = await runMain([server.url("/big.iso"), "-d", dir, "--min-split", "64K"], { cwd: dir });
     expect(run.code).toBe(6);
     expect(run.stderr).toContain(`big.iso.part would be ${size} bytes, too large (EFBIG): the volume holding it cannot store files larger than ${4 * GiB - 1} bytes (FAT32)`);
     expect(run.stderr.trim().split("\n")).toHaveLength(1);
