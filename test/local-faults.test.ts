@@ -1,4 +1,5 @@
-// Local faults against the built CLI: a full disk and a file-size limit, permissions,
+// Local faults against the CLI (its `main` in this process, run-main.ts; the built CLI as
+// a child where a process is the point): a full disk and a file-size limit, permissions,
 // an output that is a directory, partial state tampered with between runs, and two
 // processes on one output. Each ends in one clear line and exit 6 with the partial
 // state kept, or in a correct file; never a crash, a hang or a file with wrong bytes.
@@ -16,6 +17,7 @@ import { defaultEtag, type RangeServer } from "./support/range-server.js";
 import { rangeServer } from "./support/servers.js";
 import { tarArchive } from "./support/tar-archive.js";
 import { assertBuilt, lines, runCli, startCli, unprivileged, type CliOptions, type CliRun } from "./support/run-cli.js";
+import { runMain } from "./support/run-main.js";
 import { until } from "./support/until.js";
 
 const KiB = 1024;
@@ -36,8 +38,10 @@ afterEach(async () => {
   await rm(workDir, { recursive: true, force: true });
 });
 
+/** The CLI in this process (run-main.ts); a child where the test needs a process: another user (`as`), a limit (`wrapper`). */
 function cli(args: string[], options: Partial<CliOptions> = {}): Promise<CliRun> {
-  return runCli(["-q", "--timeout", "5", ...args], { cwd: workDir, timeoutMs: 15_000, ...options });
+  const run = options.as !== undefined || options.wrapper !== undefined ? runCli : runMain;
+  return run(["-q", "--timeout", "5", ...args], { cwd: workDir, timeoutMs: 15_000, ...options });
 }
 
 async function readManifest(output: string): Promise<Manifest> {

@@ -1,6 +1,7 @@
 // HTTP_PROXY / HTTPS_PROXY / NO_PROXY and --proxy http:// through undici's ProxyAgent:
-// the built CLI in a child whose environment names a recording forward proxy on
-// 127.0.0.1. SOCKS5 is in socks.test.ts.
+// the CLI's `main` in this process (run-main.ts) with an environment that names a
+// recording forward proxy on 127.0.0.1; the first case runs the built CLI as a child,
+// whose process environment names it. SOCKS5 is in socks.test.ts.
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -9,6 +10,7 @@ import { makeContent, sha256 } from "./support/content.js";
 import { startForwardProxy, type ForwardProxy } from "./support/forward-proxy.js";
 import type { RangeServer } from "./support/range-server.js";
 import { assertBuilt, lines, runCli, type CliRun } from "./support/run-cli.js";
+import { runMain } from "./support/run-main.js";
 import { closeAfterTest, rangeServer } from "./support/servers.js";
 import { tempDir } from "./support/temp.js";
 import { serverCert, testCa } from "./support/tls-fixtures.js";
@@ -33,8 +35,8 @@ async function proxy(options: { refuse?: number } = {}): Promise<ForwardProxy> {
   return started;
 }
 
-function cli(args: string[], env: Record<string, string>): Promise<CliRun> {
-  return runCli(["-q", "-c", "3", "--min-split", "64K", "--timeout", "5", ...args], { cwd: workDir, env, timeoutMs: 15_000 });
+function cli(args: string[], env: Record<string, string>, run: typeof runMain = runMain): Promise<CliRun> {
+  return run(["-q", "-c", "3", "--min-split", "64K", "--timeout", "5", ...args], { cwd: workDir, env, timeoutMs: 15_000 });
 }
 
 async function downloaded(name: string): Promise<string> {
@@ -42,10 +44,11 @@ async function downloaded(name: string): Promise<string> {
 }
 
 describe("HTTP_PROXY", () => {
+  // A child: HTTP_PROXY in a real process's environment.
   it("sends every request for an http:// URL through the proxy, with exact bytes", async () => {
     const server = await origin();
     const forward = await proxy();
-    const run = await cli(["-o", "out.bin", server.url()], { HTTP_PROXY: forward.url });
+    const run = await cli(["-o", "out.bin", server.url()], { HTTP_PROXY: forward.url }, runCli);
     expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 0, stderr: "" });
     expect(await downloaded("out.bin")).toBe(sha256(server.content));
     // undici 8 forwards plain http:// in absolute form (7 tunnelled it); either way the proxy carried it.

@@ -1,6 +1,8 @@
-// --proxy, ALL_PROXY and --noproxy with SOCKS5: the built CLI in a child, through the
-// SOCKS5 server of test/support/socks-server.ts on 127.0.0.1 (RFC 1928 and 1929), to
-// range servers and a TLS terminator on 127.0.0.1.
+// --proxy, ALL_PROXY and --noproxy with SOCKS5: the CLI through the SOCKS5 server of
+// test/support/socks-server.ts on 127.0.0.1 (RFC 1928 and 1929), to range servers and a
+// TLS terminator on 127.0.0.1. `cli` runs its `main` in this process (run-main.ts); the
+// refused credentials, the stream to stdout and the killed-then-resumed download run the
+// built CLI as a child.
 import { existsSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -10,6 +12,7 @@ import { checkpointedBytes } from "./support/checkpoint.js";
 import { makeContent, sha256 } from "./support/content.js";
 import type { RangeServer } from "./support/range-server.js";
 import { assertBuilt, lines, runCli, startCli, type CliRun } from "./support/run-cli.js";
+import { runMain } from "./support/run-main.js";
 import { until } from "./support/until.js";
 import { closeAfterTest, rangeServer } from "./support/servers.js";
 import { startH2CapableRangeServer } from "./support/h2-range-server.js";
@@ -42,7 +45,7 @@ async function socks(options: SocksServerOptions = {}): Promise<SocksServer> {
 const COMMON = ["-q", "-c", "4", "--min-split", "64K", "--timeout", "5"];
 
 function cli(args: string[], env: Record<string, string> = {}): Promise<CliRun> {
-  return runCli([...COMMON, ...args], { cwd: workDir, env, timeoutMs: 20_000 });
+  return runMain([...COMMON, ...args], { cwd: workDir, env, timeoutMs: 20_000 });
 }
 
 async function downloaded(name: string): Promise<string> {
