@@ -1,4 +1,4 @@
-// HTTPS with test certificates: the built CLI against the range server behind a TLS
+// HTTPS with test certificates: the CLI against the range server behind a TLS
 // terminator on 127.0.0.1. Certificates are checked-in fixtures (test/fixtures/tls).
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
@@ -10,6 +10,7 @@ import { makeContent, sha256 } from "./support/content.js";
 import type { RangeServer } from "./support/range-server.js";
 import { listenOnLoopback } from "./support/listen.js";
 import { assertBuilt, lines, runCli, type CliRun } from "./support/run-cli.js";
+import { runMain } from "./support/run-main.js";
 import { closeAfterTest, rangeServer } from "./support/servers.js";
 import { tempDir } from "./support/temp.js";
 import { selfSignedCert, serverCert, testCa, wrongHostCert, type CertAndKey } from "./support/tls-fixtures.js";
@@ -32,8 +33,12 @@ async function httpsServer(identity: CertAndKey, content = makeContent(600 * KiB
   return { origin, tls, content };
 }
 
-/** NODE_EXTRA_CA_CERTS is read once at start-up; the child gets the one given, or none. */
+/**
+ * The CLI's `main` in this process (run-main.ts). NODE_EXTRA_CA_CERTS is read once, as
+ * Node starts: with one, the built CLI runs as a child that gets it.
+ */
 function cli(args: string[], extraCaCerts?: string): Promise<CliRun> {
+  if (extraCaCerts === undefined) return runMain(args, { cwd: workDir, timeoutMs: 15_000 });
   return runCli(args, { cwd: workDir, env: { NODE_EXTRA_CA_CERTS: extraCaCerts }, timeoutMs: 15_000 });
 }
 
