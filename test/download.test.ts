@@ -12,6 +12,7 @@ import {
   RemoteChangedError,
   type DownloadOptions,
 } from "../src/index.js";
+import type { InternalOptions } from "../src/options.js";
 import { IntervalSet, type Interval } from "../src/ranges.js";
 import { checkpointedBytes } from "./support/checkpoint.js";
 import { makeContent, sha256 } from "./support/content.js";
@@ -45,9 +46,15 @@ function askedRanges(server: RangeServer, size: number, from = 0): Interval[] {
  * and aborts it once the manifest records some of them; then releases the server. The
  * hold, not a throttle and a fixed sleep, keeps the download unfinished until then.
  */
+/**
+ * Checkpoints ten times a second, not once: the interrupted run is stopped as soon as one
+ * holds bytes. download() hands its options to the engine, which takes `intervals`.
+ */
+const CHECKPOINT_OFTEN: Pick<InternalOptions, "intervals"> = { intervals: { progressMs: 50, checkpointMs: 100 } };
+
 async function interruptAfter(server: RangeServer, output: string, bytes: number, options: DownloadOptions = {}) {
   const controller = new AbortController();
-  const pending = download(server.url(), { ...quick(options), output, signal: controller.signal });
+  const pending = download(server.url(), { ...quick(options), output, signal: controller.signal, ...CHECKPOINT_OFTEN } as DownloadOptions);
   await until(() => server.bytesServed() >= bytes && server.held() > 0, `${bytes} bytes served and an answer held`);
   await until(async () => (await checkpointedBytes(output)) > 0, "a checkpoint with bytes");
   controller.abort();
