@@ -1,18 +1,18 @@
 // The event stream of a download (onEvent, --progress json, --progress-fd) through
 // real sockets, with the faults it reports: a connection dropped once, a 503 with
-// Retry-After, a file that changes, a 404.
-import { EventEmitter } from "node:events";
+// Retry-After, a file that changes, a 404. The command line runs its `main` in this
+// process (run-main.ts), on a fake clock where the test needs one; what reads the
+// process's file descriptors (--progress-fd) runs the built bin as a child.
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { PassThrough } from "node:stream";
 import { beforeAll, describe, expect, it, onTestFinished } from "vitest";
-import { main, type CliIo, type SignalSource } from "../src/cli/main.js";
 import { DownloadEvents } from "../src/events.js";
 import { download, type DownloadEvent } from "../src/index.js";
 import type { InternalOptions } from "../src/options.js";
 import { makeContent, sha256 } from "./support/content.js";
 import { FAKE_WALL_EPOCH_MS, FakeClock } from "./support/fake-clock.js";
 import { assertBuilt, lines, runCli } from "./support/run-cli.js";
+import { runMain } from "./support/run-main.js";
 import { rangeServer } from "./support/servers.js";
 import { tempDir } from "./support/temp.js";
 
@@ -129,20 +129,6 @@ describe("onEvent", () => {
   });
 });
 
-/** The command line in this process on `clock` (CliIo's), with its stdout and stderr as text. */
-async function mainOnClock(argv: string[], clock: FakeClock, io: Partial<CliIo> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  const text = { stdout: "", stderr: "" };
-  const stream = (name: "stdout" | "stderr") => {
-    const written = new PassThrough();
-    written.setEncoding("utf8").on("data", (chunk: string) => (text[name] += chunk));
-    return written as unknown as NodeJS.WriteStream;
-  };
-  const signals = new EventEmitter() as unknown as SignalSource;
-  const code = await main(argv, { stdout: stream("stdout"), stderr: stream("stderr"), env: {}, signals, clock, ...io });
-  await new Promise((resolve) => setImmediate(resolve));
-  return { code, ...text };
-}
-
 /** The JSON lines of a stream, every other line left out. */
 function jsonLines(text: string): Array<Record<string, unknown>> {
   return lines(text)
@@ -196,7 +182,7 @@ describe("--progress json", () => {
     const dir = await tempDir();
     const clock = new FakeClock();
     onTestFinished(clock.flow({ speed: SPEED }));
-    const run = await mainOnClock(["--progress", "json", "--json", "-c", "4", "--min-split", "64K", "--timeout", String(TIMEOUT_S), "-d", dir, source.url("/f.bin")], clock);
+    const run = await runMain(["--progress", "json", "--json", "-c", "4", "--min-split", "64K", "--timeout", String(TIMEOUT_S), "-d", dir, source.url("/f.bin")], { cwd: dir, clock });
     expect(run.code, run.stderr).toBe(0);
     const events = jsonLines(run.stderr);
     const kinds = events.map((event) => event.event);
@@ -219,7 +205,7 @@ describe("--progress json", () => {
   it("ends a failed file with an error event naming its code and exit code", async () => {
     const source = await rangeServer({ content: makeContent(1024, 14), onRequest: () => ({ status: 404 }) });
     const cwd = await tempDir();
-    const run = await runCli(["--progress", "json", source.url("/gone.bin")], { cwd });
+    const run = await runMain(["--progress", "json", source.url("/gone.bin")], { cwd });
     expect(run.code).toBe(3);
     const events = jsonLines(run.stderr);
     expect(events.map((event) => event.event)).toEqual(["error"]);
@@ -230,6 +216,7 @@ describe("--progress json", () => {
   it("goes to --progress-fd 3 alone, leaving stderr to people", async () => {
     const source = await rangeServer({ content: makeContent(256 * KiB, 11) });
     const cwd = await tempDir();
+    // A child: fd 3 is a pipe the child is given, read here.
     const run = await runCli(["--progress", "json", "--progress-fd", "3", "-c", "2", "--min-split", "64K", source.url("/f.bin")], { cwd, fd3: true, timeoutMs: 20_000 });
     expect(run.code, run.stderr).toBe(0);
     const events = lines(run.fd3).map((line) => JSON.parse(line) as { event: string });
@@ -243,9 +230,10 @@ describe("--progress json", () => {
   it("refuses an unknown kind and a descriptor that is not open, before any request (exit 2)", async () => {
     const source = await rangeServer({ content: makeContent(1024, 15) });
     const cwd = await tempDir();
-    const kind = await runCli(["--progress", "fancy", source.url("/a")], { cwd });
+    const kind = await runMain(["--progress", "fancy", source.url("/a")], { cwd });
     expect(kind.code).toBe(2);
     expect(kind.stderr).toMatch(/^rangeget: --progress must be one of bar, plain, json, none, got "fancy"/);
+    // A child: whether fd 9 is open is a matter of the process's descriptors, and this one's are vitest's.
     const fd = await runCli(["--progress", "json", "--progress-fd", "9", source.url("/a")], { cwd });
     expect(fd.code).toBe(2);
     expect(fd.stderr).toMatch(/^rangeget: --progress-fd 9: no such open file descriptor/);
@@ -259,7 +247,9 @@ describe("plain progress lines on the CLI's clock", () => {
     const dir = await tempDir();
     const clock = new FakeClock();
     onTestFinished(clock.flow({ speed: SPEED }));
-    const run = await mainOnClock(["--progress", "plain", "-c", "1", "--timeout", String(TIMEOUT_S), "-d", dir, source.url("/p.bin")], clock, {
+    const run = await runMain(["--progress", "plain", "-c", "1", "--timeout", String(TIMEOUT_S), "-d", dir, source.url("/p.bin")], {
+      cwd: dir,
+      clock,
       intervals: { plainLineMs: 1000 },
     });
     expect(run.code, run.stderr).toBe(0);
@@ -281,7 +271,7 @@ describe("-v, --verbose", () => {
     });
     const cwd = await tempDir();
     const url = source.url("/start").replace("//", "//user:hunter2@");
-    const run = await runCli(["-v", "-q", "-c", "2", "--min-split", "64K", "-H", "X-Api-Key: topsecret", "-o", "f.bin", url], { cwd });
+    const run = await runMain(["-v", "-q", "-c", "2", "--min-split", "64K", "-H", "X-Api-Key: topsecret", "-o", "f.bin", url], { cwd });
     expect(run.code, run.stderr).toBe(0);
     expect(sha256(await readFile(join(cwd, "f.bin")))).toBe(sha256(content));
     const shown = lines(run.stderr);
@@ -303,9 +293,9 @@ describe("DEBUG=rangeget", () => {
   it("adds the stack of a failed download after its one line, as README promises", async () => {
     const source = await rangeServer({ content: makeContent(1024, 17), onRequest: () => ({ status: 404 }) });
     const cwd = await tempDir();
-    const quiet = await runCli(["-q", source.url("/gone.bin")], { cwd });
+    const quiet = await runMain(["-q", source.url("/gone.bin")], { cwd });
     expect(lines(quiet.stderr)).toHaveLength(1);
-    const debug = await runCli(["-q", source.url("/gone.bin")], { cwd, env: { DEBUG: "rangeget" } });
+    const debug = await runMain(["-q", source.url("/gone.bin")], { cwd, env: { DEBUG: "rangeget" } });
     expect(debug.code).toBe(3);
     const shown = lines(debug.stderr);
     expect(shown[0]).toBe(lines(quiet.stderr)[0]);

@@ -4,7 +4,8 @@
  * and 6): redirects on a worker's range, validators that prove useless, a signed URL
  * that keeps expiring, Apache in the first second after a change, a file that changes
  * under a partial download. Beside real-servers.test.ts, which holds the answers the
- * verdict judges.
+ * verdict judges. The command line runs its `main` in this process (run-main.ts), but for
+ * one case that runs the built bin as a child.
  */
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
@@ -15,6 +16,7 @@ import { makeContent, sha256 } from "./support/content.js";
 import { defaultEtag, type RangeServer } from "./support/range-server.js";
 import { rangeServer } from "./support/servers.js";
 import { assertBuilt, runCli } from "./support/run-cli.js";
+import { runMain } from "./support/run-main.js";
 import { tempDir } from "./support/temp.js";
 
 const MiB = 1024 * 1024;
@@ -44,6 +46,7 @@ describe("a CDN that sends every ranged request to a node with a 302 of its own"
         request.path === "/file.bin" && request.index > 0 ? { redirectTo: `/node/${request.index}/file.bin`, status: 302 } : undefined,
     });
     const cwd = await tempDir();
+    // A child: the built command's own request path, redirects and all, once in this file.
     const run = await runCli(["-q", "--json", "-c", "4", "--min-split", "1M", "--timeout", "5", "-o", "out.bin", server.url("/file.bin")], {
       cwd,
       timeoutMs: 30_000,
@@ -94,7 +97,7 @@ describe("a server that answers the probe's range and then ignores every range (
       onRequest: (request) => (request.index > 0 ? { ignoreRange: true } : undefined),
     });
     const cwd = await tempDir();
-    const run = await runCli(["-q", "-c", "4", "--min-split", "1M", "--timeout", "5", "--retries", "2", "-o", "out.bin", server.url()], {
+    const run = await runMain(["-q", "-c", "4", "--min-split", "1M", "--timeout", "5", "--retries", "2", "-o", "out.bin", server.url()], {
       cwd,
       timeoutMs: 30_000,
     });
@@ -122,7 +125,7 @@ describe("a signed URL whose fresh redirect keeps failing (503) after it expired
       },
     });
     const cwd = await tempDir();
-    const run = await runCli(["-q", "-c", "1", "--min-split", "1M", "--timeout", "5", "--retries", "3", "-o", "out.bin", server.url("/file.bin")], {
+    const run = await runMain(["-q", "-c", "1", "--min-split", "1M", "--timeout", "5", "--retries", "3", "-o", "out.bin", server.url("/file.bin")], {
       cwd,
       timeoutMs: 60_000,
     });
@@ -149,7 +152,7 @@ describe("Apache in the first second after a change: a weak ETag, a Last-Modifie
       },
     });
     const cwd = await tempDir();
-    const run = await runCli(["-q", "-c", "4", "--min-split", "1M", "--timeout", "5", "-o", "apache.bin", server.url()], {
+    const run = await runMain(["-q", "-c", "4", "--min-split", "1M", "--timeout", "5", "-o", "apache.bin", server.url()], {
       cwd,
       timeoutMs: 30_000,
     });
@@ -167,7 +170,7 @@ describe("a file that changes under every attempt", () => {
     // Every answer names a version of its own.
     const server = await rangeServer({ content, bytesPerSecond: 16 * MiB, onRequest: (request) => ({ headers: { etag: `"v${request.index}"` } }) });
     const cwd = await tempDir();
-    const run = await runCli(["-q", "-c", "4", "--min-split", "1M", "--timeout", "5", "-o", "moving.bin", server.url()], {
+    const run = await runMain(["-q", "-c", "4", "--min-split", "1M", "--timeout", "5", "-o", "moving.bin", server.url()], {
       cwd,
       timeoutMs: 30_000,
     });
@@ -250,7 +253,7 @@ describe("a server that refuses connections", () => {
     const server = await rangeServer({ content: makeContent(10) });
     const url = server.url();
     await server.close();
-    const run = await runCli(["-q", "--retries", "3", "--timeout", "5", "-o", "x.bin", url], { cwd: await tempDir(), timeoutMs: 30_000 });
+    const run = await runMain(["-q", "--retries", "3", "--timeout", "5", "-o", "x.bin", url], { cwd: await tempDir(), timeoutMs: 30_000 });
     expect(run.code).toBe(4);
     const host = new URL(url).host;
     const notices = run.stderr.split("\n").filter((line) => line.includes(`connection refused by ${host}, retrying`));

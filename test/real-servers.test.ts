@@ -2,21 +2,25 @@
  * Server behaviours that people have reported to other downloaders, each through a real
  * socket: honest answers that are not the textbook one must be accepted, unprovable ones
  * refused, and no short file ever published. Numbered as the inputs of the issue
- * "Real servers".
+ * "Real servers". The command line runs its `main` in this process (run-main.ts); what
+ * only a process has (a file-size limit, a SIGINT) runs the built bin as a child.
  */
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { gzipSync } from "node:zlib";
-import { beforeAll, describe, expect, it, vi } from "vitest";
-import { download, downloadAll, downloadStream, type DownloadOptions, type DownloadResult } from "../src/index.js";
+import { beforeAll, describe, expect, it, onTestFinished, vi } from "vitest";
+import { download, downloadAll, downloadStream, type DownloadEvent, type DownloadOptions, type DownloadResult } from "../src/index.js";
+import type { InternalOptions } from "../src/options.js";
 import { BAR, ByteCounter, expectWithinBar } from "./support/bytes-bar.js";
 import { makeContent, sha256 } from "./support/content.js";
+import { FakeClock } from "./support/fake-clock.js";
 import type { RangeServer } from "./support/range-server.js";
 import { rangeServer, rawServer } from "./support/servers.js";
 import { rangeAnswer, sendAndClose, type RawRequest, type RawServer } from "./support/raw-server.js";
 import { assertBuilt, lines, runCli, startCli } from "./support/run-cli.js";
+import { runMain } from "./support/run-main.js";
 import { tarArchive } from "./support/tar-archive.js";
 import { tempDir } from "./support/temp.js";
 import { until } from "./support/until.js";
@@ -30,6 +34,17 @@ beforeAll(() => assertBuilt());
 
 function quick(extra: DownloadOptions = {}): DownloadOptions {
   return { timeout: 5, retries: 3, onWarning: () => {}, ...extra };
+}
+
+/**
+ * For a download whose backoffs are what it waits for: a fake clock flowing 10× as fast
+ * as real time (stopped after the test), and quick()'s 5 s answer deadline kept in real
+ * seconds.
+ */
+function flowing(): Pick<InternalOptions, "clock" | "timeout"> {
+  const clock = new FakeClock();
+  onTestFinished(clock.flow({ speed: 10 }));
+  return { clock, timeout: 50 };
 }
 
 /** Resolves with the result or the error: a test may accept either, but judges both. */
@@ -61,7 +76,7 @@ describe("1. a range answered 200 with the slice's Content-Length and Content-Ra
     const content = makeContent(12 * MiB, 1);
     const server = await serve({ content, onRequest: sliceAs200 });
     const cwd = await tempDir();
-    const run = await runCli(["-q", "--json", "-c", "4", "--min-split", "1M", "--timeout", "5", "-o", "a.bin", server.url()], {
+    const run = await runMain(["-q", "--json", "-c", "4", "--min-split", "1M", "--timeout", "5", "-o", "a.bin", server.url()], {
       cwd,
       timeoutMs: 30_000,
     });
@@ -138,9 +153,17 @@ describe("5. a server that answers 403 to any request carrying Range", () => {
 describe("6. a host that serves at most 2 requests at once and answers 503 (no Retry-After) to the rest", () => {
   it("finishes with the connections the host allows, from -c 8", async () => {
     const content = makeContent(4 * MiB, 6);
-    const server = await serve({ content, maxConcurrent: 2, bytesPerSecond: 1 * MiB });
+    // Every answer holds after 128 KiB until the run has learned from the refusals that
+    // the host allows 2: its two are delivering all along, however fast the machine.
+    const server = await serve({ content, maxConcurrent: 2, holdAfterBytes: 128 * KiB });
     const output = join(await tempDir(), "limited.bin");
-    const result = await download(server.url(), quick({ connections: 8, minSplit: 256 * KiB, output }));
+    const retries: string[] = [];
+    const onEvent = (event: DownloadEvent) => void (event.event === "retry" && retries.push(event.reason));
+    // The refused connections back off before they ask again: on a clock that flows 10× as fast.
+    const pending = download(server.url(), { ...quick({ connections: 8, minSplit: 256 * KiB, output, onEvent }), ...flowing() });
+    await until(() => retries.some((reason) => reason.endsWith("(the host allows 2 connections at once)")), "the host's limit of 2 learned");
+    server.release();
+    const result = await pending;
     expect(sha256(await readFile(output))).toBe(sha256(content));
     expect(result.status).toBe("downloaded");
     expectWithinBar(server.bytesServed(), content.length);
@@ -148,12 +171,20 @@ describe("6. a host that serves at most 2 requests at once and answers 503 (no R
 
   it("shares the learned limit with the next file of a batch: the second file never opens more than the host allows", async () => {
     const first = makeContent(2 * MiB, 61);
-    const server = await serve({ content: first, maxConcurrent: 2, bytesPerSecond: 2 * MiB });
+    // The first file's answers hold after 128 KiB until the run has learned from the
+    // refusals that the host allows 2; the second file's are not held.
+    const server = await serve({ content: first, maxConcurrent: 2, holdAfterBytes: 128 * KiB });
     const dir = await tempDir();
-    const results = await downloadAll([server.url("/a.bin"), server.url("/b.bin")], {
+    const retries: string[] = [];
+    const pending = downloadAll([server.url("/a.bin"), server.url("/b.bin")], {
       ...quick({ connections: 8, minSplit: 256 * KiB, dir }),
+      ...flowing(),
       jobs: 1,
+      onEvent: (_index, event) => void (event.event === "retry" && retries.push(event.reason)),
     });
+    await until(() => retries.some((reason) => reason.endsWith("(the host allows 2 connections at once)")), "the host's limit of 2 learned");
+    server.release();
+    const results = await pending;
     expect(results.map((result) => result.status)).toEqual(["downloaded", "downloaded"]);
     // Without the shared limit the second file would start with 8 connections again. (The
     // server's own count of the first file's requests may lag its last byte, so a 503 at
@@ -164,12 +195,16 @@ describe("6. a host that serves at most 2 requests at once and answers 503 (no R
 
   it("honours --max-connections-per-host: never more than that many at once, and --json reports the peak connections used", async () => {
     const content = makeContent(4 * MiB, 62);
-    const server = await serve({ content, maxConcurrent: 2, bytesPerSecond: 2 * MiB });
+    // Every answer holds after 128 KiB until two are held at once: the cap is reached.
+    const server = await serve({ content, maxConcurrent: 2, holdAfterBytes: 128 * KiB });
     const cwd = await tempDir();
-    const run = await runCli(
+    const pending = runMain(
       ["-q", "--json", "-c", "8", "--min-split", "256K", "--max-connections-per-host", "2", "-o", "capped.bin", server.url()],
       { cwd, timeoutMs: 30_000 },
     );
+    await until(() => server.held() === 2, "two answers held at once");
+    server.release();
+    const run = await pending;
     expect(run.code).toBe(0);
     // The client never holds more than 2 (without the cap it would open 8). The server may
     // still refuse one request now and then: a connection the client has just closed is
@@ -182,31 +217,35 @@ describe("6. a host that serves at most 2 requests at once and answers 503 (no R
 describe("7. a signed URL that expires: the user's URL redirects to one valid for 600 ms, then 403 with an XML body", () => {
   it("goes back to the user's URL for a fresh redirect and finishes, keeping the bytes already written", async () => {
     const content = makeContent(12 * MiB, 7);
-    const validForMs = 600;
+    // The server's clock is the bytes it sends, at the 1 MiB/s of the link it stands for:
+    // once an answer under a signed URL has sent 600 KiB, 600 ms have passed since that
+    // URL was handed out. Bytes, not a throttle and Date.now(), so the URL expires at the
+    // same point of the download however fast or loaded the machine is.
+    const validForBytes = 600 * KiB;
     let userUrlAsked = 0;
     const server = await serve({
       content,
-      bytesPerSecond: 1 * MiB,
       onRequest: (request) => {
         if (request.path === "/file.bin") {
           userUrlAsked++;
-          return { redirectTo: `/signed/file.bin?expires=${Date.now() + validForMs}` };
+          return { redirectTo: `/signed/file.bin?sig=${userUrlAsked}` };
         }
-        const expires = Number(new URL(request.path, "http://x").searchParams.get("expires"));
-        if (Date.now() > expires) {
+        if (server.requests.some((earlier) => earlier.path === request.path && earlier.bytesSent >= validForBytes)) {
           return {
             status: 403,
             headers: { "content-type": "application/xml" },
             text: '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>',
           };
         }
-        // Each answer breaks after 1 MiB (a second at this rate), so every connection
-        // must ask again, by then past the expiry.
+        // Each answer breaks after 1 MiB (a second at the link's rate), so every
+        // connection must ask again, by then past the expiry.
         return { dropAfterBytes: 1 * MiB };
       },
     });
     const output = join(await tempDir(), "signed.bin");
-    const result = await download(server.url(), quick({ connections: 4, minSplit: 1 * MiB, retries: 5, output }));
+    // A dozen broken answers, each retried after a backoff: on a clock that flows 10× as fast.
+    const options: InternalOptions = { ...quick({ connections: 4, minSplit: 1 * MiB, retries: 5, output }), ...flowing() };
+    const result = await download(server.url(), options);
     expect(sha256(await readFile(output))).toBe(sha256(content));
     expect(result.status).toBe("downloaded");
     expect(userUrlAsked).toBeGreaterThan(1);
@@ -248,7 +287,7 @@ describe("8. credentials in the URL: http://user:p%40ss@host/file against a serv
   it("a wrong password: exit 3, and the error line shows user:***@, never the password", async () => {
     const server = await serve({ content: makeContent(64 * KiB, 82), onRequest: basicAuth });
     const cwd = await tempDir();
-    const run = await runCli(["--json", "-o", "x.bin", withCredentials(server.url(), "wr%40ng")], { cwd });
+    const run = await runMain(["--json", "-o", "x.bin", withCredentials(server.url(), "wr%40ng")], { cwd });
     expect(run.code).toBe(3);
     expect(server.requests[0]?.headers["authorization"]).toBe(`Basic ${Buffer.from("user:wr@ng").toString("base64")}`);
     for (const text of [run.stderr, run.stdout]) {
@@ -267,7 +306,7 @@ describe("8. credentials in the URL: http://user:p%40ss@host/file against a serv
         basicAuth(request) ?? (request.index === 1 ? { dropAfterBytes: 100 * KiB } : request.index >= 2 ? { status: 403 } : undefined),
     });
     const cwd = await tempDir();
-    const run = await runCli(
+    const run = await runMain(
       ["--json", "-c", "1", "--min-split", "128K", "-o", "part.bin", withCredentials(server.url())],
       { cwd },
     );
@@ -289,10 +328,13 @@ describe("8b. credentials in a mirror's URL: http://bob:s3cret@mirror/file.bin",
 
   it("sends the mirror's Basic auth to the mirror's origin only, never to the URL's, and fetches from both", async () => {
     const content = makeContent(2 * MiB, 84);
-    // The URL's copy is slow enough that the mirror answers and takes ranges.
-    const primary = await serve({ content, bytesPerSecond: 2 * MiB });
+    // The URL's copy holds its answers after 128 KiB until the mirror has answered and taken ranges.
+    const primary = await serve({ content, holdAfterBytes: 128 * KiB });
     const mirror = await serve({ content, onRequest: wantsBob });
-    const result = await download([primary.url(), withBob(mirror.url())], quick({ connections: 4, minSplit: 256 * KiB, dir: await tempDir() }));
+    const pending = download([primary.url(), withBob(mirror.url())], quick({ connections: 4, minSplit: 256 * KiB, dir: await tempDir() }));
+    await until(() => mirror.requests.filter((request) => request.status === 206).length > 1, "the mirror serving ranges");
+    primary.release();
+    const result = await pending;
     expect(sha256(await readFile(result.path))).toBe(sha256(content));
     expect(mirror.requests.length).toBeGreaterThan(1);
     expect(mirror.requests.every((request) => request.headers["authorization"] === bob)).toBe(true);
@@ -301,13 +343,20 @@ describe("8b. credentials in a mirror's URL: http://bob:s3cret@mirror/file.bin",
 
   it("a refused mirror's warning shows bob:***@, never the password, and so does the default warning on stderr", async () => {
     const content = makeContent(256 * KiB, 85);
-    const primary = await serve({ content, bytesPerSecond: 1 * MiB });
+    // A mirror's probe still unanswered when the URL's bytes are in is dropped unreported:
+    // each download's copy of the URL holds its answer after 64 KiB until the refusal is told.
+    const heldCopy = () => serve({ content, holdAfterBytes: 64 * KiB });
+    const primary = await heldCopy();
     const mirror = await serve({ content, onRequest: wantsBob });
     const warnings: string[] = [];
-    await download([primary.url(), withBob(mirror.url(), "wr0ng")], quick({ dir: await tempDir(), onWarning: (message) => warnings.push(message) }));
+    const first = download([primary.url(), withBob(mirror.url(), "wr0ng")], quick({ dir: await tempDir(), onWarning: (message) => warnings.push(message) }));
+    await until(() => warnings.length > 0, "the mirror's refusal as a warning");
+    primary.release();
+    await first;
     expect(warnings).toEqual([expect.stringContaining(`ignoring mirror ${withBob(mirror.url(), "***")}`)]);
     expect(warnings.join("\n")).not.toContain("wr0ng");
 
+    const again = await heldCopy();
     const written: string[] = [];
     const write = vi.spyOn(process.stderr, "write").mockImplementation((chunk: string | Uint8Array) => {
       written.push(String(chunk));
@@ -315,7 +364,10 @@ describe("8b. credentials in a mirror's URL: http://bob:s3cret@mirror/file.bin",
     });
     try {
       const { onWarning: _quiet, ...options } = quick({ dir: await tempDir() });
-      await download([primary.url(), withBob(mirror.url(), "wr0ng")], options);
+      const second = download([again.url(), withBob(mirror.url(), "wr0ng")], options);
+      await until(() => written.join("").includes("ignoring mirror"), "the mirror's refusal on stderr");
+      again.release();
+      await second;
     } finally {
       write.mockRestore();
     }
@@ -336,6 +388,7 @@ describe("9. a file larger than the process allows (RLIMIT_FSIZE)", () => {
     const content = makeContent(2 * MiB, 9);
     const server = await serve({ content });
     const cwd = await tempDir();
+    // A child: the limit is prlimit's, on a process.
     const run = await runCli(["--json", "-c", "2", "--min-split", "256K", "-o", "big.bin", server.url()], {
       cwd,
       wrapper: fileSizeLimit(512 * KiB),
@@ -361,6 +414,7 @@ describe("10. running the same command again", () => {
     const cwd = await tempDir();
     await writeFile(join(cwd, "list.txt"), `${server.url("/a.bin")}\n${server.url("/b.bin")} named-b.bin\n${server.url("/slow.bin")}\n`);
     const args = ["-q", "--json", "-j", "3", "-c", "2", "--min-split", "256K", "-i", "list.txt"];
+    // The first run is a child, to be sent SIGINT; the second runs in this process.
     const first = startCli(args, { cwd, timeoutMs: 30_000 });
     // Interrupted once the two small files are done and the large one is under way.
     await until(() => existsSync(join(cwd, "a.bin")) && existsSync(join(cwd, "named-b.bin")) && server.held() > 0, "the small files done and the large one held");
@@ -371,7 +425,7 @@ describe("10. running the same command again", () => {
     server.release();
 
     const before = server.requests.length;
-    const again = await runCli(args, { cwd, timeoutMs: 30_000 });
+    const again = await runMain(args, { cwd, timeoutMs: 30_000 });
     expect(again.code, again.stderr).toBe(0);
     const results = lines(again.stdout).map((line) => JSON.parse(line) as { url: string; status: string });
     const statusOf = (path: string) => results.find((result) => result.url === server.url(path))?.status;
@@ -388,7 +442,7 @@ describe("10. running the same command again", () => {
     const server = await serve({ content: makeContent(64 * KiB, 103) });
     const cwd = await tempDir();
     await writeFile(join(cwd, "mine.bin"), "not from that server");
-    const run = await runCli(["-q", "-o", "mine.bin", server.url()], { cwd });
+    const run = await runMain(["-q", "-o", "mine.bin", server.url()], { cwd });
     expect(run.code).toBe(6);
     expect(run.stderr).toContain("--continue");
     expect(await readFile(join(cwd, "mine.bin"), "utf8")).toBe("not from that server");
@@ -401,7 +455,7 @@ describe("10. running the same command again", () => {
     const cwd = await tempDir();
     const prefix = 1 * MiB + 123;
     await writeFile(join(cwd, "big.iso"), content.subarray(0, prefix));
-    const run = await runCli(["--json", "-c", "2", "--min-split", "512K", "--continue", "-o", "big.iso", server.url()], { cwd });
+    const run = await runMain(["--json", "-c", "2", "--min-split", "512K", "--continue", "-o", "big.iso", server.url()], { cwd });
     expect(run.code, run.stderr).toBe(0);
     expect(JSON.parse(lines(run.stdout)[0] ?? "{}")).toMatchObject({ status: "resumed", resumed: true, size: content.length });
     expect(run.stderr).toMatch(/nothing vouches/);
@@ -488,7 +542,7 @@ describe("r2-1. a .tar.gz served with Content-Encoding: gzip although identity w
   it("at -c 4 saves the stored bytes verbatim: exit 0 and the sha256 of the .tar.gz", async () => {
     const server = await serve({ content: archive, onRequest: labelledGzip });
     const cwd = await tempDir();
-    const run = await runCli(["-q", "-c", "4", "--min-split", "512K", "-o", "data.tar.gz", server.url("/data.tar.gz")], { cwd });
+    const run = await runMain(["-q", "-c", "4", "--min-split", "512K", "-o", "data.tar.gz", server.url("/data.tar.gz")], { cwd });
     expect(run.code, run.stderr).toBe(0);
     expect(sha256(await readFile(join(cwd, "data.tar.gz")))).toBe(sha256(archive));
     expect(server.requests.filter((request) => request.status === 206).length).toBeGreaterThan(1);
@@ -498,7 +552,7 @@ describe("r2-1. a .tar.gz served with Content-Encoding: gzip although identity w
   it("--extract of it unpacks the archive (the gzip layer is found by its magic bytes)", async () => {
     const server = await serve({ content: archive, onRequest: labelledGzip });
     const cwd = await tempDir();
-    const run = await runCli(["-q", "-c", "4", "--min-split", "512K", "--extract", "out", server.url("/data.tar.gz")], { cwd });
+    const run = await runMain(["-q", "-c", "4", "--min-split", "512K", "--extract", "out", server.url("/data.tar.gz")], { cwd });
     expect(run.code, run.stderr).toBe(0);
     expect(sha256(await readFile(join(cwd, "out", "data", "payload.bin")))).toBe(sha256(makeContent(3 * MiB, 120)));
     expectWithinBar(server.bytesServed(), archive.length);
@@ -565,7 +619,7 @@ describe("r2-2. an HTTP/1.0 range server that closes after each answer (Python's
     const content = makeContent(3 * MiB + 5, 121);
     const { server, sent } = await rawFile(content, { protocol: "HTTP/1.0" });
     const cwd = await tempDir();
-    const run = await runCli(["-q", "-c", "4", "--min-split", "512K", "--limit-rate", "48M", "-o", "out.bin", server.url()], { cwd });
+    const run = await runMain(["-q", "-c", "4", "--min-split", "512K", "--limit-rate", "48M", "-o", "out.bin", server.url()], { cwd });
     expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 0, stderr: "" });
     expect(sha256(await readFile(join(cwd, "out.bin")))).toBe(sha256(content));
     expect(server.requests.length).toBeGreaterThan(2);
@@ -583,7 +637,7 @@ describe("r2-4. Content-Range: bytes=a-b/N, the request's '=' copied into the an
       },
     });
     const cwd = await tempDir();
-    const run = await runCli(["-q", "-c", "4", "--min-split", "512K", "-o", "out.bin", server.url()], { cwd });
+    const run = await runMain(["-q", "-c", "4", "--min-split", "512K", "-o", "out.bin", server.url()], { cwd });
     expect(run.code, run.stderr).toBe(0);
     expect(sha256(await readFile(join(cwd, "out.bin")))).toBe(sha256(content));
     expect(server.requests.every((request) => request.headers["range"] !== undefined)).toBe(true);
@@ -608,7 +662,7 @@ describe("r2-5. a multipart/byteranges answer to a single-range request (HbbTV-T
     const content = makeContent(3 * MiB, 125);
     const { server, sent } = await rawFile(content, { reply: multipart(content) });
     const cwd = await tempDir();
-    const run = await runCli(["-q", "-c", "4", "--min-split", "512K", "-o", "out.bin", server.url()], { cwd });
+    const run = await runMain(["-q", "-c", "4", "--min-split", "512K", "-o", "out.bin", server.url()], { cwd });
     expect(run.code, run.stderr).toBe(0);
     expect(sha256(await readFile(join(cwd, "out.bin")))).toBe(sha256(content));
     expect(server.requests.map((request) => request.headers["range"] !== undefined)).toEqual([true, false]);
@@ -623,7 +677,7 @@ describe("r2-5. a multipart/byteranges answer to a single-range request (HbbTV-T
     // Paced, so that an answer refused at its headers costs what was sent of it, not the whole of it.
     const { server, sent } = await rawFile(content, { reply, bytesPerSecond: 16 * MiB });
     const cwd = await tempDir();
-    const run = await runCli(["-q", "-c", "4", "--min-split", "512K", "-o", "out.bin", server.url()], { cwd });
+    const run = await runMain(["-q", "-c", "4", "--min-split", "512K", "-o", "out.bin", server.url()], { cwd });
     expect(run.code, run.stderr).toBe(0);
     expect(sha256(await readFile(join(cwd, "out.bin")))).toBe(sha256(content));
     expect(server.requests.at(-1)?.headers["range"]).toBeUndefined();
@@ -662,7 +716,7 @@ describe("r2-9. a 200 to a ranged request that carries the Content-Range of a sl
     const content = makeContent(6 * MiB, 129);
     const server = await serve({ content, onRequest: (request) => (request.range ? { partialStatus: 200 } : undefined) });
     const cwd = await tempDir();
-    const run = await runCli(["-q", "-c", "4", "--min-split", "1M", "-o", "slice.bin", server.url()], { cwd });
+    const run = await runMain(["-q", "-c", "4", "--min-split", "1M", "-o", "slice.bin", server.url()], { cwd });
     expect(run.code, run.stderr).toBe(0);
     expect(sha256(await readFile(join(cwd, "slice.bin")))).toBe(sha256(content));
     expect(server.requests.at(-1)?.range).toBeUndefined();
@@ -684,7 +738,7 @@ describe("r2-6. a file smaller than --min-split from a server that answers 416 b
     const content = makeContent(100_000, 126);
     const { server, sent } = await rawFile(content, { reply: strictEnd(content) });
     const cwd = await tempDir();
-    const run = await runCli(["-q", "-o", "small.bin", server.url()], { cwd });
+    const run = await runMain(["-q", "-o", "small.bin", server.url()], { cwd });
     expect(run.code, run.stderr).toBe(0);
     expect(sha256(await readFile(join(cwd, "small.bin")))).toBe(sha256(content));
     expect(server.requests.map((request) => request.headers["range"])).toEqual([`bytes=0-${4 * MiB - 1}`, "bytes=0-99999"]);
@@ -706,7 +760,7 @@ describe("r2-11. the advice of a probe fault", () => {
   it("says what would help, never -c 1 (every run sends the same probe)", async () => {
     const server = await serve({ content: makeContent(64 * KiB, 131), onRequest: () => ({ contentRange: "bytes 200-299/1000" }) });
     const cwd = await tempDir();
-    const run = await runCli(["-q", "--retries", "1", "-c", "1", "-o", "x.bin", server.url()], { cwd });
+    const run = await runMain(["-q", "--retries", "1", "-c", "1", "-o", "x.bin", server.url()], { cwd });
     expect(run.code).toBe(5);
     expect(run.stderr).toMatch(/every run starts with it; try again later .* or another URL of the file/);
     expect(run.stderr).not.toMatch(/-c 1/);
@@ -724,7 +778,7 @@ describe("r2-10. --extract of a hostile archive: a hard link to an absolute path
       { path: "tool", body: "#!/bin/sh\n", mode: 0o4755 },
     ]);
     const server = await serve({ content: archive });
-    const run = await runCli(["-q", "--extract", "out", server.url("/hostile.tar")], { cwd });
+    const run = await runMain(["-q", "--extract", "out", server.url("/hostile.tar")], { cwd });
     expect(run.code, run.stderr).toBe(0);
     expect(lines(run.stderr)).toEqual([`rangeget: warning: --extract: skipped hard: a hard link to the absolute path ${canary}`]);
     expect(run.stderr).not.toMatch(/\.out\.extract-/);
@@ -745,7 +799,7 @@ describe("r2-interim. interim answers (100, 102, 103) before the final one, neve
     const content = makeContent(2 * MiB + 3, 130);
     const { server, sent } = await rawFile(content, { before });
     const cwd = await tempDir();
-    const run = await runCli(["-q", "-c", "4", "--min-split", "256K", "-o", "out.bin", server.url()], { cwd });
+    const run = await runMain(["-q", "-c", "4", "--min-split", "256K", "-o", "out.bin", server.url()], { cwd });
     expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 0, stderr: "" });
     expect(sha256(await readFile(join(cwd, "out.bin")))).toBe(sha256(content));
     // The probe and several ranges each met the interim answer.
@@ -759,7 +813,7 @@ describe("r2-interim. interim answers (100, 102, 103) before the final one, neve
     const content = makeContent(2 * MiB + 3, 131);
     const { server, sent } = await rawFile(content, { before: "HTTP/1.1 100 Continue\r\n\r\n" });
     const cwd = await tempDir();
-    const run = await runCli(["-q", "-c", "4", "--min-split", "256K", "-o", "out.bin", server.url()], { cwd });
+    const run = await runMain(["-q", "-c", "4", "--min-split", "256K", "-o", "out.bin", server.url()], { cwd });
     expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 0, stderr: "" });
     expect(sha256(await readFile(join(cwd, "out.bin")))).toBe(sha256(content));
     expectWithinBar(sent.total, content.length);

@@ -1,5 +1,7 @@
 // Streams end to end: -o -, --extract, downloadStream and --checksum on the fly, through
-// real sockets (the range server on 127.0.0.1) and, for the CLI, the built bin in a shell pipe.
+// real sockets (the range server on 127.0.0.1). The CLI's -o - runs the built bin in a
+// shell pipe (its stdout is bytes into a real pipe); the rest runs its `main` in this
+// process (run-main.ts).
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { createWriteStream, existsSync } from "node:fs";
@@ -14,7 +16,8 @@ import { streamWindow } from "../src/ordered-sink.js";
 import { makeContent, sha256 } from "./support/content.js";
 import type { RangeServer } from "./support/range-server.js";
 import { rangeServer } from "./support/servers.js";
-import { assertBuilt, BIN, cliEnv, runCli } from "./support/run-cli.js";
+import { assertBuilt, BIN, cliEnv } from "./support/run-cli.js";
+import { runMain } from "./support/run-main.js";
 import { tarArchive } from "./support/tar-archive.js";
 import { tempDir } from "./support/temp.js";
 
@@ -28,7 +31,11 @@ function quick(extra: DownloadOptions = {}): DownloadOptions & { warnings: strin
   return { minSplit: 256 * KiB, connections: 4, timeout: 30, retries: 3, onWarning: (message) => warnings.push(message), warnings, ...extra };
 }
 
-/** Runs `script` under sh with the built CLI as $RANGEGET; stdout as bytes. */
+/**
+ * Runs `script` under sh with the built CLI as $RANGEGET; stdout as bytes. Children, for
+ * what only a process has: -o - writing bytes into a real pipe (a reader that goes away,
+ * a full disk behind it).
+ */
 function shell(script: string, cwd: string, timeoutMs = 30_000): Promise<{ code: number | null; stdout: Buffer; stderr: string }> {
   const child = spawn("sh", ["-c", script], { cwd, env: cliEnv({ RANGEGET: `${process.execPath} ${BIN}` }), stdio: ["ignore", "pipe", "pipe"] });
   const stdout: Buffer[] = [];
@@ -218,7 +225,7 @@ process.stdin.on("end", () => console.log(hash.digest("hex")));`,
     const archive = gzipTar({ "pkg/bin/tool": makeContent(2 * MiB, 41), "pkg/README": Buffer.from("read me\n") });
     const server = await serve({ content: archive });
     const dir = await tempDir();
-    const run = await runCli(["-q", "--json", "--extract", "out", "-c", "4", "--min-split", "256K", "--checksum", `sha256=${sha256(archive)}`, server.url()], { cwd: dir });
+    const run = await runMain(["-q", "--json", "--extract", "out", "-c", "4", "--min-split", "256K", "--checksum", `sha256=${sha256(archive)}`, server.url()], { cwd: dir });
     expect(run.code).toBe(0);
     expect(JSON.parse(run.stdout)).toMatchObject({ path: join(dir, "out"), status: "downloaded", checksum: { algorithm: "sha256", hex: sha256(archive) } });
     expect(await readFile(join(dir, "out/pkg/README"), "utf8")).toBe("read me\n");
@@ -229,7 +236,7 @@ process.stdin.on("end", () => console.log(hash.digest("hex")));`,
     const archive = gzipTar({ "x/y": makeContent(1 * MiB, 42) });
     const server = await serve({ content: archive });
     const dir = await tempDir();
-    const run = await runCli(["-q", "--extract", "out", "--checksum", `sha256=${"1".repeat(64)}`, server.url()], { cwd: dir });
+    const run = await runMain(["-q", "--extract", "out", "--checksum", `sha256=${"1".repeat(64)}`, server.url()], { cwd: dir });
     expect(run.code).toBe(5);
     expect(run.stderr).toContain("checksum mismatch");
     expect(run.stderr).toContain("nothing was unpacked");
@@ -241,7 +248,7 @@ process.stdin.on("end", () => console.log(hash.digest("hex")));`,
     const dir = await tempDir();
     await mkdir(join(dir, "out"));
     await writeFile(join(dir, "out", "mine.txt"), "keep me");
-    const run = await runCli(["--extract", "out", server.url()], { cwd: dir });
+    const run = await runMain(["--extract", "out", server.url()], { cwd: dir });
     expect(run.code).toBe(6);
     expect(run.stderr.trim().split("\n")).toEqual([expect.stringMatching(/^rangeget: .*out already exists and is not empty; use --force/)]);
     expect(await readFile(join(dir, "out", "mine.txt"), "utf8")).toBe("keep me");
@@ -253,7 +260,7 @@ process.stdin.on("end", () => console.log(hash.digest("hex")));`,
     const server = await serve({ content: archive });
     const dir = await tempDir();
     await mkdir(join(dir, "keep"));
-    const run = await runCli(["-q", "--extract", "out", server.url()], { cwd: dir });
+    const run = await runMain(["-q", "--extract", "out", server.url()], { cwd: dir });
     expect(run.code).toBe(5);
     expect(run.stderr).not.toMatch(/\n\s+at /);
     expect(await readdir(dir)).toEqual(["keep"]);
@@ -264,7 +271,7 @@ process.stdin.on("end", () => console.log(hash.digest("hex")));`,
     const content = makeContent(3 * MiB, 44);
     const server = await serve({ content });
     const dir = await tempDir();
-    const run = await runCli(["-q", "--json", "-c", "4", "--min-split", "256K", "--checksum", `sha256=${sha256(content)}`, server.url("/f.bin")], { cwd: dir });
+    const run = await runMain(["-q", "--json", "-c", "4", "--min-split", "256K", "--checksum", `sha256=${sha256(content)}`, server.url("/f.bin")], { cwd: dir });
     expect(run.code).toBe(0);
     expect(JSON.parse(run.stdout).checksum).toEqual({ algorithm: "sha256", hex: sha256(content) });
   });
