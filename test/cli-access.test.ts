@@ -217,16 +217,20 @@ describe("--shard", () => {
       runs.push(await rangeget(["-i", "list.txt", "--shard", `${index}/3`, "-d", `m${index}`]));
     }
     const shares = await Promise.all([0, 1, 2].map((index) => readdir(join(work, `m${index}`))));
+    // A share follows from the URLs, whose port is the server's: now and then one is empty,
+    // and its summary says so ("0 files; 0 B in 0s").
+    const summary = (count: number, what: string): RegExp =>
+      count === 0 ? /^rangeget: 0 files; 0 B in 0s$/ : new RegExp(`^rangeget: ${count} files?: ${count} ${what} in \\d+s`);
     expect(shares.flat().sort()).toEqual([...names].sort());
     runs.forEach((run, index) => {
       expect(run.code).toBe(0);
       const stderr = lines(run.stderr);
       expect(stderr[0]).toBe(`rangeget: shard ${index}/3: ${shares[index]!.length} of 12 files`);
-      expect(stderr.at(-1)).toMatch(new RegExp(`^rangeget: ${shares[index]!.length} files?: ${shares[index]!.length} downloaded; \\d.* in \\d+s`));
+      expect(stderr.at(-1)).toMatch(summary(shares[index]!.length, "downloaded; \\d.*"));
     });
     // The same shard of the same list, run again, finds the same files: nothing else is fetched.
     const again = await rangeget(["-i", "list.txt", "--shard", "1/3", "-d", "m1", "--if-changed"]);
-    expect(lines(again.stderr).at(-1)).toMatch(new RegExp(`^rangeget: ${shares[1]!.length} files?: ${shares[1]!.length} up to date`));
+    expect(lines(again.stderr).at(-1)).toMatch(summary(shares[1]!.length, "up to date.*"));
   });
 });
 
