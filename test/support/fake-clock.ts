@@ -84,11 +84,6 @@ export class FakeClock implements Clock {
     return this.#timers.size;
   }
 
-  /** `every` callbacks registered and not stopped: a ticker that has started. */
-  get ticking(): number {
-    return this.#tickers.size;
-  }
-
   /** The sum of every sleep so far, ms: what a run waited in all. */
   get slept(): number {
     return this.sleeps.reduce((sum, ms) => sum + ms, 0);
