@@ -1,5 +1,5 @@
 // The CLI's `main(argv, io)` run inside the test's process: the same arguments, the same
-// environment (cliEnv) and the same CliRun as run-cli.ts's child, at a tenth of the CPU
+// environment (cliEnv) and the same CliRun as run-cli.ts's child, at a fraction of its CPU
 // (no Node to start, no bundle to load). What only a process has stays with run-cli.ts:
 // signals from outside, exit codes set by a crash, fd 3, other users, prlimit, a TTY,
 // two processes at once, SIGKILL. Each file that uses this keeps those cases as children.
