@@ -179,7 +179,8 @@ export function resolveSettings(url: string, mirrors: readonly string[], options
   const checksum = expectedChecksum(options, credentials.url, output);
   const clock = options.clock ?? systemClock;
   const intervals = intervalsWith(options.intervals);
-  const proxies = proxyRoutes(options, options.environment ?? process.env);
+  const environment = options.environment ?? process.env;
+  const proxies = proxyRoutes(options, environment);
   const events = new DownloadEvents({ onEvent: options.onEvent, onTrace: options.onTrace }, credentials.shown, output ?? "", clock, intervals.progressEventMs);
   const { onProgress } = options;
   return {
@@ -199,7 +200,7 @@ export function resolveSettings(url: string, mirrors: readonly string[], options
     timeoutMs: Math.max(1, Math.round(timeout * 1000)),
     checksum,
     checksumList: checksum === undefined ? options.checksumList : undefined,
-    cache: options.cache === undefined ? undefined : cacheDirectory(options.cache, options.environment ?? process.env, options.homeDir ?? homedir()),
+    cache: options.cache === undefined ? undefined : cacheDirectory(options.cache, environment, options.homeDir ?? homedir()),
     ifChanged: options.ifChanged ?? false,
     force: options.force ?? false,
     continue: options.continue ?? false,

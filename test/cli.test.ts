@@ -20,6 +20,11 @@ function rangeget(args: string[], options: Partial<MainOptions> = {}): Promise<C
   return runMain(args, { cwd: workDir, stdin: "", timeoutMs: 20_000, ...options });
 }
 
+/** The same defaults, for the built CLI as a child process. */
+function child(args: string[], options: Partial<CliOptions> = {}): Promise<CliRun> {
+  return runCli(args, { cwd: workDir, stdin: "", timeoutMs: 20_000, ...options });
+}
+
 let workDir: string;
 
 beforeAll(assertBuilt);
@@ -29,8 +34,6 @@ beforeEach(async () => {
 });
 
 describe("0. the built command, as a child process", () => {
-  const child = (args: string[]): Promise<CliRun> => runCli(args, { cwd: workDir, stdin: "", timeoutMs: 20_000 });
-
   it("--version prints package.json's version", async () => {
     const pkg = JSON.parse(await readFile(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
     const run = await child(["--version"]);
@@ -145,7 +148,7 @@ describe("2. progress on stderr, --json on stdout", () => {
   // bytes did not reach the .part on Node 26 (CI), and the run was left going.
   it("without a TTY, a long download prints a progress line every 10 s", async () => {
     const source = await rangeServer({ content: makeContent(3 * MiB, 24), bytesPerSecond: 256 * KiB });
-    const run = await runCli(["-c", "1", source.url("/slow.bin")], { cwd: workDir, stdin: "", timeoutMs: 25_000 });
+    const run = await child(["-c", "1", source.url("/slow.bin")], { timeoutMs: 25_000 });
     expect(run.code).toBe(0);
     expect(lines(run.stderr)).toEqual([
       expect.stringMatching(/^slow\.bin: \d+% \(\d\.\d\d MiB of 3\.00 MiB\), \d+ KiB\/s, 1 connection, ETA \d+s$/),

@@ -42,16 +42,16 @@ function askedRanges(server: RangeServer, size: number, from = 0): Interval[] {
 }
 
 /**
- * Starts a download from `server`, whose answers hold after `bytes` (`holdAfterBytes`),
- * and aborts it once the manifest records some of them; then releases the server. The
- * hold, not a throttle and a fixed sleep, keeps the download unfinished until then.
- */
-/**
  * Checkpoints ten times a second, not once: the interrupted run is stopped as soon as one
  * holds bytes. download() hands its options to the engine, which takes `intervals`.
  */
 const CHECKPOINT_OFTEN: Pick<InternalOptions, "intervals"> = { intervals: { progressMs: 50, checkpointMs: 100 } };
 
+/**
+ * Starts a download from `server`, whose answers hold after `bytes` (`holdAfterBytes`),
+ * and aborts it once the manifest records some of them; then releases the server. The
+ * hold, not a throttle and a fixed sleep, keeps the download unfinished until then.
+ */
 async function interruptAfter(server: RangeServer, output: string, bytes: number, options: DownloadOptions = {}) {
   const controller = new AbortController();
   const pending = download(server.url(), { ...quick(options), output, signal: controller.signal, ...CHECKPOINT_OFTEN } as DownloadOptions);

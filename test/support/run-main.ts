@@ -55,6 +55,7 @@ export async function runMain(args: string[], options: MainOptions): Promise<Cli
   const stdout = new TextSink();
   const stderr = new TextSink();
   const signals = new EventEmitter();
+  const env = cliEnv(options.env);
   let exitCode: number | undefined;
   let exited!: () => void;
   const exitCalled = new Promise<void>((resolve) => (exited = resolve));
@@ -62,7 +63,8 @@ export async function runMain(args: string[], options: MainOptions): Promise<Cli
     stdout,
     stderr,
     stdin: Readable.from(options.stdin === undefined || options.stdin === "" ? [] : [options.stdin]),
-    env: cliEnv(options.env),
+    env,
+    ...(env.HOME === undefined ? {} : { homeDir: env.HOME }),
     signals,
     exit: (code) => {
       exitCode ??= code;
@@ -71,8 +73,6 @@ export async function runMain(args: string[], options: MainOptions): Promise<Cli
     ...(options.clock === undefined ? {} : { clock: options.clock }),
     ...(options.intervals === undefined ? {} : { intervals: options.intervals }),
   };
-  const env = io.env!;
-  if (env.HOME !== undefined) io.homeDir = env.HOME;
 
   let timedOut = false;
   let gaveUp!: () => void;
