@@ -133,7 +133,9 @@ export class FileDownload {
       // then the probe asks for the first missing range, with If-Range.
       const known = this.#settings.output ?? (await this.#knownUnderUrlName());
       if (known !== undefined && (await this.#claim(known)) === "finished-earlier") {
-        return this.#upToDate();
+        // Awaited here, inside the try: the lock stays held while the file is verified, and
+        // a mismatch is not a rejection left unhandled while `finally` releases the lock.
+        return await this.#upToDate();
       }
       const cached = await this.#fromCache();
       if (cached !== undefined) return cached;
