@@ -2,14 +2,17 @@
 // parser is paused when the answer ends. undici 7 asserted `!this.paused` in
 // Parser.finish() when the peer closed then (nodejs/undici #5360, fixed in 8.6 by PRs
 // #5389 and #5474), an uncatchable AssertionError that killed rangeget with exit 1 and a
-// stack trace. Each shape runs the built CLI in a child, as a user would.
+// stack trace. Each shape runs the CLI's main in this process (run-main.ts), where such
+// an uncaught error fails the file as vitest's "unhandled error"; the slow reader of
+// `-o -` is the built CLI in a child, because its pipe is a real one.
 import { readFile } from "node:fs/promises";
 import type { Socket } from "node:net";
 import { join } from "node:path";
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { makeContent, sha256 } from "./support/content.js";
 import type { RawRequest } from "./support/raw-server.js";
-import { assertBuilt, runCli, startCli } from "./support/run-cli.js";
+import { assertBuilt, startCli } from "./support/run-cli.js";
+import { runMain } from "./support/run-main.js";
 import { rawServer } from "./support/servers.js";
 import { tempDir } from "./support/temp.js";
 
@@ -77,7 +80,7 @@ beforeEach(async () => {
 /** Runs the CLI to a file and asserts a clean exit with the exact bytes. */
 async function downloadsExactly(content: Buffer, shape: Shape, args: string[]): Promise<void> {
   const server = await closingServer(content, shape);
-  const run = await runCli(["-q", "--retries", "8", "-o", "out.bin", ...args, server.url()], { cwd: workDir, timeoutMs: 40_000 });
+  const run = await runMain(["-q", "--retries", "8", "-o", "out.bin", ...args, server.url()], { cwd: workDir, timeoutMs: 40_000 });
   expect({ code: run.code, stderr: run.stderr, timedOut: run.timedOut }).toEqual({ code: 0, stderr: "", timedOut: false });
   expect(sha256(await readFile(join(workDir, "out.bin")))).toBe(sha256(content));
   // The resets happened: one per range end asked for, at least one per range the

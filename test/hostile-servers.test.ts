@@ -7,24 +7,35 @@ import { lstat, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from
 import type { Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { beforeAll, describe, expect, it, type TestContext } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, type TestContext } from "vitest";
 import { download, NetworkError } from "../src/index.js";
 import { makeContent, sha256 } from "./support/content.js";
 import type { Behaviour, RangeServer, RangeServerOptions } from "./support/range-server.js";
 import { rangeAnswer, sendAndClose, type RawRequest, type RawServer } from "./support/raw-server.js";
-import { assertBuilt, lines, runCli, type CliRun } from "./support/run-cli.js";
+import { lines, type CliRun } from "./support/run-cli.js";
+import { runMain } from "./support/run-main.js";
 import { closeAfterTest, rangeServer, rawServer } from "./support/servers.js";
 
 const KiB = 1024;
 const VICTIM = "victim.txt";
 
-beforeAll(assertBuilt);
+// The CLI's main runs in this process (run-main.ts), and process.chdir is the process's:
+// the concurrent runs share one working directory, which nothing may be written to.
+// Each Scene's -d and -o are absolute, so a name that escapes them lands beside them.
+let sharedCwd: string;
+beforeAll(async () => {
+  sharedCwd = await mkdtemp(join(tmpdir(), "rangeget-hostile-cwd-"));
+});
+afterAll(async () => {
+  expect(await readdir(sharedCwd), "written to the working directory").toEqual([]);
+  await rm(sharedCwd, { recursive: true, force: true });
+});
 
 /**
  * One test's world: a work directory with `downloads/` (the -d) and, next to it, a
  * file the user did not name; servers closed and files removed when the test ends.
  * Per test, not per file, because the tests run concurrently (each is mostly waiting
- * on a child process).
+ * on a server).
  */
 class Scene {
   readonly downloads: string;
@@ -56,7 +67,7 @@ class Scene {
 
   /** Quick to give up: the point is the kind of failure, not the patience. */
   cli(args: string[], timeoutMs = 15_000): Promise<CliRun> {
-    return runCli(["-q", "--retries", "2", "--timeout", "2", ...args], { cwd: this.workDir, timeoutMs });
+    return runMain(["-q", "--retries", "2", "--timeout", "2", ...args], { cwd: sharedCwd, timeoutMs });
   }
 
   out(name = "out.bin"): string {
@@ -87,7 +98,7 @@ function expectCleanFailure(run: CliRun, codes: number[], output?: string): void
   if (output !== undefined) expect(existsSync(output)).toBe(false);
 }
 
-// Every test builds its own Scene, so all of them run concurrently: each mostly waits on a child.
+// Every test builds its own Scene, so all of them run concurrently: each mostly waits on a server.
 describe.concurrent("hostile servers", () => {
   // The name comes from the library (src/filename.ts through download()); -d is its `dir`.
   // In-process, so the many cases stay fast; the CLI cases below pin the same through -d.
@@ -151,7 +162,7 @@ describe.concurrent("hostile servers", () => {
       const scene = await Scene.create(context);
       const content = makeContent(200 * KiB, 50);
       const server = await scene.rangeServer({ content, contentDisposition: `attachment; filename="../../${VICTIM}"` });
-      const run = await scene.cli(["--json", "-c", "2", "--min-split", "64K", "-d", "downloads", server.url("/x")]);
+      const run = await scene.cli(["--json", "-c", "2", "--min-split", "64K", "-d", scene.downloads, server.url("/x")]);
       expect(run.code, run.stderr).toBe(0);
       expect((JSON.parse(run.stdout) as { path: string }).path).toBe(scene.out(VICTIM));
       expect(sha256(await readFile(scene.out(VICTIM)))).toBe(sha256(content));
@@ -162,7 +173,7 @@ describe.concurrent("hostile servers", () => {
       const scene = await Scene.create(context);
       await writeFile(scene.out(VICTIM), "mine");
       const server = await scene.rangeServer({ content: makeContent(100 * KiB, 53), contentDisposition: `attachment; filename="../${VICTIM}"` });
-      const run = await scene.cli(["-d", "downloads", server.url("/x")]);
+      const run = await scene.cli(["-d", scene.downloads, server.url("/x")]);
       expectCleanFailure(run, [6]);
       expect(run.stderr).toContain(scene.out(VICTIM));
       expect(await readFile(scene.out(VICTIM), "utf8")).toBe("mine");
@@ -174,7 +185,7 @@ describe.concurrent("hostile servers", () => {
       const scene = await Scene.create(context);
       await symlink(join(scene.workDir, VICTIM), scene.out("link.bin"));
       const server = await scene.rangeServer({ content: makeContent(100 * KiB, 54), contentDisposition: 'attachment; filename="link.bin"' });
-      const run = await scene.cli(["-d", "downloads", server.url("/x")]);
+      const run = await scene.cli(["-d", scene.downloads, server.url("/x")]);
       expectCleanFailure(run, [6]);
       expect(await scene.victim()).toBe("untouched");
     });
@@ -187,7 +198,7 @@ describe.concurrent("hostile servers", () => {
       await symlink(join(scene.workDir, VICTIM), scene.out("planted.bin.part"));
       const content = makeContent(100 * KiB, 55);
       const server = await scene.rangeServer({ content });
-      const run = await scene.cli(["-d", "downloads", server.url("/planted.bin")]);
+      const run = await scene.cli(["-d", scene.downloads, server.url("/planted.bin")]);
       expect(run.timedOut).toBe(false);
       expect(await scene.victim()).toBe("untouched");
       if (run.code === 0) {
@@ -206,7 +217,7 @@ describe.concurrent("hostile servers", () => {
         content: Buffer.alloc(10),
         onRequest: (request) => ({ redirectTo: request.path === "/a" ? "/b" : "/a", status: 302 }),
       });
-      const run = await scene.cli(["-d", "downloads", server.url("/a")]);
+      const run = await scene.cli(["-d", scene.downloads, server.url("/a")]);
       expectCleanFailure(run, [3]);
       expect(run.stderr).toMatch(/redirect loop/);
       expect(server.requests).toHaveLength(2);
@@ -218,7 +229,7 @@ describe.concurrent("hostile servers", () => {
         content: Buffer.alloc(10),
         onRequest: (request) => ({ redirectTo: `/hop${request.index + 1}`, status: 301 }),
       });
-      const run = await scene.cli(["-d", "downloads", server.url("/hop0")]);
+      const run = await scene.cli(["-d", scene.downloads, server.url("/hop0")]);
       expectCleanFailure(run, [3]);
       expect(run.stderr).toMatch(/more than 10 redirects/);
       expect(server.requests).toHaveLength(11);
@@ -232,7 +243,7 @@ describe.concurrent("hostile servers", () => {
     ])("a redirect to %s is refused: exit 3", async ([_scheme, location], context) => {
       const scene = await Scene.create(context);
       const server = await scene.rangeServer({ content: Buffer.alloc(10), onRequest: () => ({ redirectTo: location, status: 302 }) });
-      const run = await scene.cli(["-d", "downloads", server.url()]);
+      const run = await scene.cli(["-d", scene.downloads, server.url()]);
       expectCleanFailure(run, [3]);
       expect(run.stderr).toMatch(/unsupported scheme/);
     });
@@ -240,7 +251,7 @@ describe.concurrent("hostile servers", () => {
     it("a redirect without Location: exit 3", async (context) => {
       const scene = await Scene.create(context);
       const server = await scene.rangeServer({ content: Buffer.alloc(10), onRequest: () => ({ status: 302 }) });
-      expectCleanFailure(await scene.cli(["-d", "downloads", server.url()]), [3]);
+      expectCleanFailure(await scene.cli(["-d", scene.downloads, server.url()]), [3]);
     });
 
     // A Location that does not parse must be a redirect error (HttpStatusError
@@ -248,7 +259,7 @@ describe.concurrent("hostile servers", () => {
     it("a Location that is not a URL at all: exit 3, not a crash", async (context) => {
       const scene = await Scene.create(context);
       const server = await scene.rangeServer({ content: Buffer.alloc(10), onRequest: () => ({ redirectTo: "http://[::1", status: 302 }) });
-      const run = await scene.cli(["-d", "downloads", server.url()]);
+      const run = await scene.cli(["-d", scene.downloads, server.url()]);
       expectCleanFailure(run, [3]);
     });
 
@@ -258,7 +269,7 @@ describe.concurrent("hostile servers", () => {
       const other = await scene.rangeServer({ content });
       const first = await scene.rangeServer({ content: Buffer.alloc(0), onRequest: () => ({ redirectTo: other.url("/moved.bin"), status: 307 }) });
       const run = await scene.cli([
-        "-c", "3", "--min-split", "64K", "-d", "downloads",
+        "-c", "3", "--min-split", "64K", "-d", scene.downloads,
         "-H", "Authorization: Bearer secret", "-H", "Cookie: session=abc", "-H", "X-Api-Key: k",
         first.url("/start.bin"),
       ]);
@@ -278,7 +289,7 @@ describe.concurrent("hostile servers", () => {
         content,
         onRequest: (request) => (request.path === "/a" ? { redirectTo: "/b", status: 302 } : undefined),
       });
-      const run = await scene.cli(["-c", "3", "--min-split", "64K", "-d", "downloads", "-H", "Authorization: Bearer s", server.url("/a")]);
+      const run = await scene.cli(["-c", "3", "--min-split", "64K", "-d", scene.downloads, "-H", "Authorization: Bearer s", server.url("/a")]);
       expect(run.code, run.stderr).toBe(0);
       expect(server.requests.length).toBeGreaterThanOrEqual(4);
       expect(server.requests.every((request) => request.headers["authorization"] === "Bearer s")).toBe(true);
