@@ -67,7 +67,7 @@ class Scene {
 
   /** Quick to give up: the point is the kind of failure, not the patience. */
   cli(args: string[], timeoutMs = 15_000): Promise<CliRun> {
-    return runMain(["-q", "--retries", "2", "--timeout", "2", ...args], { cwd: sharedCwd, timeoutMs });
+    return runMain(["-q", "--retries", "2", "--timeout", "2", ...args], { cwd: sharedCwd, timeoutMs, owner: this.owner });
   }
 
   out(name = "out.bin"): string {

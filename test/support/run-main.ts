@@ -5,11 +5,16 @@
 // two processes at once, SIGKILL. Each file that uses this keeps those cases as children.
 import { EventEmitter } from "node:events";
 import { Readable, Writable } from "node:stream";
+import { onTestFinished, type TestContext } from "vitest";
 import { main, type CliIo } from "../../src/cli/main.js";
 import { cliEnv, type CliOptions, type CliRun } from "./run-cli.js";
 
 /** What `runMain` takes: run-cli's options without those only a child process has. */
-export type MainOptions = Omit<CliOptions, "as" | "wrapper" | "fd3" | "stdout"> & Pick<Partial<CliIo>, "clock" | "intervals">;
+export type MainOptions = Omit<CliOptions, "as" | "wrapper" | "fd3" | "stdout"> &
+  Pick<Partial<CliIo>, "clock" | "intervals"> & {
+    /** The test the run belongs to; needed in a concurrent test, whose end vitest's global hook does not track. */
+    owner?: TestContext;
+  };
 
 /** After the deadline's SIGTERM, how long the run has to save its state and return. */
 const DEADLINE_GRACE_MS = 5_000;
@@ -85,6 +90,24 @@ export async function runMain(args: string[], options: MainOptions): Promise<Cli
   }, options.timeoutMs ?? 15_000);
 
   enter(options.cwd);
+  let left = false;
+  const leaveOnce = () => {
+    if (left) return;
+    left = true;
+    leave();
+  };
+  // A test that fails before its run returns must not leave the run holding the working
+  // directory: every later run of the worker (files share one, isolate: false) would fail
+  // as "overlapping". The run is told to stop, and its directory is given back.
+  try {
+    (options.owner?.onTestFinished ?? onTestFinished)(() => {
+      if (left) return;
+      signals.emit("SIGTERM", "SIGTERM");
+      leaveOnce();
+    });
+  } catch {
+    // Called outside a test (a beforeAll): the hook's own end is its bound.
+  }
   let code: number | null;
   try {
     const returned = main(args, io);
@@ -92,7 +115,7 @@ export async function runMain(args: string[], options: MainOptions): Promise<Cli
   } finally {
     clearTimeout(deadline);
     clearTimeout(grace);
-    leave();
+    leaveOnce();
   }
   return { code, signal: null, stdout: stdout.text, stderr: stderr.text, fd3: "", elapsedMs: performance.now() - started, timedOut };
 }
