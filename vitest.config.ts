@@ -61,9 +61,10 @@ export default defineConfig({
     projects: [
       // Pure modules keep no state between files: one module graph per worker, not one per
       // file; and they wait on nothing, so two workers (the cores) run them as fast as six.
+      // A project with its own worker count runs in a group of its own: after the rest.
       { extends: true, test: { name: "unit", include: UNIT, isolate: false, maxWorkers: 2, sequence: { groupOrder: 1 } } },
       // End-to-end files share a worker's module graph too (44 fewer Node processes to
-      // start and fill, a sixth of the suite's CPU): each one starts and closes its own
+      // start and fill, 15% of the suite's CPU): each one starts and closes its own
       // servers, temp dirs and runs, and restores what it spies on.
       {
         extends: true,
