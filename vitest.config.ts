@@ -56,6 +56,9 @@ export default defineConfig({
     // End-to-end tests mostly wait on sockets, held answers and child processes, not the
     // CPU: on 2 cores, six files at a time beat four (and eight) in this machine's runs.
     maxWorkers: 6,
+    // Files share workers (isolate: false below): a spy (vi.spyOn) is undone after its
+    // test, so none outlives it into the next test or file.
+    restoreMocks: true,
     testTimeout: 30_000,
     hookTimeout: 30_000,
     projects: [
@@ -65,7 +68,7 @@ export default defineConfig({
       { extends: true, test: { name: "unit", include: UNIT, isolate: false, maxWorkers: 2, sequence: { groupOrder: 1 } } },
       // End-to-end files share a worker's module graph too (44 fewer Node processes to
       // start and fill, 15% of the suite's CPU): each one starts and closes its own
-      // servers, temp dirs and runs, and restores what it spies on.
+      // servers, temp dirs and runs; restoreMocks undoes its spies.
       {
         extends: true,
         test: { name: "e2e", include: ["test/**/*.test.ts"], exclude: [...configDefaults.exclude, ...UNIT, ...TORTURE, ...MOCKED], isolate: false },
